@@ -1,0 +1,102 @@
+//! Named f32 tensors in safetensors files (the format Python users open with
+//! `safetensors.torch.load_file`), with string metadata.
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+/// One named tensor: row-major f32 data and its shape.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tensor {
+    /// Dimensions, outermost first.
+    pub shape: Vec<usize>,
+    /// Row-major values; `data.len()` is the product of `shape`.
+    pub data: Vec<f32>,
+}
+
+/// Tensors by name plus the file's string metadata.
+#[derive(Clone, Debug, Default)]
+pub struct TensorFile {
+    /// Tensors by name, sorted.
+    pub tensors: BTreeMap<String, Tensor>,
+    /// The `__metadata__` map.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Serialises tensors and metadata to safetensors bytes.
+pub fn to_bytes(file: &TensorFile) -> Result<Vec<u8>, String> {
+    let raw: Vec<(String, Vec<u8>, Vec<usize>)> = file
+        .tensors
+        .iter()
+        .map(|(k, t)| (k.clone(), t.data.iter().flat_map(|v| v.to_le_bytes()).collect(), t.shape.clone()))
+        .collect();
+    let views = raw
+        .iter()
+        .map(|(k, bytes, shape)| {
+            TensorView::new(Dtype::F32, shape.clone(), bytes).map(|v| (k.clone(), v)).map_err(|e| format!("tensor {k}: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let meta: HashMap<String, String> = file.metadata.clone().into_iter().collect();
+    safetensors::serialize(views, Some(meta)).map_err(|e| e.to_string())
+}
+
+/// Writes tensors atomically to `path`.
+pub fn save(path: &Path, file: &TensorFile) -> Result<(), String> {
+    let bytes = to_bytes(file)?;
+    super::atomic::write_atomic(path, &bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Parses safetensors bytes; f64, bf16 and integer tensors are converted to f32.
+pub fn from_bytes(bytes: &[u8], what: &str) -> Result<TensorFile, String> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| {
+        format!("{what} is not a valid safetensors file ({e}); was it truncated or written by another tool?")
+    })?;
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| format!("{what}: {e}"))?;
+    let metadata = meta.metadata().clone().unwrap_or_default().into_iter().collect();
+    let mut tensors = BTreeMap::new();
+    for (name, view) in st.iter() {
+        let data = to_f32(view.dtype(), view.data()).ok_or_else(|| {
+            format!("{what}: tensor '{name}' has dtype {:?}; arithlens reads F32, F64, BF16 and integer tensors", view.dtype())
+        })?;
+        tensors.insert(name.to_string(), Tensor { shape: view.shape().to_vec(), data });
+    }
+    Ok(TensorFile { tensors, metadata })
+}
+
+/// Reads a safetensors file, with errors that name the file.
+pub fn load(path: &Path) -> Result<TensorFile, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    from_bytes(&bytes, &path.display().to_string())
+}
+
+fn to_f32(dtype: Dtype, b: &[u8]) -> Option<Vec<f32>> {
+    fn chunks<const N: usize>(b: &[u8]) -> impl Iterator<Item = [u8; N]> + '_ {
+        b.chunks_exact(N).map(|c| c.try_into().unwrap())
+    }
+    Some(match dtype {
+        Dtype::F32 => chunks::<4>(b).map(f32::from_le_bytes).collect(),
+        Dtype::F64 => chunks::<8>(b).map(|c| f64::from_le_bytes(c) as f32).collect(),
+        Dtype::BF16 => chunks::<2>(b).map(|c| f32::from_bits((u16::from_le_bytes(c) as u32) << 16)).collect(),
+        Dtype::I64 => chunks::<8>(b).map(|c| i64::from_le_bytes(c) as f32).collect(),
+        Dtype::I32 => chunks::<4>(b).map(|c| i32::from_le_bytes(c) as f32).collect(),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_rejects_truncated_files() {
+        let mut f = TensorFile::default();
+        f.tensors.insert("a.W".into(), Tensor { shape: vec![2, 3], data: vec![1.0, 2.0, 3.0, 4.0, 5.0, -6.5] });
+        f.metadata.insert("k".into(), "v".into());
+        let bytes = to_bytes(&f).unwrap();
+        let back = from_bytes(&bytes, "x").unwrap();
+        assert_eq!(back.tensors, f.tensors);
+        assert_eq!(back.metadata["k"], "v");
+        let err = from_bytes(&bytes[..bytes.len() - 3], "model.safetensors").unwrap_err();
+        assert!(err.contains("not a valid safetensors file"), "{err}");
+    }
+}

@@ -1,0 +1,153 @@
+//! Model configuration, with the field names of TransformerLens's `HookedTransformerConfig` so a
+//! config written by either tool reads in the other.
+
+use serde::{Deserialize, Serialize};
+
+/// The MLP's activation function (`act_fn`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActFn {
+    /// max(0, x).
+    Relu,
+    /// The exact (erf) GELU, as PyTorch's `F.gelu` and TransformerLens's `"gelu"`.
+    Gelu,
+}
+
+impl ActFn {
+    /// Parses the TransformerLens name (`relu`, `gelu`).
+    pub fn parse(s: &str) -> Result<ActFn, String> {
+        match s {
+            "relu" => Ok(ActFn::Relu),
+            "gelu" => Ok(ActFn::Gelu),
+            other => Err(format!("unknown act_fn '{other}': expected 'relu' or 'gelu'")),
+        }
+    }
+}
+
+/// Normalisation before each sub-layer and before the unembedding (`normalization_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Norm {
+    /// LayerNorm with learned weight and bias (TransformerLens `"LN"`).
+    #[serde(rename = "LN")]
+    LN,
+}
+
+/// The architecture of one model: TransformerLens `HookedTransformerConfig` field names.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    /// Number of transformer blocks.
+    pub n_layers: usize,
+    /// Attention heads per block.
+    pub n_heads: usize,
+    /// Width of the residual stream.
+    pub d_model: usize,
+    /// Width of each head's query, key and value.
+    pub d_head: usize,
+    /// Hidden width of each MLP (0 in attention-only models).
+    #[serde(default)]
+    pub d_mlp: usize,
+    /// Input vocabulary size.
+    pub d_vocab: usize,
+    /// Output vocabulary size (the unembedding's width).
+    pub d_vocab_out: usize,
+    /// Context length: the number of positions with a learned embedding.
+    pub n_ctx: usize,
+    /// MLP activation.
+    pub act_fn: ActFn,
+    /// `"LN"` or `null` (no normalisation at all).
+    #[serde(default)]
+    pub normalization_type: Option<Norm>,
+    /// Blocks without MLPs.
+    #[serde(default)]
+    pub attn_only: bool,
+    /// LayerNorm epsilon (TransformerLens default 1e-5).
+    #[serde(default = "default_eps")]
+    pub eps: f64,
+    /// Seed of the weight initialisation.
+    #[serde(default)]
+    pub seed: u64,
+    /// Standard deviation of every `W_*` at initialisation; TransformerLens's default is
+    /// 0.8 / sqrt(d_model).
+    #[serde(default)]
+    pub initializer_range: Option<f64>,
+}
+
+fn default_eps() -> f64 {
+    1e-5
+}
+
+impl ModelConfig {
+    /// Whether blocks and the final layer carry LayerNorms.
+    pub fn has_ln(&self) -> bool {
+        self.normalization_type.is_some()
+    }
+
+    /// Whether blocks carry MLPs.
+    pub fn has_mlp(&self) -> bool {
+        !self.attn_only
+    }
+
+    /// Standard deviation of the initial weights.
+    pub fn init_std(&self) -> f64 {
+        self.initializer_range
+            .unwrap_or(0.8 / (self.d_model as f64).sqrt())
+    }
+
+    /// Checks that the sizes fit together; the message says which field is wrong and why.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("n_layers", self.n_layers),
+            ("n_heads", self.n_heads),
+            ("d_model", self.d_model),
+            ("d_head", self.d_head),
+            ("d_vocab", self.d_vocab),
+            ("d_vocab_out", self.d_vocab_out),
+            ("n_ctx", self.n_ctx),
+        ];
+        for (name, v) in positive {
+            if v == 0 {
+                return Err(format!("config field {name} is 0: it must be at least 1"));
+            }
+        }
+        if self.has_mlp() && self.d_mlp == 0 {
+            return Err("config field d_mlp is 0 but attn_only is false: set d_mlp >= 1 or attn_only".into());
+        }
+        if !(self.eps > 0.0 && self.eps.is_finite()) {
+            return Err(format!("config field eps is {}: it must be a small positive number such as 1e-5", self.eps));
+        }
+        Ok(())
+    }
+
+    /// Number of trainable parameters.
+    pub fn n_params(&self) -> usize {
+        crate::model::params::ParamLayout::new(self).total
+    }
+
+    /// Matrix-product FLOPs of a forward pass over `rows` residual rows in every layer, counting
+    /// 2 per multiply-add (the usual convention); attention scores and mixing use `ctx` keys.
+    pub fn forward_flops_per_row(&self, ctx: usize) -> f64 {
+        let (d, hd, m) = (self.d_model as f64, (self.n_heads * self.d_head) as f64, self.d_mlp as f64);
+        let mlp = if self.has_mlp() { 2.0 * d * m } else { 0.0 };
+        2.0 * (4.0 * d * hd + 2.0 * ctx as f64 * hd + mlp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_transformer_lens_config_json() {
+        let json = r#"{"n_layers": 1, "n_heads": 2, "d_model": 24, "d_head": 12, "attn_only": true,
+            "act_fn": "relu", "normalization_type": "LN", "d_vocab": 12, "d_vocab_out": 12,
+            "n_ctx": 9, "seed": 99, "eps": 1e-05, "positional_embedding_type": "standard",
+            "initializer_range": 0.16329931618554522}"#;
+        let c: ModelConfig = serde_json::from_str(json).unwrap();
+        assert!(c.attn_only && c.has_ln() && c.d_mlp == 0);
+        assert!(c.validate().is_ok());
+        let none: ModelConfig = serde_json::from_str(&json.replace("\"LN\"", "null").replace("true", "false"))
+            .unwrap();
+        assert!(!none.has_ln());
+        assert!(none.validate().unwrap_err().contains("d_mlp"));
+    }
+}

@@ -1,0 +1,74 @@
+//! Model files: safetensors with TransformerLens tensor names, the config as JSON in the
+//! metadata (`config`), plus free-form metadata such as the task (`n_digits`, `format`). Files
+//! saved from a TransformerLens state dict without a config load too: the config is read off
+//! the tensor shapes.
+
+use super::config::{ActFn, ModelConfig, Norm};
+use super::params::Params;
+use crate::io::tensors::{self, TensorFile};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// A model's weights and the metadata stored beside them.
+#[derive(Clone, Debug)]
+pub struct ModelFile {
+    /// Config and weights.
+    pub params: Params,
+    /// All metadata of the file except `config` (e.g. `n_digits`, `format`).
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl ModelFile {
+    /// Reads and checks a model file; errors say what is wrong with which tensor or field.
+    pub fn load(path: &Path) -> Result<ModelFile, String> {
+        let file = tensors::load(path)?;
+        Self::from_tensor_file(file, &path.display().to_string())
+    }
+
+    /// Builds a model from named tensors and metadata.
+    pub fn from_tensor_file(file: TensorFile, what: &str) -> Result<ModelFile, String> {
+        let config = match file.metadata.get("config") {
+            Some(json) => serde_json::from_str::<ModelConfig>(json)
+                .map_err(|e| format!("{what}: the 'config' metadata is not a valid model config: {e}"))?,
+            None => infer_config(&file).map_err(|e| format!("{what}: no 'config' metadata, and {e}"))?,
+        };
+        let params = Params::from_tensor_file(&config, &file, what)?;
+        let mut metadata = file.metadata;
+        metadata.remove("config");
+        Ok(ModelFile { params, metadata })
+    }
+
+    /// Writes the model atomically.
+    pub fn save(&self, path: &Path) -> Result<(), String> {
+        let mut f = self.params.to_tensor_file();
+        f.metadata.extend(self.metadata.clone());
+        tensors::save(path, &f)
+    }
+}
+
+/// Reads a config off the shapes of a TransformerLens state dict (act_fn is assumed relu).
+fn infer_config(f: &TensorFile) -> Result<ModelConfig, String> {
+    let shape = |n: &str| f.tensors.get(n).map(|t| t.shape.clone()).ok_or_else(|| format!("tensor '{n}' is missing"));
+    let (we, wpos, wq, wu) = (shape("embed.W_E")?, shape("pos_embed.W_pos")?, shape("blocks.0.attn.W_Q")?, shape("unembed.W_U")?);
+    if we.len() != 2 || wpos.len() != 2 || wq.len() != 3 || wu.len() != 2 {
+        return Err("the embedding, positional embedding, W_Q or W_U tensors do not have TransformerLens's shapes".into());
+    }
+    let n_layers = (0..).take_while(|l| f.tensors.contains_key(&format!("blocks.{l}.attn.W_Q"))).count();
+    let d_mlp = shape("blocks.0.mlp.W_in").map(|s| s[1]).unwrap_or(0);
+    Ok(ModelConfig {
+        n_layers,
+        n_heads: wq[0],
+        d_model: we[1],
+        d_head: wq[2],
+        d_mlp,
+        d_vocab: we[0],
+        d_vocab_out: wu[1],
+        n_ctx: wpos[0],
+        act_fn: ActFn::Relu,
+        normalization_type: f.tensors.contains_key("ln_final.w").then_some(Norm::LN),
+        attn_only: d_mlp == 0,
+        eps: 1e-5,
+        seed: 0,
+        initializer_range: None,
+    })
+}

@@ -1,0 +1,15 @@
+//! The transformer: config, parameters, forward and backward passes, and hooks, compatible with
+//! TransformerLens's `HookedTransformer` in names, shapes and numerics.
+
+pub mod config;
+pub mod file;
+pub mod hooks;
+pub mod linalg;
+pub mod ops;
+pub mod params;
+pub mod transformer;
+
+pub use config::{ActFn, ModelConfig, Norm};
+pub use hooks::{Cache, HookPoint, HookTensor, Hooks, NoHooks};
+pub use params::Params;
+pub use transformer::{backward, forward, loss, Span, Targets, Workspace};

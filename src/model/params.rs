@@ -1,0 +1,309 @@
+//! The model's parameters: one flat f32 buffer laid out tensor after tensor, with TransformerLens
+//! names and shapes. One flat buffer makes the optimiser a single loop and gradients a mirror
+//! image of the weights; the typed index below lets the forward pass find each tensor.
+
+use super::config::ModelConfig;
+use crate::io::tensors::{Tensor, TensorFile};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::ops::Range;
+
+/// One tensor's place in the flat buffer.
+#[derive(Clone, Debug)]
+pub struct ParamEntry {
+    /// TransformerLens state-dict name, e.g. `blocks.0.attn.W_Q`.
+    pub name: String,
+    /// TransformerLens shape.
+    pub shape: Vec<usize>,
+    /// Element range in the flat buffer.
+    pub range: Range<usize>,
+}
+
+impl ParamEntry {
+    /// Whether TransformerLens initialises this tensor randomly (`W_*`) rather than to 0 or 1.
+    fn is_weight_matrix(&self) -> bool {
+        self.name.rsplit('.').next().is_some_and(|n| n.starts_with("W_"))
+    }
+}
+
+/// A LayerNorm's weight and bias.
+#[derive(Clone, Debug)]
+pub struct LnIdx {
+    /// `w` [d_model].
+    pub w: Range<usize>,
+    /// `b` [d_model].
+    pub b: Range<usize>,
+}
+
+/// One attention layer's tensors.
+#[derive(Clone, Debug)]
+pub struct AttnIdx {
+    /// `W_Q` [n_heads, d_model, d_head].
+    pub w_q: Range<usize>,
+    /// `W_K` [n_heads, d_model, d_head].
+    pub w_k: Range<usize>,
+    /// `W_V` [n_heads, d_model, d_head].
+    pub w_v: Range<usize>,
+    /// `W_O` [n_heads, d_head, d_model].
+    pub w_o: Range<usize>,
+    /// `b_Q` [n_heads, d_head].
+    pub b_q: Range<usize>,
+    /// `b_K` [n_heads, d_head].
+    pub b_k: Range<usize>,
+    /// `b_V` [n_heads, d_head].
+    pub b_v: Range<usize>,
+    /// `b_O` [d_model].
+    pub b_o: Range<usize>,
+}
+
+/// One MLP's tensors.
+#[derive(Clone, Debug)]
+pub struct MlpIdx {
+    /// `W_in` [d_model, d_mlp].
+    pub w_in: Range<usize>,
+    /// `b_in` [d_mlp].
+    pub b_in: Range<usize>,
+    /// `W_out` [d_mlp, d_model].
+    pub w_out: Range<usize>,
+    /// `b_out` [d_model].
+    pub b_out: Range<usize>,
+}
+
+/// One transformer block's tensors.
+#[derive(Clone, Debug)]
+pub struct BlockIdx {
+    /// `ln1`, absent without normalisation.
+    pub ln1: Option<LnIdx>,
+    /// `attn`.
+    pub attn: AttnIdx,
+    /// `ln2`, absent without normalisation or MLP.
+    pub ln2: Option<LnIdx>,
+    /// `mlp`, absent in attention-only models.
+    pub mlp: Option<MlpIdx>,
+}
+
+/// Where every tensor lives in the flat buffer.
+#[derive(Clone, Debug)]
+pub struct ParamLayout {
+    /// All tensors in buffer order.
+    pub entries: Vec<ParamEntry>,
+    /// Total number of parameters.
+    pub total: usize,
+    /// `embed.W_E` [d_vocab, d_model].
+    pub w_e: Range<usize>,
+    /// `pos_embed.W_pos` [n_ctx, d_model].
+    pub w_pos: Range<usize>,
+    /// The blocks.
+    pub blocks: Vec<BlockIdx>,
+    /// `ln_final`.
+    pub ln_final: Option<LnIdx>,
+    /// `unembed.W_U` [d_model, d_vocab_out].
+    pub w_u: Range<usize>,
+    /// `unembed.b_U` [d_vocab_out].
+    pub b_u: Range<usize>,
+}
+
+struct Builder {
+    entries: Vec<ParamEntry>,
+    total: usize,
+}
+
+impl Builder {
+    fn add(&mut self, name: String, shape: &[usize]) -> Range<usize> {
+        let n: usize = shape.iter().product();
+        let range = self.total..self.total + n;
+        self.total += n;
+        self.entries.push(ParamEntry { name, shape: shape.to_vec(), range: range.clone() });
+        range
+    }
+
+    fn ln(&mut self, prefix: &str, d: usize) -> LnIdx {
+        LnIdx { w: self.add(format!("{prefix}.w"), &[d]), b: self.add(format!("{prefix}.b"), &[d]) }
+    }
+}
+
+impl ParamLayout {
+    /// Lays out every tensor the config calls for, in TransformerLens's order.
+    pub fn new(c: &ModelConfig) -> ParamLayout {
+        let (d, h, dh) = (c.d_model, c.n_heads, c.d_head);
+        let mut b = Builder { entries: Vec::new(), total: 0 };
+        let w_e = b.add("embed.W_E".into(), &[c.d_vocab, d]);
+        let w_pos = b.add("pos_embed.W_pos".into(), &[c.n_ctx, d]);
+        let blocks = (0..c.n_layers)
+            .map(|l| {
+                let p = format!("blocks.{l}");
+                let ln1 = c.has_ln().then(|| b.ln(&format!("{p}.ln1"), d));
+                let ln2 = (c.has_ln() && c.has_mlp()).then(|| b.ln(&format!("{p}.ln2"), d));
+                let attn = AttnIdx {
+                    w_q: b.add(format!("{p}.attn.W_Q"), &[h, d, dh]),
+                    w_k: b.add(format!("{p}.attn.W_K"), &[h, d, dh]),
+                    w_v: b.add(format!("{p}.attn.W_V"), &[h, d, dh]),
+                    w_o: b.add(format!("{p}.attn.W_O"), &[h, dh, d]),
+                    b_q: b.add(format!("{p}.attn.b_Q"), &[h, dh]),
+                    b_k: b.add(format!("{p}.attn.b_K"), &[h, dh]),
+                    b_v: b.add(format!("{p}.attn.b_V"), &[h, dh]),
+                    b_o: b.add(format!("{p}.attn.b_O"), &[d]),
+                };
+                let mlp = c.has_mlp().then(|| MlpIdx {
+                    w_in: b.add(format!("{p}.mlp.W_in"), &[d, c.d_mlp]),
+                    b_in: b.add(format!("{p}.mlp.b_in"), &[c.d_mlp]),
+                    w_out: b.add(format!("{p}.mlp.W_out"), &[c.d_mlp, d]),
+                    b_out: b.add(format!("{p}.mlp.b_out"), &[d]),
+                });
+                BlockIdx { ln1, attn, ln2, mlp }
+            })
+            .collect();
+        let ln_final = c.has_ln().then(|| b.ln("ln_final", d));
+        let w_u = b.add("unembed.W_U".into(), &[d, c.d_vocab_out]);
+        let b_u = b.add("unembed.b_U".into(), &[c.d_vocab_out]);
+        ParamLayout { entries: b.entries, total: b.total, w_e, w_pos, blocks, ln_final, w_u, b_u }
+    }
+
+    /// The entry with this TransformerLens name.
+    pub fn entry(&self, name: &str) -> Option<&ParamEntry> {
+        self.entries.iter().find(|e| e.name == name)
+    }
+}
+
+/// The weights of one model: its config, its layout and the flat buffer.
+#[derive(Clone, Debug)]
+pub struct Params {
+    /// Architecture.
+    pub config: ModelConfig,
+    /// Tensor places.
+    pub layout: ParamLayout,
+    /// All parameters, `layout.total` long.
+    pub data: Vec<f32>,
+}
+
+impl Params {
+    /// All zeros (useful as a gradient buffer).
+    pub fn zeros(config: &ModelConfig) -> Params {
+        let layout = ParamLayout::new(config);
+        Params { config: config.clone(), data: vec![0.0; layout.total], layout }
+    }
+
+    /// TransformerLens's default initialisation: every `W_*` ~ N(0, init_std²), biases 0,
+    /// LayerNorm weights 1, drawn from ChaCha8 seeded by `config.seed`.
+    pub fn init(config: &ModelConfig) -> Params {
+        let mut p = Params::zeros(config);
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let std = config.init_std() as f32;
+        for e in &p.layout.entries {
+            let slice = &mut p.data[e.range.clone()];
+            if e.is_weight_matrix() {
+                slice.iter_mut().for_each(|v| *v = std * standard_normal(&mut rng));
+            } else if e.name.ends_with(".w") {
+                slice.fill(1.0);
+            }
+        }
+        p
+    }
+
+    /// The tensor with this TransformerLens name.
+    pub fn get(&self, name: &str) -> Option<&[f32]> {
+        self.layout.entry(name).map(|e| &self.data[e.range.clone()])
+    }
+
+    /// Mutable view of the tensor with this name.
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut [f32]> {
+        let r = self.layout.entry(name)?.range.clone();
+        Some(&mut self.data[r])
+    }
+
+    /// All tensors under their TransformerLens names, ready to save.
+    pub fn to_tensor_file(&self) -> TensorFile {
+        let mut f = TensorFile::default();
+        for e in &self.layout.entries {
+            let t = Tensor { shape: e.shape.clone(), data: self.data[e.range.clone()].to_vec() };
+            f.tensors.insert(e.name.clone(), t);
+        }
+        f.metadata.insert("config".into(), serde_json::to_string(&self.config).expect("config serialises"));
+        f
+    }
+
+    /// Builds parameters from named tensors, checking that every tensor the config needs is
+    /// present with the right shape and that nothing unknown is left over.
+    pub fn from_tensor_file(config: &ModelConfig, file: &TensorFile, what: &str) -> Result<Params, String> {
+        config.validate().map_err(|e| format!("{what}: {e}"))?;
+        let mut p = Params::zeros(config);
+        for e in &p.layout.entries {
+            let t = file.tensors.get(&e.name).ok_or_else(|| {
+                format!("{what}: tensor '{}' is missing (the config needs it with shape {:?})", e.name, e.shape)
+            })?;
+            if t.shape != e.shape {
+                return Err(format!(
+                    "{what}: tensor '{}' has shape {:?} but the config needs {:?}",
+                    e.name, t.shape, e.shape
+                ));
+            }
+            p.data[e.range.clone()].copy_from_slice(&t.data);
+        }
+        let unknown: Vec<&String> = file
+            .tensors
+            .keys()
+            .filter(|k| p.layout.entry(k).is_none() && !k.ends_with("attn.mask") && !k.ends_with("attn.IGNORE"))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(format!("{what}: tensors {unknown:?} do not belong to a model with this config"));
+        }
+        Ok(p)
+    }
+}
+
+/// A standard normal draw by the Box-Muller transform (identical on every machine).
+pub fn standard_normal(rng: &mut ChaCha8Rng) -> f32 {
+    let u1: f64 = 1.0 - rng.gen::<f64>();
+    let u2: f64 = rng.gen::<f64>();
+    ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::config::{ActFn, Norm};
+
+    pub(crate) fn small() -> ModelConfig {
+        ModelConfig {
+            n_layers: 2, n_heads: 3, d_model: 48, d_head: 16, d_mlp: 96, d_vocab: 12, d_vocab_out: 12,
+            n_ctx: 12, act_fn: ActFn::Relu, normalization_type: Some(Norm::LN), attn_only: false,
+            eps: 1e-5, seed: 1, initializer_range: None,
+        }
+    }
+
+    #[test]
+    fn layout_matches_transformer_lens_parameter_count() {
+        let l = ParamLayout::new(&small());
+        let expected = 12 * 48 + 12 * 48
+            + 2 * (4 * 48 + 4 * 3 * 48 * 16 + 3 * 3 * 16 + 48 + 48 * 96 * 2 + 96 + 48)
+            + 2 * 48 + 48 * 12 + 12;
+        assert_eq!(l.total, expected);
+        assert_eq!(l.entry("blocks.1.attn.W_O").unwrap().shape, vec![3, 16, 48]);
+    }
+
+    #[test]
+    fn init_has_transformer_lens_statistics() {
+        let p = Params::init(&small());
+        let w = p.get("blocks.0.mlp.W_in").unwrap();
+        let mean = w.iter().sum::<f32>() / w.len() as f32;
+        let std = (w.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / w.len() as f32).sqrt();
+        let want = 0.8 / 48f32.sqrt();
+        assert!(mean.abs() < 0.01 && (std - want).abs() < 0.01 * want + 0.003, "{mean} {std}");
+        assert!(p.get("blocks.0.ln1.w").unwrap().iter().all(|&v| v == 1.0));
+        assert!(p.get("blocks.0.attn.b_Q").unwrap().iter().all(|&v| v == 0.0));
+        assert_eq!(Params::init(&small()).data, p.data, "same seed, same weights");
+    }
+
+    #[test]
+    fn loading_reports_missing_and_misshapen_tensors() {
+        let p = Params::init(&small());
+        let mut f = p.to_tensor_file();
+        f.tensors.get_mut("blocks.0.attn.W_Q").unwrap().shape = vec![3, 16, 48];
+        let err = Params::from_tensor_file(&small(), &f, "m").unwrap_err();
+        assert!(err.contains("'blocks.0.attn.W_Q' has shape [3, 16, 48] but the config needs [3, 48, 16]"), "{err}");
+        f.tensors.remove("unembed.b_U");
+        f.tensors.get_mut("blocks.0.attn.W_Q").unwrap().shape = vec![3, 48, 16];
+        let err = Params::from_tensor_file(&small(), &f, "m").unwrap_err();
+        assert!(err.contains("'unembed.b_U' is missing"), "{err}");
+    }
+}

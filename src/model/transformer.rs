@@ -1,0 +1,492 @@
+//! The whole model, top to bottom: embedding, pre-LN blocks (attention then MLP), final LN and
+//! unembedding, with the backward pass in reverse order below the forward. Buffers live in a
+//! [`Workspace`] allocated once per batch shape.
+//!
+//! A pass covers positions `0..t`. The last block computes queries, attention output, MLP and
+//! logits only for positions `q0..t`: training sets `q0` to the first answer-predicting position
+//! and `t` to one past the last, so it skips every row the loss does not read. Analysis uses the
+//! full span (`q0 = 0`, `t = n_ctx`), which is exactly TransformerLens's forward.
+
+use super::hooks::{HookPoint, HookTensor, Hooks};
+use super::linalg::{add_bias, add_col_sums, matmul, matmul_into, MatRef};
+use super::ops::{self, AttnDims};
+use super::params::{LnIdx, Params};
+
+/// Which positions a pass computes: all layers see positions `0..t`; the last layer's output
+/// (and so the logits) covers positions `q0..t`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    /// Number of positions fed in.
+    pub t: usize,
+    /// First position whose logits are computed.
+    pub q0: usize,
+}
+
+impl Span {
+    /// Every position, as TransformerLens computes it.
+    pub fn full(n_ctx: usize) -> Span {
+        Span { t: n_ctx, q0: 0 }
+    }
+
+    /// Only what a loss over predictions at positions `first..first + n` needs.
+    pub fn predictions(first: usize, n: usize) -> Span {
+        Span { t: first + n, q0: first }
+    }
+
+    /// Positions with logits.
+    pub fn tq(&self) -> usize {
+        self.t - self.q0
+    }
+}
+
+/// Activations of one block.
+#[derive(Default)]
+struct BlockBufs {
+    ln1_xhat: Vec<f32>,
+    ln1_scale: Vec<f32>,
+    ln1_out: Vec<f32>,
+    ln1_q: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    pattern: Vec<f32>,
+    z: Vec<f32>,
+    attn_out: Vec<f32>,
+    resid_mid: Vec<f32>,
+    ln2_xhat: Vec<f32>,
+    ln2_scale: Vec<f32>,
+    ln2_out: Vec<f32>,
+    pre: Vec<f32>,
+    post: Vec<f32>,
+    mlp_out: Vec<f32>,
+}
+
+/// Gradient scratch shared by all blocks (sized for the largest).
+#[derive(Default)]
+struct GradBufs {
+    d_out: Vec<f32>,
+    d_mid: Vec<f32>,
+    d_in: Vec<f32>,
+    d_ln: Vec<f32>,
+    d_lnq: Vec<f32>,
+    d_hidden: Vec<f32>,
+    dz: Vec<f32>,
+    dq: Vec<f32>,
+    dk: Vec<f32>,
+    dv: Vec<f32>,
+    dscores: Vec<f32>,
+    dlogits: Vec<f32>,
+}
+
+/// Every buffer a forward and backward pass needs for one batch size and span, allocated once.
+pub struct Workspace {
+    /// Batch size.
+    pub batch: usize,
+    /// Positions computed.
+    pub span: Span,
+    /// `resid[l]` is block l's `hook_resid_pre`; `resid[n_layers]` the last `hook_resid_post`.
+    resid: Vec<Vec<f32>>,
+    blocks: Vec<BlockBufs>,
+    lnf_xhat: Vec<f32>,
+    lnf_scale: Vec<f32>,
+    lnf_out: Vec<f32>,
+    /// Logits [batch, span.tq(), d_vocab_out].
+    pub logits: Vec<f32>,
+    grads: GradBufs,
+}
+
+impl Workspace {
+    /// Buffers for `batch` sequences over `span` of a model with this config.
+    pub fn new(c: &super::config::ModelConfig, batch: usize, span: Span) -> Workspace {
+        assert!(span.q0 < span.t && span.t <= c.n_ctx, "span {span:?} does not fit n_ctx {}", c.n_ctx);
+        let (d, hd, m, nl) = (c.d_model, c.n_heads * c.d_head, c.d_mlp, c.n_layers);
+        let (n_in, n_out) = (batch * span.t, batch * span.tq());
+        let z = |n: usize| vec![0.0f32; n];
+        let ln = c.has_ln();
+        let blocks = (0..nl)
+            .map(|l| {
+                let no = if l + 1 == nl { n_out } else { n_in };
+                let mlp = c.has_mlp();
+                BlockBufs {
+                    ln1_xhat: z(if ln { n_in * d } else { 0 }),
+                    ln1_scale: z(if ln { n_in } else { 0 }),
+                    ln1_out: z(if ln { n_in * d } else { 0 }),
+                    ln1_q: z(if no < n_in { no * d } else { 0 }),
+                    q: z(no * hd),
+                    k: z(n_in * hd),
+                    v: z(n_in * hd),
+                    pattern: z(batch * c.n_heads * (no / batch) * span.t),
+                    z: z(no * hd),
+                    attn_out: z(no * d),
+                    resid_mid: z(if mlp { no * d } else { 0 }),
+                    ln2_xhat: z(if ln && mlp { no * d } else { 0 }),
+                    ln2_scale: z(if ln && mlp { no } else { 0 }),
+                    ln2_out: z(if ln && mlp { no * d } else { 0 }),
+                    pre: z(if mlp { no * m } else { 0 }),
+                    post: z(if mlp { no * m } else { 0 }),
+                    mlp_out: z(if mlp { no * d } else { 0 }),
+                }
+            })
+            .collect();
+        let resid = (0..=nl).map(|l| z(if l == nl { n_out * d } else { n_in * d })).collect();
+        let grads = GradBufs {
+            d_out: z(n_in * d),
+            d_mid: z(n_in * d),
+            d_in: z(n_in * d),
+            d_ln: z(n_in * d),
+            d_lnq: z(n_out * d),
+            d_hidden: z(n_in * m),
+            dz: z(n_in * hd),
+            dq: z(n_in * hd),
+            dk: z(n_in * hd),
+            dv: z(n_in * hd),
+            dscores: z(batch * c.n_heads * span.t * span.t),
+            dlogits: z(n_out * c.d_vocab_out),
+        };
+        Workspace {
+            batch,
+            span,
+            resid,
+            blocks,
+            lnf_xhat: z(if ln { n_out * d } else { 0 }),
+            lnf_scale: z(if ln { n_out } else { 0 }),
+            lnf_out: z(n_out * d),
+            logits: z(n_out * c.d_vocab_out),
+            grads,
+        }
+    }
+
+    /// First query position of block `l`.
+    fn q0(&self, l: usize, n_layers: usize) -> usize {
+        if l + 1 == n_layers { self.span.q0 } else { 0 }
+    }
+}
+
+fn hook<H: Hooks>(hooks: &mut H, point: HookPoint, data: &mut [f32], shape: Vec<usize>, pos_offset: usize) {
+    if H::ACTIVE {
+        hooks.call(point, HookTensor { data, shape, pos_offset });
+    }
+}
+
+/// Runs the model on `tokens` ([batch, n_ctx] row-major; only the first `span.t` of each row are
+/// read), leaving logits in `ws.logits` and every activation in `ws` for the backward pass.
+/// `hooks` sees (and may change) each activation under its TransformerLens name.
+pub fn forward<H: Hooks>(p: &Params, tokens: &[u32], n_ctx: usize, ws: &mut Workspace, hooks: &mut H) {
+    let c = &p.config;
+    let (b, span, d) = (ws.batch, ws.span, c.d_model);
+    embed(p, tokens, n_ctx, ws, hooks);
+    for l in 0..c.n_layers {
+        block_forward(p, l, ws, hooks);
+    }
+    let x = std::mem::take(&mut ws.resid[c.n_layers]);
+    let tq = span.tq();
+    let out = match &p.layout.ln_final {
+        Some(lnf) => {
+            let (xh, sc, o) = (&mut ws.lnf_xhat, &mut ws.lnf_scale, &mut ws.lnf_out);
+            layernorm(p, lnf, &x, xh, sc, o, hooks, [HookPoint::LnFinalScale, HookPoint::LnFinalNormalized], [b, tq], span.q0);
+            &ws.lnf_out
+        }
+        None => &x,
+    };
+    matmul(&mut ws.logits, MatRef::new(out, b * tq, d), MatRef::new(&p.data[p.layout.w_u.clone()], d, c.d_vocab_out), false);
+    add_bias(&mut ws.logits, &p.data[p.layout.b_u.clone()]);
+    ws.resid[c.n_layers] = x;
+}
+
+fn embed<H: Hooks>(p: &Params, tokens: &[u32], n_ctx: usize, ws: &mut Workspace, hooks: &mut H) {
+    let (d, t) = (p.config.d_model, ws.span.t);
+    let (w_e, w_pos) = (&p.data[p.layout.w_e.clone()], &p.data[p.layout.w_pos.clone()]);
+    let x = &mut ws.resid[0];
+    if H::ACTIVE {
+        let shape = vec![ws.batch, t, d];
+        let mut e = vec![0.0; x.len()];
+        let mut pe = vec![0.0; x.len()];
+        for (r, (er, pr)) in e.chunks_exact_mut(d).zip(pe.chunks_exact_mut(d)).enumerate() {
+            let tok = tokens[(r / t) * n_ctx + r % t] as usize;
+            er.copy_from_slice(&w_e[tok * d..(tok + 1) * d]);
+            pr.copy_from_slice(&w_pos[(r % t) * d..(r % t + 1) * d]);
+        }
+        hook(hooks, HookPoint::Embed, &mut e, shape.clone(), 0);
+        hook(hooks, HookPoint::PosEmbed, &mut pe, shape, 0);
+        x.iter_mut().zip(e.iter().zip(&pe)).for_each(|(x, (a, b))| *x = a + b);
+    } else {
+        for (r, row) in x.chunks_exact_mut(d).enumerate() {
+            let tok = tokens[(r / t) * n_ctx + r % t] as usize;
+            let (er, pr) = (&w_e[tok * d..(tok + 1) * d], &w_pos[(r % t) * d..(r % t + 1) * d]);
+            row.iter_mut().zip(er.iter().zip(pr)).for_each(|(x, (a, b))| *x = a + b);
+        }
+    }
+}
+
+/// LayerNorm with its two hooks; the output is recomputed if a hook edited `hook_normalized`.
+#[allow(clippy::too_many_arguments)]
+fn layernorm<H: Hooks>(p: &Params, ln: &LnIdx, x: &[f32], xhat: &mut [f32], scale: &mut [f32], out: &mut [f32], hooks: &mut H, points: [HookPoint; 2], bt: [usize; 2], pos0: usize) {
+    let (w, bias) = (&p.data[ln.w.clone()], &p.data[ln.b.clone()]);
+    ops::layernorm_forward(x, w, bias, p.config.eps as f32, xhat, scale, out);
+    if H::ACTIVE {
+        hook(hooks, points[0], scale, vec![bt[0], bt[1], 1], pos0);
+        hook(hooks, points[1], xhat, vec![bt[0], bt[1], w.len()], pos0);
+        for (o, xh) in out.chunks_exact_mut(w.len()).zip(xhat.chunks_exact(w.len())) {
+            for i in 0..w.len() {
+                o[i] = xh[i] * w[i] + bias[i];
+            }
+        }
+    }
+}
+
+/// Copies rows `q0..t` of every sequence of `x` ([batch, t, d]) into `out` ([batch, t - q0, d]).
+fn gather_rows(x: &[f32], d: usize, span: Span, out: &mut [f32]) {
+    for (o, xs) in out.chunks_exact_mut(span.tq() * d).zip(x.chunks_exact(span.t * d)) {
+        o.copy_from_slice(&xs[span.q0 * d..]);
+    }
+}
+
+/// Adds rows of `y` ([batch, t - q0, d]) into rows `q0..t` of `x` ([batch, t, d]).
+fn scatter_add_rows(x: &mut [f32], d: usize, span: Span, y: &[f32]) {
+    for (xs, ys) in x.chunks_exact_mut(span.t * d).zip(y.chunks_exact(span.tq() * d)) {
+        xs[span.q0 * d..].iter_mut().zip(ys).for_each(|(a, b)| *a += b);
+    }
+}
+
+fn block_forward<H: Hooks>(p: &Params, l: usize, ws: &mut Workspace, hooks: &mut H) {
+    let c = &p.config;
+    let idx = &p.layout.blocks[l];
+    let (b, t, d, nh, dh) = (ws.batch, ws.span.t, c.d_model, c.n_heads, c.d_head);
+    let hd = nh * dh;
+    let q0 = ws.q0(l, c.n_layers);
+    let sub = Span { t, q0 };
+    let (tq, n_in, n_out) = (t - q0, b * t, b * (t - q0));
+    let (before, after) = ws.resid.split_at_mut(l + 1);
+    let (x, x_out) = (&mut before[l], &mut after[0]);
+    hook(hooks, HookPoint::ResidPre(l), x, vec![b, t, d], 0);
+    let bb = &mut ws.blocks[l];
+    let ln_in: &[f32] = match &idx.ln1 {
+        Some(ln) => {
+            layernorm(p, ln, x, &mut bb.ln1_xhat, &mut bb.ln1_scale, &mut bb.ln1_out, hooks, [HookPoint::Ln1Scale(l), HookPoint::Ln1Normalized(l)], [b, t], 0);
+            &bb.ln1_out
+        }
+        None => x,
+    };
+    let ln_q: &[f32] = if q0 > 0 {
+        gather_rows(ln_in, d, sub, &mut bb.ln1_q);
+        &bb.ln1_q
+    } else {
+        ln_in
+    };
+    // Queries for the query rows, keys and values for all rows: [rows, head, d_head].
+    let a = &idx.attn;
+    for h in 0..nh {
+        let w = |r: &std::ops::Range<usize>| MatRef::new(&p.data[r.start + h * d * dh..r.start + (h + 1) * d * dh], d, dh);
+        matmul_into(&mut bb.q[h * dh..], hd, MatRef::new(ln_q, n_out, d), w(&a.w_q), false);
+        matmul_into(&mut bb.k[h * dh..], hd, MatRef::new(ln_in, n_in, d), w(&a.w_k), false);
+        matmul_into(&mut bb.v[h * dh..], hd, MatRef::new(ln_in, n_in, d), w(&a.w_v), false);
+    }
+    add_bias(&mut bb.q, &p.data[a.b_q.clone()]);
+    add_bias(&mut bb.k, &p.data[a.b_k.clone()]);
+    add_bias(&mut bb.v, &p.data[a.b_v.clone()]);
+    hook(hooks, HookPoint::Q(l), &mut bb.q, vec![b, tq, nh, dh], q0);
+    hook(hooks, HookPoint::K(l), &mut bb.k, vec![b, t, nh, dh], 0);
+    hook(hooks, HookPoint::V(l), &mut bb.v, vec![b, t, nh, dh], 0);
+    let dims = AttnDims { batch: b, heads: nh, d_head: dh, t, q0 };
+    ops::attn_scores(dims, &bb.q, &bb.k, &mut bb.pattern);
+    hook(hooks, HookPoint::AttnScores(l), &mut bb.pattern, vec![b, nh, tq, t], q0);
+    ops::softmax_rows(&mut bb.pattern, t);
+    hook(hooks, HookPoint::Pattern(l), &mut bb.pattern, vec![b, nh, tq, t], q0);
+    ops::attn_mix(dims, &bb.pattern, &bb.v, &mut bb.z);
+    hook(hooks, HookPoint::Z(l), &mut bb.z, vec![b, tq, nh, dh], q0);
+    // W_O [head, d_head, d_model] is one [head * d_head, d_model] matrix.
+    matmul(&mut bb.attn_out, MatRef::new(&bb.z, n_out, hd), MatRef::new(&p.data[a.w_o.clone()], hd, d), false);
+    add_bias(&mut bb.attn_out, &p.data[a.b_o.clone()]);
+    hook(hooks, HookPoint::AttnOut(l), &mut bb.attn_out, vec![b, tq, d], q0);
+    let mid = if idx.mlp.is_some() { &mut bb.resid_mid } else { &mut *x_out };
+    if q0 > 0 {
+        gather_rows(x, d, sub, mid);
+    } else {
+        mid.copy_from_slice(x);
+    }
+    mid.iter_mut().zip(&bb.attn_out).for_each(|(m, a)| *m += a);
+    if let Some(mlp) = &idx.mlp {
+        hook(hooks, HookPoint::ResidMid(l), &mut bb.resid_mid, vec![b, tq, d], q0);
+        let ln2_in: &[f32] = match &idx.ln2 {
+            Some(ln) => {
+                layernorm(p, ln, &bb.resid_mid, &mut bb.ln2_xhat, &mut bb.ln2_scale, &mut bb.ln2_out, hooks, [HookPoint::Ln2Scale(l), HookPoint::Ln2Normalized(l)], [b, tq], q0);
+                &bb.ln2_out
+            }
+            None => &bb.resid_mid,
+        };
+        let m = c.d_mlp;
+        matmul(&mut bb.pre, MatRef::new(ln2_in, n_out, d), MatRef::new(&p.data[mlp.w_in.clone()], d, m), false);
+        add_bias(&mut bb.pre, &p.data[mlp.b_in.clone()]);
+        hook(hooks, HookPoint::MlpPre(l), &mut bb.pre, vec![b, tq, m], q0);
+        ops::activation_forward(c.act_fn, &bb.pre, &mut bb.post);
+        hook(hooks, HookPoint::MlpPost(l), &mut bb.post, vec![b, tq, m], q0);
+        matmul(&mut bb.mlp_out, MatRef::new(&bb.post, n_out, m), MatRef::new(&p.data[mlp.w_out.clone()], m, d), false);
+        add_bias(&mut bb.mlp_out, &p.data[mlp.b_out.clone()]);
+        hook(hooks, HookPoint::MlpOut(l), &mut bb.mlp_out, vec![b, tq, d], q0);
+        x_out.iter_mut().zip(bb.resid_mid.iter().zip(&bb.mlp_out)).for_each(|(o, (r, m))| *o = r + m);
+    }
+    hook(hooks, HookPoint::ResidPost(l), x_out, vec![b, tq, d], q0);
+}
+
+/// Backward pass from `d logits` already in the workspace (see [`set_dlogits`]): adds every
+/// parameter's gradient into `grad` (same layout as `p.data`).
+pub fn backward(p: &Params, tokens: &[u32], n_ctx: usize, ws: &mut Workspace, grad: &mut [f32]) {
+    let c = &p.config;
+    let (b, d, tq) = (ws.batch, c.d_model, ws.span.tq());
+    let n_out = b * tq;
+    let lay = &p.layout;
+    let mut g = std::mem::take(&mut ws.grads);
+    // Unembedding.
+    let dl = MatRef::new(&g.dlogits, n_out, c.d_vocab_out);
+    let lnf_in: &[f32] = if lay.ln_final.is_some() { &ws.lnf_out } else { &ws.resid[c.n_layers] };
+    matmul(&mut grad[lay.w_u.clone()], MatRef::new(lnf_in, n_out, d).t(), dl, true);
+    add_col_sums(&mut grad[lay.b_u.clone()], &g.dlogits);
+    let w_u = MatRef::new(&p.data[lay.w_u.clone()], d, c.d_vocab_out);
+    match &lay.ln_final {
+        Some(lnf) => {
+            matmul(&mut g.d_ln[..n_out * d], dl, w_u.t(), false);
+            let (dw, db) = two_mut(grad, &lnf.w, &lnf.b);
+            ops::layernorm_backward(&g.d_ln[..n_out * d], &ws.lnf_xhat, &ws.lnf_scale, &p.data[lnf.w.clone()], dw, db, &mut g.d_out[..n_out * d], false);
+        }
+        None => matmul(&mut g.d_out[..n_out * d], dl, w_u.t(), false),
+    }
+    for l in (0..c.n_layers).rev() {
+        block_backward(p, l, ws, &mut g, grad);
+        std::mem::swap(&mut g.d_out, &mut g.d_in);
+    }
+    // Embeddings: g.d_out now holds d hook_resid_pre of block 0.
+    let t = ws.span.t;
+    for (r, row) in g.d_out[..b * t * d].chunks_exact(d).enumerate() {
+        let tok = tokens[(r / t) * n_ctx + r % t] as usize;
+        let pos = r % t;
+        grad[lay.w_e.start + tok * d..lay.w_e.start + (tok + 1) * d].iter_mut().zip(row).for_each(|(g, v)| *g += v);
+        grad[lay.w_pos.start + pos * d..lay.w_pos.start + (pos + 1) * d].iter_mut().zip(row).for_each(|(g, v)| *g += v);
+    }
+    ws.grads = g;
+}
+
+/// Two disjoint mutable sub-slices of the gradient (a LayerNorm's weight and bias).
+/// Head `h`'s columns of a [rows, head * d_head] buffer.
+fn head_cols(buf: &[f32], h: usize, rows: usize, dh: usize, hd: usize) -> MatRef<'_> {
+    MatRef::strided(&buf[h * dh..], rows, dh, hd, 1)
+}
+
+fn two_mut<'a>(x: &'a mut [f32], a: &std::ops::Range<usize>, b: &std::ops::Range<usize>) -> (&'a mut [f32], &'a mut [f32]) {
+    assert!(a.end <= b.start);
+    let (lo, hi) = x.split_at_mut(b.start);
+    (&mut lo[a.clone()], &mut hi[..b.len()])
+}
+
+/// Block `l` backward: reads d hook_resid_post from `g.d_out`, writes d hook_resid_pre to `g.d_in`.
+fn block_backward(p: &Params, l: usize, ws: &Workspace, g: &mut GradBufs, grad: &mut [f32]) {
+    let c = &p.config;
+    let idx = &p.layout.blocks[l];
+    let bb = &ws.blocks[l];
+    let (b, t, d, nh, dh) = (ws.batch, ws.span.t, c.d_model, c.n_heads, c.d_head);
+    let hd = nh * dh;
+    let q0 = ws.q0(l, c.n_layers);
+    let sub = Span { t, q0 };
+    let (n_in, n_out) = (b * t, b * (t - q0));
+    let d_mid = &mut g.d_mid[..n_out * d];
+    d_mid.copy_from_slice(&g.d_out[..n_out * d]);
+    if let Some(mlp) = &idx.mlp {
+        let m = c.d_mlp;
+        let d_post = MatRef::new(&g.d_out[..n_out * d], n_out, d);
+        matmul(&mut grad[mlp.w_out.clone()], MatRef::new(&bb.post, n_out, m).t(), d_post, true);
+        add_col_sums(&mut grad[mlp.b_out.clone()], &g.d_out[..n_out * d]);
+        let dh_buf = &mut g.d_hidden[..n_out * m];
+        matmul(dh_buf, d_post, MatRef::new(&p.data[mlp.w_out.clone()], m, d).t(), false);
+        ops::activation_backward(c.act_fn, &bb.pre, dh_buf);
+        let ln2_in: &[f32] = if idx.ln2.is_some() { &bb.ln2_out } else { &bb.resid_mid };
+        matmul(&mut grad[mlp.w_in.clone()], MatRef::new(ln2_in, n_out, d).t(), MatRef::new(dh_buf, n_out, m), true);
+        add_col_sums(&mut grad[mlp.b_in.clone()], dh_buf);
+        let w_in = MatRef::new(&p.data[mlp.w_in.clone()], d, m);
+        match &idx.ln2 {
+            Some(ln) => {
+                matmul(&mut g.d_ln[..n_out * d], MatRef::new(dh_buf, n_out, m), w_in.t(), false);
+                let (dw, db) = two_mut(grad, &ln.w, &ln.b);
+                ops::layernorm_backward(&g.d_ln[..n_out * d], &bb.ln2_xhat, &bb.ln2_scale, &p.data[ln.w.clone()], dw, db, d_mid, true);
+            }
+            None => matmul(d_mid, MatRef::new(dh_buf, n_out, m), w_in.t(), true),
+        }
+    }
+    // Attention output projection.
+    let a = &idx.attn;
+    let d_mid = &g.d_mid[..n_out * d];
+    matmul(&mut grad[a.w_o.clone()], MatRef::new(&bb.z, n_out, hd).t(), MatRef::new(d_mid, n_out, d), true);
+    add_col_sums(&mut grad[a.b_o.clone()], d_mid);
+    matmul(&mut g.dz[..n_out * hd], MatRef::new(d_mid, n_out, d), MatRef::new(&p.data[a.w_o.clone()], hd, d).t(), false);
+    let dims = AttnDims { batch: b, heads: nh, d_head: dh, t, q0 };
+    ops::attention_backward(dims, &bb.q, &bb.k, &bb.v, &bb.pattern, &g.dz[..n_out * hd], &mut g.dscores[..b * nh * (t - q0) * t], &mut g.dq[..n_out * hd], &mut g.dk[..n_in * hd], &mut g.dv[..n_in * hd]);
+    add_col_sums(&mut grad[a.b_q.clone()], &g.dq[..n_out * hd]);
+    add_col_sums(&mut grad[a.b_k.clone()], &g.dk[..n_in * hd]);
+    add_col_sums(&mut grad[a.b_v.clone()], &g.dv[..n_in * hd]);
+    let ln_in: &[f32] = if idx.ln1.is_some() { &bb.ln1_out } else { &ws.resid[l] };
+    let ln_q: &[f32] = if q0 > 0 { &bb.ln1_q } else { ln_in };
+    let d_ln = &mut g.d_ln[..n_in * d];
+    let d_lnq = if q0 > 0 { &mut g.d_lnq[..n_out * d] } else { &mut [][..] };
+    for h in 0..nh {
+        let wr = |r: &std::ops::Range<usize>| r.start + h * d * dh..r.start + (h + 1) * d * dh;
+        let (wq, wk, wv) = (wr(&a.w_q), wr(&a.w_k), wr(&a.w_v));
+        matmul(&mut grad[wq.clone()], MatRef::new(ln_q, n_out, d).t(), head_cols(&g.dq, h, n_out, dh, hd), true);
+        matmul(&mut grad[wk.clone()], MatRef::new(ln_in, n_in, d).t(), head_cols(&g.dk, h, n_in, dh, hd), true);
+        matmul(&mut grad[wv.clone()], MatRef::new(ln_in, n_in, d).t(), head_cols(&g.dv, h, n_in, dh, hd), true);
+        let w = |r: std::ops::Range<usize>| MatRef::new(&p.data[r], d, dh).t();
+        matmul(d_ln, head_cols(&g.dk, h, n_in, dh, hd), w(wk), h > 0);
+        matmul(d_ln, head_cols(&g.dv, h, n_in, dh, hd), w(wv), true);
+        if q0 > 0 {
+            matmul(d_lnq, head_cols(&g.dq, h, n_out, dh, hd), w(wq), h > 0);
+        } else {
+            matmul(d_ln, head_cols(&g.dq, h, n_out, dh, hd), w(wq), true);
+        }
+    }
+    if q0 > 0 {
+        scatter_add_rows(d_ln, d, sub, d_lnq);
+    }
+    let d_in = &mut g.d_in[..n_in * d];
+    match &idx.ln1 {
+        Some(ln) => {
+            let (dw, db) = two_mut(grad, &ln.w, &ln.b);
+            ops::layernorm_backward(d_ln, &bb.ln1_xhat, &bb.ln1_scale, &p.data[ln.w.clone()], dw, db, d_in, false);
+        }
+        None => d_in.copy_from_slice(d_ln),
+    }
+    // The residual connection around the block.
+    if q0 > 0 {
+        scatter_add_rows(d_in, d, sub, d_mid);
+    } else {
+        d_in.iter_mut().zip(d_mid).for_each(|(a, b)| *a += b);
+    }
+}
+
+/// Cross-entropy of next-token predictions at positions `first..first + n` (the answer), as
+/// the papers define the loss: mean over batch and answer tokens, log-softmax in f64.
+pub struct Targets {
+    /// First predicting position (the one before the first answer token).
+    pub first: usize,
+    /// Number of predicted answer tokens.
+    pub n: usize,
+}
+
+/// Loss of the last forward pass: fills `nll` [batch, targets.n] with each answer token's
+/// negative log-likelihood and, when `with_grad`, the workspace's d logits for [`backward`].
+/// Returns the mean.
+pub fn loss(ws: &mut Workspace, tokens: &[u32], n_ctx: usize, v: usize, targets: &Targets, nll: &mut [f64], with_grad: bool) -> f64 {
+    let (b, span) = (ws.batch, ws.span);
+    assert!(targets.first >= span.q0 && targets.first + targets.n <= span.t, "span {span:?} lacks the answer positions");
+    let tq = span.tq();
+    let scale = 1.0 / (b * targets.n) as f32;
+    if with_grad {
+        ws.grads.dlogits.fill(0.0);
+    }
+    let mut tgt = vec![0u32; targets.n];
+    for bi in 0..b {
+        for (i, t) in tgt.iter_mut().enumerate() {
+            *t = tokens[bi * n_ctx + targets.first + i + 1];
+        }
+        let rows = (bi * tq + targets.first - span.q0) * v..(bi * tq + targets.first - span.q0 + targets.n) * v;
+        let d = with_grad.then(|| (&mut ws.grads.dlogits[rows.clone()], scale));
+        ops::cross_entropy(&ws.logits[rows], v, &tgt, &mut nll[bi * targets.n..(bi + 1) * targets.n], d);
+    }
+    nll.iter().sum::<f64>() / nll.len() as f64
+}

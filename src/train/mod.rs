@@ -1,0 +1,3 @@
+//! Training: the optimiser and schedules, and the training loop with checkpoints.
+
+pub mod optim;
