@@ -1,8 +1,21 @@
 //! arithlens: train small transformers on integer arithmetic on a CPU and explain, mechanistically,
 //! the algorithm they learn (after Quirke & Barez, "Understanding Addition in Transformers").
 //!
-//! Layout: [`model`] (config, weights, forward/backward, hooks) and [`io`] (files).
+//! Layout, one concept per module:
+//! - [`task`]: questions, tokens, labels, complexity classes and generators;
+//! - [`model`]: config, weights, forward/backward pass and hooks (TransformerLens-compatible);
+//! - [`train`]: run configs and presets, AdamW, the training loop and its record;
+//! - [`eval`]: predictions and accuracy;
+//! - [`report`]: figures and the HTML report;
+//! - [`task_model`]: a model file together with the task it answers;
+//! - [`io`], [`bench`], [`cli`]: files, benchmarks and the command line.
 
+pub mod bench;
+pub mod cli;
+pub mod eval;
 pub mod io;
 pub mod model;
+pub mod report;
+pub mod task;
+pub mod task_model;
 pub mod train;

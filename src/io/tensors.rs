@@ -25,11 +25,8 @@ pub struct TensorFile {
 
 /// Serialises tensors and metadata to safetensors bytes.
 pub fn to_bytes(file: &TensorFile) -> Result<Vec<u8>, String> {
-    let raw: Vec<(String, Vec<u8>, Vec<usize>)> = file
-        .tensors
-        .iter()
-        .map(|(k, t)| (k.clone(), t.data.iter().flat_map(|v| v.to_le_bytes()).collect(), t.shape.clone()))
-        .collect();
+    let raw: Vec<(String, Vec<u8>, Vec<usize>)> =
+        file.tensors.iter().map(|(k, t)| (k.clone(), t.data.iter().flat_map(|v| v.to_le_bytes()).collect(), t.shape.clone())).collect();
     let views = raw
         .iter()
         .map(|(k, bytes, shape)| {
@@ -48,9 +45,8 @@ pub fn save(path: &Path, file: &TensorFile) -> Result<(), String> {
 
 /// Parses safetensors bytes; f64, bf16 and integer tensors are converted to f32.
 pub fn from_bytes(bytes: &[u8], what: &str) -> Result<TensorFile, String> {
-    let st = SafeTensors::deserialize(bytes).map_err(|e| {
-        format!("{what} is not a valid safetensors file ({e}); was it truncated or written by another tool?")
-    })?;
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| format!("{what} is not a valid safetensors file ({e}); was it truncated or written by another tool?"))?;
     let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| format!("{what}: {e}"))?;
     let metadata = meta.metadata().clone().unwrap_or_default().into_iter().collect();
     let mut tensors = BTreeMap::new();

@@ -89,8 +89,7 @@ impl ModelConfig {
 
     /// Standard deviation of the initial weights.
     pub fn init_std(&self) -> f64 {
-        self.initializer_range
-            .unwrap_or(0.8 / (self.d_model as f64).sqrt())
+        self.initializer_range.unwrap_or(0.8 / (self.d_model as f64).sqrt())
     }
 
     /// Checks that the sizes fit together; the message says which field is wrong and why.
@@ -122,14 +121,6 @@ impl ModelConfig {
     pub fn n_params(&self) -> usize {
         crate::model::params::ParamLayout::new(self).total
     }
-
-    /// Matrix-product FLOPs of a forward pass over `rows` residual rows in every layer, counting
-    /// 2 per multiply-add (the usual convention); attention scores and mixing use `ctx` keys.
-    pub fn forward_flops_per_row(&self, ctx: usize) -> f64 {
-        let (d, hd, m) = (self.d_model as f64, (self.n_heads * self.d_head) as f64, self.d_mlp as f64);
-        let mlp = if self.has_mlp() { 2.0 * d * m } else { 0.0 };
-        2.0 * (4.0 * d * hd + 2.0 * ctx as f64 * hd + mlp)
-    }
 }
 
 #[cfg(test)]
@@ -145,8 +136,7 @@ mod tests {
         let c: ModelConfig = serde_json::from_str(json).unwrap();
         assert!(c.attn_only && c.has_ln() && c.d_mlp == 0);
         assert!(c.validate().is_ok());
-        let none: ModelConfig = serde_json::from_str(&json.replace("\"LN\"", "null").replace("true", "false"))
-            .unwrap();
+        let none: ModelConfig = serde_json::from_str(&json.replace("\"LN\"", "null").replace("true", "false")).unwrap();
         assert!(!none.has_ln());
         assert!(none.validate().unwrap_err().contains("d_mlp"));
     }

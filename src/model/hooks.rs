@@ -83,10 +83,9 @@ impl HookPoint {
 
     /// Parses a TransformerLens hook name for a model with `n_layers` layers.
     pub fn parse(name: &str, n_layers: usize) -> Result<HookPoint, String> {
-        Self::all(n_layers, true, true)
-            .into_iter()
-            .find(|p| p.name() == name)
-            .ok_or_else(|| format!("unknown hook point '{name}': expected a TransformerLens name such as 'blocks.0.attn.hook_z' (layers 0..{n_layers})"))
+        Self::all(n_layers, true, true).into_iter().find(|p| p.name() == name).ok_or_else(|| {
+            format!("unknown hook point '{name}': expected a TransformerLens name such as 'blocks.0.attn.hook_z' (layers 0..{n_layers})")
+        })
     }
 
     /// Every hook point of a model, in forward order.

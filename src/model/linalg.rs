@@ -61,11 +61,24 @@ pub fn matmul_into(out: &mut [f32], dst_rs: usize, a: MatRef, b: MatRef, accumul
     // SAFETY: every index the kernel touches was bounds-checked above through the strides.
     unsafe {
         gemm::gemm(
-            m, n, k,
-            out.as_mut_ptr(), 1, dst_rs as isize, accumulate,
-            a.data.as_ptr(), a.cs as isize, a.rs as isize,
-            b.data.as_ptr(), b.cs as isize, b.rs as isize,
-            1.0, 1.0, false, false, false,
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            dst_rs as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
             parallelism(m, n, k),
         );
     }

@@ -14,9 +14,8 @@ fn rows_per_task(width: usize) -> usize {
 pub fn layernorm_forward(x: &[f32], w: &[f32], b: &[f32], eps: f32, xhat: &mut [f32], scale: &mut [f32], out: &mut [f32]) {
     let d = w.len();
     let n = rows_per_task(d);
-    (x.par_chunks(d * n), xhat.par_chunks_mut(d * n), scale.par_chunks_mut(n), out.par_chunks_mut(d * n))
-        .into_par_iter()
-        .for_each(|(x, xh, sc, o)| {
+    (x.par_chunks(d * n), xhat.par_chunks_mut(d * n), scale.par_chunks_mut(n), out.par_chunks_mut(d * n)).into_par_iter().for_each(
+        |(x, xh, sc, o)| {
             for (((x, xh), s), o) in x.chunks_exact(d).zip(xh.chunks_exact_mut(d)).zip(sc).zip(o.chunks_exact_mut(d)) {
                 let mean = x.iter().sum::<f32>() / d as f32;
                 let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / d as f32;
@@ -27,13 +26,23 @@ pub fn layernorm_forward(x: &[f32], w: &[f32], b: &[f32], eps: f32, xhat: &mut [
                     o[i] = xh[i] * w[i] + b[i];
                 }
             }
-        });
+        },
+    );
 }
 
 /// LayerNorm backward: from `dout` accumulates `dw`, `db` and writes (or adds, when `accumulate`)
 /// the input gradient into `dx`.
 #[allow(clippy::too_many_arguments)]
-pub fn layernorm_backward(dout: &[f32], xhat: &[f32], scale: &[f32], w: &[f32], dw: &mut [f32], db: &mut [f32], dx: &mut [f32], accumulate: bool) {
+pub fn layernorm_backward(
+    dout: &[f32],
+    xhat: &[f32],
+    scale: &[f32],
+    w: &[f32],
+    dw: &mut [f32],
+    db: &mut [f32],
+    dx: &mut [f32],
+    accumulate: bool,
+) {
     let d = w.len();
     for (dy, xh) in dout.chunks_exact(d).zip(xhat.chunks_exact(d)) {
         for i in 0..d {
@@ -42,9 +51,8 @@ pub fn layernorm_backward(dout: &[f32], xhat: &[f32], scale: &[f32], w: &[f32], 
         }
     }
     let n = rows_per_task(d);
-    (dout.par_chunks(d * n), xhat.par_chunks(d * n), scale.par_chunks(n), dx.par_chunks_mut(d * n))
-        .into_par_iter()
-        .for_each(|(dout, xhat, scale, dx)| {
+    (dout.par_chunks(d * n), xhat.par_chunks(d * n), scale.par_chunks(n), dx.par_chunks_mut(d * n)).into_par_iter().for_each(
+        |(dout, xhat, scale, dx)| {
             for (((dy, xh), s), dx) in dout.chunks_exact(d).zip(xhat.chunks_exact(d)).zip(scale).zip(dx.chunks_exact_mut(d)) {
                 let (mut m1, mut m2) = (0.0f32, 0.0f32);
                 for i in 0..d {
@@ -58,7 +66,8 @@ pub fn layernorm_backward(dout: &[f32], xhat: &[f32], scale: &[f32], w: &[f32], 
                     dx[i] = if accumulate { dx[i] + g } else { g };
                 }
             }
-        });
+        },
+    );
 }
 
 /// Shapes of one attention computation over a batch: keys at positions `0..t`, queries at
@@ -152,10 +161,22 @@ pub fn attn_mix(dims: AttnDims, pattern: &[f32], v: &[f32], z: &mut [f32]) {
 /// Backward of scores, softmax and mixing together. Writes `dq` [batch, tq, head, d_head] and
 /// `dk`, `dv` [batch, t, head, d_head]; `dscores` is scratch of the pattern's shape.
 #[allow(clippy::too_many_arguments)]
-pub fn attention_backward(dims: AttnDims, q: &[f32], k: &[f32], v: &[f32], pattern: &[f32], dz: &[f32], dscores: &mut [f32], dq: &mut [f32], dk: &mut [f32], dv: &mut [f32]) {
+pub fn attention_backward(
+    dims: AttnDims,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    pattern: &[f32],
+    dz: &[f32],
+    dscores: &mut [f32],
+    dq: &mut [f32],
+    dk: &mut [f32],
+    dv: &mut [f32],
+) {
     let (hd, dh, tq, t) = (dims.hd(), dims.d_head, dims.tq(), dims.t);
     let scale = 1.0 / (dh as f32).sqrt();
-    let per_b = (dscores.par_chunks_mut(dims.pattern_len()), dq.par_chunks_mut(tq * hd), dk.par_chunks_mut(t * hd), dv.par_chunks_mut(t * hd));
+    let per_b =
+        (dscores.par_chunks_mut(dims.pattern_len()), dq.par_chunks_mut(tq * hd), dk.par_chunks_mut(t * hd), dv.par_chunks_mut(t * hd));
     per_b.into_par_iter().enumerate().for_each(|(b, (ds, dq, dk, dv))| {
         let q = &q[b * tq * hd..(b + 1) * tq * hd];
         let (k, v) = (&k[b * t * hd..(b + 1) * t * hd], &v[b * t * hd..(b + 1) * t * hd]);
@@ -209,7 +230,11 @@ fn act_value(act: super::config::ActFn, x: f32) -> f32 {
 fn act_grad(act: super::config::ActFn, x: f32) -> f32 {
     match act {
         super::config::ActFn::Relu => {
-            if x > 0.0 { 1.0 } else { 0.0 }
+            if x > 0.0 {
+                1.0
+            } else {
+                0.0
+            }
         }
         super::config::ActFn::Gelu => {
             let x = x as f64;

@@ -228,14 +228,12 @@ impl Params {
         config.validate().map_err(|e| format!("{what}: {e}"))?;
         let mut p = Params::zeros(config);
         for e in &p.layout.entries {
-            let t = file.tensors.get(&e.name).ok_or_else(|| {
-                format!("{what}: tensor '{}' is missing (the config needs it with shape {:?})", e.name, e.shape)
-            })?;
+            let t = file
+                .tensors
+                .get(&e.name)
+                .ok_or_else(|| format!("{what}: tensor '{}' is missing (the config needs it with shape {:?})", e.name, e.shape))?;
             if t.shape != e.shape {
-                return Err(format!(
-                    "{what}: tensor '{}' has shape {:?} but the config needs {:?}",
-                    e.name, t.shape, e.shape
-                ));
+                return Err(format!("{what}: tensor '{}' has shape {:?} but the config needs {:?}", e.name, t.shape, e.shape));
             }
             p.data[e.range.clone()].copy_from_slice(&t.data);
         }
@@ -265,18 +263,27 @@ mod tests {
 
     pub(crate) fn small() -> ModelConfig {
         ModelConfig {
-            n_layers: 2, n_heads: 3, d_model: 48, d_head: 16, d_mlp: 96, d_vocab: 12, d_vocab_out: 12,
-            n_ctx: 12, act_fn: ActFn::Relu, normalization_type: Some(Norm::LN), attn_only: false,
-            eps: 1e-5, seed: 1, initializer_range: None,
+            n_layers: 2,
+            n_heads: 3,
+            d_model: 48,
+            d_head: 16,
+            d_mlp: 96,
+            d_vocab: 12,
+            d_vocab_out: 12,
+            n_ctx: 12,
+            act_fn: ActFn::Relu,
+            normalization_type: Some(Norm::LN),
+            attn_only: false,
+            eps: 1e-5,
+            seed: 1,
+            initializer_range: None,
         }
     }
 
     #[test]
     fn layout_matches_transformer_lens_parameter_count() {
         let l = ParamLayout::new(&small());
-        let expected = 12 * 48 + 12 * 48
-            + 2 * (4 * 48 + 4 * 3 * 48 * 16 + 3 * 3 * 16 + 48 + 48 * 96 * 2 + 96 + 48)
-            + 2 * 48 + 48 * 12 + 12;
+        let expected = 12 * 48 + 12 * 48 + 2 * (4 * 48 + 4 * 3 * 48 * 16 + 3 * 3 * 16 + 48 + 48 * 96 * 2 + 96 + 48) + 2 * 48 + 48 * 12 + 12;
         assert_eq!(l.total, expected);
         assert_eq!(l.entry("blocks.1.attn.W_O").unwrap().shape, vec![3, 16, 48]);
     }

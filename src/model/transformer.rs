@@ -158,7 +158,11 @@ impl Workspace {
 
     /// First query position of block `l`.
     fn q0(&self, l: usize, n_layers: usize) -> usize {
-        if l + 1 == n_layers { self.span.q0 } else { 0 }
+        if l + 1 == n_layers {
+            self.span.q0
+        } else {
+            0
+        }
     }
 }
 
@@ -220,7 +224,18 @@ fn embed<H: Hooks>(p: &Params, tokens: &[u32], n_ctx: usize, ws: &mut Workspace,
 
 /// LayerNorm with its two hooks; the output is recomputed if a hook edited `hook_normalized`.
 #[allow(clippy::too_many_arguments)]
-fn layernorm<H: Hooks>(p: &Params, ln: &LnIdx, x: &[f32], xhat: &mut [f32], scale: &mut [f32], out: &mut [f32], hooks: &mut H, points: [HookPoint; 2], bt: [usize; 2], pos0: usize) {
+fn layernorm<H: Hooks>(
+    p: &Params,
+    ln: &LnIdx,
+    x: &[f32],
+    xhat: &mut [f32],
+    scale: &mut [f32],
+    out: &mut [f32],
+    hooks: &mut H,
+    points: [HookPoint; 2],
+    bt: [usize; 2],
+    pos0: usize,
+) {
     let (w, bias) = (&p.data[ln.w.clone()], &p.data[ln.b.clone()]);
     ops::layernorm_forward(x, w, bias, p.config.eps as f32, xhat, scale, out);
     if H::ACTIVE {
@@ -262,7 +277,18 @@ fn block_forward<H: Hooks>(p: &Params, l: usize, ws: &mut Workspace, hooks: &mut
     let bb = &mut ws.blocks[l];
     let ln_in: &[f32] = match &idx.ln1 {
         Some(ln) => {
-            layernorm(p, ln, x, &mut bb.ln1_xhat, &mut bb.ln1_scale, &mut bb.ln1_out, hooks, [HookPoint::Ln1Scale(l), HookPoint::Ln1Normalized(l)], [b, t], 0);
+            layernorm(
+                p,
+                ln,
+                x,
+                &mut bb.ln1_xhat,
+                &mut bb.ln1_scale,
+                &mut bb.ln1_out,
+                hooks,
+                [HookPoint::Ln1Scale(l), HookPoint::Ln1Normalized(l)],
+                [b, t],
+                0,
+            );
             &bb.ln1_out
         }
         None => x,
@@ -309,7 +335,18 @@ fn block_forward<H: Hooks>(p: &Params, l: usize, ws: &mut Workspace, hooks: &mut
         hook(hooks, HookPoint::ResidMid(l), &mut bb.resid_mid, vec![b, tq, d], q0);
         let ln2_in: &[f32] = match &idx.ln2 {
             Some(ln) => {
-                layernorm(p, ln, &bb.resid_mid, &mut bb.ln2_xhat, &mut bb.ln2_scale, &mut bb.ln2_out, hooks, [HookPoint::Ln2Scale(l), HookPoint::Ln2Normalized(l)], [b, tq], q0);
+                layernorm(
+                    p,
+                    ln,
+                    &bb.resid_mid,
+                    &mut bb.ln2_xhat,
+                    &mut bb.ln2_scale,
+                    &mut bb.ln2_out,
+                    hooks,
+                    [HookPoint::Ln2Scale(l), HookPoint::Ln2Normalized(l)],
+                    [b, tq],
+                    q0,
+                );
                 &bb.ln2_out
             }
             None => &bb.resid_mid,
@@ -346,7 +383,16 @@ pub fn backward(p: &Params, tokens: &[u32], n_ctx: usize, ws: &mut Workspace, gr
         Some(lnf) => {
             matmul(&mut g.d_ln[..n_out * d], dl, w_u.t(), false);
             let (dw, db) = two_mut(grad, &lnf.w, &lnf.b);
-            ops::layernorm_backward(&g.d_ln[..n_out * d], &ws.lnf_xhat, &ws.lnf_scale, &p.data[lnf.w.clone()], dw, db, &mut g.d_out[..n_out * d], false);
+            ops::layernorm_backward(
+                &g.d_ln[..n_out * d],
+                &ws.lnf_xhat,
+                &ws.lnf_scale,
+                &p.data[lnf.w.clone()],
+                dw,
+                db,
+                &mut g.d_out[..n_out * d],
+                false,
+            );
         }
         None => matmul(&mut g.d_out[..n_out * d], dl, w_u.t(), false),
     }
@@ -417,7 +463,18 @@ fn block_backward(p: &Params, l: usize, ws: &Workspace, g: &mut GradBufs, grad: 
     add_col_sums(&mut grad[a.b_o.clone()], d_mid);
     matmul(&mut g.dz[..n_out * hd], MatRef::new(d_mid, n_out, d), MatRef::new(&p.data[a.w_o.clone()], hd, d).t(), false);
     let dims = AttnDims { batch: b, heads: nh, d_head: dh, t, q0 };
-    ops::attention_backward(dims, &bb.q, &bb.k, &bb.v, &bb.pattern, &g.dz[..n_out * hd], &mut g.dscores[..b * nh * (t - q0) * t], &mut g.dq[..n_out * hd], &mut g.dk[..n_in * hd], &mut g.dv[..n_in * hd]);
+    ops::attention_backward(
+        dims,
+        &bb.q,
+        &bb.k,
+        &bb.v,
+        &bb.pattern,
+        &g.dz[..n_out * hd],
+        &mut g.dscores[..b * nh * (t - q0) * t],
+        &mut g.dq[..n_out * hd],
+        &mut g.dk[..n_in * hd],
+        &mut g.dv[..n_in * hd],
+    );
     add_col_sums(&mut grad[a.b_q.clone()], &g.dq[..n_out * hd]);
     add_col_sums(&mut grad[a.b_k.clone()], &g.dk[..n_in * hd]);
     add_col_sums(&mut grad[a.b_v.clone()], &g.dv[..n_in * hd]);
@@ -457,6 +514,26 @@ fn block_backward(p: &Params, l: usize, ws: &Workspace, g: &mut GradBufs, grad: 
     } else {
         d_in.iter_mut().zip(d_mid).for_each(|(a, b)| *a += b);
     }
+}
+
+/// Floating-point operations of the matrix products and attention in one forward pass over
+/// `batch` sequences and `span` (2 per multiply-add). A training step does three times this:
+/// the backward pass computes a weight gradient and an input gradient for every product.
+pub fn forward_flops(c: &super::config::ModelConfig, batch: usize, span: Span) -> f64 {
+    let (d, hd, m, v) = (c.d_model as f64, (c.n_heads * c.d_head) as f64, c.d_mlp as f64, c.d_vocab_out as f64);
+    let b = batch as f64;
+    let mut total = 0.0;
+    for l in 0..c.n_layers {
+        let q0 = if l + 1 == c.n_layers { span.q0 } else { 0 };
+        let (n_in, n_out) = (b * span.t as f64, b * (span.t - q0) as f64);
+        let keys_seen: f64 = (q0..span.t).map(|p| (p + 1) as f64).sum::<f64>() * b;
+        total += 2.0 * (2.0 * n_in * d * hd + n_out * d * hd + n_out * hd * d);
+        total += 2.0 * 2.0 * keys_seen * hd;
+        if c.has_mlp() {
+            total += 2.0 * 2.0 * n_out * d * m;
+        }
+    }
+    total + 2.0 * b * span.tq() as f64 * d * v
 }
 
 /// Cross-entropy of next-token predictions at positions `first..first + n` (the answer), as

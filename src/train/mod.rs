@@ -1,3 +1,10 @@
-//! Training: the optimiser and schedules, and the training loop with checkpoints.
+//! Training: run configs and presets, the optimiser and schedules, the loss record, and the
+//! training loop with checkpoints.
 
+pub mod config;
+pub mod log;
 pub mod optim;
+pub mod trainer;
+
+pub use config::{TaskConfig, TrainConfig};
+pub use trainer::Trainer;

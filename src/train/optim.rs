@@ -87,7 +87,11 @@ impl Schedule {
     pub fn factor(&self, step: u64) -> f64 {
         match *self {
             Schedule::WarmupConstant { warmup } => {
-                if warmup == 0 { 1.0 } else { (step as f64 / warmup as f64).min(1.0) }
+                if warmup == 0 {
+                    1.0
+                } else {
+                    (step as f64 / warmup as f64).min(1.0)
+                }
             }
             Schedule::WarmupCosine { warmup, total, start_factor } => {
                 if step < warmup {

@@ -1,0 +1,215 @@
+//! Command-line definitions and their dispatch (`arithlens train|ask|eval|bench|run`).
+
+use crate::eval::predict;
+use crate::task_model::TaskModel;
+use crate::train::trainer::{default_run_dir, files};
+use crate::train::{TrainConfig, Trainer};
+use clap::{Args, Parser, Subcommand};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+/// Train small transformers on integer arithmetic and explain the algorithm they learn.
+#[derive(Parser, Debug)]
+#[command(name = "arithlens", version, about)]
+pub struct Cli {
+    /// Worker threads (default: all cores).
+    #[arg(long, global = true)]
+    pub threads: Option<usize>,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train a model; writes DIR/model.safetensors, DIR/training.json and checkpoints.
+    Train(TrainArgs),
+    /// Ask a model a question: its greedy answer, the true answer, and each digit's probability.
+    Ask {
+        /// Model file or run folder.
+        model: PathBuf,
+        /// The question, e.g. "12345+67890=".
+        question: String,
+    },
+    /// Benchmark training and evaluation speed against the machine's matrix-product peak.
+    Bench(crate::bench::BenchArgs),
+    /// The main job: train (unless already trained), then everything the later stages add.
+    Run(TrainArgs),
+}
+
+/// Options shared by `train` and `run`.
+#[derive(Args, Debug, Clone)]
+pub struct TrainArgs {
+    /// Preset: paper1 (default), tiny, tiny_l2, tiny_sub, tiny_mix, or a follow-up model name
+    /// such as add_d6_l2_h3_t15K_s372001.
+    #[arg(long, default_value = "paper1")]
+    pub preset: String,
+    /// Override any config field, e.g. --set d_model=256 --set lr=1e-3 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// Training steps (shorthand for --set steps=N).
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Seed of weights and data (shorthand for --set seed=N).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Run folder (default runs/<name>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue the run in the folder from its last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Retrain even if the folder holds a finished model (`run` only).
+    #[arg(long)]
+    pub force: bool,
+    /// No progress output.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl TrainArgs {
+    /// The run's config: preset plus overrides.
+    pub fn config(&self) -> Result<TrainConfig, String> {
+        let mut o = self.overrides.clone();
+        o.extend(self.steps.map(|s| format!("steps={s}")));
+        o.extend(self.seed.map(|s| format!("seed={s}")));
+        TrainConfig::preset(&self.preset)?.with_overrides(&o)
+    }
+
+    /// The run folder.
+    pub fn dir(&self, cfg: &TrainConfig) -> PathBuf {
+        self.out.clone().unwrap_or_else(|| default_run_dir(cfg))
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<(), String> {
+    if let Some(n) = cli.threads {
+        if n == 0 {
+            return Err("--threads must be at least 1".into());
+        }
+        rayon::ThreadPoolBuilder::new().num_threads(n).build_global().map_err(|e| e.to_string())?;
+    }
+    match cli.command {
+        Command::Train(a) => train(&a).map(|_| ()),
+        Command::Ask { model, question } => ask(&model, &question),
+        Command::Bench(a) => crate::bench::run(&a),
+        Command::Run(a) => run_all(&a),
+    }
+}
+
+/// Trains per `a`, returning the run folder.
+pub fn train(a: &TrainArgs) -> Result<PathBuf, String> {
+    let cfg = a.config()?;
+    let dir = a.dir(&cfg);
+    let mut t = if a.resume {
+        Trainer::resume(&dir, Some(cfg.clone()))?
+    } else {
+        if dir.join(files::CHECKPOINT).exists() && !a.force {
+            return Err(format!(
+                "{} already holds a run: pass --resume to continue it, --force to start over, or --out for another folder",
+                dir.display()
+            ));
+        }
+        Trainer::new(cfg.clone())?
+    };
+    let c = &t.cfg;
+    eprintln!(
+        "training {} ({} parameters, {} layer(s), {} heads, d_model {}) for {} steps of {} {}-digit questions into {}",
+        c.name,
+        c.model.n_params(),
+        c.model.n_layers,
+        c.model.n_heads,
+        c.model.d_model,
+        c.steps,
+        c.batch_size,
+        c.task.n_digits,
+        dir.display()
+    );
+    let mut progress = Progress::new(t.cfg.steps, t.step_count(), a.quiet);
+    t.train(&dir, &mut |t| progress.update(t))?;
+    progress.finish(&t);
+    Ok(dir)
+}
+
+/// Progress output: a bar on a terminal, periodic lines otherwise.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    quiet: bool,
+    last_line: std::time::Instant,
+}
+
+impl Progress {
+    fn new(total: u64, done: u64, quiet: bool) -> Progress {
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let b = indicatif::ProgressBar::new(total).with_position(done);
+            let style = indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta_precise}]")
+                .expect("valid template");
+            b.set_style(style);
+            b
+        });
+        Progress { bar, quiet, last_line: std::time::Instant::now() }
+    }
+
+    fn update(&mut self, t: &Trainer) {
+        let msg = format!("loss {:.3e}  {:.1} steps/s", t.last_loss().unwrap_or(f64::NAN), t.log.steps_per_s);
+        if let Some(b) = &self.bar {
+            b.set_position(t.step_count());
+            b.set_message(msg);
+        } else if !self.quiet && (self.last_line.elapsed().as_secs() >= 10 || t.step_count() == t.cfg.steps) {
+            eprintln!("step {}/{}  {msg}", t.step_count(), t.cfg.steps);
+            self.last_line = std::time::Instant::now();
+        }
+    }
+
+    fn finish(&self, t: &Trainer) {
+        if let Some(b) = &self.bar {
+            b.finish();
+        }
+        if !self.quiet {
+            eprintln!("done: final loss {:.3e}, {:.1} steps/s", t.last_loss().unwrap_or(f64::NAN), t.log.steps_per_s);
+        }
+    }
+}
+
+fn ask(path: &Path, question: &str) -> Result<(), String> {
+    let model = TaskModel::load(path)?;
+    let q = model.parse_question(question)?;
+    let (tokens, probs) = predict::greedy(&model, &[q]).remove(0);
+    let got = crate::task::decode_answer(model.format, &tokens).map_err(|e| e.to_string());
+    let names: Vec<&str> = tokens.iter().map(|&t| model.format.token_name(t)).collect();
+    let truth = q.answer_tokens(model.format);
+    println!("question: {}", q.text());
+    println!(
+        "model:    {}{}",
+        names.concat(),
+        match &got {
+            Ok(v) => format!("  (= {v})"),
+            Err(e) => format!("  (not a number: {e})"),
+        }
+    );
+    println!("true:     {}  (= {})", truth.iter().map(|&t| model.format.token_name(t)).collect::<String>(), q.answer());
+    let answer_names = crate::train::log::answer_names(model.format, model.n_digits);
+    for ((name, p), (&tok, &want)) in answer_names.iter().zip(&probs).zip(tokens.iter().zip(&truth)) {
+        let mark = if tok == want { "" } else { "  <- wrong" };
+        println!("  {name:>4}: {} with p = {p:.4}{mark}", model.format.token_name(tok));
+    }
+    println!("{}", if tokens == truth { "correct" } else { "WRONG" });
+    Ok(())
+}
+
+fn run_all(a: &TrainArgs) -> Result<(), String> {
+    let cfg = a.config()?;
+    let dir = a.dir(&cfg);
+    if dir.join(files::MODEL).exists() && !a.force && !a.resume {
+        eprintln!("[1/1] train: {} already holds a trained model; skipping training (--force retrains)", dir.display());
+    } else {
+        eprintln!("[1/1] train");
+        let mut a = a.clone();
+        a.force = true;
+        train(&a)?;
+    }
+    eprintln!("run folder: {}", dir.display());
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! Getting answers out of a model: real autoregressive greedy decoding (what `ask` shows), and
+//! teacher-forced prediction (one pass over question + true answer), which decides correctness
+//! exactly as greedy decoding would: greedy decoding reproduces the true answer if and only if
+//! every answer token is the argmax when the true previous tokens are fed.
+
+use crate::model::{forward, loss, NoHooks, Span, Targets, Workspace};
+use crate::task::Question;
+use crate::task_model::TaskModel;
+
+/// Teacher-forced results for a list of questions, `n_answer` entries per question.
+#[derive(Clone, Debug, Default)]
+pub struct Predictions {
+    /// Answer tokens per question.
+    pub n_answer: usize,
+    /// The model's argmax token at each answer position.
+    pub argmax: Vec<u32>,
+    /// Negative log-likelihood of the true token at each answer position.
+    pub nll: Vec<f64>,
+}
+
+impl Predictions {
+    /// Whether question `i` is answered correctly (every argmax equals the true token).
+    pub fn correct(&self, i: usize, true_tokens: &[u32]) -> bool {
+        self.argmax[i * self.n_answer..(i + 1) * self.n_answer] == *true_tokens
+    }
+}
+
+/// Index of the largest value (the first one on ties, as torch.argmax).
+pub fn argmax(row: &[f32]) -> usize {
+    row.iter().enumerate().fold((0, f32::NEG_INFINITY), |best, (i, &v)| if v > best.1 { (i, v) } else { best }).0
+}
+
+/// Reusable buffers for teacher-forced passes over batches of up to `batch` questions.
+pub struct Predictor<'m> {
+    model: &'m TaskModel,
+    ws: Workspace,
+    tokens: Vec<u32>,
+    nll: Vec<f64>,
+    targets: Targets,
+}
+
+impl<'m> Predictor<'m> {
+    /// Buffers for batches of `batch` questions.
+    pub fn new(model: &'m TaskModel, batch: usize) -> Predictor<'m> {
+        let targets = Targets { first: model.answer_start() - 1, n: model.n_answer() };
+        let ws = Workspace::new(&model.params.config, batch, Span::predictions(targets.first, targets.n));
+        Predictor { model, ws, tokens: vec![0; batch * model.params.config.n_ctx], nll: vec![0.0; batch * targets.n], targets }
+    }
+
+    /// Predicts `questions` (at most the batch size), appending to `out`.
+    pub fn run(&mut self, questions: &[Question], out: &mut Predictions) {
+        let (n_ctx, b, n) = (self.model.params.config.n_ctx, self.ws.batch, self.targets.n);
+        assert!(questions.len() <= b, "more questions than the batch holds");
+        for (i, row) in self.tokens.chunks_exact_mut(n_ctx).enumerate() {
+            let q = questions.get(i).unwrap_or(&questions[0]);
+            q.write_tokens(self.model.format, &mut row[..self.model.n_ctx()]);
+        }
+        forward(&self.model.params, &self.tokens, n_ctx, &mut self.ws, &mut NoHooks);
+        let v = self.model.params.config.d_vocab_out;
+        loss(&mut self.ws, &self.tokens, n_ctx, v, &self.targets, &mut self.nll, false);
+        out.n_answer = n;
+        let tq = self.ws.span.tq();
+        let off = self.targets.first - self.ws.span.q0;
+        for (i, _) in questions.iter().enumerate() {
+            for d in 0..n {
+                let r = (i * tq + off + d) * v;
+                out.argmax.push(argmax(&self.ws.logits[r..r + v]) as u32);
+            }
+            out.nll.extend_from_slice(&self.nll[i * n..(i + 1) * n]);
+        }
+    }
+}
+
+/// Teacher-forced predictions for any number of questions, in batches of `batch`.
+pub fn teacher_forced(model: &TaskModel, questions: &[Question], batch: usize) -> Predictions {
+    let mut p = Predictor::new(model, batch.min(questions.len()).max(1));
+    let mut out = Predictions::default();
+    for chunk in questions.chunks(p.ws.batch) {
+        p.run(chunk, &mut out);
+    }
+    out
+}
+
+/// Greedy autoregressive decoding: feeds each question, appends the argmax token, and repeats
+/// until the answer is complete. Returns each question's answer tokens and, per answer token,
+/// the probability the model gave it.
+pub fn greedy(model: &TaskModel, questions: &[Question]) -> Vec<(Vec<u32>, Vec<f32>)> {
+    let c = &model.params.config;
+    let (n_ctx, start, n) = (c.n_ctx, model.answer_start(), model.n_answer());
+    let b = questions.len();
+    let mut tokens = vec![0u32; b * n_ctx];
+    for (q, row) in questions.iter().zip(tokens.chunks_exact_mut(n_ctx)) {
+        q.write_tokens(model.format, &mut row[..model.n_ctx()]);
+        row[start..].fill(0);
+    }
+    let mut out = vec![(Vec::with_capacity(n), Vec::with_capacity(n)); b];
+    for s in 0..n {
+        let t = start + s;
+        let mut ws = Workspace::new(c, b, Span { t, q0: t - 1 });
+        forward(&model.params, &tokens, n_ctx, &mut ws, &mut NoHooks);
+        for (i, o) in out.iter_mut().enumerate() {
+            let row = &ws.logits[i * c.d_vocab_out..(i + 1) * c.d_vocab_out];
+            let tok = argmax(row);
+            let max = row[tok];
+            let sum: f32 = row.iter().map(|&x| (x - max).exp()).sum();
+            tokens[i * n_ctx + t] = tok as u32;
+            o.0.push(tok as u32);
+            o.1.push(1.0 / sum);
+        }
+    }
+    out
+}

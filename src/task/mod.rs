@@ -1,0 +1,23 @@
+//! The arithmetic task: token formats, questions, per-column labels,
+//! complexity classes and question generators.
+//!
+//! Reproduces the data side of Quirke & Barez, "Understanding Addition in
+//! Transformers", and its follow-up on mixed addition/subtraction.
+
+pub mod classes;
+pub mod curated;
+pub mod error;
+pub mod format;
+pub mod generate;
+pub mod labels;
+pub mod question;
+pub mod stratified;
+
+pub use classes::{classes_for, Class};
+pub use curated::{curated, CURATED_PER_CLASS};
+pub use error::TaskError;
+pub use format::{Format, Op};
+pub use generate::{all_questions, random_questions, Enrichment, OpMix, QuestionGenerator};
+pub use labels::{tricase, AddLabels, SubLabels, TriCase};
+pub use question::{decode_answer, Question, MAX_DIGITS};
+pub use stratified::{class_count, sample_class, stratified_set};

@@ -1,0 +1,114 @@
+//! A trained model together with the task it answers (operand width, token format, operations),
+//! loaded from a model file or a run folder.
+
+use crate::model::file::ModelFile;
+use crate::model::Params;
+use crate::task::{Format, Op, Question, TaskError};
+use std::path::{Path, PathBuf};
+
+/// Weights plus the task they were trained on.
+#[derive(Clone, Debug)]
+pub struct TaskModel {
+    /// Config and weights.
+    pub params: Params,
+    /// Operand width.
+    pub n_digits: usize,
+    /// Token format.
+    pub format: Format,
+    /// Operations it was trained on.
+    pub ops: Vec<Op>,
+    /// Run or model name.
+    pub name: String,
+}
+
+/// The model file a path names: the path itself, or `model.safetensors` inside a run folder.
+pub fn model_path(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        path.join(crate::train::trainer::files::MODEL)
+    } else {
+        path.to_path_buf()
+    }
+}
+
+impl TaskModel {
+    /// Loads a model file or run folder. A file without task metadata (e.g. a TransformerLens
+    /// state dict) gets its task from its vocabulary and context length.
+    pub fn load(path: &Path) -> Result<TaskModel, String> {
+        let file = model_path(path);
+        if !file.exists() {
+            return Err(format!("no model at {}: give a model .safetensors file or a run folder holding model.safetensors (train one with `arithlens train`)", file.display()));
+        }
+        Self::from_file(ModelFile::load(&file)?, &file.display().to_string())
+    }
+
+    /// Interprets a loaded model file.
+    pub fn from_file(f: ModelFile, what: &str) -> Result<TaskModel, String> {
+        let c = &f.params.config;
+        let format = match f.metadata.get("format") {
+            Some(s) => Format::parse_name(s).map_err(|e| format!("{what}: {e}"))?,
+            None if c.d_vocab == 12 => Format::Paper1,
+            None if c.d_vocab == 15 => Format::Paper2,
+            None => {
+                return Err(format!("{what}: no 'format' metadata and vocabulary size {} matches neither format (12 or 15)", c.d_vocab))
+            }
+        };
+        let n_digits = match f.metadata.get("n_digits") {
+            Some(s) => s.parse().map_err(|_| format!("{what}: metadata n_digits '{s}' is not a number"))?,
+            None => (1..=crate::task::MAX_DIGITS)
+                .find(|&n| format.n_ctx(n) == c.n_ctx)
+                .ok_or_else(|| format!("{what}: no 'n_digits' metadata and n_ctx {} fits no operand width", c.n_ctx))?,
+        };
+        if format.n_ctx(n_digits) > c.n_ctx || format.d_vocab() > c.d_vocab {
+            return Err(format!(
+                "{what}: a {n_digits}-digit {} question needs n_ctx {} and vocabulary {}, but the model has {} and {}",
+                format.name(),
+                format.n_ctx(n_digits),
+                format.d_vocab(),
+                c.n_ctx,
+                c.d_vocab
+            ));
+        }
+        let ops = match f.metadata.get("ops").map(String::as_str) {
+            Some("sub") => vec![Op::Sub],
+            Some("add,sub") => vec![Op::Add, Op::Sub],
+            _ if format == Format::Paper1 => vec![Op::Add],
+            Some(_) | None => vec![Op::Add],
+        };
+        let name = f.metadata.get("name").cloned().unwrap_or_else(|| "model".into());
+        Ok(TaskModel { params: f.params, n_digits, format, ops, name })
+    }
+
+    /// Parses question text for this model: the right number of digits and an operation it knows.
+    pub fn parse_question(&self, text: &str) -> Result<Question, String> {
+        let q = Question::parse(text, self.n_digits).map_err(|e| e.to_string())?;
+        self.check(&q)?;
+        Ok(q)
+    }
+
+    /// Checks that this model can answer `q` (operand width and operation).
+    pub fn check(&self, q: &Question) -> Result<(), String> {
+        if q.n_digits != self.n_digits {
+            return Err(format!("the question has {}-digit operands but the model answers {}-digit questions", q.n_digits, self.n_digits));
+        }
+        self.format.check(q.op).map_err(|e: TaskError| e.to_string())?;
+        if !self.ops.contains(&q.op) {
+            return Err(format!("the model was trained on {:?} only, not on '{}' questions", self.ops, q.op.symbol()));
+        }
+        Ok(())
+    }
+
+    /// Sequence length of a question with its answer.
+    pub fn n_ctx(&self) -> usize {
+        self.format.n_ctx(self.n_digits)
+    }
+
+    /// Position of the first answer token.
+    pub fn answer_start(&self) -> usize {
+        self.format.answer_start(self.n_digits)
+    }
+
+    /// Answer tokens per question.
+    pub fn n_answer(&self) -> usize {
+        self.format.n_answer(self.n_digits)
+    }
+}

@@ -1,0 +1,355 @@
+//! What a training run does: the model, the task, the optimiser and the schedule, with the
+//! papers' recipes as named presets and `key=value` overrides for any field.
+
+use super::optim::{AdamWConfig, Schedule};
+use crate::model::{ActFn, ModelConfig, Norm};
+use crate::task::{Format, Op};
+use serde::{Deserialize, Serialize};
+
+/// The questions a run trains on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskConfig {
+    /// Operand width.
+    pub n_digits: usize,
+    /// Token format.
+    pub format: Format,
+    /// Share of batches that are subtraction (0 = addition only, 1 = subtraction only).
+    pub sub_share: f64,
+    /// Share of addition batches enriched with sum-9 columns.
+    pub add_enrich_batches: f64,
+    /// Share of digit positions set to 9 minus the other operand's digit in an enriched batch.
+    pub add_enrich_digits: f64,
+    /// Share of subtraction batches enriched with zero and negative answers.
+    pub sub_enrich_batches: f64,
+    /// Share of digit positions changed in an enriched subtraction batch.
+    pub sub_enrich_digits: f64,
+}
+
+impl TaskConfig {
+    /// The operations this task trains on.
+    pub fn ops(&self) -> Vec<Op> {
+        let mut v = Vec::new();
+        if self.sub_share < 1.0 {
+            v.push(Op::Add);
+        }
+        if self.sub_share > 0.0 {
+            v.push(Op::Sub);
+        }
+        v
+    }
+}
+
+/// Everything that defines a training run; stored in training.json and in every checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Run name (the default run folder is `runs/<name>`).
+    pub name: String,
+    /// Architecture.
+    pub model: ModelConfig,
+    /// Questions.
+    pub task: TaskConfig,
+    /// Questions per step.
+    pub batch_size: usize,
+    /// Optimiser steps.
+    pub steps: u64,
+    /// AdamW hyper-parameters.
+    pub optim: AdamWConfig,
+    /// Learning-rate schedule.
+    pub schedule: Schedule,
+    /// Seed of the training data (each step's batch is a function of this seed and the step).
+    pub data_seed: u64,
+    /// Steps between records in training.json.
+    pub log_every: u64,
+    /// Steps between checkpoints.
+    pub checkpoint_every: u64,
+}
+
+/// Names of the built-in presets, for help texts.
+pub const PRESETS: &[&str] =
+    &["paper1", "tiny", "tiny_l2", "tiny_sub", "tiny_mix", "OP_dN_lL_hH_tNK_sSEED (e.g. add_d6_l2_h3_t15K_s372001)"];
+
+fn model(n_layers: usize, n_heads: usize, d_model: usize, d_mlp: usize, format: Format, n_digits: usize, seed: u64) -> ModelConfig {
+    ModelConfig {
+        n_layers,
+        n_heads,
+        d_model,
+        d_head: d_model / n_heads,
+        d_mlp,
+        d_vocab: format.d_vocab(),
+        d_vocab_out: format.d_vocab(),
+        n_ctx: format.n_ctx(n_digits),
+        act_fn: ActFn::Relu,
+        normalization_type: Some(Norm::LN),
+        attn_only: false,
+        eps: 1e-5,
+        seed,
+        initializer_range: None,
+    }
+}
+
+fn paper1_task(n_digits: usize) -> TaskConfig {
+    TaskConfig {
+        n_digits,
+        format: Format::Paper1,
+        sub_share: 0.0,
+        add_enrich_batches: 0.2,
+        add_enrich_digits: 0.2,
+        sub_enrich_batches: 0.0,
+        sub_enrich_digits: 0.0,
+    }
+}
+
+/// Paper 1's recipe (Quirke & Barez): 5 digits, 1 layer, 3 heads, d_model 510, AdamW 8e-5,
+/// 10-step warm-up, 30,000 steps of 64 fresh questions, seed 372001.
+fn paper1() -> TrainConfig {
+    let seed = 372001;
+    TrainConfig {
+        name: "paper1".into(),
+        model: model(1, 3, 510, 2040, Format::Paper1, 5, seed),
+        task: paper1_task(5),
+        batch_size: 64,
+        steps: 30_000,
+        optim: AdamWConfig { lr: 8e-5, betas: (0.9, 0.98), eps: 1e-8, weight_decay: 0.1 },
+        schedule: Schedule::WarmupConstant { warmup: 10 },
+        data_seed: seed,
+        log_every: 100,
+        checkpoint_every: 1000,
+    }
+}
+
+/// A small model that learns 2-digit addition perfectly in seconds: for tests and first contact.
+fn tiny() -> TrainConfig {
+    let seed = 1;
+    TrainConfig {
+        name: "tiny".into(),
+        model: model(1, 3, 64, 256, Format::Paper1, 2, seed),
+        task: paper1_task(2),
+        batch_size: 64,
+        steps: 2000,
+        optim: AdamWConfig { lr: 3e-3, betas: (0.9, 0.98), eps: 1e-8, weight_decay: 0.1 },
+        schedule: Schedule::WarmupCosine { warmup: 50, total: 2000, start_factor: 0.01 },
+        data_seed: seed,
+        log_every: 50,
+        checkpoint_every: 500,
+    }
+}
+
+/// The follow-up paper's recipe for a model named `op_dN_lL_hH_tNK_sSEED`.
+fn follow_up(name: &str) -> Result<TrainConfig, String> {
+    let bad = || format!("unknown preset '{name}': expected one of {}", PRESETS.join(", "));
+    let parts: Vec<&str> = name.split('_').collect();
+    let [op, d, l, h, t, s] = parts[..] else { return Err(bad()) };
+    let num = |p: &str, prefix: char| -> Result<u64, String> {
+        let body = p.strip_prefix(prefix).ok_or_else(bad)?;
+        let (digits, mult) = match body.strip_suffix('K') {
+            Some(b) => (b, 1000),
+            None => (body, 1),
+        };
+        digits.parse::<u64>().map(|v| v * mult).map_err(|_| bad())
+    };
+    let (n_digits, n_layers, n_heads, steps, seed) =
+        (num(d, 'd')? as usize, num(l, 'l')? as usize, num(h, 'h')? as usize, num(t, 't')?, num(s, 's')?);
+    let sub_share = match op {
+        "add" => 0.0,
+        "sub" => 1.0,
+        "mix" => 0.66,
+        _ => return Err(bad()),
+    };
+    if !(1..=20).contains(&n_digits) || n_layers == 0 || n_heads == 0 || steps == 0 {
+        return Err(format!("preset '{name}': digits must be 1..=20 and layers, heads and steps at least 1"));
+    }
+    let d_model = (512 / n_heads) * n_heads;
+    Ok(TrainConfig {
+        name: name.into(),
+        model: model(n_layers, n_heads, d_model, 4 * d_model, Format::Paper2, n_digits, seed),
+        task: TaskConfig {
+            n_digits,
+            format: Format::Paper2,
+            sub_share,
+            add_enrich_batches: 0.6,
+            add_enrich_digits: 0.4,
+            sub_enrich_batches: 0.6,
+            sub_enrich_digits: 0.4,
+        },
+        batch_size: 64,
+        steps,
+        optim: AdamWConfig { lr: 8e-5, betas: (0.9, 0.98), eps: 1e-8, weight_decay: 0.1 },
+        schedule: Schedule::WarmupCosine { warmup: steps / 5, total: steps, start_factor: 0.01 },
+        data_seed: seed,
+        log_every: 100,
+        checkpoint_every: 1000,
+    })
+}
+
+impl TrainConfig {
+    /// A named preset: `paper1` (the default), `tiny`, or a follow-up model name.
+    pub fn preset(name: &str) -> Result<TrainConfig, String> {
+        let small = |n_layers: usize, sub_share: f64, fmt: Format| {
+            let mut c = tiny();
+            c.name = name.to_string();
+            c.model = model(n_layers, 3, 64, 256, fmt, 2, c.model.seed);
+            c.task.format = fmt;
+            c.task.sub_share = sub_share;
+            if sub_share > 0.0 {
+                (c.task.sub_enrich_batches, c.task.sub_enrich_digits) = (0.2, 0.2);
+                c.steps = 3000;
+                c.schedule = Schedule::WarmupCosine { warmup: 100, total: 3000, start_factor: 0.01 };
+            }
+            c
+        };
+        match name {
+            "paper1" => Ok(paper1()),
+            "tiny" => Ok(tiny()),
+            "tiny_l2" => Ok(small(2, 0.0, Format::Paper1)),
+            "tiny_sub" => Ok(small(1, 1.0, Format::Paper2)),
+            "tiny_mix" => Ok(small(2, 0.5, Format::Paper2)),
+            other => follow_up(other),
+        }
+    }
+
+    /// Applies `key=value` overrides; `key` is any field name of the run, model, task or
+    /// optimiser config (`d_model=256`, `lr=1e-3`, `n_digits=3`, `steps=500`, ...), or a dotted
+    /// path where a name is ambiguous (`optim.eps`, `model.eps`). Fields that
+    /// follow from others (n_ctx, d_vocab, d_head, the schedule's total) are recomputed unless
+    /// set explicitly.
+    pub fn with_overrides(&self, overrides: &[String]) -> Result<TrainConfig, String> {
+        let mut v = serde_json::to_value(self).map_err(|e| e.to_string())?;
+        let mut set = Vec::new();
+        for o in overrides {
+            let (key, value) = o.split_once('=').ok_or_else(|| format!("override '{o}' is not key=value (e.g. d_model=256)"))?;
+            let (key, value) = (key.trim(), value.trim());
+            let parsed = serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
+            if !set_field(&mut v, key, parsed) {
+                return Err(format!("unknown config field '{key}': expected one of {}", field_names(&v).join(", ")));
+            }
+            set.push(key.to_string());
+        }
+        let mut c: TrainConfig = serde_json::from_value(v).map_err(|e| format!("bad override value: {e}"))?;
+        c.derive_dependent_fields(&set);
+        c.validate()?;
+        Ok(c)
+    }
+
+    fn derive_dependent_fields(&mut self, set: &[String]) {
+        let is_set = |k: &str| set.iter().any(|s| s == k);
+        if !is_set("n_ctx") {
+            self.model.n_ctx = self.task.format.n_ctx(self.task.n_digits);
+        }
+        if !is_set("d_vocab") {
+            self.model.d_vocab = self.task.format.d_vocab();
+        }
+        if !is_set("d_vocab_out") {
+            self.model.d_vocab_out = self.task.format.d_vocab();
+        }
+        if !is_set("d_head") && (is_set("d_model") || is_set("n_heads")) {
+            self.model.d_head = self.model.d_model / self.model.n_heads.max(1);
+        }
+        if !is_set("d_mlp") && is_set("d_model") {
+            self.model.d_mlp = 4 * self.model.d_model;
+        }
+        if is_set("seed") && !is_set("data_seed") {
+            self.data_seed = self.model.seed;
+        }
+        if let Schedule::WarmupCosine { warmup, total, .. } = &mut self.schedule {
+            if is_set("steps") && !is_set("total") {
+                *warmup = (*warmup as f64 * self.steps as f64 / (*total).max(1) as f64).round() as u64;
+                *total = self.steps;
+            }
+        }
+    }
+
+    /// Checks that the run can be trained; the message names the offending field.
+    pub fn validate(&self) -> Result<(), String> {
+        self.model.validate()?;
+        let t = &self.task;
+        if !(1..=crate::task::MAX_DIGITS).contains(&t.n_digits) {
+            return Err(format!("n_digits {} is out of range: expected 1..={}", t.n_digits, crate::task::MAX_DIGITS));
+        }
+        if t.sub_share > 0.0 && !t.format.supports(Op::Sub) {
+            return Err(format!("format {} has no '-' token: use format=paper2_sign for subtraction", t.format.name()));
+        }
+        if self.model.n_ctx < t.format.n_ctx(t.n_digits) {
+            return Err(format!(
+                "n_ctx {} is too short for {}-digit questions, which need {}",
+                self.model.n_ctx,
+                t.n_digits,
+                t.format.n_ctx(t.n_digits)
+            ));
+        }
+        if self.model.d_vocab < t.format.d_vocab() || self.model.d_vocab_out < t.format.d_vocab() {
+            return Err(format!("d_vocab must be at least {} for format {}", t.format.d_vocab(), t.format.name()));
+        }
+        for (k, v) in [
+            ("sub_share", t.sub_share),
+            ("add_enrich_batches", t.add_enrich_batches),
+            ("add_enrich_digits", t.add_enrich_digits),
+            ("sub_enrich_batches", t.sub_enrich_batches),
+            ("sub_enrich_digits", t.sub_enrich_digits),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(format!("{k} = {v} is not a share: expected a number from 0 to 1"));
+            }
+        }
+        if self.batch_size == 0 || self.steps == 0 || self.log_every == 0 || self.checkpoint_every == 0 {
+            return Err("batch_size, steps, log_every and checkpoint_every must each be at least 1".into());
+        }
+        if !(self.optim.lr > 0.0 && self.optim.lr.is_finite()) {
+            return Err(format!("lr {} must be a positive number such as 8e-5", self.optim.lr));
+        }
+        Ok(())
+    }
+}
+
+/// Sets the first field named `key` anywhere in the JSON tree; false if there is none.
+/// A dotted key (`optim.eps`) names one field exactly.
+fn set_field(v: &mut serde_json::Value, key: &str, value: serde_json::Value) -> bool {
+    if let Some((head, rest)) = key.split_once('.') {
+        return v.get_mut(head).is_some_and(|child| set_field_exact(child, rest, value));
+    }
+    let Some(map) = v.as_object_mut() else { return false };
+    if let Some(slot) = map.get_mut(key) {
+        *slot = value;
+        return true;
+    }
+    map.values_mut().any(|child| set_field(child, key, value.clone()))
+}
+
+fn set_field_exact(v: &mut serde_json::Value, key: &str, value: serde_json::Value) -> bool {
+    match key.split_once('.') {
+        Some((head, rest)) => v.get_mut(head).is_some_and(|c| set_field_exact(c, rest, value)),
+        None => v.get_mut(key).map(|slot| *slot = value).is_some(),
+    }
+}
+
+fn field_names(v: &serde_json::Value) -> Vec<String> {
+    let Some(map) = v.as_object() else { return vec![] };
+    map.iter().flat_map(|(k, c)| std::iter::once(k.clone()).chain(field_names(c))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_follow_the_papers() {
+        let p = TrainConfig::preset("paper1").unwrap();
+        assert_eq!((p.model.d_model, p.model.d_head, p.model.d_mlp, p.model.n_ctx, p.model.d_vocab), (510, 170, 2040, 18, 12));
+        let f = TrainConfig::preset("mix_d6_l3_h4_t40K_s372001").unwrap();
+        assert_eq!((f.model.n_layers, f.model.n_heads, f.model.n_ctx, f.steps, f.model.seed), (3, 4, 22, 40_000, 372001));
+        assert!((f.task.sub_share - 0.66).abs() < 1e-12);
+        assert!(TrainConfig::preset("add_dx_l2").unwrap_err().contains("unknown preset"));
+    }
+
+    #[test]
+    fn overrides_reach_any_field_and_keep_the_config_consistent() {
+        let p = TrainConfig::preset("paper1").unwrap();
+        let o = p.with_overrides(&["d_model=96".into(), "n_digits=3".into(), "lr=0.001".into(), "act_fn=gelu".into()]).unwrap();
+        assert_eq!((o.model.d_model, o.model.d_head, o.model.d_mlp, o.model.n_ctx), (96, 32, 384, 12));
+        assert_eq!((o.optim.lr, o.model.act_fn), (0.001, ActFn::Gelu));
+        let e = p.with_overrides(&["optim.eps=1e-6".into()]).unwrap();
+        assert_eq!((e.optim.eps, e.model.eps), (1e-6, 1e-5));
+        assert!(p.with_overrides(&["d_modle=3".into()]).unwrap_err().contains("unknown config field 'd_modle'"));
+        assert!(p.with_overrides(&["sub_share=0.5".into()]).unwrap_err().contains("paper2_sign"));
+        assert!(p.with_overrides(&["n_digits=30".into()]).unwrap_err().contains("n_digits 30"));
+    }
+}

@@ -1,0 +1,156 @@
+//! The training record (training.json): loss curves overall, per answer digit, and per
+//! sub-task, the curves the paper uses to show each digit being learned semi-independently.
+
+use crate::task::{Format, Op, Question};
+use serde::{Deserialize, Serialize};
+
+/// What an answer digit needs from the columns below it, in one question: nothing (base add /
+/// base difference), a carry (borrow) made by the column just below, or a carry (borrow) that
+/// cascades through sum-9 (equal-digit) columns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DigitNeed {
+    /// BA only: no carry into this column.
+    Base,
+    /// UC: the carry comes straight from the column below (MC_{k-1}).
+    Carry,
+    /// US: the carry passes through one or more sum-9 columns.
+    Cascade,
+}
+
+/// Sub-task losses are kept for these three needs, in this order.
+pub const NEEDS: [DigitNeed; 3] = [DigitNeed::Base, DigitNeed::Carry, DigitNeed::Cascade];
+
+/// What each answer token of `q` needs, in token order (the sign token, if any, counts as Base).
+pub fn digit_needs(q: &Question, format: Format) -> Vec<DigitNeed> {
+    let n = q.n_digits;
+    let (make, pass, carry_in) = match q.op {
+        Op::Add => {
+            let l = q.add_labels();
+            (l.mc, l.ms, l.carry_in)
+        }
+        Op::Sub => {
+            let l = q.sub_labels();
+            (l.mb, l.mz, l.borrow_in)
+        }
+    };
+    let carry_into = |k: usize| if k < n { carry_in[k] } else { make[n - 1] || (pass[n - 1] && carry_in[n - 1]) };
+    let mut v: Vec<DigitNeed> = (0..=n)
+        .rev()
+        .map(|k| match (carry_into(k), k > 0 && make[k - 1]) {
+            (false, _) => DigitNeed::Base,
+            (true, true) => DigitNeed::Carry,
+            (true, false) => DigitNeed::Cascade,
+        })
+        .collect();
+    if format.n_answer(n) > n + 1 {
+        v.insert(0, DigitNeed::Base);
+    }
+    v
+}
+
+/// Names of the answer tokens in order: `sign` (follow-up format), then `A<n>` .. `A0`.
+pub fn answer_names(format: Format, n_digits: usize) -> Vec<String> {
+    let mut v: Vec<String> = (0..=n_digits).rev().map(|k| format!("A{k}")).collect();
+    if format.n_answer(n_digits) > n_digits + 1 {
+        v.insert(0, "sign".into());
+    }
+    v
+}
+
+/// One point of the training curves: means over the steps since the previous record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Steps done.
+    pub step: u64,
+    /// Seconds of training so far.
+    pub elapsed_s: f64,
+    /// Learning rate at this step.
+    pub lr: f64,
+    /// Mean loss.
+    pub loss: f64,
+    /// Mean loss per answer token.
+    pub digit_loss: Vec<f64>,
+    /// `need_loss[i][d]`: mean loss of answer token d over questions where it has need
+    /// `NEEDS[i]` (null when no such question was seen).
+    pub need_loss: Vec<Vec<Option<f64>>>,
+    /// Mean loss of questions needing no carry anywhere, a carry but no cascade, and a cascade.
+    pub question_loss: Vec<Option<f64>>,
+}
+
+/// training.json.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainingLog {
+    /// The run's full configuration.
+    pub config: super::config::TrainConfig,
+    /// Answer token names, the index of `digit_loss`.
+    pub answer_names: Vec<String>,
+    /// Records, every `log_every` steps.
+    pub records: Vec<Record>,
+    /// Training steps per second over the whole run so far.
+    pub steps_per_s: f64,
+    /// Threads used.
+    pub threads: usize,
+}
+
+/// Sums between two records.
+#[derive(Clone, Debug)]
+pub struct Accumulator {
+    steps: u64,
+    loss: f64,
+    digit: Vec<f64>,
+    need: Vec<Vec<(f64, u64)>>,
+    question: Vec<(f64, u64)>,
+    rows: u64,
+}
+
+fn mean(s: (f64, u64)) -> Option<f64> {
+    (s.1 > 0).then(|| s.0 / s.1 as f64)
+}
+
+impl Accumulator {
+    /// Empty sums for `n_answer` answer tokens.
+    pub fn new(n_answer: usize) -> Accumulator {
+        Accumulator {
+            steps: 0,
+            loss: 0.0,
+            digit: vec![0.0; n_answer],
+            need: vec![vec![(0.0, 0); n_answer]; 3],
+            question: vec![(0.0, 0); 3],
+            rows: 0,
+        }
+    }
+
+    /// Adds one step: its batch, and `nll` [batch, n_answer].
+    pub fn add(&mut self, questions: &[Question], format: Format, nll: &[f64], loss: f64) {
+        let n = self.digit.len();
+        self.steps += 1;
+        self.loss += loss;
+        for (q, row) in questions.iter().zip(nll.chunks_exact(n)) {
+            let needs = digit_needs(q, format);
+            for (d, (&l, need)) in row.iter().zip(&needs).enumerate() {
+                self.digit[d] += l;
+                let s = &mut self.need[*need as usize][d];
+                *s = (s.0 + l, s.1 + 1);
+            }
+            let worst = needs.iter().map(|&k| k as usize).max().unwrap_or(0);
+            let s = &mut self.question[worst];
+            *s = (s.0 + row.iter().sum::<f64>() / n as f64, s.1 + 1);
+            self.rows += 1;
+        }
+    }
+
+    /// The record for the steps added so far, then starts afresh.
+    pub fn take(&mut self, step: u64, elapsed_s: f64, lr: f64) -> Record {
+        let r = Record {
+            step,
+            elapsed_s,
+            lr,
+            loss: self.loss / self.steps.max(1) as f64,
+            digit_loss: self.digit.iter().map(|s| s / self.rows.max(1) as f64).collect(),
+            need_loss: self.need.iter().map(|v| v.iter().map(|&s| mean(s)).collect()).collect(),
+            question_loss: self.question.iter().map(|&s| mean(s)).collect(),
+        };
+        *self = Accumulator::new(self.digit.len());
+        r
+    }
+}

@@ -1,0 +1,227 @@
+//! The training loop: fresh random questions every step, AdamW, records into training.json,
+//! atomic checkpoints that resume bit-identically, and a progress bar.
+
+use super::config::TrainConfig;
+use super::log::{answer_names, Accumulator, TrainingLog};
+use super::optim::AdamW;
+use crate::io::tensors::{self, Tensor, TensorFile};
+use crate::model::file::ModelFile;
+use crate::model::{backward, forward, loss, NoHooks, Params, Span, Targets, Workspace};
+use crate::task::generate::{Enrichment, OpMix, QuestionGenerator};
+use crate::task::Question;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// File names inside a run folder.
+pub mod files {
+    /// The trained model.
+    pub const MODEL: &str = "model.safetensors";
+    /// Weights and optimiser state of the last checkpoint.
+    pub const CHECKPOINT: &str = "checkpoint.safetensors";
+    /// Loss curves and the run's config.
+    pub const TRAINING: &str = "training.json";
+}
+
+/// A training run in progress: weights, optimiser, buffers and the log.
+pub struct Trainer {
+    /// The run's configuration.
+    pub cfg: TrainConfig,
+    /// Current weights.
+    pub params: Params,
+    /// Optimiser state; `opt.step` is the number of steps done.
+    pub opt: AdamW,
+    /// Loss curves so far.
+    pub log: TrainingLog,
+    grad: Vec<f32>,
+    ws: Workspace,
+    tokens: Vec<u32>,
+    nll: Vec<f64>,
+    acc: Accumulator,
+    targets: Targets,
+    elapsed_before: f64,
+}
+
+/// The questions of step `step`: a pure function of the data seed and the step, so a resumed
+/// run sees exactly the batches an uninterrupted one would.
+pub fn batch_for_step(cfg: &TrainConfig, step: u64) -> Vec<Question> {
+    let t = &cfg.task;
+    let seed = cfg.data_seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ step.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    let mut g = QuestionGenerator::new(
+        t.n_digits,
+        seed,
+        OpMix { sub_share: t.sub_share },
+        Enrichment { batch_share: t.add_enrich_batches, digit_share: t.add_enrich_digits },
+        Enrichment { batch_share: t.sub_enrich_batches, digit_share: t.sub_enrich_digits },
+    )
+    .expect("a validated config makes a valid generator");
+    g.next_batch(cfg.batch_size)
+}
+
+impl Trainer {
+    /// A fresh run with TransformerLens-initialised weights.
+    pub fn new(cfg: TrainConfig) -> Result<Trainer, String> {
+        cfg.validate()?;
+        let params = Params::init(&cfg.model);
+        let opt = AdamW::new(cfg.optim.clone(), params.data.len());
+        Ok(Self::with_state(cfg, params, opt, Vec::new(), 0.0))
+    }
+
+    fn with_state(cfg: TrainConfig, params: Params, opt: AdamW, records: Vec<super::log::Record>, elapsed_before: f64) -> Trainer {
+        let (n, fmt) = (cfg.task.n_digits, cfg.task.format);
+        let targets = Targets { first: fmt.answer_start(n) - 1, n: fmt.n_answer(n) };
+        let ws = Workspace::new(&cfg.model, cfg.batch_size, Span::predictions(targets.first, targets.n));
+        let log = TrainingLog {
+            config: cfg.clone(),
+            answer_names: answer_names(fmt, n),
+            records,
+            steps_per_s: 0.0,
+            threads: rayon::current_num_threads(),
+        };
+        Trainer {
+            grad: vec![0.0; params.data.len()],
+            tokens: vec![0; cfg.batch_size * cfg.model.n_ctx],
+            nll: vec![0.0; cfg.batch_size * targets.n],
+            acc: Accumulator::new(targets.n),
+            ws,
+            targets,
+            elapsed_before,
+            cfg,
+            params,
+            opt,
+            log,
+        }
+    }
+
+    /// Steps done so far.
+    pub fn step_count(&self) -> u64 {
+        self.opt.step
+    }
+
+    /// One optimiser step on a fresh batch; returns the batch's loss, or an error if the loss
+    /// is not finite (the weights are then left as they were before the step).
+    pub fn step(&mut self) -> Result<f64, String> {
+        let step = self.opt.step;
+        let questions = batch_for_step(&self.cfg, step);
+        let (fmt, n_ctx) = (self.cfg.task.format, self.cfg.model.n_ctx);
+        for (q, row) in questions.iter().zip(self.tokens.chunks_exact_mut(n_ctx)) {
+            q.write_tokens(fmt, row);
+        }
+        forward(&self.params, &self.tokens, n_ctx, &mut self.ws, &mut NoHooks);
+        let l = loss(&mut self.ws, &self.tokens, n_ctx, self.cfg.model.d_vocab_out, &self.targets, &mut self.nll, true);
+        if !l.is_finite() {
+            return Err(format!("the loss became {l} at step {step}: training stopped; the last checkpoint is kept (try a lower lr)"));
+        }
+        self.grad.fill(0.0);
+        backward(&self.params, &self.tokens, n_ctx, &mut self.ws, &mut self.grad);
+        let lr = self.cfg.optim.lr * self.cfg.schedule.factor(step);
+        self.opt.step(&mut self.params.data, &self.grad, lr);
+        self.acc.add(&questions, fmt, &self.nll, l);
+        Ok(l)
+    }
+
+    /// Trains to `cfg.steps`, writing records, checkpoints and finally the model into `dir`.
+    pub fn train(&mut self, dir: &Path, progress: &mut dyn FnMut(&Trainer)) -> Result<(), String> {
+        self.train_until(dir, self.cfg.steps, progress)?;
+        self.save_model(&dir.join(files::MODEL))
+    }
+
+    /// Trains until `stop` steps are done (as if interrupted there), with records and checkpoints.
+    pub fn train_until(&mut self, dir: &Path, stop: u64, progress: &mut dyn FnMut(&Trainer)) -> Result<(), String> {
+        let start = Instant::now();
+        let first = self.opt.step;
+        while self.opt.step < stop.min(self.cfg.steps) {
+            self.step()?;
+            let step = self.opt.step;
+            let elapsed = self.elapsed_before + start.elapsed().as_secs_f64();
+            self.log.steps_per_s = (step - first) as f64 / start.elapsed().as_secs_f64().max(1e-9);
+            if step.is_multiple_of(self.cfg.log_every) || step == self.cfg.steps {
+                let lr = self.cfg.optim.lr * self.cfg.schedule.factor(step - 1);
+                self.log.records.push(self.acc.take(step, elapsed, lr));
+            }
+            if step.is_multiple_of(self.cfg.checkpoint_every) || step == self.cfg.steps {
+                self.save_checkpoint(dir, elapsed)?;
+            }
+            progress(self);
+        }
+        Ok(())
+    }
+
+    /// The last record's loss, if any.
+    pub fn last_loss(&self) -> Option<f64> {
+        self.log.records.last().map(|r| r.loss)
+    }
+
+    /// The model file: weights plus the task it answers (`n_digits`, `format`, `ops`) and the
+    /// training config.
+    pub fn model_file(&self) -> ModelFile {
+        let t = &self.cfg.task;
+        let ops: Vec<&str> = t.ops().iter().map(|o| if *o == crate::task::Op::Add { "add" } else { "sub" }).collect();
+        let metadata = [
+            ("n_digits", t.n_digits.to_string()),
+            ("format", t.format.name().to_string()),
+            ("ops", ops.join(",")),
+            ("name", self.cfg.name.clone()),
+            ("train_config", serde_json::to_string(&self.cfg).expect("config serialises")),
+            ("steps_done", self.opt.step.to_string()),
+        ];
+        ModelFile { params: self.params.clone(), metadata: metadata.into_iter().map(|(k, v)| (k.to_string(), v)).collect() }
+    }
+
+    fn save_model(&self, path: &Path) -> Result<(), String> {
+        self.model_file().save(path)
+    }
+
+    fn save_checkpoint(&self, dir: &Path, elapsed: f64) -> Result<(), String> {
+        let mut f = self.model_file().params.to_tensor_file();
+        f.metadata.extend(self.model_file().metadata);
+        for e in &self.params.layout.entries {
+            for (prefix, buf) in [("optim.m.", &self.opt.m), ("optim.v.", &self.opt.v)] {
+                f.tensors.insert(format!("{prefix}{}", e.name), Tensor { shape: e.shape.clone(), data: buf[e.range.clone()].to_vec() });
+            }
+        }
+        f.metadata.insert("elapsed_s".into(), elapsed.to_string());
+        // training.json first: a checkpoint never points past the records on disk.
+        crate::io::atomic::write_json(&dir.join(files::TRAINING), &self.log).map_err(|e| format!("cannot write training.json: {e}"))?;
+        tensors::save(&dir.join(files::CHECKPOINT), &f)
+    }
+
+    /// Continues the run whose checkpoint is in `dir`; `cfg` must match the checkpoint's config
+    /// except for the number of steps.
+    pub fn resume(dir: &Path, cfg: Option<TrainConfig>) -> Result<Trainer, String> {
+        let path = dir.join(files::CHECKPOINT);
+        let mut f: TensorFile = tensors::load(&path).map_err(|e| format!("cannot resume: {e}"))?;
+        let saved: TrainConfig = serde_json::from_str(f.metadata.get("train_config").ok_or("checkpoint has no train_config")?)
+            .map_err(|e| format!("{}: bad train_config: {e}", path.display()))?;
+        let cfg = match cfg {
+            Some(c) if TrainConfig { steps: saved.steps, schedule: saved.schedule.clone(), ..c.clone() } != saved => {
+                return Err(format!("cannot resume {}: its config differs from the one requested (only steps may change)", dir.display()));
+            }
+            Some(c) => c,
+            None => saved,
+        };
+        let step: u64 = f.metadata.get("steps_done").and_then(|s| s.parse().ok()).ok_or("checkpoint has no steps_done")?;
+        let elapsed: f64 = f.metadata.get("elapsed_s").and_then(|s| s.parse().ok()).unwrap_or(0.0);
+        let mut opt = AdamW::new(cfg.optim.clone(), 0);
+        let layout = crate::model::params::ParamLayout::new(&cfg.model);
+        for (prefix, buf) in [("optim.m.", &mut opt.m), ("optim.v.", &mut opt.v)] {
+            *buf = vec![0.0; layout.total];
+            for e in &layout.entries {
+                let t = f.tensors.remove(&format!("{prefix}{}", e.name)).ok_or_else(|| format!("checkpoint lacks {prefix}{}", e.name))?;
+                buf[e.range.clone()].copy_from_slice(&t.data);
+            }
+        }
+        opt.step = step;
+        let model = ModelFile::from_tensor_file(f, &path.display().to_string())?;
+        let log: TrainingLog = std::fs::read(dir.join(files::TRAINING))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or("cannot read training.json of the run")?;
+        let records = log.records.into_iter().filter(|r| r.step <= step).collect();
+        Ok(Self::with_state(cfg, model.params, opt, records, elapsed))
+    }
+}
+
+/// The default run folder of a config: `runs/<name>`.
+pub fn default_run_dir(cfg: &TrainConfig) -> PathBuf {
+    PathBuf::from("runs").join(&cfg.name)
+}
