@@ -6,6 +6,7 @@ pub mod file;
 pub mod hooks;
 pub mod linalg;
 pub mod ops;
+pub mod pairs;
 pub mod params;
 pub mod transformer;
 

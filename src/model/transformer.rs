@@ -10,6 +10,7 @@
 use super::hooks::{HookPoint, HookTensor, Hooks};
 use super::linalg::{add_bias, add_col_sums, matmul, matmul_into, MatRef};
 use super::ops::{self, AttnDims};
+use super::pairs::PairTable;
 use super::params::{LnIdx, Params};
 
 /// Which positions a pass computes: all layers see positions `0..t`; the last layer's output
@@ -93,6 +94,10 @@ pub struct Workspace {
     /// Logits [batch, span.tq(), d_vocab_out].
     pub logits: Vec<f32>,
     grads: GradBufs,
+    /// Layer 0 per distinct (token, position) pair, used by passes without hooks.
+    pairs: PairTable,
+    /// Whether the last forward pass went through `pairs`.
+    used_pairs: bool,
 }
 
 impl Workspace {
@@ -153,6 +158,8 @@ impl Workspace {
             lnf_out: z(n_out * d),
             logits: z(n_out * c.d_vocab_out),
             grads,
+            pairs: PairTable::default(),
+            used_pairs: false,
         }
     }
 
@@ -178,7 +185,13 @@ fn hook<H: Hooks>(hooks: &mut H, point: HookPoint, data: &mut [f32], shape: Vec<
 pub fn forward<H: Hooks>(p: &Params, tokens: &[u32], n_ctx: usize, ws: &mut Workspace, hooks: &mut H) {
     let c = &p.config;
     let (b, span, d) = (ws.batch, ws.span, c.d_model);
-    embed(p, tokens, n_ctx, ws, hooks);
+    ws.used_pairs = !H::ACTIVE;
+    if ws.used_pairs {
+        ws.pairs.build(tokens, n_ctx, b, span.t, c.d_vocab);
+        ws.pairs.forward(p, &p.layout.blocks[0]);
+    } else {
+        embed(p, tokens, n_ctx, ws, hooks);
+    }
     for l in 0..c.n_layers {
         block_forward(p, l, ws, hooks);
     }
@@ -273,43 +286,37 @@ fn block_forward<H: Hooks>(p: &Params, l: usize, ws: &mut Workspace, hooks: &mut
     let (tq, n_in, n_out) = (t - q0, b * t, b * (t - q0));
     let (before, after) = ws.resid.split_at_mut(l + 1);
     let (x, x_out) = (&mut before[l], &mut after[0]);
-    hook(hooks, HookPoint::ResidPre(l), x, vec![b, t, d], 0);
     let bb = &mut ws.blocks[l];
-    let ln_in: &[f32] = match &idx.ln1 {
-        Some(ln) => {
-            layernorm(
-                p,
-                ln,
-                x,
-                &mut bb.ln1_xhat,
-                &mut bb.ln1_scale,
-                &mut bb.ln1_out,
-                hooks,
-                [HookPoint::Ln1Scale(l), HookPoint::Ln1Normalized(l)],
-                [b, t],
-                0,
-            );
-            &bb.ln1_out
-        }
-        None => x,
-    };
-    let ln_q: &[f32] = if q0 > 0 {
-        gather_rows(ln_in, d, sub, &mut bb.ln1_q);
-        &bb.ln1_q
-    } else {
-        ln_in
-    };
-    // Queries for the query rows, keys and values for all rows: [rows, head, d_head].
     let a = &idx.attn;
-    for h in 0..nh {
-        let w = |r: &std::ops::Range<usize>| MatRef::new(&p.data[r.start + h * d * dh..r.start + (h + 1) * d * dh], d, dh);
-        matmul_into(&mut bb.q[h * dh..], hd, MatRef::new(ln_q, n_out, d), w(&a.w_q), false);
-        matmul_into(&mut bb.k[h * dh..], hd, MatRef::new(ln_in, n_in, d), w(&a.w_k), false);
-        matmul_into(&mut bb.v[h * dh..], hd, MatRef::new(ln_in, n_in, d), w(&a.w_v), false);
+    if l == 0 && ws.used_pairs {
+        ws.pairs.expand(d, hd, t, q0, x, &mut bb.q, &mut bb.k, &mut bb.v);
+    } else {
+        hook(hooks, HookPoint::ResidPre(l), x, vec![b, t, d], 0);
+        let ln_in: &[f32] = match &idx.ln1 {
+            Some(ln) => {
+                let points = [HookPoint::Ln1Scale(l), HookPoint::Ln1Normalized(l)];
+                layernorm(p, ln, x, &mut bb.ln1_xhat, &mut bb.ln1_scale, &mut bb.ln1_out, hooks, points, [b, t], 0);
+                &bb.ln1_out
+            }
+            None => x,
+        };
+        let ln_q: &[f32] = if q0 > 0 {
+            gather_rows(ln_in, d, sub, &mut bb.ln1_q);
+            &bb.ln1_q
+        } else {
+            ln_in
+        };
+        // Queries for the query rows, keys and values for all rows: [rows, head, d_head].
+        for h in 0..nh {
+            let w = |r: &std::ops::Range<usize>| MatRef::new(&p.data[r.start + h * d * dh..r.start + (h + 1) * d * dh], d, dh);
+            matmul_into(&mut bb.q[h * dh..], hd, MatRef::new(ln_q, n_out, d), w(&a.w_q), false);
+            matmul_into(&mut bb.k[h * dh..], hd, MatRef::new(ln_in, n_in, d), w(&a.w_k), false);
+            matmul_into(&mut bb.v[h * dh..], hd, MatRef::new(ln_in, n_in, d), w(&a.w_v), false);
+        }
+        add_bias(&mut bb.q, &p.data[a.b_q.clone()]);
+        add_bias(&mut bb.k, &p.data[a.b_k.clone()]);
+        add_bias(&mut bb.v, &p.data[a.b_v.clone()]);
     }
-    add_bias(&mut bb.q, &p.data[a.b_q.clone()]);
-    add_bias(&mut bb.k, &p.data[a.b_k.clone()]);
-    add_bias(&mut bb.v, &p.data[a.b_v.clone()]);
     hook(hooks, HookPoint::Q(l), &mut bb.q, vec![b, tq, nh, dh], q0);
     hook(hooks, HookPoint::K(l), &mut bb.k, vec![b, t, nh, dh], 0);
     hook(hooks, HookPoint::V(l), &mut bb.v, vec![b, t, nh, dh], 0);
@@ -396,10 +403,12 @@ pub fn backward(p: &Params, tokens: &[u32], n_ctx: usize, ws: &mut Workspace, gr
         }
         None => matmul(&mut g.d_out[..n_out * d], dl, w_u.t(), false),
     }
+    let mut pairs = std::mem::take(&mut ws.pairs);
     for l in (0..c.n_layers).rev() {
-        block_backward(p, l, ws, &mut g, grad);
+        block_backward(p, l, ws, ws.used_pairs.then_some(&mut pairs), &mut g, grad);
         std::mem::swap(&mut g.d_out, &mut g.d_in);
     }
+    ws.pairs = pairs;
     // Embeddings: g.d_out now holds d hook_resid_pre of block 0.
     let t = ws.span.t;
     for (r, row) in g.d_out[..b * t * d].chunks_exact(d).enumerate() {
@@ -424,7 +433,9 @@ fn two_mut<'a>(x: &'a mut [f32], a: &std::ops::Range<usize>, b: &std::ops::Range
 }
 
 /// Block `l` backward: reads d hook_resid_post from `g.d_out`, writes d hook_resid_pre to `g.d_in`.
-fn block_backward(p: &Params, l: usize, ws: &Workspace, g: &mut GradBufs, grad: &mut [f32]) {
+/// With `pairs` (layer 0 of a pass without hooks), the LN1 path's gradient goes straight to the
+/// embeddings per distinct pair and `g.d_in` carries only the residual connection.
+fn block_backward(p: &Params, l: usize, ws: &Workspace, pairs: Option<&mut PairTable>, g: &mut GradBufs, grad: &mut [f32]) {
     let c = &p.config;
     let idx = &p.layout.blocks[l];
     let bb = &ws.blocks[l];
@@ -475,38 +486,43 @@ fn block_backward(p: &Params, l: usize, ws: &Workspace, g: &mut GradBufs, grad: 
         &mut g.dk[..n_in * hd],
         &mut g.dv[..n_in * hd],
     );
-    add_col_sums(&mut grad[a.b_q.clone()], &g.dq[..n_out * hd]);
-    add_col_sums(&mut grad[a.b_k.clone()], &g.dk[..n_in * hd]);
-    add_col_sums(&mut grad[a.b_v.clone()], &g.dv[..n_in * hd]);
-    let ln_in: &[f32] = if idx.ln1.is_some() { &bb.ln1_out } else { &ws.resid[l] };
-    let ln_q: &[f32] = if q0 > 0 { &bb.ln1_q } else { ln_in };
-    let d_ln = &mut g.d_ln[..n_in * d];
-    let d_lnq = if q0 > 0 { &mut g.d_lnq[..n_out * d] } else { &mut [][..] };
-    for h in 0..nh {
-        let wr = |r: &std::ops::Range<usize>| r.start + h * d * dh..r.start + (h + 1) * d * dh;
-        let (wq, wk, wv) = (wr(&a.w_q), wr(&a.w_k), wr(&a.w_v));
-        matmul(&mut grad[wq.clone()], MatRef::new(ln_q, n_out, d).t(), head_cols(&g.dq, h, n_out, dh, hd), true);
-        matmul(&mut grad[wk.clone()], MatRef::new(ln_in, n_in, d).t(), head_cols(&g.dk, h, n_in, dh, hd), true);
-        matmul(&mut grad[wv.clone()], MatRef::new(ln_in, n_in, d).t(), head_cols(&g.dv, h, n_in, dh, hd), true);
-        let w = |r: std::ops::Range<usize>| MatRef::new(&p.data[r], d, dh).t();
-        matmul(d_ln, head_cols(&g.dk, h, n_in, dh, hd), w(wk), h > 0);
-        matmul(d_ln, head_cols(&g.dv, h, n_in, dh, hd), w(wv), true);
-        if q0 > 0 {
-            matmul(d_lnq, head_cols(&g.dq, h, n_out, dh, hd), w(wq), h > 0);
-        } else {
-            matmul(d_ln, head_cols(&g.dq, h, n_out, dh, hd), w(wq), true);
-        }
-    }
-    if q0 > 0 {
-        scatter_add_rows(d_ln, d, sub, d_lnq);
-    }
     let d_in = &mut g.d_in[..n_in * d];
-    match &idx.ln1 {
-        Some(ln) => {
-            let (dw, db) = two_mut(grad, &ln.w, &ln.b);
-            ops::layernorm_backward(d_ln, &bb.ln1_xhat, &bb.ln1_scale, &p.data[ln.w.clone()], dw, db, d_in, false);
+    if let Some(pairs) = pairs.filter(|_| l == 0) {
+        pairs.backward(p, idx, t, q0, &g.dq[..n_out * hd], &g.dk[..n_in * hd], &g.dv[..n_in * hd], grad);
+        d_in.fill(0.0);
+    } else {
+        add_col_sums(&mut grad[a.b_q.clone()], &g.dq[..n_out * hd]);
+        add_col_sums(&mut grad[a.b_k.clone()], &g.dk[..n_in * hd]);
+        add_col_sums(&mut grad[a.b_v.clone()], &g.dv[..n_in * hd]);
+        let ln_in: &[f32] = if idx.ln1.is_some() { &bb.ln1_out } else { &ws.resid[l] };
+        let ln_q: &[f32] = if q0 > 0 { &bb.ln1_q } else { ln_in };
+        let d_ln = &mut g.d_ln[..n_in * d];
+        let d_lnq = if q0 > 0 { &mut g.d_lnq[..n_out * d] } else { &mut [][..] };
+        for h in 0..nh {
+            let wr = |r: &std::ops::Range<usize>| r.start + h * d * dh..r.start + (h + 1) * d * dh;
+            let (wq, wk, wv) = (wr(&a.w_q), wr(&a.w_k), wr(&a.w_v));
+            matmul(&mut grad[wq.clone()], MatRef::new(ln_q, n_out, d).t(), head_cols(&g.dq, h, n_out, dh, hd), true);
+            matmul(&mut grad[wk.clone()], MatRef::new(ln_in, n_in, d).t(), head_cols(&g.dk, h, n_in, dh, hd), true);
+            matmul(&mut grad[wv.clone()], MatRef::new(ln_in, n_in, d).t(), head_cols(&g.dv, h, n_in, dh, hd), true);
+            let w = |r: std::ops::Range<usize>| MatRef::new(&p.data[r], d, dh).t();
+            matmul(d_ln, head_cols(&g.dk, h, n_in, dh, hd), w(wk), h > 0);
+            matmul(d_ln, head_cols(&g.dv, h, n_in, dh, hd), w(wv), true);
+            if q0 > 0 {
+                matmul(d_lnq, head_cols(&g.dq, h, n_out, dh, hd), w(wq), h > 0);
+            } else {
+                matmul(d_ln, head_cols(&g.dq, h, n_out, dh, hd), w(wq), true);
+            }
         }
-        None => d_in.copy_from_slice(d_ln),
+        if q0 > 0 {
+            scatter_add_rows(d_ln, d, sub, d_lnq);
+        }
+        match &idx.ln1 {
+            Some(ln) => {
+                let (dw, db) = two_mut(grad, &ln.w, &ln.b);
+                ops::layernorm_backward(d_ln, &bb.ln1_xhat, &bb.ln1_scale, &p.data[ln.w.clone()], dw, db, d_in, false);
+            }
+            None => d_in.copy_from_slice(d_ln),
+        }
     }
     // The residual connection around the block.
     if q0 > 0 {
