@@ -32,10 +32,51 @@ pub enum Command {
         /// The question, e.g. "12345+67890=".
         question: String,
     },
+    /// Evaluate a model: accuracy and nines on random questions, per-class tables, the hardest
+    /// questions; writes eval.json into a run folder.
+    Eval(EvalArgs),
     /// Benchmark training and evaluation speed against the machine's matrix-product peak.
     Bench(crate::bench::BenchArgs),
     /// The main job: train (unless already trained), then everything the later stages add.
     Run(TrainArgs),
+}
+
+/// Options of `eval`.
+#[derive(Args, Debug, Clone)]
+pub struct EvalArgs {
+    /// Model file or run folder.
+    pub model: PathBuf,
+    /// Random questions per operation.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub questions: u64,
+    /// Seed of the question sets.
+    #[arg(long, default_value_t = 673023)]
+    pub seed: u64,
+    /// Evaluate every question (n <= 3): an exact accuracy, not a sample.
+    #[arg(long)]
+    pub exhaustive: bool,
+    /// Stratified questions per complexity class.
+    #[arg(long, default_value_t = 10_000)]
+    pub per_class: usize,
+    /// Highest-loss questions to list.
+    #[arg(long, default_value_t = 20)]
+    pub top: usize,
+    /// Print eval.json to standard output instead of the tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl EvalArgs {
+    fn options(&self) -> crate::eval::EvalOptions {
+        crate::eval::EvalOptions {
+            questions: self.questions,
+            seed: self.seed,
+            exhaustive: self.exhaustive,
+            per_class: self.per_class,
+            top_k: self.top,
+            ..Default::default()
+        }
+    }
 }
 
 /// Options shared by `train` and `run`.
@@ -94,6 +135,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Train(a) => train(&a).map(|_| ()),
         Command::Ask { model, question } => ask(&model, &question),
+        Command::Eval(a) => eval(&a).map(|_| ()),
         Command::Bench(a) => crate::bench::run(&a),
         Command::Run(a) => run_all(&a),
     }
@@ -197,6 +239,101 @@ fn ask(path: &Path, question: &str) -> Result<(), String> {
     }
     println!("{}", if tokens == truth { "correct" } else { "WRONG" });
     Ok(())
+}
+
+/// Evaluates per `a`, prints the result and writes eval.json beside a run folder's model.
+pub fn eval(a: &EvalArgs) -> Result<crate::eval::EvalReport, String> {
+    let model = TaskModel::load(&a.model)?;
+    let mut bar = StageBar::new(a.json);
+    let report = crate::eval::evaluate(&model, &a.options(), &mut |stage, done, total| bar.update(stage, done, total))?;
+    bar.finish();
+    if a.model.is_dir() {
+        crate::io::atomic::write_json(&a.model.join("eval.json"), &report).map_err(|e| format!("cannot write eval.json: {e}"))?;
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+    } else {
+        print_eval(&report);
+    }
+    Ok(report)
+}
+
+fn print_eval(r: &crate::eval::EvalReport) {
+    for op in &r.ops {
+        for (title, rows) in
+            [(if op.exhaustive { "every question" } else { "random questions" }, &op.random), ("stratified by class", &op.stratified)]
+        {
+            println!("\n{:?}, {title}:", op.op);
+            println!("  {:>5} {:>9} {:>9} {:>11} {:>10}  per-digit accuracy", "class", "n", "failures", "accuracy", "mean loss");
+            for row in rows {
+                let digits: Vec<String> = row.digit_accuracy.iter().map(|a| format!("{:.4}", a)).collect();
+                println!(
+                    "  {:>5} {:>9} {:>9} {:>10.5}% {:>10.2e}  {}",
+                    row.class,
+                    row.n,
+                    row.failures,
+                    100.0 * row.accuracy,
+                    row.mean_loss,
+                    digits.join(" ")
+                );
+            }
+        }
+        println!("\nhighest-loss questions:");
+        for h in op.top_loss.iter().take(10) {
+            println!(
+                "  {}{}  class {:>3}  loss {:.2e}  model {}  wrong {}",
+                h.question,
+                h.truth,
+                h.class,
+                h.loss,
+                h.predicted,
+                if h.wrong_digits.is_empty() { "-".to_string() } else { h.wrong_digits.join(",") }
+            );
+        }
+    }
+    println!();
+    for line in &r.summary {
+        println!("{line}");
+    }
+    println!("{:.1} s, {:.0} questions/s", r.seconds, r.questions_per_s);
+}
+
+/// A progress bar per stage on a terminal; nothing otherwise.
+struct StageBar {
+    bar: Option<indicatif::ProgressBar>,
+    stage: String,
+    hidden: bool,
+}
+
+impl StageBar {
+    fn new(hidden: bool) -> StageBar {
+        StageBar { bar: None, stage: String::new(), hidden: hidden || !std::io::stderr().is_terminal() }
+    }
+
+    fn update(&mut self, stage: &str, done: u64, total: u64) {
+        if self.hidden {
+            return;
+        }
+        if self.stage != stage {
+            self.finish();
+            let b = indicatif::ProgressBar::new(total);
+            let style = indicatif::ProgressStyle::with_template("{msg:>24} {bar:40} {pos}/{len} [{elapsed_precise} < {eta_precise}]")
+                .expect("valid template");
+            b.set_style(style);
+            b.set_message(stage.to_string());
+            self.bar = Some(b);
+            self.stage = stage.to_string();
+        }
+        if let Some(b) = &self.bar {
+            b.set_position(done);
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish();
+        }
+    }
 }
 
 fn run_all(a: &TrainArgs) -> Result<(), String> {

@@ -1,4 +1,8 @@
-//! Evaluation: predictions (greedy and teacher-forced), accuracy over random, exhaustive and
-//! class-stratified question sets, and the hardest questions.
+//! Evaluation: predictions (greedy and teacher-forced), accuracy over random, exhaustive,
+//! class-stratified and curated question sets, nines, and the hardest questions.
 
+pub mod accuracy;
 pub mod predict;
+pub mod stats;
+
+pub use accuracy::{evaluate, EvalOptions, EvalReport};

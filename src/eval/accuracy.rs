@@ -1,0 +1,286 @@
+//! Accuracy over question sets: random samples (the million-question test), every question
+//! (exhaustive proof for small n), class-stratified samples and the curated examples.
+
+use super::predict::{Predictions, Predictor};
+use super::stats::{nines, ClassRow, ClassTallies, HardQuestion, TopLoss};
+use crate::task::curated::curated;
+use crate::task::generate::{all_questions, random_questions};
+use crate::task::stratified::stratified_set;
+use crate::task::{Op, Question};
+use crate::task_model::TaskModel;
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+/// What `evaluate` measures.
+#[derive(Clone, Debug)]
+pub struct EvalOptions {
+    /// Random questions per operation (the follow-up paper uses 1,000,000).
+    pub questions: u64,
+    /// Seed of the random and stratified sets.
+    pub seed: u64,
+    /// Evaluate every question instead of a random sample (n <= 3).
+    pub exhaustive: bool,
+    /// Stratified questions per complexity class.
+    pub per_class: usize,
+    /// Highest-loss questions to list.
+    pub top_k: usize,
+    /// Questions per forward pass.
+    pub batch: usize,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        EvalOptions { questions: 1_000_000, seed: 673023, exhaustive: false, per_class: 10_000, top_k: 20, batch: 1024 }
+    }
+}
+
+/// The largest operand width `--exhaustive` accepts: 10^6 questions at n = 3.
+pub const EXHAUSTIVE_MAX_DIGITS: usize = 3;
+
+/// One curated question's outcome.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CuratedResult {
+    /// Class.
+    pub class: String,
+    /// Question text.
+    pub question: String,
+    /// The model's answer tokens.
+    pub predicted: String,
+    /// Whether it is right.
+    pub correct: bool,
+}
+
+/// Results for one operation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OpReport {
+    /// "add" or "sub".
+    pub op: Op,
+    /// Whether `random` covers every question (a proof) rather than a sample.
+    pub exhaustive: bool,
+    /// Questions evaluated in the random (or exhaustive) set.
+    pub questions: u64,
+    /// Wrong answers among them.
+    pub failures: u64,
+    /// Share correct.
+    pub accuracy: f64,
+    /// Nines of the accuracy (see `stats::nines`).
+    pub nines: u32,
+    /// Failures per million questions.
+    pub failures_per_million: f64,
+    /// Per-class table of the random (or exhaustive) set, then "all".
+    pub random: Vec<ClassRow>,
+    /// Per-class table of the stratified set.
+    pub stratified: Vec<ClassRow>,
+    /// Share of the random set's total loss held by each class.
+    pub loss_share: Vec<(String, f64)>,
+    /// The curated examples.
+    pub curated: Vec<CuratedResult>,
+    /// Highest-loss questions over the random and stratified sets.
+    pub top_loss: Vec<HardQuestion>,
+}
+
+/// eval.json.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvalReport {
+    /// Model name.
+    pub model: String,
+    /// Operand width.
+    pub n_digits: usize,
+    /// Seed of the question sets.
+    pub seed: u64,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// Questions per second over all sets.
+    pub questions_per_s: f64,
+    /// One report per operation the model knows.
+    pub ops: Vec<OpReport>,
+    /// Findings in words.
+    pub summary: Vec<String>,
+}
+
+/// Runs `questions` through the model in batches, folding results into `tallies` and `top`;
+/// `progress` is told how many questions are done.
+pub fn evaluate_set(
+    model: &TaskModel,
+    questions: impl Iterator<Item = Question>,
+    batch: usize,
+    tallies: &mut ClassTallies,
+    top: &mut TopLoss,
+    progress: &mut dyn FnMut(u64),
+) {
+    let mut pred = Predictor::new(model, batch);
+    let mut chunk = Vec::with_capacity(batch);
+    let mut out = Predictions::default();
+    let mut questions = questions.peekable();
+    let mut done = 0;
+    while questions.peek().is_some() {
+        chunk.clear();
+        chunk.extend(questions.by_ref().take(batch));
+        out.argmax.clear();
+        out.nll.clear();
+        pred.run(&chunk, &mut out);
+        fold(model, &chunk, &out, tallies, top);
+        done += chunk.len() as u64;
+        progress(done);
+    }
+}
+
+fn fold(model: &TaskModel, qs: &[Question], out: &Predictions, tallies: &mut ClassTallies, top: &mut TopLoss) {
+    let n = out.n_answer;
+    let mut ok = vec![false; n];
+    for (i, q) in qs.iter().enumerate() {
+        let truth = q.answer_tokens(model.format);
+        let pred = &out.argmax[i * n..(i + 1) * n];
+        ok.iter_mut().zip(truth.iter().zip(pred)).for_each(|(o, (a, b))| *o = a == b);
+        let loss = out.nll[i * n..(i + 1) * n].iter().sum::<f64>() / n as f64;
+        tallies.add(q.class(), ok.iter().all(|&v| v), loss, &ok);
+        top.offer(loss, q, pred);
+    }
+}
+
+/// Evaluates `model` per `opts` on each operation it knows; `progress(stage, done, total)`.
+pub fn evaluate(model: &TaskModel, opts: &EvalOptions, progress: &mut dyn FnMut(&str, u64, u64)) -> Result<EvalReport, String> {
+    check_options(model, opts)?;
+    let start = Instant::now();
+    let mut total_q = 0;
+    let mut ops = Vec::new();
+    for &op in &model.ops {
+        let r = evaluate_op(model, op, opts, progress)?;
+        total_q += r.questions + r.stratified.last().map_or(0, |row| row.n);
+        ops.push(r);
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let summary = ops.iter().flat_map(summarise).collect();
+    Ok(EvalReport {
+        model: model.name.clone(),
+        n_digits: model.n_digits,
+        seed: opts.seed,
+        seconds,
+        questions_per_s: total_q as f64 / seconds,
+        ops,
+        summary,
+    })
+}
+
+fn check_options(model: &TaskModel, opts: &EvalOptions) -> Result<(), String> {
+    if opts.exhaustive && model.n_digits > EXHAUSTIVE_MAX_DIGITS {
+        let count = 10f64.powi(2 * model.n_digits as i32);
+        return Err(format!(
+            "--exhaustive covers n <= {EXHAUSTIVE_MAX_DIGITS} (10^6 questions at n = 3); this model answers {}-digit questions, {count:.0e} of them, \
+             which would take about {:.0} hours at 10,000 questions/s: use --questions N for a random sample",
+            model.n_digits,
+            count / 1e4 / 3600.0
+        ));
+    }
+    if !opts.exhaustive && opts.questions == 0 {
+        return Err("--questions must be at least 1 (the follow-up paper uses 1,000,000)".into());
+    }
+    if opts.batch == 0 {
+        return Err("the batch size must be at least 1".into());
+    }
+    Ok(())
+}
+
+fn evaluate_op(model: &TaskModel, op: Op, opts: &EvalOptions, progress: &mut dyn FnMut(&str, u64, u64)) -> Result<OpReport, String> {
+    let n = model.n_digits;
+    let err = |e: crate::task::TaskError| e.to_string();
+    let mut top = TopLoss::new(opts.top_k);
+    let mut random = ClassTallies::default();
+    let label = format!("{} {}", if opts.exhaustive { "all" } else { "random" }, if op == Op::Add { "addition" } else { "subtraction" });
+    let total = if opts.exhaustive { 10u64.pow(2 * n as u32) } else { opts.questions };
+    if opts.exhaustive {
+        evaluate_set(model, all_questions(n, op).map_err(err)?, opts.batch, &mut random, &mut top, &mut |d| progress(&label, d, total));
+    } else {
+        // Generated in slices so a million questions never sit in memory at once.
+        let slice = 1 << 16;
+        let mut done = 0;
+        while done < total {
+            let count = slice.min(total - done);
+            let qs = random_questions(n, op, count as usize, opts.seed ^ done.wrapping_mul(0x9E37_79B9_7F4A_7C15)).map_err(err)?;
+            evaluate_set(model, qs.into_iter(), opts.batch, &mut random, &mut top, &mut |d| progress(&label, done + d, total));
+            done += count;
+        }
+    }
+    let mut strat = ClassTallies::default();
+    let sets = stratified_set(n, op, opts.per_class, opts.seed.wrapping_add(1)).map_err(err)?;
+    let strat_total = sets.iter().map(|(_, v)| v.len() as u64).sum();
+    let mut done = 0;
+    for (_, qs) in sets {
+        let len = qs.len() as u64;
+        evaluate_set(model, qs.into_iter(), opts.batch, &mut strat, &mut top, &mut |d| {
+            progress("stratified by class", done + d, strat_total)
+        });
+        done += len;
+    }
+    let all = random.total();
+    let names = crate::train::log::answer_names(model.format, n);
+    Ok(OpReport {
+        op,
+        exhaustive: opts.exhaustive,
+        questions: all.n,
+        failures: all.failures(),
+        accuracy: all.correct as f64 / all.n.max(1) as f64,
+        nines: nines(all.failures(), all.n),
+        failures_per_million: all.failures() as f64 * 1e6 / all.n.max(1) as f64,
+        loss_share: random.0.iter().map(|(c, t)| (c.to_string(), t.loss_sum / all.loss_sum.max(f64::MIN_POSITIVE))).collect(),
+        random: random.rows(),
+        stratified: strat.rows(),
+        curated: curated_results(model, op)?,
+        top_loss: top.describe(model.format, &names),
+    })
+}
+
+fn curated_results(model: &TaskModel, op: Op) -> Result<Vec<CuratedResult>, String> {
+    let sets = curated(model.n_digits, op).map_err(|e| e.to_string())?;
+    let qs: Vec<Question> = sets.iter().flat_map(|(_, v)| v.iter().copied()).collect();
+    let p = super::predict::teacher_forced(model, &qs, 256);
+    let text = |toks: &[u32]| toks.iter().map(|&t| model.format.token_name(t)).collect::<String>();
+    let n = p.n_answer;
+    Ok(qs
+        .iter()
+        .enumerate()
+        .map(|(i, q)| CuratedResult {
+            class: q.class().to_string(),
+            question: q.text(),
+            predicted: text(&p.argmax[i * n..(i + 1) * n]),
+            correct: p.correct(i, &q.answer_tokens(model.format)),
+        })
+        .collect())
+}
+
+/// Findings in words: accuracy and nines, the weakest class, and where the loss sits.
+pub fn summarise(r: &OpReport) -> Vec<String> {
+    let op = if r.op == Op::Add { "addition" } else { "subtraction" };
+    let mut v = vec![format!(
+        "{op}: {} of {} {} questions correct ({:.6}%), {} failures, {}{} nines, {:.1} failures per million",
+        r.questions - r.failures,
+        r.questions,
+        if r.exhaustive { "(all)" } else { "random" },
+        100.0 * r.accuracy,
+        r.failures,
+        if r.failures == 0 { "at least " } else { "" },
+        r.nines,
+        r.failures_per_million
+    )];
+    let classes = &r.stratified[..r.stratified.len().saturating_sub(1)];
+    if classes.iter().all(|c| c.failures == 0) {
+        v.push(format!(
+            "{op}: every complexity class answered correctly on {} stratified questions each",
+            classes.first().map_or(0, |c| c.n)
+        ));
+    } else if let Some(worst) = classes.iter().min_by(|a, b| a.accuracy.total_cmp(&b.accuracy)) {
+        v.push(format!(
+            "{op}: weakest class {} with {:.2}% correct on {} stratified questions",
+            worst.class,
+            100.0 * worst.accuracy,
+            worst.n
+        ));
+    }
+    if let Some((class, share)) = r.loss_share.iter().max_by(|a, b| a.1.total_cmp(&b.1)) {
+        v.push(format!("{op}: class {class} holds most of the loss on random questions ({:.0}% of it)", 100.0 * share));
+    }
+    if let Some(h) = r.top_loss.first() {
+        v.push(format!("{op}: hardest question {}{} (class {}), answered {}", h.question, h.truth, h.class, h.predicted));
+    }
+    v
+}

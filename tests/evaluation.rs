@@ -1,0 +1,104 @@
+//! Evaluation: teacher-forced correctness equals real greedy decoding, exhaustive evaluation is
+//! exact, class tallies match an independent brute-force count, and bad requests are refused.
+
+use arithlens::eval::accuracy::{evaluate_set, EvalOptions};
+use arithlens::eval::evaluate;
+use arithlens::eval::predict::{greedy, teacher_forced};
+use arithlens::eval::stats::{ClassTallies, TopLoss};
+use arithlens::task::generate::{all_questions, random_questions};
+use arithlens::task::Op;
+use arithlens::task_model::TaskModel;
+use arithlens::train::{TrainConfig, Trainer};
+use std::sync::OnceLock;
+
+fn trained(steps: u64, n_digits: usize) -> TaskModel {
+    let cfg = TrainConfig::preset("tiny").unwrap().with_overrides(&[format!("steps={steps}"), format!("n_digits={n_digits}")]).unwrap();
+    let mut t = Trainer::new(cfg).unwrap();
+    for _ in 0..steps {
+        t.step().unwrap();
+    }
+    TaskModel::from_file(t.model_file(), "test").unwrap()
+}
+
+fn tiny() -> &'static TaskModel {
+    static M: OnceLock<TaskModel> = OnceLock::new();
+    M.get_or_init(|| trained(2000, 2))
+}
+
+#[test]
+fn teacher_forced_correctness_equals_greedy_decoding_including_wrong_answers() {
+    for m in [trained(150, 3), trained(600, 3)] {
+        let qs = random_questions(3, Op::Add, 3000, 11).unwrap();
+        let tf = teacher_forced(&m, &qs, 500);
+        let gr = greedy(&m, &qs);
+        let mut wrong = 0;
+        for (i, q) in qs.iter().enumerate() {
+            let truth = q.answer_tokens(m.format);
+            let tf_ok = tf.correct(i, &truth);
+            assert_eq!(tf_ok, gr[i].0 == truth, "{}: teacher-forced {tf_ok}, greedy {:?}", q.text(), gr[i].0);
+            wrong += !tf_ok as usize;
+        }
+        assert!(wrong > 30, "the check needs wrong answers too, got {wrong}");
+    }
+}
+
+#[test]
+fn exhaustive_evaluation_of_the_tiny_model_is_perfect() {
+    let opts = EvalOptions { exhaustive: true, per_class: 200, ..Default::default() };
+    let r = evaluate(tiny(), &opts, &mut |_, _, _| {}).unwrap();
+    let add = &r.ops[0];
+    assert!(add.exhaustive);
+    assert_eq!((add.questions, add.failures, add.nines), (10_000, 0, 4));
+    assert!(add.stratified.iter().all(|row| row.failures == 0));
+}
+
+/// Class of a + b by schoolbook addition, written independently of the task module.
+fn brute_class(mut a: u32, mut b: u32) -> String {
+    let (mut carry, mut any, mut run, mut depth) = (0, false, 0, 0);
+    while a > 0 || b > 0 || carry > 0 {
+        let s = a % 10 + b % 10;
+        run = if carry == 1 && s == 9 { run + 1 } else { 0 };
+        depth = depth.max(run);
+        any |= s >= 10;
+        carry = u32::from(s + carry >= 10);
+        a /= 10;
+        b /= 10;
+    }
+    if any {
+        format!("S{}", depth + 1)
+    } else {
+        "S0".into()
+    }
+}
+
+#[test]
+fn exhaustive_class_counts_match_brute_force_for_two_and_three_digits() {
+    for n in [2usize, 3] {
+        let m = trained(1, n);
+        let mut tallies = ClassTallies::default();
+        evaluate_set(&m, all_questions(n, Op::Add).unwrap(), 4096, &mut tallies, &mut TopLoss::new(0), &mut |_| {});
+        let mut want = std::collections::BTreeMap::<String, u64>::new();
+        let lim = 10u32.pow(n as u32);
+        for a in 0..lim {
+            for b in 0..lim {
+                *want.entry(brute_class(a, b)).or_default() += 1;
+            }
+        }
+        let got: std::collections::BTreeMap<String, u64> = tallies.0.iter().map(|(c, t)| (c.to_string(), t.n)).collect();
+        assert_eq!(got, want, "n = {n}");
+    }
+}
+
+#[test]
+fn bad_requests_get_clear_errors() {
+    let opts = EvalOptions { questions: 0, ..Default::default() };
+    assert!(evaluate(tiny(), &opts, &mut |_, _, _| {}).unwrap_err().contains("--questions must be at least 1"));
+    let four = trained(1, 4);
+    let opts = EvalOptions { exhaustive: true, ..Default::default() };
+    let err = evaluate(&four, &opts, &mut |_, _, _| {}).unwrap_err();
+    assert!(err.contains("--exhaustive covers n <= 3") && err.contains("4-digit"), "{err}");
+    let err = tiny().parse_question("123+456=").unwrap_err();
+    assert!(err.contains("3 digits") && err.contains("2-digit"), "{err}");
+    let err = tiny().parse_question("12-34=").unwrap_err();
+    assert!(err.contains("paper1"), "{err}");
+}
