@@ -81,8 +81,10 @@ impl PairTable {
 
     /// Writes every row's embedding sum into `x` [batch * t, d], and the Q/K/V rows into
     /// `q` (rows at positions `q0..t` only), `k` and `v`.
-    pub fn expand(&self, d: usize, hd: usize, t: usize, q0: usize, x: &mut [f32], q: &mut [f32], k: &mut [f32], v: &mut [f32]) {
+    pub fn expand(&self, t: usize, q0: usize, x: &mut [f32], q: &mut [f32], k: &mut [f32], v: &mut [f32]) {
         let [pq, pk, pv] = &self.qkv;
+        let u = self.pairs.len().max(1);
+        let (d, hd) = (self.x.len() / u, pk.len() / u);
         let mut qi = 0;
         for (r, &u) in self.row_pair.iter().enumerate() {
             let u = u as usize;

@@ -289,7 +289,7 @@ fn block_forward<H: Hooks>(p: &Params, l: usize, ws: &mut Workspace, hooks: &mut
     let bb = &mut ws.blocks[l];
     let a = &idx.attn;
     if l == 0 && ws.used_pairs {
-        ws.pairs.expand(d, hd, t, q0, x, &mut bb.q, &mut bb.k, &mut bb.v);
+        ws.pairs.expand(t, q0, x, &mut bb.q, &mut bb.k, &mut bb.v);
     } else {
         hook(hooks, HookPoint::ResidPre(l), x, vec![b, t, d], 0);
         let ln_in: &[f32] = match &idx.ln1 {
