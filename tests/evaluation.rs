@@ -102,3 +102,26 @@ fn bad_requests_get_clear_errors() {
     let err = tiny().parse_question("12-34=").unwrap_err();
     assert!(err.contains("paper1"), "{err}");
 }
+
+/// The one-layer fast path decides every answer as the reference forward pass does.
+#[test]
+fn one_layer_fast_path_matches_the_reference_forward_pass() {
+    use arithlens::eval::predict::{Predictions, Predictor};
+    let fixtures = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/transformer_lens");
+    let models = [
+        trained(300, 3),
+        TaskModel::load(&fixtures.join("sub_d2_l1_noln_gelu.model.safetensors")).unwrap(),
+        TaskModel::load(&fixtures.join("add_d2_l1_attnonly.model.safetensors")).unwrap(),
+    ];
+    for m in &models {
+        let op = m.ops[0];
+        let qs = random_questions(m.n_digits, op, 2000, 5).unwrap();
+        let (mut fast, mut slow) = (Predictions::default(), Predictions::default());
+        Predictor::new(m, 512).run_all(&qs, &mut fast);
+        Predictor::new(m, 512).without_fast_path().run_all(&qs, &mut slow);
+        assert_eq!(fast.argmax, slow.argmax, "{}", m.name);
+        for (a, b) in fast.nll.iter().zip(&slow.nll) {
+            assert!((a - b).abs() < 1e-3 * b.max(1.0), "{}: nll {a} vs {b}", m.name);
+        }
+    }
+}

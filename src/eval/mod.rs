@@ -2,6 +2,7 @@
 //! class-stratified and curated question sets, nines, and the hardest questions.
 
 pub mod accuracy;
+pub mod one_layer;
 pub mod predict;
 pub mod stats;
 

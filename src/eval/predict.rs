@@ -30,13 +30,18 @@ pub fn argmax(row: &[f32]) -> usize {
     row.iter().enumerate().fold((0, f32::NEG_INFINITY), |best, (i, &v)| if v > best.1 { (i, v) } else { best }).0
 }
 
-/// Reusable buffers for teacher-forced passes over batches of up to `batch` questions.
+/// Reusable buffers for teacher-forced passes over batches of up to `batch` questions. One-layer
+/// models go through the exact table-based fast path (`one_layer`), others through the
+/// reference forward pass.
 pub struct Predictor<'m> {
     model: &'m TaskModel,
     ws: Workspace,
     tokens: Vec<u32>,
     nll: Vec<f64>,
     targets: Targets,
+    fast: Option<super::one_layer::OneLayerTables>,
+    /// Questions whose near-tie logits were re-decided by the reference pass.
+    pub rechecked: u64,
 }
 
 impl<'m> Predictor<'m> {
@@ -44,11 +49,58 @@ impl<'m> Predictor<'m> {
     pub fn new(model: &'m TaskModel, batch: usize) -> Predictor<'m> {
         let targets = Targets { first: model.answer_start() - 1, n: model.n_answer() };
         let ws = Workspace::new(&model.params.config, batch, Span::predictions(targets.first, targets.n));
-        Predictor { model, ws, tokens: vec![0; batch * model.params.config.n_ctx], nll: vec![0.0; batch * targets.n], targets }
+        let span = ws.span;
+        let fast = super::one_layer::OneLayerTables::new(&model.params, span.t, span.q0);
+        Predictor {
+            model,
+            ws,
+            tokens: vec![0; batch * model.params.config.n_ctx],
+            nll: vec![0.0; batch * targets.n],
+            targets,
+            fast,
+            rechecked: 0,
+        }
+    }
+
+    /// The reference path only (for checking the fast path).
+    pub fn without_fast_path(mut self) -> Self {
+        self.fast = None;
+        self
     }
 
     /// Predicts `questions` (at most the batch size), appending to `out`.
     pub fn run(&mut self, questions: &[Question], out: &mut Predictions) {
+        let Some(fast) = &self.fast else { return self.run_reference(questions, out) };
+        let r = fast.predict(&self.model.params, self.model.format, questions);
+        let (start, n) = (out.argmax.len(), self.targets.n);
+        out.n_answer = n;
+        out.argmax.extend(r.argmax);
+        out.nll.extend(r.nll);
+        if r.near_ties.is_empty() {
+            return;
+        }
+        let tied: Vec<Question> = r.near_ties.iter().map(|&i| questions[i]).collect();
+        let mut exact = Predictions::default();
+        for chunk in tied.chunks(self.ws.batch) {
+            self.run_reference(chunk, &mut exact);
+        }
+        for (k, &i) in r.near_ties.iter().enumerate() {
+            let (dst, src) = (start + i * n..start + (i + 1) * n, k * n..(k + 1) * n);
+            out.argmax[dst.clone()].copy_from_slice(&exact.argmax[src.clone()]);
+            out.nll[dst].copy_from_slice(&exact.nll[src]);
+        }
+        self.rechecked += tied.len() as u64;
+    }
+
+    /// Predicts any number of questions, batch by batch.
+    pub fn run_all(&mut self, questions: &[Question], out: &mut Predictions) {
+        for chunk in questions.chunks(self.ws.batch) {
+            self.run(chunk, out);
+        }
+    }
+
+    /// Predicts `questions` with the reference forward pass.
+    pub fn run_reference(&mut self, questions: &[Question], out: &mut Predictions) {
         let (n_ctx, b, n) = (self.model.params.config.n_ctx, self.ws.batch, self.targets.n);
         assert!(questions.len() <= b, "more questions than the batch holds");
         for (i, row) in self.tokens.chunks_exact_mut(n_ctx).enumerate() {
@@ -73,11 +125,8 @@ impl<'m> Predictor<'m> {
 
 /// Teacher-forced predictions for any number of questions, in batches of `batch`.
 pub fn teacher_forced(model: &TaskModel, questions: &[Question], batch: usize) -> Predictions {
-    let mut p = Predictor::new(model, batch.min(questions.len()).max(1));
     let mut out = Predictions::default();
-    for chunk in questions.chunks(p.ws.batch) {
-        p.run(chunk, &mut out);
-    }
+    Predictor::new(model, batch.min(questions.len()).max(1)).run_all(questions, &mut out);
     out
 }
 

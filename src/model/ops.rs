@@ -128,17 +128,18 @@ pub fn attn_scores(dims: AttnDims, q: &[f32], k: &[f32], scores: &mut [f32]) {
 
 /// Softmax over the last axis of rows of width `t`, in place (masked -inf entries become 0).
 pub fn softmax_rows(x: &mut [f32], t: usize) {
-    x.par_chunks_mut(t * rows_per_task(t)).for_each(|c| {
-        for row in c.chunks_exact_mut(t) {
-            let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0.0;
-            for v in row.iter_mut() {
-                *v = (*v - max).exp();
-                sum += *v;
-            }
-            row.iter_mut().for_each(|v| *v /= sum);
-        }
-    });
+    x.par_chunks_mut(t * rows_per_task(t)).for_each(|c| c.chunks_exact_mut(t).for_each(softmax));
+}
+
+/// Softmax of one row, in place.
+pub fn softmax(row: &mut [f32]) {
+    let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    for v in row.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    row.iter_mut().for_each(|v| *v /= sum);
 }
 
 /// Mixes values by the attention pattern: `z[b, i, h] = Σ_j pattern[b, h, i, j] v[b, j, h]`.

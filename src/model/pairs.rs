@@ -79,6 +79,11 @@ impl PairTable {
         }
     }
 
+    /// The last `forward`'s per-pair embedding sums [P, D] and queries, keys, values [P, H * d_head].
+    pub fn activations(&self) -> (&[f32], &[Vec<f32>; 3]) {
+        (&self.x, &self.qkv)
+    }
+
     /// Writes every row's embedding sum into `x` [batch * t, d], and the Q/K/V rows into
     /// `q` (rows at positions `q0..t` only), `k` and `v`.
     pub fn expand(&self, t: usize, q0: usize, x: &mut [f32], q: &mut [f32], k: &mut [f32], v: &mut [f32]) {

@@ -237,16 +237,18 @@ impl Params {
             }
             p.data[e.range.clone()].copy_from_slice(&t.data);
         }
-        let unknown: Vec<&String> = file
-            .tensors
-            .keys()
-            .filter(|k| p.layout.entry(k).is_none() && !k.ends_with("attn.mask") && !k.ends_with("attn.IGNORE"))
-            .collect();
+        let unknown: Vec<&String> = file.tensors.keys().filter(|k| p.layout.entry(k).is_none() && !is_ignored_extra(k)).collect();
         if !unknown.is_empty() {
             return Err(format!("{what}: tensors {unknown:?} do not belong to a model with this config"));
         }
         Ok(p)
     }
+}
+
+/// Tensors a model file may carry beside the weights: TransformerLens's attention buffers and
+/// the optimiser state of an arithlens checkpoint.
+fn is_ignored_extra(name: &str) -> bool {
+    name.ends_with("attn.mask") || name.ends_with("attn.IGNORE") || name.starts_with("optim.")
 }
 
 /// A standard normal draw by the Box-Muller transform (identical on every machine).

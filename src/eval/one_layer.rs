@@ -1,0 +1,234 @@
+//! Exact fast prediction for one-layer models (the paper's). In a one-layer model everything
+//! before the attention pattern depends only on (token, position) pairs, and LayerNorm is linear
+//! up to its per-row mean and scale. So per pair we tabulate queries, keys, each head's output
+//! `v W_O`, and that output pushed through LN2's weight and `W_in`; a question's MLP input is
+//! then a pattern-weighted sum of table rows (~10x fewer multiply-adds than `x · W_in`), and
+//! only `post · W_out` remains a matrix product. Rows whose top two logits lie within
+//! [`TIE_MARGIN`] are recomputed by the reference forward pass, so argmax decisions are exactly
+//! those of the model.
+
+use crate::model::linalg::{matmul, MatRef};
+use crate::model::ops;
+use crate::model::{ActFn, Params};
+use crate::task::{Format, Question};
+use rayon::prelude::*;
+
+/// Logit gap below which a row's argmax is re-decided by the reference forward pass.
+pub const TIE_MARGIN: f32 = 2e-3;
+
+/// Per-pair tables of a one-layer model.
+pub struct OneLayerTables {
+    t: usize,
+    q0: usize,
+    d: usize,
+    m: usize,
+    heads: usize,
+    dh: usize,
+    has_ln: bool,
+    act: ActFn,
+    eps: f32,
+    /// Embedding plus b_O per pair [P, D].
+    e: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    /// `v_h W_O[h]` per pair and head [P, H, D].
+    ov: Vec<f32>,
+    /// `ov` through diag(ln2.w) W_in [P, H, M].
+    pt: Vec<f32>,
+    /// `e` through diag(ln2.w) W_in [P, M].
+    pe: Vec<f32>,
+    /// Column sums of diag(ln2.w) W_in [M].
+    s: Vec<f32>,
+    /// ln2.b W_in + b_in [M].
+    c: Vec<f32>,
+}
+
+/// Results for a batch: per question and answer token, the argmax and the NLL of the truth,
+/// plus whether the row was a near tie.
+pub struct FastOut {
+    /// Argmax tokens [questions, n_answer].
+    pub argmax: Vec<u32>,
+    /// NLL of the true tokens [questions, n_answer].
+    pub nll: Vec<f64>,
+    /// Questions with a near-tie row.
+    pub near_ties: Vec<usize>,
+}
+
+impl OneLayerTables {
+    /// Tables for `p` predicting positions `q0..t`, or `None` if the model is not a one-layer
+    /// model with an MLP.
+    pub fn new(p: &Params, t: usize, q0: usize) -> Option<OneLayerTables> {
+        let c = &p.config;
+        if c.n_layers != 1 || !c.has_mlp() {
+            return None;
+        }
+        let (d, m, heads, dh) = (c.d_model, c.d_mlp, c.n_heads, c.d_head);
+        let hd = heads * dh;
+        let pairs = c.d_vocab * t;
+        let tokens: Vec<u32> = (0..pairs).map(|i| (i / t) as u32).collect();
+        let mut table = crate::model::pairs::PairTable::default();
+        // One "sequence" per token: rows (tok, 0..t) cover every pair, in pair order.
+        table.build(&tokens, t, c.d_vocab, t, c.d_vocab);
+        table.forward(p, &p.layout.blocks[0]);
+        let (e0, qkv) = table.activations();
+        let b = &p.layout.blocks[0];
+        let mlp = b.mlp.as_ref()?;
+        let mut e = e0.to_vec();
+        let b_o = &p.data[b.attn.b_o.clone()];
+        e.chunks_exact_mut(d).for_each(|r| r.iter_mut().zip(b_o).for_each(|(x, y)| *x += y));
+        let mut ov = vec![0.0; pairs * heads * d];
+        for h in 0..heads {
+            let vh = MatRef::strided(&qkv[2][h * dh..], pairs, dh, hd, 1);
+            let wo = MatRef::new(&p.data[b.attn.w_o.start + h * dh * d..][..dh * d], dh, d);
+            crate::model::linalg::matmul_into(&mut ov[h * d..], heads * d, vh, wo, false);
+        }
+        let w_in = &p.data[mlp.w_in.clone()];
+        let (w2, b2): (Vec<f32>, Vec<f32>) = match &b.ln2 {
+            Some(ln) => (p.data[ln.w.clone()].to_vec(), p.data[ln.b.clone()].to_vec()),
+            None => (vec![1.0; d], vec![0.0; d]),
+        };
+        let mut wt = w_in.to_vec();
+        wt.chunks_exact_mut(m).zip(&w2).for_each(|(row, w)| row.iter_mut().for_each(|x| *x *= w));
+        let mut s = vec![0.0; m];
+        crate::model::linalg::add_col_sums(&mut s, &wt);
+        let mut cvec = p.data[mlp.b_in.clone()].to_vec();
+        matmul(&mut cvec, MatRef::new(&b2, 1, d), MatRef::new(w_in, d, m), true);
+        let mut pt = vec![0.0; pairs * heads * m];
+        matmul(&mut pt, MatRef::new(&ov, pairs * heads, d), MatRef::new(&wt, d, m), false);
+        let mut pe = vec![0.0; pairs * m];
+        matmul(&mut pe, MatRef::new(&e, pairs, d), MatRef::new(&wt, d, m), false);
+        Some(OneLayerTables {
+            t,
+            q0,
+            d,
+            m,
+            heads,
+            dh,
+            has_ln: b.ln2.is_some(),
+            act: c.act_fn,
+            eps: c.eps as f32,
+            e,
+            q: qkv[0].to_vec(),
+            k: qkv[1].to_vec(),
+            ov,
+            pt,
+            pe,
+            s,
+            c: cvec,
+        })
+    }
+
+    /// MLP input rows and mid-residual rows of one question ([rows, M] and [rows, D]).
+    fn question_rows(&self, toks: &[u32], pre: &mut [f32], xmid: &mut [f32], attn: &mut [f32]) {
+        let (t, q0, d, m, heads, dh) = (self.t, self.q0, self.d, self.m, self.heads, self.dh);
+        let pair = |pos: usize| toks[pos] as usize * t + pos;
+        let scale = 1.0 / (dh as f32).sqrt();
+        let rows = t - q0;
+        // Attention weights a[row, head, key].
+        for r in 0..rows {
+            let p = q0 + r;
+            for h in 0..heads {
+                let qv = &self.q[(pair(p) * heads + h) * dh..][..dh];
+                let a = &mut attn[(r * heads + h) * t..][..t];
+                for (j, aj) in a.iter_mut().enumerate().take(p + 1) {
+                    *aj = qv.iter().zip(&self.k[(pair(j) * heads + h) * dh..][..dh]).map(|(x, y)| x * y).sum::<f32>() * scale;
+                }
+                ops::softmax(&mut a[..p + 1]);
+            }
+            pre[r * m..(r + 1) * m].copy_from_slice(&self.pe[pair(p) * m..][..m]);
+            xmid[r * d..(r + 1) * d].copy_from_slice(&self.e[pair(p) * d..][..d]);
+        }
+        // Key-major so each table row is read once per question.
+        for j in 0..t {
+            for h in 0..heads {
+                let (pt, ov) = (&self.pt[(pair(j) * heads + h) * m..][..m], &self.ov[(pair(j) * heads + h) * d..][..d]);
+                for r in j.saturating_sub(q0)..rows {
+                    let a = attn[(r * heads + h) * t + j];
+                    pre[r * m..(r + 1) * m].iter_mut().zip(pt).for_each(|(x, y)| *x += a * y);
+                    xmid[r * d..(r + 1) * d].iter_mut().zip(ov).for_each(|(x, y)| *x += a * y);
+                }
+            }
+        }
+        for r in 0..rows {
+            let x = &xmid[r * d..(r + 1) * d];
+            let (mu, sigma) = if self.has_ln {
+                let mu = x.iter().sum::<f32>() / d as f32;
+                (mu, (x.iter().map(|v| (v - mu) * (v - mu)).sum::<f32>() / d as f32 + self.eps).sqrt())
+            } else {
+                (0.0, 1.0)
+            };
+            let ps = &mut pre[r * m..(r + 1) * m];
+            for ((x, s), c) in ps.iter_mut().zip(&self.s).zip(&self.c) {
+                *x = (*x - mu * s) / sigma + c;
+            }
+        }
+    }
+
+    /// Predicts a batch of questions (their tokens in `format`), in parallel over chunks.
+    pub fn predict(&self, p: &Params, format: Format, questions: &[Question]) -> FastOut {
+        let n_ctx = p.config.n_ctx;
+        let chunks: Vec<(Vec<u32>, Vec<f64>, Vec<usize>)> = questions
+            .par_chunks(32)
+            .enumerate()
+            .map(|(ci, qs)| {
+                let (a, n, t) = self.predict_chunk(p, format, n_ctx, qs);
+                (a, n, t.into_iter().map(|i| ci * 32 + i).collect())
+            })
+            .collect();
+        let mut out = FastOut { argmax: Vec::new(), nll: Vec::new(), near_ties: Vec::new() };
+        for (a, n, t) in chunks {
+            out.argmax.extend(a);
+            out.nll.extend(n);
+            out.near_ties.extend(t);
+        }
+        out
+    }
+
+    fn predict_chunk(&self, p: &Params, format: Format, n_ctx: usize, qs: &[Question]) -> (Vec<u32>, Vec<f64>, Vec<usize>) {
+        let (d, m, rows) = (self.d, self.m, self.t - self.q0);
+        let nr = qs.len() * rows;
+        let (mut pre, mut xmid, mut post, mut out) = (vec![0.0; nr * m], vec![0.0; nr * d], vec![0.0; nr * m], vec![0.0; nr * d]);
+        let mut attn = vec![0.0; rows * self.heads * self.t];
+        let mut toks = vec![0u32; n_ctx];
+        let mut targets = Vec::with_capacity(nr);
+        for (i, q) in qs.iter().enumerate() {
+            q.write_tokens(format, &mut toks[..format.n_ctx(q.n_digits)]);
+            self.question_rows(&toks, &mut pre[i * rows * m..(i + 1) * rows * m], &mut xmid[i * rows * d..(i + 1) * rows * d], &mut attn);
+            targets.extend_from_slice(&toks[self.q0 + 1..self.t + 1]);
+        }
+        ops::activation_forward(self.act, &pre, &mut post);
+        let b = &p.layout.blocks[0];
+        let mlp = b.mlp.as_ref().expect("tables exist only for models with an MLP");
+        matmul(&mut out, MatRef::new(&post, nr, m), MatRef::new(&p.data[mlp.w_out.clone()], m, d), false);
+        let b_out = &p.data[mlp.b_out.clone()];
+        for (o, x) in out.chunks_exact_mut(d).zip(xmid.chunks_exact(d)) {
+            o.iter_mut().zip(x.iter().zip(b_out)).for_each(|(o, (x, b))| *o += x + b);
+        }
+        let v = p.config.d_vocab_out;
+        let mut logits = vec![0.0; nr * v];
+        let fin: &[f32] = match &p.layout.ln_final {
+            Some(ln) => {
+                let (mut xh, mut sc, mut o2) = (vec![0.0; nr * d], vec![0.0; nr], vec![0.0; nr * d]);
+                ops::layernorm_forward(&out, &p.data[ln.w.clone()], &p.data[ln.b.clone()], self.eps, &mut xh, &mut sc, &mut o2);
+                out = o2;
+                &out
+            }
+            None => &out,
+        };
+        matmul(&mut logits, MatRef::new(fin, nr, d), MatRef::new(&p.data[p.layout.w_u.clone()], d, v), false);
+        crate::model::linalg::add_bias(&mut logits, &p.data[p.layout.b_u.clone()]);
+        let mut nll = vec![0.0; nr];
+        ops::cross_entropy(&logits, v, &targets, &mut nll, None);
+        let mut argmax = Vec::with_capacity(nr);
+        let mut ties = Vec::new();
+        for (r, row) in logits.chunks_exact(v).enumerate() {
+            let best = super::predict::argmax(row);
+            let second = row.iter().enumerate().filter(|(i, _)| *i != best).map(|(_, &x)| x).fold(f32::NEG_INFINITY, f32::max);
+            if row[best] - second < TIE_MARGIN && ties.last() != Some(&(r / rows)) {
+                ties.push(r / rows);
+            }
+            argmax.push(best as u32);
+        }
+        (argmax, nll, ties)
+    }
+}
