@@ -22,6 +22,33 @@ pub struct BenchArgs {
     /// Thread counts to measure, comma-separated (default: all cores).
     #[arg(long, value_delimiter = ',')]
     pub threads: Vec<usize>,
+    /// Also measure training of these presets (e.g. add_d6_l2_h3_t15K_s372001).
+    #[arg(long, value_delimiter = ',')]
+    pub also: Vec<String>,
+    /// Questions for the evaluation benchmark (0 skips it); the time is also extrapolated to 10^6.
+    #[arg(long, default_value_t = 100_000)]
+    pub eval_questions: usize,
+    /// Model to evaluate (a run folder or file); default: the preset's freshly initialised model.
+    #[arg(long)]
+    pub model: Option<std::path::PathBuf>,
+}
+
+/// Peak resident memory of this process so far, in MB (Linux `VmHWM`).
+pub fn peak_rss_mb() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = s.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Teacher-forced evaluation speed (questions/s) of `model` on `n` random questions.
+pub fn eval_speed(model: &crate::task_model::TaskModel, n: usize) -> Result<(f64, u64), String> {
+    use crate::eval::predict::{Predictions, Predictor};
+    let qs = crate::task::generate::random_questions(model.n_digits, model.ops[0], n, 1).map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    let mut p = Predictor::new(model, 1024);
+    let mut out = Predictions::default();
+    p.run_all(&qs, &mut out);
+    Ok((n as f64 / start.elapsed().as_secs_f64(), p.rechecked))
 }
 
 fn pool(threads: usize) -> Result<rayon::ThreadPool, String> {
@@ -48,14 +75,15 @@ pub fn training_speed(cfg: &TrainConfig, steps: u64) -> Result<(f64, f64), Strin
     for _ in 0..3 {
         t.step()?;
     }
-    let start = Instant::now();
-    for _ in 0..steps {
-        t.step()?;
-    }
-    let secs = start.elapsed().as_secs_f64();
     let (n, f) = (cfg.task.n_digits, cfg.task.format);
     let span = Span::predictions(f.answer_start(n) - 1, f.n_answer(n));
-    let flops = 3.0 * forward_flops(&cfg.model, cfg.batch_size, span) * steps as f64;
+    let start = Instant::now();
+    let mut flops = 0.0;
+    for _ in 0..steps {
+        t.step()?;
+        flops += 3.0 * forward_flops(&cfg.model, cfg.batch_size, span, t.layer0_pairs());
+    }
+    let secs = start.elapsed().as_secs_f64();
     Ok((steps as f64 / secs, flops / secs / 1e9))
 }
 
@@ -63,9 +91,40 @@ pub fn training_speed(cfg: &TrainConfig, steps: u64) -> Result<(f64, f64), Strin
 pub fn run(a: &BenchArgs) -> Result<(), String> {
     let base = TrainConfig::preset(&a.preset)?;
     let threads = if a.threads.is_empty() { vec![rayon::current_num_threads()] } else { a.threads.clone() };
+    training_table(&base, &threads, a)?;
+    if let Some(mb) = peak_rss_mb() {
+        println!("peak memory (max RSS) after training {}: {mb:.0} MB", base.name);
+    }
+    for name in &a.also {
+        let cfg = TrainConfig::preset(name)?;
+        training_table(&cfg, &threads[threads.len() - 1..], &BenchArgs { batch: vec![cfg.batch_size], ..a.clone() })?;
+    }
+    if a.eval_questions > 0 {
+        let model = match &a.model {
+            Some(path) => crate::task_model::TaskModel::load(path)?,
+            None => {
+                let t = Trainer::new(base.clone())?;
+                crate::task_model::TaskModel::from_file(t.model_file(), "fresh model")?
+            }
+        };
+        let th = threads[threads.len() - 1];
+        let (qps, rechecked) = pool(th)?.install(|| eval_speed(&model, a.eval_questions))?;
+        println!(
+            "evaluation of {} ({}): {qps:.0} questions/s on {} threads, {} near ties re-checked; 1,000,000 questions in {:.0} s",
+            model.name,
+            a.model.as_ref().map_or("fresh weights".into(), |p| p.display().to_string()),
+            th,
+            rechecked,
+            1e6 / qps
+        );
+    }
+    Ok(())
+}
+
+fn training_table(base: &TrainConfig, threads: &[usize], a: &BenchArgs) -> Result<(), String> {
     println!("training benchmark: {} ({} parameters), {} timed steps", base.name, base.model.n_params(), a.steps);
     println!("{:>8} {:>7} {:>10} {:>10} {:>12} {:>9}", "threads", "batch", "steps/s", "GFLOP/s", "peak GFLOP/s", "of peak");
-    for &th in &threads {
+    for &th in threads {
         let p = pool(th)?;
         let peak = p.install(matmul_peak_gflops);
         for &b in &a.batch {

@@ -163,6 +163,11 @@ impl Workspace {
         }
     }
 
+    /// Distinct (token, position) pairs of the last pass without hooks (None after a hooked pass).
+    pub fn layer0_pairs(&self) -> Option<usize> {
+        self.used_pairs.then(|| self.pairs.pairs.len())
+    }
+
     /// First query position of block `l`.
     fn q0(&self, l: usize, n_layers: usize) -> usize {
         if l + 1 == n_layers {
@@ -535,7 +540,9 @@ fn block_backward(p: &Params, l: usize, ws: &Workspace, pairs: Option<&mut PairT
 /// Floating-point operations of the matrix products and attention in one forward pass over
 /// `batch` sequences and `span` (2 per multiply-add). A training step does three times this:
 /// the backward pass computes a weight gradient and an input gradient for every product.
-pub fn forward_flops(c: &super::config::ModelConfig, batch: usize, span: Span) -> f64 {
+/// `layer0_pairs`: when layer 0's queries, keys and values were computed once per distinct
+/// (token, position) pair, how many pairs there were.
+pub fn forward_flops(c: &super::config::ModelConfig, batch: usize, span: Span, layer0_pairs: Option<usize>) -> f64 {
     let (d, hd, m, v) = (c.d_model as f64, (c.n_heads * c.d_head) as f64, c.d_mlp as f64, c.d_vocab_out as f64);
     let b = batch as f64;
     let mut total = 0.0;
@@ -543,7 +550,11 @@ pub fn forward_flops(c: &super::config::ModelConfig, batch: usize, span: Span) -
         let q0 = if l + 1 == c.n_layers { span.q0 } else { 0 };
         let (n_in, n_out) = (b * span.t as f64, b * (span.t - q0) as f64);
         let keys_seen: f64 = (q0..span.t).map(|p| (p + 1) as f64).sum::<f64>() * b;
-        total += 2.0 * (2.0 * n_in * d * hd + n_out * d * hd + n_out * hd * d);
+        let qkv = match layer0_pairs.filter(|_| l == 0) {
+            Some(u) => 3.0 * u as f64 * d * hd,
+            None => (2.0 * n_in + n_out) * d * hd,
+        };
+        total += 2.0 * (qkv + n_out * hd * d);
         total += 2.0 * 2.0 * keys_seen * hd;
         if c.has_mlp() {
             total += 2.0 * 2.0 * n_out * d * m;

@@ -92,6 +92,11 @@ impl Trainer {
         }
     }
 
+    /// Distinct (token, position) pairs in the last step's batch (see `Workspace::layer0_pairs`).
+    pub fn layer0_pairs(&self) -> Option<usize> {
+        self.ws.layer0_pairs()
+    }
+
     /// Steps done so far.
     pub fn step_count(&self) -> u64 {
         self.opt.step
