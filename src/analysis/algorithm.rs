@@ -41,7 +41,12 @@ pub struct DigitAlgorithm {
 
 /// Assembles the algorithm from node ablations, intervention tags and each head node's most
 /// attended column (`columns`, by node).
-pub fn assemble(model: &TaskModel, ablations: &[NodeAblation], tags: &[NodeTags], columns: &[(Node, Option<usize>)]) -> Vec<DigitAlgorithm> {
+pub fn assemble(
+    model: &TaskModel,
+    ablations: &[NodeAblation],
+    tags: &[NodeTags],
+    columns: &[(Node, Option<usize>)],
+) -> Vec<DigitAlgorithm> {
     let names = answer_names(model);
     names
         .iter()
@@ -53,12 +58,16 @@ pub fn assemble(model: &TaskModel, ablations: &[NodeAblation], tags: &[NodeTags]
                 .iter()
                 .filter(|a| a.useful && a.node.head.is_some() && a.impact.contains(name))
                 .map(|a| {
-                    let t = tags.iter().find(|t| t.node == a.node);
+                    // The node's own tags, else those of a group it was patched in.
+                    let own = tags.iter().find(|t| t.group == [a.node] && !t.tags.is_empty());
+                    let t = own.or_else(|| tags.iter().find(|t| t.group.contains(&a.node) && !t.tags.is_empty()));
                     let column = columns.iter().find(|c| c.0 == a.node).and_then(|c| c.1);
-                    Part { node: a.name.clone(), subtasks: t.map(|t| t.tags.clone()).unwrap_or_default(), column }
+                    let node = t.map_or(a.name.clone(), |t| t.name.clone());
+                    Part { node, subtasks: t.map(|t| t.tags.clone()).unwrap_or_default(), column }
                 })
                 .collect();
             parts.sort_by_key(|p| std::cmp::Reverse(p.column));
+            parts.dedup_by(|a, b| a.node == b.node);
             let combined_by = ablations
                 .iter()
                 .filter(|a| a.useful && a.node.head.is_none() && a.node.pos == pos && a.impact.contains(name))

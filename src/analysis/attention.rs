@@ -76,11 +76,10 @@ pub fn mean_patterns(model: &TaskModel, questions: &[Question], batch: usize) ->
             let p = cache.get(name).expect("pattern cached");
             let [b, nh, tq, tk] = p.shape[..] else { panic!("pattern shape {:?}", p.shape) };
             for bi in 0..b {
-                for h in 0..nh {
-                    for q in 0..tq {
-                        for k in 0..tk {
-                            acc[l][h][q][k] += p.data[((bi * nh + h) * tq + q) * tk + k] as f64;
-                        }
+                for (h, rows) in acc[l].iter_mut().enumerate().take(nh) {
+                    for (q, row) in rows.iter_mut().enumerate().take(tq) {
+                        let src = &p.data[((bi * nh + h) * tq + q) * tk..((bi * nh + h) * tq + q + 1) * tk];
+                        row.iter_mut().zip(src).for_each(|(a, &v)| *a += v as f64);
                     }
                 }
             }

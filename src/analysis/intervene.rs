@@ -115,7 +115,7 @@ impl Intervention {
         let feat: usize = t.shape[2..].iter().product();
         let head_dim = if t.shape.len() == 4 { t.shape[3] } else { 1 };
         let ranges: Vec<std::ops::Range<usize>> = match &self.units {
-            Units::All => vec![0..feat],
+            Units::All => std::iter::once(0..feat).collect(),
             Units::Heads(hs) => hs.iter().map(|&h| h * head_dim..(h + 1) * head_dim).collect(),
             Units::Neurons(ns) => ns.iter().map(|&n| n..n + 1).collect(),
         };
@@ -138,7 +138,13 @@ impl Intervention {
                     Action::Zero => ranges.iter().for_each(|r| row[r.clone()].fill(0.0)),
                     Action::Scale(f) => ranges.iter().for_each(|r| row[r.clone()].iter_mut().for_each(|v| *v *= f)),
                     Action::Replace(s) => {
-                        assert_eq!(s.feat, feat, "stored activation has {} features per position, hook {} has {feat}", s.feat, self.point.name());
+                        assert_eq!(
+                            s.feat,
+                            feat,
+                            "stored activation has {} features per position, hook {} has {feat}",
+                            s.feat,
+                            self.point.name()
+                        );
                         if let Some(src) = s.at(row0 + bi, pos) {
                             ranges.iter().for_each(|r| row[r.clone()].copy_from_slice(&src[r.clone()]));
                         }
@@ -183,7 +189,13 @@ pub fn answer_span(model: &TaskModel) -> Span {
 /// Runs `questions` in batches of `batch` through the model with `hooks` (row0 is kept up to
 /// date when `hooks` is an [`Interventions`]; pass one via [`predict`]), returning teacher-forced
 /// argmax answers and per-digit losses.
-fn run_batches<H: Hooks>(model: &TaskModel, questions: &[Question], batch: usize, hooks: &mut H, mut set_row0: impl FnMut(&mut H, usize)) -> Predictions {
+fn run_batches<H: Hooks>(
+    model: &TaskModel,
+    questions: &[Question],
+    batch: usize,
+    hooks: &mut H,
+    mut set_row0: impl FnMut(&mut H, usize),
+) -> Predictions {
     let c = &model.params.config;
     let span = answer_span(model);
     let b = batch.min(questions.len()).max(1);
@@ -192,7 +204,8 @@ fn run_batches<H: Hooks>(model: &TaskModel, questions: &[Question], batch: usize
     let (n_ctx, v, n) = (c.n_ctx, c.d_vocab_out, targets.n);
     let mut tokens = vec![0u32; b * n_ctx];
     let mut nll = vec![0.0; b * n];
-    let mut out = Predictions { n_answer: n, argmax: Vec::with_capacity(questions.len() * n), nll: Vec::with_capacity(questions.len() * n) };
+    let mut out =
+        Predictions { n_answer: n, argmax: Vec::with_capacity(questions.len() * n), nll: Vec::with_capacity(questions.len() * n) };
     for (ci, chunk) in questions.chunks(b).enumerate() {
         for (i, row) in tokens.chunks_exact_mut(n_ctx).enumerate() {
             chunk.get(i).unwrap_or(&chunk[0]).write_tokens(model.format, &mut row[..model.n_ctx()]);
@@ -341,7 +354,15 @@ impl Hooks for MeanGrab {
 /// the pass does not compute hold 0), for mean ablation.
 pub fn mean_activations(model: &TaskModel, reference: &[Question], points: &[HookPoint], batch: usize) -> Vec<Stored> {
     let n = points.len();
-    let mut g = MeanGrab { points: points.to_vec(), sums: vec![Vec::new(); n], feats: vec![0; n], n_ctx: model.n_ctx(), rows: 0, valid: 0, count: 0 };
+    let mut g = MeanGrab {
+        points: points.to_vec(),
+        sums: vec![Vec::new(); n],
+        feats: vec![0; n],
+        n_ctx: model.n_ctx(),
+        rows: 0,
+        valid: 0,
+        count: 0,
+    };
     let b = batch.min(reference.len()).max(1);
     let total = reference.len();
     run_batches(model, reference, b, &mut g, |h, r| {

@@ -230,7 +230,41 @@ pub fn analyze(model: &TaskModel, log: Option<&TrainingLog>, opts: &AnalyzeOptio
             names.iter().enumerate().filter(|(_, nm)| a.impact.contains(nm)).map(|(i, _)| i).collect()
         })
         .collect();
-    let tags = subtasks::tag_by_patching(model, &useful_heads, &impact, &candidates, opts.pairs, opts.min_match, opts.seed, b);
+    let singles: Vec<Vec<Node>> = useful_heads.iter().map(|&n| vec![n]).collect();
+    let mut tags = subtasks::tag_by_patching(model, &singles, &impact, &candidates, opts.pairs, opts.min_match, opts.seed, b);
+    // Heads left untagged that share a position, layer, impact and attended column may split one
+    // value between them: patch them together.
+    let mut groups: Vec<(Vec<Node>, Vec<usize>, Vec<SubTask>)> = Vec::new();
+    for (i, t) in tags.iter().enumerate() {
+        if !t.tags.is_empty() || impact[i].is_empty() {
+            continue;
+        }
+        let col = attn.iter().find(|a| a.node == t.node).and_then(|a| a.column);
+        let same = |g: &(Vec<Node>, Vec<usize>, Vec<SubTask>)| {
+            let n = g.0[0];
+            n.pos == t.node.pos
+                && n.layer == t.node.layer
+                && g.1 == impact[i]
+                && attn.iter().find(|a| a.node == n).and_then(|a| a.column) == col
+        };
+        match groups.iter_mut().find(|g| same(g)) {
+            Some(g) => {
+                g.0.push(t.node);
+                g.2.retain(|c| candidates[i].contains(c));
+            }
+            None => groups.push((vec![t.node], impact[i].clone(), candidates[i].clone())),
+        }
+    }
+    groups.retain(|g| g.0.len() > 1);
+    if !groups.is_empty() {
+        let (gn, gi, gc): (Vec<_>, Vec<_>, Vec<_>) = groups.into_iter().fold((vec![], vec![], vec![]), |mut acc, g| {
+            acc.0.push(g.0);
+            acc.1.push(g.1);
+            acc.2.push(g.2);
+            acc
+        });
+        tags.extend(subtasks::tag_by_patching(model, &gn, &gi, &gc, opts.pairs, opts.min_match, opts.seed, b));
+    }
     let pca_qs: Vec<Question> = sample.iter().filter(|q| q.op == model.ops[0]).copied().collect();
     let pca_cands: Vec<Vec<SubTask>> = candidates.iter().map(|v| v.iter().filter(|t| t.op == model.ops[0]).copied().collect()).collect();
     let pca = subtasks::pca_nodes(model, &pca_qs, &useful_heads, &pca_cands, 3, b);
@@ -301,7 +335,7 @@ fn findings(
     for s in stairs.iter().filter(last) {
         let mut kinds: Vec<String> = tags
             .iter()
-            .filter(|t| t.node.layer == s.layer && t.node.head == Some(s.head))
+            .filter(|t| t.group.iter().any(|n| n.layer == s.layer && n.head == Some(s.head)))
             .flat_map(|t| t.tags.iter().map(|x| x.split('_').next().unwrap_or("").to_string()))
             .collect();
         kinds.sort();
@@ -356,7 +390,11 @@ pub fn summary(a: &Analysis) -> String {
         "  {} of {} answer tokens are computed only at the position one before they are emitted{}.\n",
         f.one_before.len(),
         n_ans,
-        if f.one_before.len() == n_ans { " (each digit computed just in time)".to_string() } else { format!(" ({})", f.one_before.join(" ")) }
+        if f.one_before.len() == n_ans {
+            " (each digit computed just in time)".to_string()
+        } else {
+            format!(" ({})", f.one_before.join(" "))
+        }
     );
     for d in a.positions.digits.iter().filter(|d| !d.one_before) {
         s += &format!("  {} (predicted at {}) depends on positions {:?}\n", d.digit, d.predicted_at, d.computed_at);
@@ -366,14 +404,24 @@ pub fn summary(a: &Analysis) -> String {
     useful.sort_by_key(|n| n.node);
     for n in &useful {
         let att = a.attention.iter().find(|x| x.node == n.node).map(|x| format!("; attends {}", x.summary)).unwrap_or_default();
-        let tag = a.tags.iter().find(|t| t.node == n.node).filter(|t| !t.tags.is_empty()).map(|t| format!("; does {}", t.tags.join(", "))).unwrap_or_default();
+        let tag = a
+            .tags
+            .iter()
+            .find(|t| t.group.contains(&n.node) && !t.tags.is_empty())
+            .map(|t| {
+                format!("; does {}{}", t.tags.join(", "), if t.group.len() > 1 { format!(" (with {})", t.name) } else { String::new() })
+            })
+            .unwrap_or_default();
         s += &format!("  {}{att}{tag}\n", n.describe());
     }
     s += "\n[attention] ";
     if f.staircase_heads.is_empty() {
         s += "no head walks down the digit pairs.\n";
     } else {
-        s += &format!("staircase: heads {} attend to successive digit pairs, one column per answer position.\n", f.staircase_heads.join(", "));
+        s += &format!(
+            "staircase: heads {} attend to successive digit pairs, one column per answer position.\n",
+            f.staircase_heads.join(", ")
+        );
     }
     for (h, o) in &f.head_offsets {
         if let Some(o) = o {
@@ -381,7 +429,8 @@ pub fn summary(a: &Analysis) -> String {
         }
     }
     s += "\n[roles] ";
-    let roles: Vec<String> = f.head_roles.iter().map(|(h, r)| format!("{h}: {}", if r.is_empty() { "-".into() } else { r.join("+") })).collect();
+    let roles: Vec<String> =
+        f.head_roles.iter().map(|(h, r)| format!("{h}: {}", if r.is_empty() { "-".into() } else { r.join("+") })).collect();
     s += &format!("{}\n", roles.join("; "));
     for p in &a.pca {
         if let Some(best) = p.separation.first() {

@@ -56,7 +56,14 @@ pub fn candidate_nodes(model: &TaskModel, positions: &[usize]) -> Vec<Node> {
 }
 
 /// Mean-ablates each node on `questions` (the mean's reference set too).
-pub fn ablate_nodes(model: &TaskModel, questions: &[Question], clean: &Predictions, nodes: &[Node], threshold: f64, batch: usize) -> Vec<NodeAblation> {
+pub fn ablate_nodes(
+    model: &TaskModel,
+    questions: &[Question],
+    clean: &Predictions,
+    nodes: &[Node],
+    threshold: f64,
+    batch: usize,
+) -> Vec<NodeAblation> {
     let c = &model.params.config;
     let mut points = Vec::new();
     for l in 0..c.n_layers {

@@ -101,10 +101,12 @@ mod tests {
     fn finds_the_dominant_axis_and_perfect_clusters() {
         // Points on a line along (1, 1, 0) plus small noise along z: the first component is
         // (1, 1, 0)/sqrt 2 with nearly all the variance.
-        let rows: Vec<Vec<f64>> = (0..100).map(|i| {
-            let t = (i % 10) as f64;
-            vec![t, t, ((i * 37) % 5) as f64 * 0.01]
-        }).collect();
+        let rows: Vec<Vec<f64>> = (0..100)
+            .map(|i| {
+                let t = (i % 10) as f64;
+                vec![t, t, ((i * 37) % 5) as f64 * 0.01]
+            })
+            .collect();
         let p = pca(&rows, 2);
         assert!(p.explained[0] > 0.999, "{:?}", p.explained);
         assert!((p.components[0][0].abs() - 0.5f64.sqrt()).abs() < 1e-6);

@@ -189,13 +189,16 @@ pub struct PatchTest {
     pub match_rate: f64,
 }
 
-/// Intervention tags of one node.
+/// Intervention tags of one node (or of a group of heads at one position patched together,
+/// when the information is split between them).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NodeTags {
-    /// Node name.
+    /// Node name (`P13L0H1`; a group is `P13L0H1+P13L0H2`).
     pub name: String,
-    /// The node.
+    /// The (first) node.
     pub node: Node,
+    /// Every node patched together.
+    pub group: Vec<Node>,
     /// Answer tokens the node affects (indices into the answer).
     pub impact: Vec<usize>,
     /// Every candidate tested.
@@ -204,13 +207,14 @@ pub struct NodeTags {
     pub tags: Vec<String>,
 }
 
-/// Patches each node from source into clean questions for each of its candidate sub-tasks.
-/// `candidates[i]` lists the sub-tasks to test for `nodes[i]`; `impact[i]` its affected answer
-/// tokens. Returns one entry per node.
+/// Patches each node group (nodes of one position and layer, patched together; usually one
+/// node) from source into clean questions for each of its candidate sub-tasks.
+/// `candidates[i]` lists the sub-tasks to test for `groups[i]`; `impact[i]` its affected answer
+/// tokens. Returns one entry per group.
 #[allow(clippy::too_many_arguments)]
 pub fn tag_by_patching(
     model: &TaskModel,
-    nodes: &[Node],
+    groups: &[Vec<Node>],
     impact: &[Vec<usize>],
     candidates: &[Vec<SubTask>],
     n_pairs: usize,
@@ -222,7 +226,7 @@ pub fn tag_by_patching(
     let mut all: Vec<SubTask> = candidates.iter().flatten().copied().collect();
     all.sort_by_key(|t| (t.op == Op::Sub, t.col, t.kind));
     all.dedup();
-    let mut tests: Vec<Vec<PatchTest>> = vec![Vec::new(); nodes.len()];
+    let mut tests: Vec<Vec<PatchTest>> = vec![Vec::new(); groups.len()];
     for task in all {
         let ps = pairs(task, n, n_pairs, seed);
         if ps.is_empty() {
@@ -230,17 +234,18 @@ pub fn tag_by_patching(
         }
         let clean: Vec<Question> = ps.iter().map(|p| p.0).collect();
         let source: Vec<Question> = ps.iter().map(|p| p.1).collect();
-        let predicted: Vec<Vec<u32>> =
-            ps.iter().map(|(c, s)| Columns::tokens(&task.predicted_digits(c, s), c, model.format)).collect();
+        let predicted: Vec<Vec<u32>> = ps.iter().map(|(c, s)| Columns::tokens(&task.predicted_digits(c, s), c, model.format)).collect();
         let truth: Vec<Vec<u32>> = clean.iter().map(|c| c.answer_tokens(model.format)).collect();
         let mut cached: std::collections::HashMap<(HookPoint, usize), super::intervene::Stored> = Default::default();
-        for (ni, node) in nodes.iter().enumerate() {
+        for (ni, group) in groups.iter().enumerate() {
             if !candidates[ni].contains(&task) || impact[ni].is_empty() {
                 continue;
             }
+            let node = group[0];
             let point = if node.head.is_some() { HookPoint::Z(node.layer) } else { HookPoint::MlpPost(node.layer) };
-            let src = cached.entry((point, node.pos)).or_insert_with(|| cache_activation(model, &source, point, node.pos, 1, batch)).clone();
-            let units = node.head.map_or(Units::All, |h| Units::Heads(vec![h]));
+            let src =
+                cached.entry((point, node.pos)).or_insert_with(|| cache_activation(model, &source, point, node.pos, 1, batch)).clone();
+            let units = if node.head.is_some() { Units::Heads(group.iter().filter_map(|n| n.head).collect()) } else { Units::All };
             let mut ivs = Interventions::new(vec![Intervention::patch(point, Some(vec![node.pos]), units, src)]);
             let after = predict(model, &clean, &mut ivs, batch);
             let na = after.n_answer;
@@ -258,14 +263,16 @@ pub fn tag_by_patching(
             tests[ni].push(PatchTest { subtask: task.name(), task, informative, match_rate });
         }
     }
-    nodes
+    groups
         .iter()
         .zip(tests)
         .zip(impact)
-        .map(|((node, tests), imp)| {
+        .map(|((group, tests), imp)| {
             let mut good: Vec<&PatchTest> = tests.iter().filter(|t| t.informative >= 8 && t.match_rate >= min_match).collect();
             good.sort_by(|a, b| b.match_rate.total_cmp(&a.match_rate));
-            NodeTags { name: node.name(), node: *node, impact: imp.clone(), tags: good.iter().map(|t| t.subtask.clone()).collect(), tests }
+            let name = group.iter().map(Node::name).collect::<Vec<_>>().join("+");
+            let tags = good.iter().map(|t| t.subtask.clone()).collect();
+            NodeTags { name, node: group[0], group: group.clone(), impact: imp.clone(), tags, tests }
         })
         .collect()
 }
@@ -296,14 +303,25 @@ pub struct NodePca {
 
 /// PCA (top `k` components) of each head node's `hook_z` over `questions`, with the class
 /// separation of its candidate sub-tasks.
-pub fn pca_nodes(model: &TaskModel, questions: &[Question], nodes: &[Node], candidates: &[Vec<SubTask>], k: usize, batch: usize) -> Vec<NodePca> {
+pub fn pca_nodes(
+    model: &TaskModel,
+    questions: &[Question],
+    nodes: &[Node],
+    candidates: &[Vec<SubTask>],
+    k: usize,
+    batch: usize,
+) -> Vec<NodePca> {
     let mut out = Vec::new();
     let mut cached: std::collections::HashMap<(usize, usize), super::intervene::Stored> = Default::default();
     for (node, cands) in nodes.iter().zip(candidates) {
         let Some(h) = node.head else { continue };
-        let z = cached.entry((node.layer, node.pos)).or_insert_with(|| cache_activation(model, questions, HookPoint::Z(node.layer), node.pos, 1, batch));
+        let z = cached
+            .entry((node.layer, node.pos))
+            .or_insert_with(|| cache_activation(model, questions, HookPoint::Z(node.layer), node.pos, 1, batch));
         let dh = model.params.config.d_head;
-        let rows: Vec<Vec<f64>> = (0..questions.len()).map(|i| z.data[i * z.feat + h * dh..i * z.feat + (h + 1) * dh].iter().map(|&v| v as f64).collect()).collect();
+        let rows: Vec<Vec<f64>> = (0..questions.len())
+            .map(|i| z.data[i * z.feat + h * dh..i * z.feat + (h + 1) * dh].iter().map(|&v| v as f64).collect())
+            .collect();
         let p = pca(&rows, k);
         let mut separation: Vec<PcaSeparation> = cands
             .iter()

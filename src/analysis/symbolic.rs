@@ -10,6 +10,9 @@ use crate::eval::predict::Predictions;
 use crate::task::{Class, Format, Question};
 use serde::{Deserialize, Serialize};
 
+/// A function from a question to its answer tokens.
+pub type AnswerFn<'a> = Box<dyn Fn(&Question) -> Vec<u32> + 'a>;
+
 /// A symbolic algorithm: question to answer tokens.
 pub struct Formula<'a> {
     /// Short name (`exact`, `lookahead2`, `derived`).
@@ -17,7 +20,7 @@ pub struct Formula<'a> {
     /// What it computes, in words.
     pub description: String,
     /// The answer tokens it gives.
-    pub answer: Box<dyn Fn(&Question) -> Vec<u32> + 'a>,
+    pub answer: AnswerFn<'a>,
 }
 
 /// Exact arithmetic.
