@@ -94,8 +94,9 @@ pub fn assemble(
         .collect()
 }
 
-/// Columns below `k` whose information reaches digit `k`: from the tags of its parts (a make,
-/// pass or tricase tag on column j reads column j; a use-pass tag on column j reads j - 1), else
+/// Columns below `k` whose information reaches digit `k`: from the tags of its parts (a make tag
+/// on column j reads column j; a pass or tricase tag on column j is only of use with the carry
+/// out of column j - 1, so it reaches down to j - 1; a use-pass tag on column j reads j - 1), else
 /// from the columns its heads attend to.
 fn depth(k: usize, parts: &[Part], tags: &[NodeTags]) -> usize {
     let mut lowest: Option<usize> = None;
@@ -111,7 +112,8 @@ fn depth(k: usize, parts: &[Part], tags: &[NodeTags]) -> usize {
             any_tag = true;
             match test.task.kind {
                 Kind::Base => {}
-                Kind::Make | Kind::Pass | Kind::TriCase => note(test.task.col),
+                Kind::Make => note(test.task.col),
+                Kind::Pass | Kind::TriCase => note(test.task.col.saturating_sub(1)),
                 Kind::UsePass => note(test.task.col.saturating_sub(1)),
             }
         }
