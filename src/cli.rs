@@ -39,6 +39,29 @@ pub enum Command {
     Bench(crate::bench::BenchArgs),
     /// The main job: train (unless already trained), then everything the later stages add.
     Run(TrainArgs),
+    /// Find the model's algorithm: ablations, attention, sub-task tags, symbolic check;
+    /// writes RUN_DIR/analysis.json and prints a summary.
+    Analyze {
+        /// Run folder (holding model.safetensors and, optionally, training.json).
+        run_dir: PathBuf,
+        /// Analysis settings.
+        #[command(flatten)]
+        options: AnalyzeArgs,
+    },
+}
+
+/// Options of `analyze`.
+#[derive(Args, Debug, Clone)]
+pub struct AnalyzeArgs {
+    /// Questions in the ablation set.
+    #[arg(long, default_value_t = crate::analysis::AnalyzeOptions::default().questions)]
+    pub questions: usize,
+    /// Seed of the question sets.
+    #[arg(long, default_value_t = crate::analysis::AnalyzeOptions::default().seed)]
+    pub seed: u64,
+    /// Question pairs per candidate sub-task when tagging nodes by patching.
+    #[arg(long, default_value_t = crate::analysis::AnalyzeOptions::default().pairs)]
+    pub pairs: usize,
 }
 
 /// Options of `eval`.
@@ -138,6 +161,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Command::Eval(a) => eval(&a).map(|_| ()),
         Command::Bench(a) => crate::bench::run(&a),
         Command::Run(a) => run_all(&a),
+        Command::Analyze { run_dir, options } => analyze(&run_dir, &options),
     }
 }
 
@@ -348,5 +372,22 @@ fn run_all(a: &TrainArgs) -> Result<(), String> {
         train(&a)?;
     }
     eprintln!("run folder: {}", dir.display());
+    Ok(())
+}
+
+fn analyze(dir: &Path, a: &AnalyzeArgs) -> Result<(), String> {
+    let model = TaskModel::load(dir)?;
+    let log_path = dir.join(files::TRAINING);
+    let log: Option<crate::train::log::TrainingLog> = match std::fs::read(&log_path) {
+        Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", log_path.display()))?),
+        Err(_) => None,
+    };
+    let opts = crate::analysis::AnalyzeOptions { questions: a.questions, seed: a.seed, pairs: a.pairs, ..Default::default() };
+    let t0 = std::time::Instant::now();
+    let result = crate::analysis::analyze(&model, log.as_ref(), &opts);
+    let out = if dir.is_dir() { dir.join("analysis.json") } else { dir.with_file_name("analysis.json") };
+    crate::io::atomic::write_json(&out, &result).map_err(|e| format!("writing {}: {e}", out.display()))?;
+    print!("{}", crate::analysis::summary(&result));
+    println!("wrote {} in {:.1} s", out.display(), t0.elapsed().as_secs_f64());
     Ok(())
 }

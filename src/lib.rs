@@ -10,6 +10,7 @@
 //! - [`task_model`]: a model file together with the task it answers;
 //! - [`io`], [`bench`], [`cli`]: files, benchmarks and the command line.
 
+pub mod analysis;
 pub mod bench;
 pub mod cli;
 pub mod eval;

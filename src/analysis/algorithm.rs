@@ -1,0 +1,125 @@
+//! The algorithm, assembled: per answer digit, which nodes supply which sub-tasks and where they
+//! are combined, as text ("A3 = BA_3 @P13L0H1 + MC_2 @P13L0H0 + (MS_2 and MC_1) @P13L0H2,
+//! combined by P13L0M") and as data, with the lookahead depth (how many columns below the digit
+//! its nodes read) that the derived symbolic formula uses.
+
+use super::naming::{answer_column, answer_names, predicting_position, Node};
+use super::nodes::NodeAblation;
+use super::subtasks::{Kind, NodeTags};
+use crate::task_model::TaskModel;
+use serde::{Deserialize, Serialize};
+
+/// One node's contribution to a digit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Part {
+    /// Node name.
+    pub node: String,
+    /// Sub-tasks it was tagged with (empty if none matched).
+    pub subtasks: Vec<String>,
+    /// The operand column it attends to most, if a head.
+    pub column: Option<usize>,
+}
+
+/// How one answer token is computed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DigitAlgorithm {
+    /// Answer token (`A3`).
+    pub digit: String,
+    /// Its column k, if a digit.
+    pub column: Option<usize>,
+    /// Position it is predicted at.
+    pub position: usize,
+    /// Head nodes that affect it.
+    pub parts: Vec<Part>,
+    /// The useful MLP node at its position (latest layer), if any.
+    pub combined_by: Option<String>,
+    /// Columns below this one whose information reaches it (from tags, else attention).
+    pub lookahead_depth: Option<usize>,
+    /// The line of text.
+    pub text: String,
+}
+
+/// Assembles the algorithm from node ablations, intervention tags and each head node's most
+/// attended column (`columns`, by node).
+pub fn assemble(
+    model: &TaskModel,
+    ablations: &[NodeAblation],
+    tags: &[NodeTags],
+    columns: &[(Node, Option<usize>)],
+) -> Vec<DigitAlgorithm> {
+    let names = answer_names(model);
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let pos = predicting_position(model, i);
+            let col = answer_column(model, i);
+            let mut parts: Vec<Part> = ablations
+                .iter()
+                .filter(|a| a.useful && a.node.head.is_some() && a.impact.contains(name))
+                .map(|a| {
+                    // The node's own tags, else those of a group it was patched in.
+                    let own = tags.iter().find(|t| t.group == [a.node] && !t.tags.is_empty());
+                    let t = own.or_else(|| tags.iter().find(|t| t.group.contains(&a.node) && !t.tags.is_empty()));
+                    let column = columns.iter().find(|c| c.0 == a.node).and_then(|c| c.1);
+                    let node = t.map_or(a.name.clone(), |t| t.name.clone());
+                    Part { node, subtasks: t.map(|t| t.tags.clone()).unwrap_or_default(), column }
+                })
+                .collect();
+            parts.sort_by_key(|p| std::cmp::Reverse(p.column));
+            parts.dedup_by(|a, b| a.node == b.node);
+            let combined_by = ablations
+                .iter()
+                .filter(|a| a.useful && a.node.head.is_none() && a.node.pos == pos && a.impact.contains(name))
+                .max_by_key(|a| a.node.layer)
+                .map(|a| a.name.clone());
+            let lookahead_depth = col.map(|k| depth(k, &parts, tags));
+            let terms: Vec<String> = parts
+                .iter()
+                .map(|p| {
+                    let what = match p.subtasks.len() {
+                        0 => format!("?{}", p.column.map_or(String::new(), |c| format!("(D{c},D'{c})"))),
+                        1 => p.subtasks[0].clone(),
+                        _ => format!("({})", p.subtasks.join(" and ")),
+                    };
+                    format!("{what} @{}", p.node)
+                })
+                .collect();
+            let mut text = format!("{name} = {}", if terms.is_empty() { "(no single node found)".into() } else { terms.join(" + ") });
+            if let Some(m) = &combined_by {
+                text += &format!(", combined by {m}");
+            }
+            DigitAlgorithm { digit: name.clone(), column: col, position: pos, parts, combined_by, lookahead_depth, text }
+        })
+        .collect()
+}
+
+/// Columns below `k` whose information reaches digit `k`: from the tags of its parts (a make tag
+/// on column j reads column j; a pass or tricase tag on column j is only of use with the carry
+/// out of column j - 1, so it reaches down to j - 1; a use-pass tag on column j reads j - 1), else
+/// from the columns its heads attend to.
+fn depth(k: usize, parts: &[Part], tags: &[NodeTags]) -> usize {
+    let mut lowest: Option<usize> = None;
+    let mut note = |j: usize| {
+        if j < k {
+            lowest = Some(lowest.map_or(j, |l: usize| l.min(j)));
+        }
+    };
+    let mut any_tag = false;
+    for p in parts {
+        let Some(t) = tags.iter().find(|t| t.name == p.node) else { continue };
+        for test in t.tests.iter().filter(|x| t.tags.contains(&x.subtask)) {
+            any_tag = true;
+            match test.task.kind {
+                Kind::Base => {}
+                Kind::Make => note(test.task.col),
+                Kind::Pass | Kind::TriCase => note(test.task.col.saturating_sub(1)),
+                Kind::UsePass => note(test.task.col.saturating_sub(1)),
+            }
+        }
+    }
+    if !any_tag {
+        parts.iter().filter_map(|p| p.column).for_each(&mut note);
+    }
+    lowest.map_or(0, |l| k - l)
+}

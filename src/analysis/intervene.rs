@@ -1,0 +1,378 @@
+//! The intervention engine: hooks that zero, mean-ablate, patch (replace with another question's
+//! activation) or scale an activation at chosen positions and heads (or neurons), any number at
+//! once, and a runner that returns teacher-forced answers and per-digit losses under them.
+//!
+//! Interventions apply to hook points whose position axis is axis 1 (everything except
+//! `hook_attn_scores` / `hook_pattern`). Runs use [`Span::predictions`]: the last layer computes
+//! only the answer-predicting positions, so an intervention there at an earlier position is a
+//! no-op, exactly as it would be in a full pass (those rows cannot reach the answer logits).
+
+use crate::eval::predict::{argmax, Predictions};
+use crate::model::{forward, loss, Cache, HookPoint, HookTensor, Hooks, Span, Targets, Workspace};
+use crate::task::Question;
+use crate::task_model::TaskModel;
+
+/// Which features of a position's activation an intervention touches.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Units {
+    /// The whole activation at the position.
+    All,
+    /// These heads of a `[.., head, d_head]` hook (hook_q/k/v/z).
+    Heads(Vec<usize>),
+    /// These single features (MLP neurons of hook_pre/hook_post, or residual dimensions).
+    Neurons(Vec<usize>),
+}
+
+/// Stored activations of one hook for a range of positions: `[rows, npos, feat]`, where `feat`
+/// is the product of the hook's trailing dimensions. One row broadcasts to every question.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stored {
+    /// Questions stored (1 for a mean).
+    pub rows: usize,
+    /// First absolute position stored.
+    pub pos0: usize,
+    /// Number of positions stored.
+    pub npos: usize,
+    /// Features per position.
+    pub feat: usize,
+    /// Values, row-major `[rows, npos, feat]`.
+    pub data: Vec<f32>,
+}
+
+impl Stored {
+    /// The stored features of question `row` at absolute position `pos`, if stored.
+    pub fn at(&self, row: usize, pos: usize) -> Option<&[f32]> {
+        let row = if self.rows == 1 { 0 } else { row };
+        if row >= self.rows || pos < self.pos0 || pos >= self.pos0 + self.npos {
+            return None;
+        }
+        let o = (row * self.npos + pos - self.pos0) * self.feat;
+        Some(&self.data[o..o + self.feat])
+    }
+
+    /// The mean over rows (a one-row `Stored`).
+    pub fn mean(&self) -> Stored {
+        let per = self.npos * self.feat;
+        let mut data = vec![0.0f64; per];
+        for r in self.data.chunks_exact(per) {
+            data.iter_mut().zip(r).for_each(|(a, &b)| *a += b as f64);
+        }
+        let n = self.rows.max(1) as f64;
+        Stored { rows: 1, data: data.iter().map(|v| (v / n) as f32).collect(), ..*self }
+    }
+}
+
+/// What to do to the selected values.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Set to 0.
+    Zero,
+    /// Multiply by a factor.
+    Scale(f32),
+    /// Replace by stored values: a mean (one row, broadcast) or, per question, another
+    /// question's activation (activation patching).
+    Replace(Stored),
+}
+
+/// One intervention: an action at a hook point, restricted to positions and units.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Intervention {
+    /// Hook point (position axis 1).
+    pub point: HookPoint,
+    /// Absolute positions; `None` means every position.
+    pub positions: Option<Vec<usize>>,
+    /// Heads or neurons.
+    pub units: Units,
+    /// What to do.
+    pub action: Action,
+}
+
+impl Intervention {
+    /// Zero ablation.
+    pub fn zero(point: HookPoint, positions: Option<Vec<usize>>, units: Units) -> Intervention {
+        Intervention { point, positions, units, action: Action::Zero }
+    }
+
+    /// Mean ablation with a precomputed mean (see [`mean_activation`]).
+    pub fn mean(point: HookPoint, positions: Option<Vec<usize>>, units: Units, mean: Stored) -> Intervention {
+        assert_eq!(mean.rows, 1, "a mean has one row");
+        Intervention { point, positions, units, action: Action::Replace(mean) }
+    }
+
+    /// Activation patching: question i of the batch gets row i of `source`.
+    pub fn patch(point: HookPoint, positions: Option<Vec<usize>>, units: Units, source: Stored) -> Intervention {
+        Intervention { point, positions, units, action: Action::Replace(source) }
+    }
+
+    /// Scaling by `factor`.
+    pub fn scale(point: HookPoint, positions: Option<Vec<usize>>, units: Units, factor: f32) -> Intervention {
+        Intervention { point, positions, units, action: Action::Scale(factor) }
+    }
+
+    fn apply(&self, t: &mut HookTensor, row0: usize) {
+        assert_eq!(self.point.pos_axis(), 1, "interventions need a hook with the position axis second, not {}", self.point.name());
+        let (b, np) = (t.shape[0], t.shape[1]);
+        let feat: usize = t.shape[2..].iter().product();
+        let head_dim = if t.shape.len() == 4 { t.shape[3] } else { 1 };
+        let ranges: Vec<std::ops::Range<usize>> = match &self.units {
+            Units::All => std::iter::once(0..feat).collect(),
+            Units::Heads(hs) => hs.iter().map(|&h| h * head_dim..(h + 1) * head_dim).collect(),
+            Units::Neurons(ns) => ns.iter().map(|&n| n..n + 1).collect(),
+        };
+        let all: Vec<usize>;
+        let positions = match &self.positions {
+            Some(p) => p,
+            None => {
+                all = (t.pos_offset..t.pos_offset + np).collect();
+                &all
+            }
+        };
+        for &pos in positions {
+            if pos < t.pos_offset || pos >= t.pos_offset + np {
+                continue;
+            }
+            for bi in 0..b {
+                let o = (bi * np + pos - t.pos_offset) * feat;
+                let row = &mut t.data[o..o + feat];
+                match &self.action {
+                    Action::Zero => ranges.iter().for_each(|r| row[r.clone()].fill(0.0)),
+                    Action::Scale(f) => ranges.iter().for_each(|r| row[r.clone()].iter_mut().for_each(|v| *v *= f)),
+                    Action::Replace(s) => {
+                        assert_eq!(
+                            s.feat,
+                            feat,
+                            "stored activation has {} features per position, hook {} has {feat}",
+                            s.feat,
+                            self.point.name()
+                        );
+                        if let Some(src) = s.at(row0 + bi, pos) {
+                            ranges.iter().for_each(|r| row[r.clone()].copy_from_slice(&src[r.clone()]));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A set of interventions applied together, as a [`Hooks`]. `row0` is the index, in the whole
+/// question list, of the current batch's first question (the runner sets it), so patches pick
+/// the right source rows.
+#[derive(Clone, Debug, Default)]
+pub struct Interventions {
+    /// The interventions, applied in order at their hook points.
+    pub list: Vec<Intervention>,
+    /// First question of the current batch.
+    pub row0: usize,
+}
+
+impl Interventions {
+    /// These interventions.
+    pub fn new(list: Vec<Intervention>) -> Interventions {
+        Interventions { list, row0: 0 }
+    }
+}
+
+impl Hooks for Interventions {
+    fn call(&mut self, point: HookPoint, mut t: HookTensor) {
+        for iv in self.list.iter().filter(|iv| iv.point == point) {
+            iv.apply(&mut t, self.row0);
+        }
+    }
+}
+
+/// The span the runner uses: just the answer-predicting positions in the last layer.
+pub fn answer_span(model: &TaskModel) -> Span {
+    Span::predictions(model.answer_start() - 1, model.n_answer())
+}
+
+/// Runs `questions` in batches of `batch` through the model with `hooks` (row0 is kept up to
+/// date when `hooks` is an [`Interventions`]; pass one via [`predict`]), returning teacher-forced
+/// argmax answers and per-digit losses.
+fn run_batches<H: Hooks>(
+    model: &TaskModel,
+    questions: &[Question],
+    batch: usize,
+    hooks: &mut H,
+    mut set_row0: impl FnMut(&mut H, usize),
+) -> Predictions {
+    let c = &model.params.config;
+    let span = answer_span(model);
+    let b = batch.min(questions.len()).max(1);
+    let mut ws = Workspace::new(c, b, span);
+    let targets = Targets { first: model.answer_start() - 1, n: model.n_answer() };
+    let (n_ctx, v, n) = (c.n_ctx, c.d_vocab_out, targets.n);
+    let mut tokens = vec![0u32; b * n_ctx];
+    let mut nll = vec![0.0; b * n];
+    let mut out =
+        Predictions { n_answer: n, argmax: Vec::with_capacity(questions.len() * n), nll: Vec::with_capacity(questions.len() * n) };
+    for (ci, chunk) in questions.chunks(b).enumerate() {
+        for (i, row) in tokens.chunks_exact_mut(n_ctx).enumerate() {
+            chunk.get(i).unwrap_or(&chunk[0]).write_tokens(model.format, &mut row[..model.n_ctx()]);
+        }
+        set_row0(hooks, ci * b);
+        forward(&model.params, &tokens, n_ctx, &mut ws, hooks);
+        loss(&mut ws, &tokens, n_ctx, v, &targets, &mut nll, false);
+        let tq = span.tq();
+        for i in 0..chunk.len() {
+            for d in 0..n {
+                let r = (i * tq + d) * v;
+                out.argmax.push(argmax(&ws.logits[r..r + v]) as u32);
+            }
+            out.nll.extend_from_slice(&nll[i * n..(i + 1) * n]);
+        }
+    }
+    out
+}
+
+/// Teacher-forced answers and per-digit losses of `questions` under `ivs` (batches of `batch`).
+pub fn predict(model: &TaskModel, questions: &[Question], ivs: &mut Interventions, batch: usize) -> Predictions {
+    run_batches(model, questions, batch, ivs, |h, r| h.row0 = r)
+}
+
+/// Caches hook `point` at absolute positions `pos0..pos0 + npos` for every question (rows in
+/// question order), with `ivs` applied first (use an empty set for a clean cache). Positions the
+/// pass does not compute (early positions of the last layer) are left at 0.
+pub fn cache_activation(model: &TaskModel, questions: &[Question], point: HookPoint, pos0: usize, npos: usize, batch: usize) -> Stored {
+    cache_with(model, questions, point, pos0, npos, batch, Interventions::default())
+}
+
+/// [`cache_activation`] under interventions.
+pub fn cache_with(
+    model: &TaskModel,
+    questions: &[Question],
+    point: HookPoint,
+    pos0: usize,
+    npos: usize,
+    batch: usize,
+    ivs: Interventions,
+) -> Stored {
+    let mut grab = (ivs, Grab { point, cur: 0, out: Stored { rows: questions.len(), pos0, npos, feat: 0, data: Vec::new() } });
+    run_batches(model, questions, batch, &mut grab, |h, r| {
+        h.0.row0 = r;
+        h.1.cur = r;
+    });
+    grab.1.out
+}
+
+/// Copies one hook's activation at a position range into a [`Stored`].
+struct Grab {
+    point: HookPoint,
+    cur: usize,
+    out: Stored,
+}
+
+impl Hooks for Grab {
+    fn call(&mut self, point: HookPoint, t: HookTensor) {
+        if point != self.point {
+            return;
+        }
+        let (b, np) = (t.shape[0], t.shape[1]);
+        let feat: usize = t.shape[2..].iter().product();
+        let o = &mut self.out;
+        if o.data.is_empty() {
+            o.feat = feat;
+            o.data = vec![0.0; o.rows * o.npos * feat];
+        }
+        for bi in 0..b {
+            let q = self.cur + bi;
+            if q >= o.rows {
+                break;
+            }
+            for p in 0..o.npos {
+                let abs = o.pos0 + p;
+                if abs < t.pos_offset || abs >= t.pos_offset + np {
+                    continue;
+                }
+                let src = (bi * np + abs - t.pos_offset) * feat;
+                let dst = (q * o.npos + p) * feat;
+                o.data[dst..dst + feat].copy_from_slice(&t.data[src..src + feat]);
+            }
+        }
+    }
+}
+
+/// The mean of hook `point` over `reference` questions at positions `pos0..pos0 + npos` (one
+/// row), for mean ablation.
+pub fn mean_activation(model: &TaskModel, reference: &[Question], point: HookPoint, pos0: usize, npos: usize, batch: usize) -> Stored {
+    cache_activation(model, reference, point, pos0, npos, batch).mean()
+}
+
+/// Caches a hook over a full pass (every position, every layer), as TransformerLens's
+/// `run_with_cache` with a name filter; for attention patterns and exports.
+pub fn full_cache(model: &TaskModel, questions: &[Question], names: &[&str]) -> Cache {
+    let c = &model.params.config;
+    let mut ws = Workspace::new(c, questions.len().max(1), Span::full(model.n_ctx()));
+    let mut tokens = vec![0u32; questions.len().max(1) * c.n_ctx];
+    for (q, row) in questions.iter().zip(tokens.chunks_exact_mut(c.n_ctx)) {
+        q.write_tokens(model.format, &mut row[..model.n_ctx()]);
+    }
+    let mut cache = Cache::only(names);
+    forward(&model.params, &tokens, c.n_ctx, &mut ws, &mut cache);
+    cache
+}
+
+/// Which answer digits changed: for each question and answer token, whether `after` differs
+/// from `before` (both with the same `n_answer`).
+pub fn changed(before: &Predictions, after: &Predictions) -> Vec<bool> {
+    before.argmax.iter().zip(&after.argmax).map(|(a, b)| a != b).collect()
+}
+
+/// Accumulates the mean of several hooks over every computed position.
+struct MeanGrab {
+    points: Vec<HookPoint>,
+    sums: Vec<Vec<f64>>,
+    feats: Vec<usize>,
+    n_ctx: usize,
+    rows: usize,
+    valid: usize,
+    count: usize,
+}
+
+impl Hooks for MeanGrab {
+    fn call(&mut self, point: HookPoint, t: HookTensor) {
+        let Some(i) = self.points.iter().position(|&p| p == point) else { return };
+        let (b, np) = (t.shape[0], t.shape[1]);
+        let feat: usize = t.shape[2..].iter().product();
+        if self.sums[i].is_empty() {
+            self.sums[i] = vec![0.0; self.n_ctx * feat];
+            self.feats[i] = feat;
+        }
+        let valid = self.valid.min(b);
+        for bi in 0..valid {
+            for p in 0..np {
+                let src = &t.data[(bi * np + p) * feat..(bi * np + p + 1) * feat];
+                let dst = &mut self.sums[i][(t.pos_offset + p) * feat..(t.pos_offset + p + 1) * feat];
+                dst.iter_mut().zip(src).for_each(|(a, &v)| *a += v as f64);
+            }
+        }
+        self.count = self.count.max(self.rows);
+    }
+}
+
+/// Means of each hook in `points` over `reference`, at every position (one row each; positions
+/// the pass does not compute hold 0), for mean ablation.
+pub fn mean_activations(model: &TaskModel, reference: &[Question], points: &[HookPoint], batch: usize) -> Vec<Stored> {
+    let n = points.len();
+    let mut g = MeanGrab {
+        points: points.to_vec(),
+        sums: vec![Vec::new(); n],
+        feats: vec![0; n],
+        n_ctx: model.n_ctx(),
+        rows: 0,
+        valid: 0,
+        count: 0,
+    };
+    let b = batch.min(reference.len()).max(1);
+    let total = reference.len();
+    run_batches(model, reference, b, &mut g, |h, r| {
+        h.valid = (total - r).min(b);
+        h.rows = total;
+    });
+    let n_ctx = model.n_ctx();
+    g.sums
+        .into_iter()
+        .zip(g.feats)
+        .map(|(s, feat)| Stored { rows: 1, pos0: 0, npos: n_ctx, feat, data: s.iter().map(|v| (v / total.max(1) as f64) as f32).collect() })
+        .collect()
+}

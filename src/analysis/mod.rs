@@ -1,0 +1,488 @@
+//! Interpretability analyses: the intervention engine and the analyses of Quirke & Barez
+//! ("Understanding Addition in Transformers") and its follow-up (arXiv 2402.02619), found and
+//! checked automatically for any trained model. [`analyze`] runs them all; `arithlens analyze
+//! RUN_DIR` writes the result to RUN_DIR/analysis.json and prints [`summary`].
+//!
+//! # analysis.json (schema version 1)
+//! One [`Analysis`] object:
+//! - `schema` (1), `model` ([`ModelInfo`]), `options` ([`AnalyzeOptions`]), `seconds`;
+//! - `accuracy`: the model's teacher-forced accuracy on the analysis question set;
+//! - `positions` ([`positions::Positions`]): `ablations[]` {hook, position, token, fail_rate,
+//!   digit_fail[answer token]}, `useful[]` positions, `equals_position`, `first_useful`,
+//!   `digits[]` {digit, predicted_at, computed_at[], one_before};
+//! - `nodes[]` ([`nodes::NodeAblation`]): {name "P13L0H1" | "P13L0M", node {pos, layer, head|null},
+//!   fail_rate, digit_fail[], impact["A3"], useful};
+//! - `attention[]` ([`attention::NodeAttention`]) per useful head node: {name, node, top[{position,
+//!   token, weight}], summary "D2 and D'2", column, column_weight};
+//! - `staircases[]` ([`attention::Staircase`]) per head: {layer, head, query_positions[],
+//!   source_tokens[], weights[query][source], top_column[], offset[], typical_offset,
+//!   descending_steps, is_staircase};
+//! - `tags[]` ([`subtasks::NodeTags`]) per useful head node: {name, node, impact[answer index],
+//!   tests[{subtask "MC_2", task {kind, col, op}, informative, match_rate}], tags["MC_2"]};
+//! - `pca[]` ([`subtasks::NodePca`]): {name, explained[], separation[{subtask, classes,
+//!   between_share, centroid_accuracy}]};
+//! - `algorithm[]` ([`algorithm::DigitAlgorithm`]): {digit, column, position, parts[{node,
+//!   subtasks[], column}], combined_by, lookahead_depth, text};
+//! - `symbolic[]` ([`symbolic::FormulaCheck`]): {name "exact" | "lookahead2" | "derived",
+//!   description, per_class[{class, questions, model_accuracy, agreement, model_wrong,
+//!   wrong_reproduced}], mean_agreement};
+//! - `dynamics` ([`dynamics::Dynamics`] or null): {threshold, total_steps, digits[{digit, step,
+//!   need_steps[base, carry, cascade]}], spread_steps, distinct_steps, separated,
+//!   carry_lags_base};
+//! - `findings` ([`Findings`]): the headline facts the summary states.
+
+pub mod algorithm;
+pub mod attention;
+pub mod columns;
+pub mod dynamics;
+pub mod intervene;
+pub mod naming;
+pub mod nodes;
+pub mod pca;
+pub mod positions;
+pub mod subtasks;
+pub mod symbolic;
+
+use crate::eval::predict::teacher_forced;
+use crate::task::{random_questions, stratified_set, Class, Op, Question};
+use crate::task_model::TaskModel;
+use crate::train::log::TrainingLog;
+use naming::{answer_names, Node};
+use serde::{Deserialize, Serialize};
+use subtasks::{Kind, SubTask, KINDS};
+
+/// Settings of a run of every analysis.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AnalyzeOptions {
+    /// Questions in the ablation set (half uniform, half spread over complexity classes).
+    pub questions: usize,
+    /// Seed of every question set.
+    pub seed: u64,
+    /// Failure rate that makes a position or node useful, and a digit impacted.
+    pub threshold: f64,
+    /// Question pairs per candidate sub-task in intervention tagging.
+    pub pairs: usize,
+    /// Match rate that tags a node with a sub-task.
+    pub min_match: f64,
+    /// Questions for attention averages and PCA.
+    pub sample: usize,
+    /// Questions per complexity class for the symbolic check.
+    pub per_class: usize,
+    /// Loss threshold for the training-dynamics phase changes.
+    pub loss_threshold: f64,
+    /// Forward-pass batch size.
+    pub batch: usize,
+}
+
+impl Default for AnalyzeOptions {
+    fn default() -> Self {
+        AnalyzeOptions {
+            questions: 1000,
+            seed: 673023,
+            threshold: 0.01,
+            pairs: 100,
+            min_match: 0.8,
+            sample: 500,
+            per_class: 200,
+            loss_threshold: 0.1,
+            batch: 500,
+        }
+    }
+}
+
+/// What model was analysed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// Run or model name.
+    pub name: String,
+    /// Operand width.
+    pub n_digits: usize,
+    /// Token format name.
+    pub format: String,
+    /// Operations.
+    pub ops: Vec<Op>,
+    /// Layers.
+    pub n_layers: usize,
+    /// Heads per layer.
+    pub n_heads: usize,
+    /// Residual width.
+    pub d_model: usize,
+}
+
+/// The headline findings, as data.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Findings {
+    /// First useful position and its token.
+    pub computation_starts_at: Option<usize>,
+    /// Token at that position.
+    pub starts_at_token: Option<String>,
+    /// Whether nothing before the `=` position is useful.
+    pub starts_at_equals: bool,
+    /// Answer tokens computed only one position before they are emitted.
+    pub one_before: Vec<String>,
+    /// Heads (`L0H1`) whose attention walks down the digit pairs.
+    pub staircase_heads: Vec<String>,
+    /// Per head, its typical look-back (answer column minus attended column).
+    pub head_offsets: Vec<(String, Option<i64>)>,
+    /// Per head (`L0H1`), the sub-task kinds its nodes were tagged with (`BA`, `MC`, ...).
+    pub head_roles: Vec<(String, Vec<String>)>,
+    /// Mean per-class agreement of the lookahead formula with the model.
+    pub lookahead_agreement: Option<f64>,
+    /// Mean per-class agreement of the derived formula with the model.
+    pub derived_agreement: Option<f64>,
+}
+
+/// analysis.json: everything [`analyze`] found. See the module doc for the schema.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Analysis {
+    /// Schema version (1).
+    pub schema: u32,
+    /// The model.
+    pub model: ModelInfo,
+    /// Settings used.
+    pub options: AnalyzeOptions,
+    /// Teacher-forced accuracy on the analysis set.
+    pub accuracy: f64,
+    /// Useful positions.
+    pub positions: positions::Positions,
+    /// Node ablations.
+    pub nodes: Vec<nodes::NodeAblation>,
+    /// Attention of useful head nodes.
+    pub attention: Vec<attention::NodeAttention>,
+    /// Staircase map per head.
+    pub staircases: Vec<attention::Staircase>,
+    /// Intervention tags of useful head nodes.
+    pub tags: Vec<subtasks::NodeTags>,
+    /// PCA of useful head nodes.
+    pub pca: Vec<subtasks::NodePca>,
+    /// The algorithm per answer digit.
+    pub algorithm: Vec<algorithm::DigitAlgorithm>,
+    /// Symbolic formulas checked per class.
+    pub symbolic: Vec<symbolic::FormulaCheck>,
+    /// Training dynamics, if a training log was given.
+    pub dynamics: Option<dynamics::Dynamics>,
+    /// Headline findings.
+    pub findings: Findings,
+    /// Seconds taken.
+    pub seconds: f64,
+}
+
+/// The ablation question set: per operation, half uniform questions and half spread evenly over
+/// the complexity classes (so rare cascades are present).
+pub fn analysis_questions(model: &TaskModel, count: usize, seed: u64) -> Vec<Question> {
+    let mut out = Vec::new();
+    let per_op = count / model.ops.len().max(1);
+    for (i, &op) in model.ops.iter().enumerate() {
+        let s = seed.wrapping_add(i as u64 * 1000);
+        out.extend(random_questions(model.n_digits, op, per_op - per_op / 2, s).expect("valid width"));
+        let classes = crate::task::classes_for(op, model.n_digits).len().max(1);
+        let per_class = (per_op / 2).div_ceil(classes);
+        let strat = stratified_set(model.n_digits, op, per_class, s + 1).expect("valid width");
+        out.extend(strat.into_iter().flat_map(|(_, v)| v).take(per_op / 2));
+    }
+    out
+}
+
+/// Runs every analysis on `model` (and its training log, if any).
+pub fn analyze(model: &TaskModel, log: Option<&TrainingLog>, opts: &AnalyzeOptions) -> Analysis {
+    let t0 = std::time::Instant::now();
+    let c = &model.params.config;
+    let b = opts.batch.max(1);
+    let qs = analysis_questions(model, opts.questions, opts.seed);
+    let clean = teacher_forced(model, &qs, b);
+    let correct = qs.iter().enumerate().filter(|(i, q)| clean.correct(*i, &q.answer_tokens(model.format))).count();
+    let accuracy = correct as f64 / qs.len().max(1) as f64;
+
+    let positions = positions::useful_positions(model, &qs, &clean, opts.threshold, b);
+    let cands = nodes::candidate_nodes(model, &positions.useful);
+    let node_abl = nodes::ablate_nodes(model, &qs, &clean, &cands, opts.threshold, b);
+    let useful_heads: Vec<Node> = node_abl.iter().filter(|a| a.useful && a.node.head.is_some()).map(|a| a.node).collect();
+
+    let sample = analysis_questions(model, opts.sample, opts.seed.wrapping_add(17));
+    let patterns = attention::mean_patterns(model, &sample, 100);
+    let attn = attention::node_attention(model, &patterns, &useful_heads);
+    let stairs = attention::staircases(model, &patterns);
+
+    // Candidate sub-tasks per useful head: for each operand column it attends to with weight
+    // >= 0.15, every sub-task of that column (and the use-pass of the column above).
+    let names = answer_names(model);
+    let candidates: Vec<Vec<SubTask>> = useful_heads
+        .iter()
+        .map(|n| {
+            let h = n.head.expect("head");
+            let w = attention::column_weights(model, &patterns[n.layer][h][n.pos]);
+            let mut v = Vec::new();
+            for &op in &model.ops {
+                for (col, &wt) in w.iter().enumerate() {
+                    if wt >= 0.15 {
+                        v.extend(KINDS.iter().filter(|&&k| k != Kind::UsePass).map(|&kind| SubTask { kind, col, op }));
+                        v.push(SubTask { kind: Kind::UsePass, col: col + 1, op });
+                    }
+                }
+            }
+            v
+        })
+        .collect();
+    let impact: Vec<Vec<usize>> = useful_heads
+        .iter()
+        .map(|n| {
+            let a = node_abl.iter().find(|a| a.node == *n).expect("ablated");
+            names.iter().enumerate().filter(|(_, nm)| a.impact.contains(nm)).map(|(i, _)| i).collect()
+        })
+        .collect();
+    let singles: Vec<Vec<Node>> = useful_heads.iter().map(|&n| vec![n]).collect();
+    let mut tags = subtasks::tag_by_patching(model, &singles, &impact, &candidates, opts.pairs, opts.min_match, opts.seed, b);
+    // Heads left untagged that share a position, layer, impact and attended column may split one
+    // value between them: patch them together.
+    let mut groups: Vec<(Vec<Node>, Vec<usize>, Vec<SubTask>)> = Vec::new();
+    for (i, t) in tags.iter().enumerate() {
+        if !t.tags.is_empty() || impact[i].is_empty() {
+            continue;
+        }
+        let col = attn.iter().find(|a| a.node == t.node).and_then(|a| a.column);
+        let same = |g: &(Vec<Node>, Vec<usize>, Vec<SubTask>)| {
+            let n = g.0[0];
+            n.pos == t.node.pos
+                && n.layer == t.node.layer
+                && g.1 == impact[i]
+                && attn.iter().find(|a| a.node == n).and_then(|a| a.column) == col
+        };
+        match groups.iter_mut().find(|g| same(g)) {
+            Some(g) => {
+                g.0.push(t.node);
+                g.2.retain(|c| candidates[i].contains(c));
+            }
+            None => groups.push((vec![t.node], impact[i].clone(), candidates[i].clone())),
+        }
+    }
+    groups.retain(|g| g.0.len() > 1);
+    if !groups.is_empty() {
+        let (gn, gi, gc): (Vec<_>, Vec<_>, Vec<_>) = groups.into_iter().fold((vec![], vec![], vec![]), |mut acc, g| {
+            acc.0.push(g.0);
+            acc.1.push(g.1);
+            acc.2.push(g.2);
+            acc
+        });
+        tags.extend(subtasks::tag_by_patching(model, &gn, &gi, &gc, opts.pairs, opts.min_match, opts.seed, b));
+    }
+    let pca_qs: Vec<Question> = sample.iter().filter(|q| q.op == model.ops[0]).copied().collect();
+    let pca_cands: Vec<Vec<SubTask>> = candidates.iter().map(|v| v.iter().filter(|t| t.op == model.ops[0]).copied().collect()).collect();
+    let pca = subtasks::pca_nodes(model, &pca_qs, &useful_heads, &pca_cands, 3, b);
+
+    let columns: Vec<(Node, Option<usize>)> = attn.iter().map(|a| (a.node, a.column)).collect();
+    let algo = algorithm::assemble(model, &node_abl, &tags, &columns);
+
+    let mut sets: Vec<(Class, Vec<Question>)> = Vec::new();
+    for &op in &model.ops {
+        sets.extend(stratified_set(model.n_digits, op, opts.per_class, opts.seed.wrapping_add(99)).expect("valid width"));
+    }
+    let preds: Vec<_> = sets.iter().map(|(_, qs)| teacher_forced(model, qs, b)).collect();
+    let depths: Vec<usize> = {
+        let n = model.n_digits;
+        (0..=n).map(|k| algo.iter().find(|a| a.column == Some(k)).and_then(|a| a.lookahead_depth).unwrap_or(n)).collect()
+    };
+    let format = model.format;
+    let derived_depths = depths.clone();
+    let derived = symbolic::Formula {
+        name: "derived".into(),
+        description: format!("A_k = (BA_k + carry from the columns its nodes read: depths by column {depths:?}) mod 10"),
+        answer: Box::new(move |q| symbolic::lookahead_tokens(q, format, &derived_depths)),
+    };
+    let symbolic: Vec<symbolic::FormulaCheck> = [symbolic::exact(format), symbolic::lookahead(format, 2), derived]
+        .iter()
+        .map(|f| symbolic::check(f, format, &sets, &preds))
+        .collect();
+    let dynamics = log.map(|l| dynamics::phases(l, opts.loss_threshold));
+
+    let findings = findings(model, &positions, &stairs, &tags, &symbolic);
+    Analysis {
+        schema: 1,
+        model: ModelInfo {
+            name: model.name.clone(),
+            n_digits: model.n_digits,
+            format: model.format.name().into(),
+            ops: model.ops.clone(),
+            n_layers: c.n_layers,
+            n_heads: c.n_heads,
+            d_model: c.d_model,
+        },
+        options: opts.clone(),
+        accuracy,
+        positions,
+        nodes: node_abl,
+        attention: attn,
+        staircases: stairs,
+        tags,
+        pca,
+        algorithm: algo,
+        symbolic,
+        dynamics,
+        findings,
+        seconds: t0.elapsed().as_secs_f64(),
+    }
+}
+
+fn findings(
+    model: &TaskModel,
+    positions: &positions::Positions,
+    stairs: &[attention::Staircase],
+    tags: &[subtasks::NodeTags],
+    symbolic: &[symbolic::FormulaCheck],
+) -> Findings {
+    let nl = model.params.config.n_layers;
+    let last = |s: &&attention::Staircase| s.layer + 1 == nl;
+    let mut head_roles: Vec<(String, Vec<String>)> = Vec::new();
+    for s in stairs.iter().filter(last) {
+        let mut kinds: Vec<String> = tags
+            .iter()
+            .filter(|t| t.group.iter().any(|n| n.layer == s.layer && n.head == Some(s.head)))
+            .flat_map(|t| t.tags.iter().map(|x| x.split('_').next().unwrap_or("").to_string()))
+            .collect();
+        kinds.sort();
+        kinds.dedup();
+        head_roles.push((format!("L{}H{}", s.layer, s.head), kinds));
+    }
+    let agreement = |name: &str| symbolic.iter().find(|f| f.name == name).map(|f| f.mean_agreement);
+    Findings {
+        computation_starts_at: positions.first_useful,
+        starts_at_token: positions.first_useful.map(|p| naming::position_name(model, p)),
+        starts_at_equals: positions.first_useful.is_some_and(|p| p >= positions.equals_position),
+        one_before: positions.digits.iter().filter(|d| d.one_before).map(|d| d.digit.clone()).collect(),
+        staircase_heads: stairs.iter().filter(|s| s.is_staircase).map(|s| format!("L{}H{}", s.layer, s.head)).collect(),
+        head_offsets: stairs.iter().map(|s| (format!("L{}H{}", s.layer, s.head), s.typical_offset)).collect(),
+        head_roles,
+        lookahead_agreement: agreement("lookahead2"),
+        derived_agreement: agreement("derived"),
+    }
+}
+
+/// A short readable account of the findings.
+pub fn summary(a: &Analysis) -> String {
+    let mut s = String::new();
+    let f = &a.findings;
+    let m = &a.model;
+    let pct = |x: f64| format!("{:.1}%", 100.0 * x);
+    s += &format!(
+        "Model {}: {} layer(s), {} heads, d_model {}, {}-digit {:?} ({}); accuracy on the analysis set {}.\n",
+        m.name,
+        m.n_layers,
+        m.n_heads,
+        m.d_model,
+        m.n_digits,
+        m.ops,
+        m.format,
+        pct(a.accuracy)
+    );
+    s += "\n[positions] ";
+    match f.computation_starts_at {
+        Some(p) => {
+            s += &format!(
+                "Computation starts at position {p} (token '{}'){}; useful positions {:?}.\n",
+                f.starts_at_token.clone().unwrap_or_default(),
+                if f.starts_at_equals { ": nothing before the '=' token matters" } else { ", before the '=' token" },
+                a.positions.useful
+            );
+        }
+        None => s += "No position's ablation changes the answers.\n",
+    }
+    let n_ans = a.positions.digits.len();
+    s += &format!(
+        "  {} of {} answer tokens are computed only at the position one before they are emitted{}.\n",
+        f.one_before.len(),
+        n_ans,
+        if f.one_before.len() == n_ans {
+            " (each digit computed just in time)".to_string()
+        } else {
+            format!(" ({})", f.one_before.join(" "))
+        }
+    );
+    for d in a.positions.digits.iter().filter(|d| !d.one_before) {
+        s += &format!("  {} (predicted at {}) depends on positions {:?}\n", d.digit, d.predicted_at, d.computed_at);
+    }
+    s += "\n[nodes] useful nodes (mean ablation):\n";
+    let mut useful: Vec<&nodes::NodeAblation> = a.nodes.iter().filter(|n| n.useful).collect();
+    useful.sort_by_key(|n| n.node);
+    for n in &useful {
+        let att = a.attention.iter().find(|x| x.node == n.node).map(|x| format!("; attends {}", x.summary)).unwrap_or_default();
+        let tag = a
+            .tags
+            .iter()
+            .find(|t| t.group.contains(&n.node) && !t.tags.is_empty())
+            .map(|t| {
+                format!("; does {}{}", t.tags.join(", "), if t.group.len() > 1 { format!(" (with {})", t.name) } else { String::new() })
+            })
+            .unwrap_or_default();
+        s += &format!("  {}{att}{tag}\n", n.describe());
+    }
+    s += "\n[attention] ";
+    if f.staircase_heads.is_empty() {
+        s += "no head walks down the digit pairs.\n";
+    } else {
+        s += &format!(
+            "staircase: heads {} attend to successive digit pairs, one column per answer position.\n",
+            f.staircase_heads.join(", ")
+        );
+    }
+    for (h, o) in &f.head_offsets {
+        if let Some(o) = o {
+            s += &format!("  {h} reads column k-{o} while predicting A_k\n");
+        }
+    }
+    s += "\n[roles] ";
+    let roles: Vec<String> =
+        f.head_roles.iter().map(|(h, r)| format!("{h}: {}", if r.is_empty() { "-".into() } else { r.join("+") })).collect();
+    s += &format!("{}\n", roles.join("; "));
+    for p in &a.pca {
+        if let Some(best) = p.separation.first() {
+            s += &format!(
+                "  PCA {}: top-3 explain {}; best separated {} ({} classes, between-class share {:.2}, centroid accuracy {})\n",
+                p.name,
+                pct(p.explained.iter().sum()),
+                best.subtask,
+                best.classes,
+                best.between_share,
+                pct(best.centroid_accuracy)
+            );
+        }
+    }
+    s += "\n[algorithm]\n";
+    for d in &a.algorithm {
+        s += &format!("  {}\n", d.text);
+    }
+    s += "\n[symbolic] agreement with the model's own answers per class:\n";
+    if let Some(first) = a.symbolic.first() {
+        s += &format!("  {:<12}", "class");
+        for c in &first.per_class {
+            s += &format!("{:>8}", c.class.to_string());
+        }
+        s += "\n";
+        s += &format!("  {:<12}", "model acc");
+        for c in &first.per_class {
+            s += &format!("{:>8}", format!("{:.0}%", 100.0 * c.model_accuracy));
+        }
+        s += "\n";
+    }
+    for fc in &a.symbolic {
+        s += &format!("  {:<12}", fc.name);
+        for c in &fc.per_class {
+            s += &format!("{:>8}", format!("{:.0}%", 100.0 * c.agreement));
+        }
+        let wrong: usize = fc.per_class.iter().map(|c| c.model_wrong).sum();
+        let rep: usize = fc.per_class.iter().map(|c| c.wrong_reproduced).sum();
+        s += &format!("   (reproduces {rep}/{wrong} wrong answers)\n");
+    }
+    if let Some(d) = &a.dynamics {
+        s += &format!("\n[training] digit loss below {} at steps: ", d.threshold);
+        let v: Vec<String> = d.digits.iter().map(|x| format!("{} {}", x.digit, x.step.map_or("never".into(), |s| s.to_string()))).collect();
+        s += &v.join(", ");
+        s += &format!(
+            "\n  phase changes {} (spread {} of {} steps); carry cases learned {} base cases\n",
+            if d.separated { "separated in time" } else { "not separated" },
+            d.spread_steps,
+            d.total_steps,
+            if d.carry_lags_base { "no earlier than" } else { "sometimes before" }
+        );
+    }
+    s += &format!("\nanalysis took {:.1} s\n", a.seconds);
+    s
+}

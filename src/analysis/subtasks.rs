@@ -1,0 +1,339 @@
+//! Sub-task tagging. By intervention: for a node and a candidate sub-task of a column (BA_k,
+//! MC_k, MS_k, TriCase_k, US_k; for subtraction MD, MB, MZ, TriCase, UB), build pairs of
+//! questions that differ in that sub-task's value and as little else as possible, patch the
+//! node's activation from the source question into the clean one, and check that the answer
+//! digits the node affects change exactly as the sub-task predicts (the clean question's labels
+//! with that one value taken from the source). By PCA: the principal components of a head's
+//! output (`hook_z` of the head at its position) over questions, and how well each candidate
+//! sub-task's classes separate in the top components.
+
+use super::columns::Columns;
+use super::intervene::{cache_activation, predict, Intervention, Interventions, Units};
+use super::naming::Node;
+use super::pca::{pca, separation_of};
+use crate::model::HookPoint;
+use crate::task::{tricase, Op, Question};
+use crate::task_model::TaskModel;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+/// A kind of per-column sub-task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Kind {
+    /// Base add / base difference.
+    Base,
+    /// Make carry / make borrow.
+    Make,
+    /// Make sum 9 / make zero (passes a carry or borrow on).
+    Pass,
+    /// The three-way case: makes, passes, or neither.
+    TriCase,
+    /// Use sum 9: a carry reaching column k through a passing column k-1.
+    UsePass,
+}
+
+/// All kinds, in report order.
+pub const KINDS: [Kind; 5] = [Kind::Base, Kind::Make, Kind::Pass, Kind::TriCase, Kind::UsePass];
+
+/// A sub-task of one column, e.g. MC_2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SubTask {
+    /// Which sub-task.
+    pub kind: Kind,
+    /// Column k (0 = units).
+    pub col: usize,
+    /// The operation, for naming.
+    pub op: Op,
+}
+
+impl SubTask {
+    /// `BA_3`, `MC_2`, `MS_2`, `TriCase_1`, `US_3` (subtraction: `MD`, `MB`, `MZ`, `TriCase`, `UB`).
+    pub fn name(&self) -> String {
+        let k = match (self.kind, self.op) {
+            (Kind::Base, Op::Add) => "BA",
+            (Kind::Make, Op::Add) => "MC",
+            (Kind::Pass, Op::Add) => "MS",
+            (Kind::UsePass, Op::Add) => "US",
+            (Kind::Base, Op::Sub) => "MD",
+            (Kind::Make, Op::Sub) => "MB",
+            (Kind::Pass, Op::Sub) => "MZ",
+            (Kind::UsePass, Op::Sub) => "UB",
+            (Kind::TriCase, _) => "TriCase",
+        };
+        format!("{k}_{}", self.col)
+    }
+
+    /// The answer digits A_0..A_n the clean question would get if this sub-task's value came
+    /// from `source`.
+    pub fn predicted_digits(&self, clean: &Question, source: &Question) -> Vec<u8> {
+        let (mut c, s) = (Columns::of(clean), Columns::of(source));
+        let k = self.col;
+        let mut carries = None;
+        match self.kind {
+            Kind::Base => c.base[k] = s.base[k],
+            Kind::Make => c.make[k] = s.make[k],
+            Kind::Pass => c.pass[k] = s.pass[k],
+            Kind::TriCase => (c.make[k], c.pass[k]) = (s.make[k], s.pass[k]),
+            Kind::UsePass => {
+                let (cc, sc) = (c.carries(), s.carries());
+                let mut v = cc.clone();
+                v[k] = c.make[k - 1] || (s.pass[k - 1] && sc[k - 1]);
+                // The changed carry into k runs on up through the clean question's columns.
+                for j in k..c.n() {
+                    v[j + 1] = c.make[j] || (c.pass[j] && v[j]);
+                }
+                carries = Some(v);
+            }
+        }
+        let carries = carries.unwrap_or_else(|| c.carries());
+        c.digits(&carries)
+    }
+
+    /// The class of a question under this sub-task (for PCA colouring).
+    pub fn class(&self, q: &Question) -> usize {
+        let c = Columns::of(q);
+        let k = self.col;
+        match self.kind {
+            Kind::Base => c.base[k] as usize,
+            Kind::Make => c.make[k] as usize,
+            Kind::Pass => c.pass[k] as usize,
+            Kind::TriCase => c.make[k] as usize * 2 + c.pass[k] as usize,
+            Kind::UsePass => (c.pass[k - 1] && c.carries()[k - 1]) as usize,
+        }
+    }
+}
+
+fn set_col(q: &mut Question, k: usize, a: u8, b: u8) {
+    let p = 10u128.pow(k as u32);
+    let (xa, yb) = (q.digit_x(k) as u128, q.digit_y(k) as u128);
+    q.x = q.x - xa * p + a as u128 * p;
+    q.y = q.y - yb * p + b as u128 * p;
+}
+
+fn random_q(rng: &mut ChaCha8Rng, n: usize, op: Op) -> Question {
+    let lim = 10u128.pow(n as u32);
+    let (mut x, mut y) = (rng.gen_range(0..lim), rng.gen_range(0..lim));
+    if op == Op::Sub && x < y {
+        std::mem::swap(&mut x, &mut y);
+    }
+    Question { x, y, op, n_digits: n }
+}
+
+fn tri(q: &Question, k: usize) -> (bool, bool) {
+    let c = Columns::of(q);
+    match q.op {
+        Op::Add => {
+            let t = tricase(q.digit_x(k), q.digit_y(k));
+            (t == crate::task::TriCase::Carry, t == crate::task::TriCase::Sum9)
+        }
+        Op::Sub => (c.make[k], c.pass[k]),
+    }
+}
+
+/// Up to `count` (clean, source) pairs whose values of `task` differ, changing only column k
+/// (for US_k: columns below k-1, with column k-1 passing in both). Subtraction pairs keep
+/// x >= y.
+pub fn pairs(task: SubTask, n_digits: usize, count: usize, seed: u64) -> Vec<(Question, Question)> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (task.col as u64 * 7919) ^ ((task.kind as u64) << 20));
+    let mut out = Vec::new();
+    let k = task.col;
+    if task.kind == Kind::UsePass && (k == 0 || k > n_digits) || task.kind != Kind::UsePass && k >= n_digits {
+        return out;
+    }
+    for _ in 0..count * 200 {
+        if out.len() == count {
+            break;
+        }
+        let mut c = random_q(&mut rng, n_digits, task.op);
+        let mut s = c;
+        if task.kind == Kind::UsePass {
+            let a: u8 = rng.gen_range(0..10);
+            let b = if task.op == Op::Add { 9 - a } else { a };
+            set_col(&mut c, k - 1, a, b);
+            s = c;
+            for j in 0..k - 1 {
+                set_col(&mut s, j, rng.gen_range(0..10), rng.gen_range(0..10));
+            }
+        } else {
+            set_col(&mut s, k, rng.gen_range(0..10), rng.gen_range(0..10));
+        }
+        if task.op == Op::Sub && (s.x < s.y || c.x < c.y) {
+            continue;
+        }
+        let (cc, sc) = (Columns::of(&c), Columns::of(&s));
+        let ok = match task.kind {
+            Kind::Base => tri(&c, k) == tri(&s, k) && cc.base[k] != sc.base[k],
+            Kind::Make => cc.make[k] != sc.make[k] && cc.base[k] == sc.base[k],
+            Kind::Pass => cc.pass[k] != sc.pass[k] && !cc.make[k] && !sc.make[k],
+            Kind::TriCase => tri(&c, k) != tri(&s, k),
+            Kind::UsePass => task.class(&c) != task.class(&s),
+        };
+        if ok {
+            out.push((c, s));
+        }
+    }
+    out
+}
+
+/// How one node behaves under patching for one candidate sub-task.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PatchTest {
+    /// Sub-task name (`MC_2`).
+    pub subtask: String,
+    /// The sub-task.
+    pub task: SubTask,
+    /// Pairs where the sub-task predicts a change in a digit the node affects.
+    pub informative: usize,
+    /// Fraction of those where the node's digits became exactly the predicted ones.
+    pub match_rate: f64,
+}
+
+/// Intervention tags of one node (or of a group of heads at one position patched together,
+/// when the information is split between them).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodeTags {
+    /// Node name (`P13L0H1`; a group is `P13L0H1+P13L0H2`).
+    pub name: String,
+    /// The (first) node.
+    pub node: Node,
+    /// Every node patched together.
+    pub group: Vec<Node>,
+    /// Answer tokens the node affects (indices into the answer).
+    pub impact: Vec<usize>,
+    /// Every candidate tested.
+    pub tests: Vec<PatchTest>,
+    /// Sub-tasks matched at or above the threshold, best first.
+    pub tags: Vec<String>,
+}
+
+/// Patches each node group (nodes of one position and layer, patched together; usually one
+/// node) from source into clean questions for each of its candidate sub-tasks.
+/// `candidates[i]` lists the sub-tasks to test for `groups[i]`; `impact[i]` its affected answer
+/// tokens. Returns one entry per group.
+#[allow(clippy::too_many_arguments)]
+pub fn tag_by_patching(
+    model: &TaskModel,
+    groups: &[Vec<Node>],
+    impact: &[Vec<usize>],
+    candidates: &[Vec<SubTask>],
+    n_pairs: usize,
+    min_match: f64,
+    seed: u64,
+    batch: usize,
+) -> Vec<NodeTags> {
+    let n = model.n_digits;
+    let mut all: Vec<SubTask> = candidates.iter().flatten().copied().collect();
+    all.sort_by_key(|t| (t.op == Op::Sub, t.col, t.kind));
+    all.dedup();
+    let mut tests: Vec<Vec<PatchTest>> = vec![Vec::new(); groups.len()];
+    for task in all {
+        let ps = pairs(task, n, n_pairs, seed);
+        if ps.is_empty() {
+            continue;
+        }
+        let clean: Vec<Question> = ps.iter().map(|p| p.0).collect();
+        let source: Vec<Question> = ps.iter().map(|p| p.1).collect();
+        let predicted: Vec<Vec<u32>> = ps.iter().map(|(c, s)| Columns::tokens(&task.predicted_digits(c, s), c, model.format)).collect();
+        let truth: Vec<Vec<u32>> = clean.iter().map(|c| c.answer_tokens(model.format)).collect();
+        let mut cached: std::collections::HashMap<(HookPoint, usize), super::intervene::Stored> = Default::default();
+        for (ni, group) in groups.iter().enumerate() {
+            if !candidates[ni].contains(&task) || impact[ni].is_empty() {
+                continue;
+            }
+            let node = group[0];
+            let point = if node.head.is_some() { HookPoint::Z(node.layer) } else { HookPoint::MlpPost(node.layer) };
+            let src =
+                cached.entry((point, node.pos)).or_insert_with(|| cache_activation(model, &source, point, node.pos, 1, batch)).clone();
+            let units = if node.head.is_some() { Units::Heads(group.iter().filter_map(|n| n.head).collect()) } else { Units::All };
+            let mut ivs = Interventions::new(vec![Intervention::patch(point, Some(vec![node.pos]), units, src)]);
+            let after = predict(model, &clean, &mut ivs, batch);
+            let na = after.n_answer;
+            let (mut informative, mut matched) = (0usize, 0usize);
+            for i in 0..clean.len() {
+                if !impact[ni].iter().any(|&d| predicted[i][d] != truth[i][d]) {
+                    continue;
+                }
+                informative += 1;
+                if impact[ni].iter().all(|&d| after.argmax[i * na + d] == predicted[i][d]) {
+                    matched += 1;
+                }
+            }
+            let match_rate = if informative > 0 { matched as f64 / informative as f64 } else { 0.0 };
+            tests[ni].push(PatchTest { subtask: task.name(), task, informative, match_rate });
+        }
+    }
+    groups
+        .iter()
+        .zip(tests)
+        .zip(impact)
+        .map(|((group, tests), imp)| {
+            let mut good: Vec<&PatchTest> = tests.iter().filter(|t| t.informative >= 8 && t.match_rate >= min_match).collect();
+            good.sort_by(|a, b| b.match_rate.total_cmp(&a.match_rate));
+            let name = group.iter().map(Node::name).collect::<Vec<_>>().join("+");
+            let tags = good.iter().map(|t| t.subtask.clone()).collect();
+            NodeTags { name, node: group[0], group: group.clone(), impact: imp.clone(), tags, tests }
+        })
+        .collect()
+}
+
+/// How well one sub-task's classes separate in a head's principal components.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PcaSeparation {
+    /// Sub-task name.
+    pub subtask: String,
+    /// Number of classes present.
+    pub classes: usize,
+    /// Between-class share of the variance in the top components (0..1).
+    pub between_share: f64,
+    /// Nearest-centroid accuracy in the top components.
+    pub centroid_accuracy: f64,
+}
+
+/// PCA of one head node's output.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodePca {
+    /// Node name.
+    pub name: String,
+    /// Share of variance explained by each of the top components.
+    pub explained: Vec<f64>,
+    /// Each candidate sub-task, best separated first.
+    pub separation: Vec<PcaSeparation>,
+}
+
+/// PCA (top `k` components) of each head node's `hook_z` over `questions`, with the class
+/// separation of its candidate sub-tasks.
+pub fn pca_nodes(
+    model: &TaskModel,
+    questions: &[Question],
+    nodes: &[Node],
+    candidates: &[Vec<SubTask>],
+    k: usize,
+    batch: usize,
+) -> Vec<NodePca> {
+    let mut out = Vec::new();
+    let mut cached: std::collections::HashMap<(usize, usize), super::intervene::Stored> = Default::default();
+    for (node, cands) in nodes.iter().zip(candidates) {
+        let Some(h) = node.head else { continue };
+        let z = cached
+            .entry((node.layer, node.pos))
+            .or_insert_with(|| cache_activation(model, questions, HookPoint::Z(node.layer), node.pos, 1, batch));
+        let dh = model.params.config.d_head;
+        let rows: Vec<Vec<f64>> = (0..questions.len())
+            .map(|i| z.data[i * z.feat + h * dh..i * z.feat + (h + 1) * dh].iter().map(|&v| v as f64).collect())
+            .collect();
+        let p = pca(&rows, k);
+        let mut separation: Vec<PcaSeparation> = cands
+            .iter()
+            .filter(|t| t.kind != Kind::UsePass)
+            .map(|t| {
+                let labels: Vec<usize> = questions.iter().map(|q| t.class(q)).collect();
+                let (between_share, centroid_accuracy, classes) = separation_of(&p.projected, &labels);
+                PcaSeparation { subtask: t.name(), classes, between_share, centroid_accuracy }
+            })
+            .collect();
+        separation.sort_by(|a, b| b.between_share.total_cmp(&a.between_share));
+        out.push(NodePca { name: node.name(), explained: p.explained, separation });
+    }
+    out
+}
