@@ -5,7 +5,7 @@ use arithlens::analysis::intervene::{cache_activation, predict, Intervention, In
 use arithlens::analysis::naming::{answer_names, Node};
 use arithlens::analysis::subtasks::{pairs, Kind, SubTask};
 use arithlens::analysis::{analyze, nodes, positions, summary, symbolic, Analysis, AnalyzeOptions};
-use arithlens::eval::predict::{teacher_forced, Predictions};
+use arithlens::eval::predict::{teacher_forced_reference as teacher_forced, Predictions};
 use arithlens::model::{forward, HookPoint, Span, Workspace};
 use arithlens::task::{all_questions, random_questions, stratified_set, Class, Format, Op, Question};
 use arithlens::task_model::TaskModel;

@@ -43,7 +43,7 @@ pub mod positions;
 pub mod subtasks;
 pub mod symbolic;
 
-use crate::eval::predict::teacher_forced;
+use crate::eval::predict::teacher_forced_reference as teacher_forced;
 use crate::task::{random_questions, stratified_set, Class, Op, Question};
 use crate::task_model::TaskModel;
 use crate::train::log::TrainingLog;

@@ -130,6 +130,14 @@ pub fn teacher_forced(model: &TaskModel, questions: &[Question], batch: usize) -
     out
 }
 
+/// Teacher-forced predictions through the reference forward pass only (no one-layer tables):
+/// the baseline that hooked passes, which always take the reference path, compare against.
+pub fn teacher_forced_reference(model: &TaskModel, questions: &[Question], batch: usize) -> Predictions {
+    let mut out = Predictions::default();
+    Predictor::new(model, batch.min(questions.len()).max(1)).without_fast_path().run_all(questions, &mut out);
+    out
+}
+
 /// Greedy autoregressive decoding: feeds each question, appends the argmax token, and repeats
 /// until the answer is complete. Returns each question's answer tokens and, per answer token,
 /// the probability the model gave it.

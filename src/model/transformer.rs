@@ -165,7 +165,7 @@ impl Workspace {
 
     /// Distinct (token, position) pairs of the last pass without hooks (None after a hooked pass).
     pub fn layer0_pairs(&self) -> Option<usize> {
-        self.used_pairs.then(|| self.pairs.pairs.len())
+        self.used_pairs.then_some(self.pairs.pairs.len())
     }
 
     /// First query position of block `l`.
