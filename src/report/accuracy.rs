@@ -3,8 +3,8 @@
 
 use super::page::{Block, Cell, Figure, Section, Table};
 use super::svg::{bar_chart, ChartSpec};
-use crate::eval::stats::{ClassRow, HardQuestion};
 use crate::eval::accuracy::OpReport;
+use crate::eval::stats::{ClassRow, HardQuestion};
 use crate::eval::EvalReport;
 
 fn op_name(r: &OpReport) -> &'static str {
@@ -28,7 +28,8 @@ fn bars(r: &OpReport, title: &str, y_label: &str, log_y: bool, f: impl Fn(&Class
     let cats = classes(r);
     let random = if r.exhaustive { "every question" } else { "random questions" };
     let groups = vec![(random.to_string(), per_class(&r.random, &cats, f)), ("stratified".to_string(), per_class(&r.stratified, &cats, f))];
-    let spec = ChartSpec { title: title.into(), x_label: "complexity class".into(), y_label: y_label.into(), log_y, width: 640.0, height: 340.0 };
+    let spec =
+        ChartSpec { title: title.into(), x_label: "complexity class".into(), y_label: y_label.into(), log_y, width: 640.0, height: 340.0 };
     bar_chart(&spec, &cats, &groups)
 }
 

@@ -53,14 +53,25 @@ pub fn positions(a: &Value) -> Vec<Block> {
     let abl = arr(&a["positions"], "ablations");
     let names = answer_names(a);
     let mut hooks: Vec<String> = Vec::new();
-    abl.iter().map(|x| text(x, "hook")).for_each(|h| if !hooks.contains(&h) { hooks.push(h) });
+    abl.iter().map(|x| text(x, "hook")).for_each(|h| {
+        if !hooks.contains(&h) {
+            hooks.push(h)
+        }
+    });
     let mut out = Vec::new();
     for hook in hooks {
         let rows: Vec<&Value> = abl.iter().filter(|x| text(x, "hook") == hook).collect();
         let cols: Vec<String> = rows.iter().map(|x| format!("P{} {}", num(x, "position"), text(x, "token"))).collect();
-        let values: Vec<Vec<f64>> =
-            (0..names.len()).map(|d| rows.iter().map(|x| arr(x, "digit_fail").get(d).and_then(Value::as_f64).unwrap_or(f64::NAN)).collect()).collect();
-        let svg = heatmap(&spec(&format!("Ablating {hook}"), "ablated position (token)", "answer digit", 760.0, 300.0), &cols, &names, &values, &pct_opts());
+        let values: Vec<Vec<f64>> = (0..names.len())
+            .map(|d| rows.iter().map(|x| arr(x, "digit_fail").get(d).and_then(Value::as_f64).unwrap_or(f64::NAN)).collect())
+            .collect();
+        let svg = heatmap(
+            &spec(&format!("Ablating {hook}"), "ablated position (token)", "answer digit", 760.0, 300.0),
+            &cols,
+            &names,
+            &values,
+            &pct_opts(),
+        );
         let caption = format!(
             "Mean ablation of {hook} at one position at a time (replaced by its mean over the analysis question set, {} questions): \
              share of questions whose answer digit (row) changes. Columns with colour are where the computation happens.",
@@ -70,7 +81,11 @@ pub fn positions(a: &Value) -> Vec<Block> {
     }
     let useful = strings(&a["positions"], "useful");
     if !useful.is_empty() {
-        out.push(Block::Text(format!("Useful positions (an ablation there changes at least {:.0}% of answers): {}.", 100.0 * threshold(a), useful.join(", "))));
+        out.push(Block::Text(format!(
+            "Useful positions (an ablation there changes at least {:.0}% of answers): {}.",
+            100.0 * threshold(a),
+            useful.join(", ")
+        )));
     }
     out
 }
@@ -87,8 +102,13 @@ pub fn attention_table(a: &Value) -> Vec<Block> {
     if rows.is_empty() {
         return Vec::new();
     }
-    let caption = "Per useful head node, the source tokens it attends to (mean attention weight over the analysis sample, sources of at least 5%).";
-    let mut out = vec![Block::Table(Table { head: ["node", "attends to", "sources (weight)"].map(String::from).to_vec(), rows, caption: caption.into() })];
+    let caption =
+        "Per useful head node, the source tokens it attends to (mean attention weight over the analysis sample, sources of at least 5%).";
+    let mut out = vec![Block::Table(Table {
+        head: ["node", "attends to", "sources (weight)"].map(String::from).to_vec(),
+        rows,
+        caption: caption.into(),
+    })];
     let stairs: Vec<String> = arr(a, "staircases")
         .iter()
         .map(|s| {
@@ -128,8 +148,19 @@ pub fn node_map(a: &Value) -> Vec<Block> {
             let name = text(n, "name");
             let tags = tags_of(&name);
             let lines = vec![strings(n, "impact").join(" "), tags.first().cloned().unwrap_or_default()];
-            let tooltip = format!("{name}: affects {}, {:.0}% fail when ablated; tags {}", strings(n, "impact").join(" "), 100.0 * num(n, "fail_rate"), if tags.is_empty() { "none".into() } else { tags.join(", ") });
-            GridCell { col: cols.iter().position(|&c| c == p).unwrap_or(0), row: rows.iter().position(|&r| r == (l, h)).unwrap_or(0), lines, colour_key: role(&tags), tooltip }
+            let tooltip = format!(
+                "{name}: affects {}, {:.0}% fail when ablated; tags {}",
+                strings(n, "impact").join(" "),
+                100.0 * num(n, "fail_rate"),
+                if tags.is_empty() { "none".into() } else { tags.join(", ") }
+            );
+            GridCell {
+                col: cols.iter().position(|&c| c == p).unwrap_or(0),
+                row: rows.iter().position(|&r| r == (l, h)).unwrap_or(0),
+                lines,
+                colour_key: role(&tags),
+                tooltip,
+            }
         })
         .collect();
     let col_names: Vec<String> = cols.iter().map(|p| format!("P{p}")).collect();
@@ -153,15 +184,27 @@ pub fn pca_summary(a: &Value) -> Vec<Block> {
     }
     let k = nodes.iter().map(|n| arr(n, "explained").len()).max().unwrap_or(0);
     let cats: Vec<String> = (1..=k).map(|i| format!("PC{i}")).collect();
-    let groups: Vec<(String, Vec<f64>)> =
-        nodes.iter().map(|n| (text(n, "name"), arr(n, "explained").iter().map(|v| 100.0 * v.as_f64().unwrap_or(f64::NAN)).collect())).collect();
-    let svg = bar_chart(&spec("Explained variance of head outputs", "principal component", "variance explained (%)", 760.0, 340.0), &cats, &groups);
+    let groups: Vec<(String, Vec<f64>)> = nodes
+        .iter()
+        .map(|n| (text(n, "name"), arr(n, "explained").iter().map(|v| 100.0 * v.as_f64().unwrap_or(f64::NAN)).collect()))
+        .collect();
+    let svg = bar_chart(
+        &spec("Explained variance of head outputs", "principal component", "variance explained (%)", 760.0, 340.0),
+        &cats,
+        &groups,
+    );
     let caption = "Share of the variance of each useful head node's output (attn.hook_z at its position, over the analysis sample) explained by each top principal component.";
     let lines = nodes
         .iter()
         .map(|n| {
             let best = arr(n, "separation").first().map_or("no candidate sub-task".into(), |s| {
-                format!("best separated by {} ({} classes, between-class share {:.0}%, nearest-centroid accuracy {:.0}%)", text(s, "subtask"), text(s, "classes"), 100.0 * num(s, "between_share"), 100.0 * num(s, "centroid_accuracy"))
+                format!(
+                    "best separated by {} ({} classes, between-class share {:.0}%, nearest-centroid accuracy {:.0}%)",
+                    text(s, "subtask"),
+                    text(s, "classes"),
+                    100.0 * num(s, "between_share"),
+                    100.0 * num(s, "centroid_accuracy")
+                )
             });
             format!("{}: {best}", text(n, "name"))
         })
@@ -187,13 +230,23 @@ pub fn algorithm(a: &Value) -> Vec<Block> {
 pub fn symbolic(a: &Value) -> Vec<Block> {
     let checks = arr(a, "symbolic");
     let mut classes: Vec<String> = Vec::new();
-    checks.iter().flat_map(|c| arr(c, "per_class")).map(|r| text(r, "class")).for_each(|c| if !classes.contains(&c) { classes.push(c) });
+    checks.iter().flat_map(|c| arr(c, "per_class")).map(|r| text(r, "class")).for_each(|c| {
+        if !classes.contains(&c) {
+            classes.push(c)
+        }
+    });
     if classes.is_empty() {
         return Vec::new();
     }
-    let value = |c: &Value, class: &str| arr(c, "per_class").iter().find(|r| text(r, "class") == class).map_or(f64::NAN, |r| 100.0 * num(r, "agreement"));
+    let value = |c: &Value, class: &str| {
+        arr(c, "per_class").iter().find(|r| text(r, "class") == class).map_or(f64::NAN, |r| 100.0 * num(r, "agreement"))
+    };
     let groups: Vec<(String, Vec<f64>)> = checks.iter().map(|c| (text(c, "name"), classes.iter().map(|k| value(c, k)).collect())).collect();
-    let svg = bar_chart(&spec("Symbolic formulas vs the model", "complexity class", "questions where formula = model (%)", 760.0, 360.0), &classes, &groups);
+    let svg = bar_chart(
+        &spec("Symbolic formulas vs the model", "complexity class", "questions where formula = model (%)", 760.0, 360.0),
+        &classes,
+        &groups,
+    );
     let per = a.get("options").map_or(String::new(), |o| text(o, "per_class"));
     let caption = format!(
         "Per complexity class ({per} questions each), the share of questions where a symbolic formula's answer equals the model's own \

@@ -5,7 +5,7 @@
 use super::page::{Block, Figure, Picker, Section};
 use super::svg::{heatmap, ChartSpec, HeatmapOpts};
 use crate::model::{forward, Cache, Span, Workspace};
-use crate::task::{curated, random_questions, Format, Question};
+use crate::task::{curated, random_questions, Format, Op, Question};
 use crate::task_model::TaskModel;
 
 /// Random questions averaged over in the staircase maps.
@@ -13,12 +13,13 @@ pub const STAIRCASE_QUESTIONS: usize = 256;
 /// Seed of those questions.
 pub const STAIRCASE_SEED: u64 = 1234;
 
-/// Name of position `pos` (`D2`, `+`, `D'2`, `=`, `sign`, `A3`), as the paper labels tokens.
-pub fn position_name(format: Format, n: usize, pos: usize) -> String {
+/// Name of position `pos` (`D2`, `+`, `D'2`, `=`, `sign`, `A3`) in a question of `op`, as the
+/// paper labels tokens.
+pub fn position_name(format: Format, op: Op, n: usize, pos: usize) -> String {
     let start = format.answer_start(n);
     match pos {
         p if p < n => format!("D{}", n - 1 - p),
-        p if p == n => "op".into(),
+        p if p == n => format.op_token(op).map_or("op", |t| format.token_name(t)).into(),
         p if p <= 2 * n => format!("D'{}", 2 * n - p),
         p if p == 2 * n + 1 => "=".into(),
         p if format == Format::Paper2 && p == start => "sign".into(),
@@ -63,14 +64,16 @@ pub fn staircase_figures(model: &TaskModel) -> Vec<Figure> {
     let first = model.answer_start() - 1;
     let rows: Vec<usize> = (first..first + model.n_answer()).collect();
     let cols: Vec<usize> = (0..model.answer_start()).collect();
-    let y: Vec<String> = rows.iter().map(|&p| format!("P{p} → {}", position_name(model.format, n, p + 1))).collect();
-    let x: Vec<String> = cols.iter().map(|&p| position_name(model.format, n, p)).collect();
+    let y: Vec<String> = rows.iter().map(|&p| format!("P{p} → {}", position_name(model.format, model.ops[0], n, p + 1))).collect();
+    let x: Vec<String> = cols.iter().map(|&p| position_name(model.format, model.ops[0], n, p)).collect();
     let mut out = Vec::new();
     for (l, pat) in pats.iter().enumerate() {
         for head in 0..h {
             let at = |b: usize, q: usize, k: usize| pat[((b * h + head) * t + q) * t + k] as f64;
-            let values: Vec<Vec<f64>> =
-                rows.iter().map(|&q| cols.iter().map(|&k| (0..qs.len()).map(|b| at(b, q, k)).sum::<f64>() / qs.len() as f64).collect()).collect();
+            let values: Vec<Vec<f64>> = rows
+                .iter()
+                .map(|&q| cols.iter().map(|&k| (0..qs.len()).map(|b| at(b, q, k)).sum::<f64>() / qs.len() as f64).collect())
+                .collect();
             let spec = heat_spec(&format!("Staircase, L{l}H{head}"), "source token", "query position → token it predicts", 520.0, 300.0);
             let caption = format!(
                 "Mean attention weight of layer {l} head {head} from each answer-predicting position (rows; the token predicted there \
@@ -90,9 +93,9 @@ fn token_labels(model: &TaskModel, q: &Question) -> Vec<String> {
     let toks = q.tokens(model.format).unwrap_or_default();
     (0..model.n_ctx())
         .map(|p| {
-            let name = position_name(model.format, model.n_digits, p);
+            let name = position_name(model.format, q.op, model.n_digits, p);
             let tok = toks.get(p).map_or("?", |&t| model.format.token_name(t));
-            if name == tok || name == "op" {
+            if name == tok {
                 tok.to_string()
             } else {
                 format!("{name} {tok}")

@@ -28,10 +28,8 @@ pub fn render(page: &Page) -> String {
 }
 
 fn toc(sections: &[Section]) -> String {
-    let items: String = sections
-        .iter()
-        .map(|s| format!("<li><a href=\"#{}\">{}</a></li>", escape_xml(&s.id), escape_xml(&s.title)))
-        .collect();
+    let items: String =
+        sections.iter().map(|s| format!("<li><a href=\"#{}\">{}</a></li>", escape_xml(&s.id), escape_xml(&s.title))).collect();
     format!("<nav><ol>{items}</ol></nav>\n")
 }
 

@@ -73,10 +73,16 @@ impl RunData {
 }
 
 /// The note shown in place of a section that needs analysis.json.
-pub const ANALYZE_NOTE: &str = "No analysis.json in this run folder: run `arithlens analyze RUN_DIR` (or `arithlens run`) to fill this section.";
+pub const ANALYZE_NOTE: &str =
+    "No analysis.json in this run folder: run `arithlens analyze RUN_DIR` (or `arithlens run`) to fill this section.";
 
 /// A section built from analysis.json by `f`, or the note to run the analysis.
-pub fn analysis_section(id: &str, title: &str, analysis: Option<&serde_json::Value>, f: impl Fn(&serde_json::Value) -> Vec<Block>) -> Section {
+pub fn analysis_section(
+    id: &str,
+    title: &str,
+    analysis: Option<&serde_json::Value>,
+    f: impl Fn(&serde_json::Value) -> Vec<Block>,
+) -> Section {
     let mut s = Section::new(id, title);
     match analysis {
         None => s.blocks.push(Block::Note(ANALYZE_NOTE.into())),

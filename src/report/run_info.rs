@@ -35,7 +35,10 @@ fn config_rows(log: &TrainingLog) -> Vec<Vec<super::page::Cell>> {
         row("parameters", m.n_params().to_string()),
         row(
             "optimiser",
-            format!("AdamW lr {:e}, betas ({}, {}), weight decay {}, schedule {:?}", o.lr, o.betas.0, o.betas.1, o.weight_decay, c.schedule),
+            format!(
+                "AdamW lr {:e}, betas ({}, {}), weight decay {}, schedule {:?}",
+                o.lr, o.betas.0, o.betas.1, o.weight_decay, c.schedule
+            ),
         ),
         row("training", format!("{steps} of {} steps, batch {} ({} questions)", c.steps, c.batch_size, steps * c.batch_size as u64)),
         row("training time", format!("{secs:.1} s on {} thread(s), {:.1} steps/s", log.threads, log.steps_per_s)),

@@ -40,7 +40,14 @@ pub fn phase_change(name: &str, points: &[(f64, f64)]) -> Option<PhaseChange> {
 }
 
 fn spec(title: &str) -> ChartSpec {
-    ChartSpec { title: title.into(), x_label: "training step".into(), y_label: "loss (log scale)".into(), log_y: true, width: 760.0, height: 380.0 }
+    ChartSpec {
+        title: title.into(),
+        x_label: "training step".into(),
+        y_label: "loss (log scale)".into(),
+        log_y: true,
+        width: 760.0,
+        height: 380.0,
+    }
 }
 
 /// Per-answer-digit loss curves (and the total), each with its phase change.
@@ -137,7 +144,20 @@ mod tests {
 
     #[test]
     fn phase_change_is_the_middle_of_the_drop_on_a_log_scale() {
-        let pts: Vec<(f64, f64)> = (0..20).map(|i| (i as f64 * 10.0, if i < 8 { 1.0 } else if i < 10 { 0.1 } else { 0.0001 })).collect();
+        let pts: Vec<(f64, f64)> = (0..20)
+            .map(|i| {
+                (
+                    i as f64 * 10.0,
+                    if i < 8 {
+                        1.0
+                    } else if i < 10 {
+                        0.1
+                    } else {
+                        0.0001
+                    },
+                )
+            })
+            .collect();
         let p = phase_change("A0", &pts).unwrap();
         assert_eq!(p.step, 100);
         assert!((p.threshold - 0.01).abs() < 1e-12);
