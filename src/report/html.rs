@@ -171,7 +171,8 @@ mod tests {
         sec.push(Block::Table(t));
         let page = Page { title: "t".into(), subtitle: "s".into(), sections: vec![sec] };
         let html = render(&page);
-        let doc = roxmltree::Document::parse(&html).expect("well-formed");
+        let opts = roxmltree::ParsingOptions { allow_dtd: true, ..Default::default() };
+        let doc = roxmltree::Document::parse_with_options(&html, opts).expect("well-formed");
         let marks: Vec<&str> = doc.descendants().filter(|n| n.has_tag_name("mark")).filter_map(|n| n.text()).collect();
         assert_eq!(marks, ["1", "3"]);
         assert!(doc.descendants().any(|n| n.has_tag_name("figcaption")));
