@@ -37,7 +37,7 @@ pub enum Command {
     Eval(EvalArgs),
     /// Benchmark training and evaluation speed against the machine's matrix-product peak.
     Bench(crate::bench::BenchArgs),
-    /// The main job: train (unless already trained), then everything the later stages add.
+    /// The main job: train (unless already trained), evaluate, analyze, and write report.html.
     Run(TrainArgs),
     /// Find the model's algorithm: ablations, attention, sub-task tags, symbolic check;
     /// writes RUN_DIR/analysis.json and prints a summary.
@@ -47,6 +47,12 @@ pub enum Command {
         /// Analysis settings.
         #[command(flatten)]
         options: AnalyzeArgs,
+    },
+    /// Write RUN_DIR/report.html (one self-contained page) and RUN_DIR/figures/*.svg from what the
+    /// run folder holds (training.json, eval.json, analysis.json, the model).
+    Report {
+        /// The run folder.
+        run_dir: PathBuf,
     },
 }
 
@@ -162,6 +168,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Command::Bench(a) => crate::bench::run(&a),
         Command::Run(a) => run_all(&a),
         Command::Analyze { run_dir, options } => analyze(&run_dir, &options),
+        Command::Report { run_dir } => report(&run_dir).map(|_| ()),
     }
 }
 
@@ -360,18 +367,81 @@ impl StageBar {
     }
 }
 
+/// Writes the report of a run folder and prints its path.
+pub fn report(dir: &Path) -> Result<PathBuf, String> {
+    let path = crate::report::write_report(dir)?;
+    println!("{}", path.display());
+    Ok(path)
+}
+
+/// Stages of `run`, in order.
+const STAGES: usize = 4;
+
+fn stage(k: usize, what: &str) {
+    eprintln!("[{k}/{STAGES}] {what}");
+}
+
+/// Whether `output` is missing or older than `input` (so it must be recomputed).
+fn stale(output: &Path, input: &Path) -> bool {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    match (modified(output), modified(input)) {
+        (Some(o), Some(i)) => o < i,
+        _ => true,
+    }
+}
+
+/// The evaluation `run` does: every question for n <= 3, else a million random ones.
+fn run_eval_args(dir: &Path, cfg: &TrainConfig) -> EvalArgs {
+    EvalArgs {
+        model: dir.to_path_buf(),
+        questions: 1_000_000,
+        seed: 673023,
+        exhaustive: cfg.task.n_digits <= crate::eval::accuracy::EXHAUSTIVE_MAX_DIGITS,
+        per_class: 10_000,
+        top: 20,
+        json: false,
+    }
+}
+
+/// The analysis stage of `run`: writes RUN_DIR/analysis.json (which the report's sections 4-8
+/// read) unless it is newer than the model.
+fn analyze_stage(dir: &Path, force: bool) -> Result<(), String> {
+    let out = dir.join(crate::report::files::ANALYSIS);
+    if out.exists() && !force && !stale(&out, &crate::task_model::model_path(dir)) {
+        eprintln!("  {} is up to date; skipping", out.display());
+        return Ok(());
+    }
+    let defaults = crate::analysis::AnalyzeOptions::default();
+    analyze(dir, &AnalyzeArgs { questions: defaults.questions, seed: defaults.seed, pairs: defaults.pairs })
+}
+
 fn run_all(a: &TrainArgs) -> Result<(), String> {
     let cfg = a.config()?;
     let dir = a.dir(&cfg);
-    if dir.join(files::MODEL).exists() && !a.force && !a.resume {
-        eprintln!("[1/1] train: {} already holds a trained model; skipping training (--force retrains)", dir.display());
-    } else {
-        eprintln!("[1/1] train");
+    let model = dir.join(files::MODEL);
+    let retrain = !model.exists() || a.force || a.resume;
+    if retrain {
+        stage(1, "train");
         let mut a = a.clone();
         a.force = true;
         train(&a)?;
+    } else {
+        stage(1, &format!("train: {} already holds a trained model; skipping training (--force retrains)", dir.display()));
     }
-    eprintln!("run folder: {}", dir.display());
+    let eval_file = dir.join(crate::report::files::EVAL);
+    if retrain || stale(&eval_file, &model) {
+        stage(2, "evaluate");
+        let e = eval(&run_eval_args(&dir, &cfg))?;
+        eprintln!("  {}", e.summary.first().cloned().unwrap_or_default());
+    } else {
+        stage(2, &format!("evaluate: {} is up to date; skipping", eval_file.display()));
+    }
+    stage(3, "analyze");
+    analyze_stage(&dir, retrain)?;
+    stage(4, "report");
+    let path = crate::report::write_report(&dir)?;
+    eprintln!("report: {}", path.display());
+    println!("{}", path.display());
     Ok(())
 }
 

@@ -1,0 +1,303 @@
+//! The mapping from RUN_DIR/analysis.json (written by `arithlens analyze`, schema version 1 of
+//! `crate::analysis::Analysis`) to the report's figures and text for sections 4-8. The file is
+//! read as untyped JSON so the report builds and degrades gracefully without the analysis module
+//! or with an older or newer file: each part renders when its fields exist. Adjust field names
+//! here, and only here, when the schema changes.
+
+use super::page::{Block, Cell, Figure, Table};
+use super::svg::{bar_chart, heatmap, node_grid, ChartSpec, GridCell, HeatmapOpts};
+use serde_json::Value;
+
+/// Field `k` of `v` as an array (empty when absent).
+fn arr<'a>(v: &'a Value, k: &str) -> &'a [Value] {
+    v.get(k).and_then(Value::as_array).map_or(&[], Vec::as_slice)
+}
+
+/// Field `k` of `v` as a number (NaN when absent).
+fn num(v: &Value, k: &str) -> f64 {
+    v.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN)
+}
+
+/// Field `k` of `v` as text (empty when absent; numbers are written out).
+fn text(v: &Value, k: &str) -> String {
+    match v.get(k) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn strings(v: &Value, k: &str) -> Vec<String> {
+    arr(v, k).iter().map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string)).collect()
+}
+
+fn spec(title: &str, x: &str, y: &str, width: f64, height: f64) -> ChartSpec {
+    ChartSpec { title: title.into(), x_label: x.into(), y_label: y.into(), log_y: false, width, height }
+}
+
+fn pct_opts() -> HeatmapOpts {
+    HeatmapOpts { min: Some(0.0), max: Some(1.0), diverging: false, cell_text: true, value_fmt_pct: true }
+}
+
+/// Answer token names, from the positions analysis (`digits[].digit`).
+fn answer_names(a: &Value) -> Vec<String> {
+    arr(&a["positions"], "digits").iter().map(|d| text(d, "digit")).collect()
+}
+
+fn threshold(a: &Value) -> f64 {
+    a.get("options").map_or(f64::NAN, |o| num(o, "threshold"))
+}
+
+/// Section 4: ablation failure rate per (answer digit, position), one heat map per hook.
+pub fn positions(a: &Value) -> Vec<Block> {
+    let abl = arr(&a["positions"], "ablations");
+    let names = answer_names(a);
+    let mut hooks: Vec<String> = Vec::new();
+    abl.iter().map(|x| text(x, "hook")).for_each(|h| {
+        if !hooks.contains(&h) {
+            hooks.push(h)
+        }
+    });
+    let mut out = Vec::new();
+    for hook in hooks {
+        let rows: Vec<&Value> = abl.iter().filter(|x| text(x, "hook") == hook).collect();
+        let cols: Vec<String> = rows.iter().map(|x| format!("P{} {}", num(x, "position"), text(x, "token"))).collect();
+        let values: Vec<Vec<f64>> = (0..names.len())
+            .map(|d| rows.iter().map(|x| arr(x, "digit_fail").get(d).and_then(Value::as_f64).unwrap_or(f64::NAN)).collect())
+            .collect();
+        let svg = heatmap(
+            &spec(&format!("Ablating {hook}"), "ablated position (token)", "answer digit", 760.0, 300.0),
+            &cols,
+            &names,
+            &values,
+            &pct_opts(),
+        );
+        let caption = format!(
+            "Mean ablation of {hook} at one position at a time (replaced by its mean over the analysis question set, {} questions): \
+             share of questions whose answer digit (row) changes. Columns with colour are where the computation happens.",
+            a.get("options").map_or(String::new(), |o| text(o, "questions"))
+        );
+        out.push(Block::Figure(Figure::new(&format!("positions_{}", hook.replace('.', "_")), svg, caption)));
+    }
+    let useful = strings(&a["positions"], "useful");
+    if !useful.is_empty() {
+        out.push(Block::Text(format!(
+            "Useful positions (an ablation there changes at least {:.0}% of answers): {}.",
+            100.0 * threshold(a),
+            useful.join(", ")
+        )));
+    }
+    out
+}
+
+/// Section 5, from the analysis: what each useful head node attends to.
+pub fn attention_table(a: &Value) -> Vec<Block> {
+    let rows: Vec<Vec<Cell>> = arr(a, "attention")
+        .iter()
+        .map(|n| {
+            let top: Vec<String> = arr(n, "top").iter().map(|s| format!("{} {:.0}%", text(s, "token"), 100.0 * num(s, "weight"))).collect();
+            vec![text(n, "name").into(), text(n, "summary").into(), top.join(", ").into()]
+        })
+        .collect();
+    if rows.is_empty() {
+        return Vec::new();
+    }
+    let caption =
+        "Per useful head node, the source tokens it attends to (mean attention weight over the analysis sample, sources of at least 5%).";
+    let mut out = vec![Block::Table(Table {
+        head: ["node", "attends to", "sources (weight)"].map(String::from).to_vec(),
+        rows,
+        caption: caption.into(),
+    })];
+    let stairs: Vec<String> = arr(a, "staircases")
+        .iter()
+        .map(|s| {
+            let kind = if s.get("is_staircase").and_then(Value::as_bool) == Some(true) { "a staircase" } else { "no staircase" };
+            format!("L{}H{}: {kind}, typical look-back {} column(s)", text(s, "layer"), text(s, "head"), text(s, "typical_offset"))
+        })
+        .collect();
+    if !stairs.is_empty() {
+        out.push(Block::List(stairs));
+    }
+    out
+}
+
+/// The role of a node for colouring: the kind of its best tag (`MC_2` -> `MC`), else "untagged".
+fn role(tags: &[String]) -> String {
+    tags.first().map_or("untagged".into(), |t| t.split('_').next().unwrap_or(t).to_string())
+}
+
+/// Section 6: useful nodes as a grid (position x layer/head/MLP).
+pub fn node_map(a: &Value) -> Vec<Block> {
+    let useful: Vec<&Value> = arr(a, "nodes").iter().filter(|n| n.get("useful").and_then(Value::as_bool) == Some(true)).collect();
+    if useful.is_empty() {
+        return vec![Block::Note("The analysis found no useful node (no single ablation reached the failure threshold).".into())];
+    }
+    let node = |n: &Value| (n["node"]["pos"].as_u64().unwrap_or(0), n["node"]["layer"].as_u64().unwrap_or(0), n["node"]["head"].as_u64());
+    let mut cols: Vec<u64> = useful.iter().map(|n| node(n).0).collect();
+    cols.sort_unstable();
+    cols.dedup();
+    let mut rows: Vec<(u64, Option<u64>)> = useful.iter().map(|n| (node(n).1, node(n).2)).collect();
+    rows.sort_by_key(|&(l, h)| (l, h.unwrap_or(u64::MAX)));
+    rows.dedup();
+    let tags_of = |name: &str| arr(a, "tags").iter().find(|t| text(t, "name") == name).map(|t| strings(t, "tags")).unwrap_or_default();
+    let cells: Vec<GridCell> = useful
+        .iter()
+        .map(|n| {
+            let (p, l, h) = node(n);
+            let name = text(n, "name");
+            let tags = tags_of(&name);
+            let lines = vec![strings(n, "impact").join(" "), tags.first().cloned().unwrap_or_default()];
+            let tooltip = format!(
+                "{name}: affects {}, {:.0}% fail when ablated; tags {}",
+                strings(n, "impact").join(" "),
+                100.0 * num(n, "fail_rate"),
+                if tags.is_empty() { "none".into() } else { tags.join(", ") }
+            );
+            GridCell {
+                col: cols.iter().position(|&c| c == p).unwrap_or(0),
+                row: rows.iter().position(|&r| r == (l, h)).unwrap_or(0),
+                lines,
+                colour_key: role(&tags),
+                tooltip,
+            }
+        })
+        .collect();
+    let col_names: Vec<String> = cols.iter().map(|p| format!("P{p}")).collect();
+    let row_names: Vec<String> = rows.iter().map(|(l, h)| h.map_or(format!("L{l}M"), |h| format!("L{l}H{h}"))).collect();
+    let height = 140.0 + 70.0 * rows.len() as f64;
+    let svg = node_grid(&spec("Useful nodes", "position", "layer / head or MLP", 760.0, height), &col_names, &row_names, &cells);
+    let caption = format!(
+        "Each useful node (head or MLP at one position; its mean ablation changes at least {:.0}% of answers): first line the answer digits \
+         it affects, second line its best intervention tag (the sub-task whose activation patching moves the answer as predicted), colour \
+         by that tag's kind (BA base add, MC make carry, MS make sum 9, TriCase, US use sum 9). Hover a box for its failure rate and all tags.",
+        100.0 * threshold(a)
+    );
+    vec![Block::Figure(Figure::new("node_map", svg, caption))]
+}
+
+/// Section 7 text and bars: explained variance and class separation per useful head node.
+pub fn pca_summary(a: &Value) -> Vec<Block> {
+    let nodes = arr(a, "pca");
+    if nodes.is_empty() {
+        return Vec::new();
+    }
+    let k = nodes.iter().map(|n| arr(n, "explained").len()).max().unwrap_or(0);
+    let cats: Vec<String> = (1..=k).map(|i| format!("PC{i}")).collect();
+    let groups: Vec<(String, Vec<f64>)> = nodes
+        .iter()
+        .map(|n| (text(n, "name"), arr(n, "explained").iter().map(|v| 100.0 * v.as_f64().unwrap_or(f64::NAN)).collect()))
+        .collect();
+    let svg = bar_chart(
+        &spec("Explained variance of head outputs", "principal component", "variance explained (%)", 760.0, 340.0),
+        &cats,
+        &groups,
+    );
+    let caption = "Share of the variance of each useful head node's output (attn.hook_z at its position, over the analysis sample) explained by each top principal component.";
+    let lines = nodes
+        .iter()
+        .map(|n| {
+            let best = arr(n, "separation").first().map_or("no candidate sub-task".into(), |s| {
+                format!(
+                    "best separated by {} ({} classes, between-class share {:.0}%, nearest-centroid accuracy {:.0}%)",
+                    text(s, "subtask"),
+                    text(s, "classes"),
+                    100.0 * num(s, "between_share"),
+                    100.0 * num(s, "centroid_accuracy")
+                )
+            });
+            format!("{}: {best}", text(n, "name"))
+        })
+        .collect();
+    vec![Block::Figure(Figure::new("pca_explained", svg, caption)), Block::List(lines)]
+}
+
+/// The useful head nodes with PCA results and their best separating sub-task.
+pub fn pca_targets(a: &Value) -> Vec<(String, String)> {
+    arr(a, "pca").iter().filter_map(|n| arr(n, "separation").first().map(|s| (text(n, "name"), text(s, "subtask")))).collect()
+}
+
+/// Section 8: the algorithm per answer digit as text.
+pub fn algorithm(a: &Value) -> Vec<Block> {
+    let lines: Vec<String> = arr(a, "algorithm").iter().map(|d| text(d, "text")).filter(|t| !t.is_empty()).collect();
+    if lines.is_empty() {
+        return Vec::new();
+    }
+    vec![Block::Pre(lines.join("\n"))]
+}
+
+/// Section 8: agreement of each symbolic formula with the model per complexity class.
+pub fn symbolic(a: &Value) -> Vec<Block> {
+    let checks = arr(a, "symbolic");
+    let mut classes: Vec<String> = Vec::new();
+    checks.iter().flat_map(|c| arr(c, "per_class")).map(|r| text(r, "class")).for_each(|c| {
+        if !classes.contains(&c) {
+            classes.push(c)
+        }
+    });
+    if classes.is_empty() {
+        return Vec::new();
+    }
+    let value = |c: &Value, class: &str| {
+        arr(c, "per_class").iter().find(|r| text(r, "class") == class).map_or(f64::NAN, |r| 100.0 * num(r, "agreement"))
+    };
+    let groups: Vec<(String, Vec<f64>)> = checks.iter().map(|c| (text(c, "name"), classes.iter().map(|k| value(c, k)).collect())).collect();
+    let svg = bar_chart(
+        &spec("Symbolic formulas vs the model", "complexity class", "questions where formula = model (%)", 760.0, 360.0),
+        &classes,
+        &groups,
+    );
+    let per = a.get("options").map_or(String::new(), |o| text(o, "per_class"));
+    let caption = format!(
+        "Per complexity class ({per} questions each), the share of questions where a symbolic formula's answer equals the model's own \
+         (teacher-forced) answer, wrong answers included: exact addition, the one-layer lookahead formula, and the formula derived from the analysis."
+    );
+    let lines = checks
+        .iter()
+        .map(|c| format!("{}: {} (mean agreement {:.2}%)", text(c, "name"), text(c, "description"), 100.0 * num(c, "mean_agreement")))
+        .collect();
+    vec![Block::Figure(Figure::new("symbolic_agreement", svg, caption)), Block::List(lines)]
+}
+
+/// Training dynamics as the analysis measured them (section 2 addendum).
+pub fn dynamics(a: &Value) -> Vec<Block> {
+    let d = &a["dynamics"];
+    if d.is_null() {
+        return Vec::new();
+    }
+    let steps: Vec<String> = arr(d, "digits").iter().map(|x| format!("{} at {}", text(x, "digit"), text(x, "step"))).collect();
+    let mut line = format!("Analysis: steps at which each digit's loss first falls below {}: {}.", text(d, "threshold"), steps.join(", "));
+    if d.get("separated").and_then(Value::as_bool) == Some(true) {
+        line.push_str(" The digits' phase changes are separated in time.");
+    }
+    if d.get("carry_lags_base").and_then(Value::as_bool) == Some(true) {
+        line.push_str(" The carry sub-task is learned after base add.");
+    }
+    vec![Block::Text(line)]
+}
+
+/// The analysis's headline summary, if present (`summary` lines, else `findings` as JSON).
+pub fn findings(a: &Value) -> Vec<Block> {
+    let lines = strings(a, "summary");
+    if !lines.is_empty() {
+        return vec![Block::List(lines)];
+    }
+    let f = &a["findings"];
+    let mut out = Vec::new();
+    if let Some(p) = f.get("computation_starts_at").and_then(Value::as_u64) {
+        out.push(format!("Computation starts at position {p} ({}).", text(f, "starts_at_token")));
+    }
+    let one = strings(f, "one_before");
+    if !one.is_empty() {
+        out.push(format!("Computed one position before being emitted: {}.", one.join(", ")));
+    }
+    let stairs = strings(f, "staircase_heads");
+    if !stairs.is_empty() {
+        out.push(format!("Staircase heads: {}.", stairs.join(", ")));
+    }
+    if out.is_empty() {
+        Vec::new()
+    } else {
+        vec![Block::List(out)]
+    }
+}

@@ -1,0 +1,87 @@
+//! Section 1, the model and the run: config, size, training time and speed, seeds, accuracy.
+
+use super::page::{Block, Section, Table};
+use crate::eval::EvalReport;
+use crate::train::log::TrainingLog;
+
+fn row(k: &str, v: String) -> Vec<super::page::Cell> {
+    vec![k.into(), v.into()]
+}
+
+fn config_rows(log: &TrainingLog) -> Vec<Vec<super::page::Cell>> {
+    let c = &log.config;
+    let m = &c.model;
+    let o = &c.optim;
+    let secs = log.records.last().map_or(0.0, |r| r.elapsed_s);
+    let steps = log.records.last().map_or(0, |r| r.step);
+    vec![
+        row("name", c.name.clone()),
+        row("task", format!("{}-digit {:?}, token format {}", c.task.n_digits, c.task.ops(), c.task.format.name())),
+        row(
+            "model",
+            format!(
+                "{} layer(s), {} heads, d_model {}, d_head {}, d_mlp {}, {:?}, normalisation {}, n_ctx {}, d_vocab {}",
+                m.n_layers,
+                m.n_heads,
+                m.d_model,
+                m.d_head,
+                m.d_mlp,
+                m.act_fn,
+                m.normalization_type.map_or("none".into(), |n| format!("{n:?}")),
+                m.n_ctx,
+                m.d_vocab
+            ),
+        ),
+        row("parameters", m.n_params().to_string()),
+        row(
+            "optimiser",
+            format!(
+                "AdamW lr {:e}, betas ({}, {}), weight decay {}, schedule {:?}",
+                o.lr, o.betas.0, o.betas.1, o.weight_decay, c.schedule
+            ),
+        ),
+        row("training", format!("{steps} of {} steps, batch {} ({} questions)", c.steps, c.batch_size, steps * c.batch_size as u64)),
+        row("training time", format!("{secs:.1} s on {} thread(s), {:.1} steps/s", log.threads, log.steps_per_s)),
+        row("seeds", format!("weights {}, data {}", m.seed, c.data_seed)),
+        row("final loss", log.records.last().map_or("-".into(), |r| format!("{:.3e}", r.loss))),
+    ]
+}
+
+fn eval_rows(eval: &EvalReport) -> Vec<Vec<super::page::Cell>> {
+    eval.ops
+        .iter()
+        .map(|r| {
+            let what = if r.exhaustive { "all" } else { "random" };
+            let bound = if r.failures == 0 { "at least " } else { "" };
+            row(
+                &format!("accuracy ({:?})", r.op),
+                format!(
+                    "{:.6}% on {} {what} questions: {} failures, {bound}{} nines, {:.1} failures per million",
+                    100.0 * r.accuracy,
+                    r.questions,
+                    r.failures,
+                    r.nines,
+                    r.failures_per_million
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The model-and-run section from training.json and eval.json (either may be missing).
+pub fn section(log: Option<&TrainingLog>, eval: Option<&EvalReport>) -> Section {
+    let mut s = Section::new("run", "The model and the run");
+    let mut rows = log.map(config_rows).unwrap_or_default();
+    rows.extend(eval.map(eval_rows).unwrap_or_default());
+    if rows.is_empty() {
+        s.push(Block::Note("Neither training.json nor eval.json is in this run folder: run `arithlens run`.".into()));
+        return s;
+    }
+    let caption = "Configuration from training.json; time and speed of the training loop (checkpoints excluded); accuracy from eval.json \
+                   (nines: floor(log10(questions / max(failures, 1))), as the follow-up paper counts them).";
+    s.push(Block::Table(Table { head: vec!["".into(), "".into()], rows, caption: caption.into() }));
+    if log.is_some() && eval.is_none() {
+        s.push(Block::Note("No eval.json yet: run `arithlens eval RUN_DIR` for accuracy and nines.".into()));
+    }
+    s
+}
