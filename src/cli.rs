@@ -48,6 +48,21 @@ pub enum Command {
         #[command(flatten)]
         options: AnalyzeArgs,
     },
+    /// Save the activations of questions under TransformerLens hook names to a safetensors file
+    /// (`run_with_cache`), plus the tokens, for work in Python.
+    Cache {
+        /// Model file or run folder.
+        model: PathBuf,
+        /// Questions, e.g. "44445+55555=".
+        #[arg(required = true)]
+        questions: Vec<String>,
+        /// Hook names to keep (repeatable; default: every hook).
+        #[arg(long = "hook")]
+        hooks: Vec<String>,
+        /// Output file.
+        #[arg(long, default_value = "cache.safetensors")]
+        out: PathBuf,
+    },
     /// Write RUN_DIR/report.html (one self-contained page) and RUN_DIR/figures/*.svg from what the
     /// run folder holds (training.json, eval.json, analysis.json, the model).
     Report {
@@ -169,6 +184,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Command::Run(a) => run_all(&a),
         Command::Analyze { run_dir, options } => analyze(&run_dir, &options),
         Command::Report { run_dir } => report(&run_dir).map(|_| ()),
+        Command::Cache { model, questions, hooks, out } => cache(&model, &questions, &hooks, &out),
     }
 }
 
@@ -442,6 +458,23 @@ fn run_all(a: &TrainArgs) -> Result<(), String> {
     let path = crate::report::write_report(&dir)?;
     eprintln!("report: {}", path.display());
     println!("{}", path.display());
+    Ok(())
+}
+
+fn cache(path: &Path, questions: &[String], hooks: &[String], out: &Path) -> Result<(), String> {
+    let model = TaskModel::load(path)?;
+    let qs = questions.iter().map(|q| model.parse_question(q)).collect::<Result<Vec<_>, _>>()?;
+    let n_layers = model.params.config.n_layers;
+    for h in hooks {
+        crate::model::HookPoint::parse(h, n_layers)?;
+    }
+    let names: Vec<&str> = hooks.iter().map(String::as_str).collect();
+    let mut file = crate::analysis::intervene::full_cache(&model, &qs, &names).to_tensor_file();
+    let toks: Vec<f32> = qs.iter().flat_map(|q| q.tokens(model.format).unwrap_or_default()).map(|t| t as f32).collect();
+    file.tensors.insert("tokens".into(), crate::io::tensors::Tensor { shape: vec![qs.len(), model.n_ctx()], data: toks });
+    file.metadata.insert("questions".into(), qs.iter().map(|q| q.text()).collect::<Vec<_>>().join(" "));
+    crate::io::tensors::save(out, &file)?;
+    println!("wrote {} tensors for {} question(s) to {}", file.tensors.len(), qs.len(), out.display());
     Ok(())
 }
 

@@ -307,7 +307,7 @@ pub fn full_cache(model: &TaskModel, questions: &[Question], names: &[&str]) -> 
     for (q, row) in questions.iter().zip(tokens.chunks_exact_mut(c.n_ctx)) {
         q.write_tokens(model.format, &mut row[..model.n_ctx()]);
     }
-    let mut cache = Cache::only(names);
+    let mut cache = if names.is_empty() { Cache::default() } else { Cache::only(names) };
     forward(&model.params, &tokens, c.n_ctx, &mut ws, &mut cache);
     cache
 }

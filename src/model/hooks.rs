@@ -172,6 +172,14 @@ impl Cache {
     }
 }
 
+impl Cache {
+    /// The cached tensors as a safetensors file (what Python opens with
+    /// `safetensors.torch.load_file`), keyed by TransformerLens hook name.
+    pub fn to_tensor_file(&self) -> crate::io::tensors::TensorFile {
+        crate::io::tensors::TensorFile { tensors: self.tensors.clone(), metadata: Default::default() }
+    }
+}
+
 impl Hooks for Cache {
     fn call(&mut self, point: HookPoint, t: HookTensor) {
         let name = point.name();
