@@ -92,3 +92,33 @@ fn a_non_finite_loss_stops_training_with_a_clear_error() {
     assert!(!dir.join(files::MODEL).exists());
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn an_inserted_model_starts_from_the_trained_one_and_can_re_impose_it() {
+    use arithlens::train::insert::InsertConfig;
+    let dir = tmp("insert-from");
+    let add = TrainConfig::preset("tiny_mix").unwrap().with_overrides(&["sub_share=0".into(), "steps=60".into()]).unwrap();
+    Trainer::new(add).unwrap().train(&dir, &mut |_| {}).unwrap();
+    let from = TaskModel::load(&dir).unwrap().params;
+    let mut cfg = TrainConfig::preset("tiny_mix")
+        .unwrap()
+        .with_overrides(&["n_layers=3".into(), "n_heads=4".into(), "d_head=21".into(), "steps=30".into()])
+        .unwrap();
+    cfg.insert = Some(InsertConfig { from: dir.clone(), every: 10, mlps: false });
+    let mut t = Trainer::new(cfg.clone()).unwrap();
+    assert_eq!(t.params.get("blocks.1.mlp.W_in"), from.get("blocks.1.mlp.W_in"));
+    for _ in 0..10 {
+        t.step().unwrap();
+    }
+    let head = 64 * 21 * 3;
+    assert_eq!(
+        &t.params.get("blocks.0.attn.W_K").unwrap()[..head],
+        &from.get("blocks.0.attn.W_K").unwrap()[..head],
+        "heads re-imposed at step 10"
+    );
+    assert_ne!(t.params.get("blocks.1.mlp.W_in"), from.get("blocks.1.mlp.W_in"), "MLPs train freely");
+    cfg.task.n_digits = 3;
+    let err = Trainer::new(cfg.with_overrides(&[]).unwrap()).err().unwrap();
+    assert!(err.contains("2-digit") && err.contains("3-digit"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -5,6 +5,7 @@ use super::optim::{AdamWConfig, Schedule};
 use crate::model::{ActFn, ModelConfig, Norm};
 use crate::task::{Format, Op};
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 
 /// The questions a run trains on.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -62,6 +63,9 @@ pub struct TrainConfig {
     pub log_every: u64,
     /// Steps between checkpoints.
     pub checkpoint_every: u64,
+    /// Start from a trained smaller model (the follow-up's `ins` models).
+    #[serde(default)]
+    pub insert: Option<super::insert::InsertConfig>,
 }
 
 /// Names of the built-in presets, for help texts.
@@ -114,6 +118,7 @@ fn paper1() -> TrainConfig {
         data_seed: seed,
         log_every: 100,
         checkpoint_every: 1000,
+        insert: None,
     }
 }
 
@@ -131,6 +136,7 @@ fn tiny() -> TrainConfig {
         data_seed: seed,
         log_every: 50,
         checkpoint_every: 500,
+        insert: None,
     }
 }
 
@@ -178,7 +184,20 @@ fn follow_up(name: &str) -> Result<TrainConfig, String> {
         data_seed: seed,
         log_every: 100,
         checkpoint_every: 1000,
+        insert: None,
     })
+}
+
+/// `insN_mix_...`: the follow-up's insertion models, initialised from the trained 2-layer 3-head
+/// addition model `add_dN_l2_h3_t15K_sSEED` in `runs/` (`--set insert.from=PATH` picks another).
+/// ins1 inserts once; ins2 re-imposes the inserted heads every 100 steps; ins3 heads and MLPs.
+fn insertion(name: &str, mode: u8, rest: &str) -> Result<TrainConfig, String> {
+    let mut c = follow_up(rest)?;
+    c.name = name.to_string();
+    c.task.sub_share = 0.8;
+    let from = PathBuf::from("runs").join(format!("add_d{}_l2_h3_t15K_s{}", c.task.n_digits, c.model.seed));
+    c.insert = Some(super::insert::InsertConfig { from, every: if mode >= 2 { 100 } else { 0 }, mlps: mode >= 3 });
+    Ok(c)
 }
 
 impl TrainConfig {
@@ -203,7 +222,12 @@ impl TrainConfig {
             "tiny_l2" => Ok(small(2, 0.0, Format::Paper1)),
             "tiny_sub" => Ok(small(1, 1.0, Format::Paper2)),
             "tiny_mix" => Ok(small(2, 0.5, Format::Paper2)),
-            other => follow_up(other),
+            other => match other.split_once('_') {
+                Some((ins, rest)) if ins.len() == 4 && ins.starts_with("ins") && (b'1'..=b'3').contains(&ins.as_bytes()[3]) => {
+                    insertion(other, ins.as_bytes()[3] - b'0', rest)
+                }
+                _ => follow_up(other),
+            },
         }
     }
 

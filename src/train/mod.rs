@@ -2,6 +2,7 @@
 //! training loop with checkpoints.
 
 pub mod config;
+pub mod insert;
 pub mod log;
 pub mod optim;
 pub mod trainer;

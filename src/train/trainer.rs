@@ -33,6 +33,8 @@ pub struct Trainer {
     /// Loss curves so far.
     pub log: TrainingLog,
     grad: Vec<f32>,
+    /// The inserted model, when the run re-imposes it.
+    inserted: Option<Params>,
     ws: Workspace,
     tokens: Vec<u32>,
     nll: Vec<f64>,
@@ -61,12 +63,26 @@ impl Trainer {
     /// A fresh run with TransformerLens-initialised weights.
     pub fn new(cfg: TrainConfig) -> Result<Trainer, String> {
         cfg.validate()?;
-        let params = Params::init(&cfg.model);
+        let mut params = Params::init(&cfg.model);
+        if let Some(ins) = &cfg.insert {
+            super::insert::insert(&load_inserted(&cfg)?, &mut params)?;
+            eprintln!("initialised from {}", ins.from.display());
+        }
         let opt = AdamW::new(cfg.optim.clone(), params.data.len());
-        Ok(Self::with_state(cfg, params, opt, Vec::new(), 0.0))
+        Self::with_state(cfg, params, opt, Vec::new(), 0.0)
     }
 
-    fn with_state(cfg: TrainConfig, params: Params, opt: AdamW, records: Vec<super::log::Record>, elapsed_before: f64) -> Trainer {
+    fn with_state(
+        cfg: TrainConfig,
+        params: Params,
+        opt: AdamW,
+        records: Vec<super::log::Record>,
+        elapsed_before: f64,
+    ) -> Result<Trainer, String> {
+        let inserted = match &cfg.insert {
+            Some(ins) if ins.every > 0 => Some(load_inserted(&cfg)?),
+            _ => None,
+        };
         let (n, fmt) = (cfg.task.n_digits, cfg.task.format);
         let targets = Targets { first: fmt.answer_start(n) - 1, n: fmt.n_answer(n) };
         let ws = Workspace::new(&cfg.model, cfg.batch_size, Span::predictions(targets.first, targets.n));
@@ -77,8 +93,9 @@ impl Trainer {
             steps_per_s: 0.0,
             threads: rayon::current_num_threads(),
         };
-        Trainer {
+        Ok(Trainer {
             grad: vec![0.0; params.data.len()],
+            inserted,
             tokens: vec![0; cfg.batch_size * cfg.model.n_ctx],
             nll: vec![0.0; cfg.batch_size * targets.n],
             acc: Accumulator::new(targets.n),
@@ -89,7 +106,7 @@ impl Trainer {
             params,
             opt,
             log,
-        }
+        })
     }
 
     /// Distinct (token, position) pairs in the last step's batch (see `Workspace::layer0_pairs`).
@@ -120,6 +137,11 @@ impl Trainer {
         backward(&self.params, &self.tokens, n_ctx, &mut self.ws, &mut self.grad);
         let lr = self.cfg.optim.lr * self.cfg.schedule.factor(step);
         self.opt.step(&mut self.params.data, &self.grad, lr);
+        if let (Some(from), Some(ins)) = (&self.inserted, &self.cfg.insert) {
+            if self.opt.step.is_multiple_of(ins.every) {
+                super::insert::reimpose(from, &mut self.params, ins.mlps);
+            }
+        }
         self.acc.add(&questions, fmt, &self.nll, l);
         Ok(l)
     }
@@ -222,8 +244,26 @@ impl Trainer {
             .and_then(|b| serde_json::from_slice(&b).ok())
             .ok_or("cannot read training.json of the run")?;
         let records = log.records.into_iter().filter(|r| r.step <= step).collect();
-        Ok(Self::with_state(cfg, model.params, opt, records, elapsed))
+        Self::with_state(cfg, model.params, opt, records, elapsed)
     }
+}
+
+/// The model a run inserts, checked to answer the same task format and width.
+fn load_inserted(cfg: &TrainConfig) -> Result<Params, String> {
+    let ins = cfg.insert.as_ref().expect("called for insertion runs");
+    let m = crate::task_model::TaskModel::load(&ins.from)
+        .map_err(|e| format!("cannot insert {}: {e} (train it first, or set insert.from=PATH)", ins.from.display()))?;
+    if m.format != cfg.task.format || m.n_digits != cfg.task.n_digits {
+        return Err(format!(
+            "cannot insert {}: it answers {}-digit {} questions, the run trains on {}-digit {} questions",
+            ins.from.display(),
+            m.n_digits,
+            m.format.name(),
+            cfg.task.n_digits,
+            cfg.task.format.name()
+        ));
+    }
+    Ok(m.params)
 }
 
 /// The default run folder of a config: `runs/<name>`.
