@@ -16,18 +16,26 @@ fn config_rows(log: &TrainingLog) -> Vec<Vec<super::page::Cell>> {
     let steps = log.records.last().map_or(0, |r| r.step);
     vec![
         row("name", c.name.clone()),
-        row("task", format!("{}-digit {:?}, token format {}", c.task.n_digits, c.task.ops(), c.task.format.name())),
+        row(
+            "task",
+            format!(
+                "{}-digit {}, token format {}",
+                c.task.n_digits,
+                c.task.ops().iter().map(|o| o.word()).collect::<Vec<_>>().join(" and "),
+                c.task.format.name()
+            ),
+        ),
         row(
             "model",
             format!(
-                "{} layer(s), {} heads, d_model {}, d_head {}, d_mlp {}, {:?}, normalisation {}, n_ctx {}, d_vocab {}",
+                "{} layer(s), {} heads, d_model {}, d_head {}, d_mlp {}, act_fn {}, normalisation {}, n_ctx {}, d_vocab {}",
                 m.n_layers,
                 m.n_heads,
                 m.d_model,
                 m.d_head,
                 m.d_mlp,
-                m.act_fn,
-                m.normalization_type.map_or("none".into(), |n| format!("{n:?}")),
+                if m.act_fn == crate::model::ActFn::Relu { "relu" } else { "gelu" },
+                if m.has_ln() { "LN" } else { "none" },
                 m.n_ctx,
                 m.d_vocab
             ),
@@ -36,8 +44,12 @@ fn config_rows(log: &TrainingLog) -> Vec<Vec<super::page::Cell>> {
         row(
             "optimiser",
             format!(
-                "AdamW lr {:e}, betas ({}, {}), weight decay {}, schedule {:?}",
-                o.lr, o.betas.0, o.betas.1, o.weight_decay, c.schedule
+                "AdamW lr {:e}, betas ({}, {}), weight decay {}; {}",
+                o.lr,
+                o.betas.0,
+                o.betas.1,
+                o.weight_decay,
+                c.schedule.describe()
             ),
         ),
         row("training", format!("{steps} of {} steps, batch {} ({} questions)", c.steps, c.batch_size, steps * c.batch_size as u64)),
@@ -54,7 +66,7 @@ fn eval_rows(eval: &EvalReport) -> Vec<Vec<super::page::Cell>> {
             let what = if r.exhaustive { "all" } else { "random" };
             let bound = if r.failures == 0 { "at least " } else { "" };
             row(
-                &format!("accuracy ({:?})", r.op),
+                &format!("accuracy ({})", r.op.word()),
                 format!(
                     "{:.6}% on {} {what} questions: {} failures, {bound}{} nines, {:.1} failures per million",
                     100.0 * r.accuracy,

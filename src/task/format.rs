@@ -15,6 +15,14 @@ pub enum Op {
 }
 
 impl Op {
+    /// The word for the operation: "addition" or "subtraction".
+    pub fn word(self) -> &'static str {
+        match self {
+            Op::Add => "addition",
+            Op::Sub => "subtraction",
+        }
+    }
+
     /// The character written between the operands.
     pub fn symbol(self) -> char {
         match self {

@@ -220,7 +220,7 @@ impl TrainConfig {
             "paper1" => Ok(paper1()),
             "tiny" => Ok(tiny()),
             "tiny_l2" => Ok(small(2, 0.0, Format::Paper1)),
-            "tiny_sub" => Ok(small(1, 1.0, Format::Paper2)),
+            "tiny_sub" => Ok(small(2, 1.0, Format::Paper2)),
             "tiny_mix" => Ok(small(2, 0.5, Format::Paper2)),
             other => match other.split_once('_') {
                 Some((ins, rest)) if ins.len() == 4 && ins.starts_with("ins") && (b'1'..=b'3').contains(&ins.as_bytes()[3]) => {

@@ -83,6 +83,16 @@ pub enum Schedule {
 }
 
 impl Schedule {
+    /// A short description, e.g. "linear warm-up over 10 steps, then constant".
+    pub fn describe(&self) -> String {
+        match *self {
+            Schedule::WarmupConstant { warmup } => format!("linear warm-up over {warmup} steps, then constant"),
+            Schedule::WarmupCosine { warmup, total, start_factor } => {
+                format!("linear warm-up from {start_factor} over {warmup} steps, then cosine to 0 at step {total}")
+            }
+        }
+    }
+
     /// The factor for the update made at `step` (0-based), as PyTorch's scheduler would give.
     pub fn factor(&self, step: u64) -> f64 {
         match *self {
