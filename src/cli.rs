@@ -437,8 +437,10 @@ fn run_all(a: &TrainArgs) -> Result<(), String> {
     let model = dir.join(files::MODEL);
     let retrain = !model.exists() || a.force || a.resume;
     if retrain {
-        stage(1, "train");
         let mut a = a.clone();
+        // An interrupted run (a checkpoint but no model) continues where it stopped.
+        a.resume |= !a.force && !model.exists() && dir.join(files::CHECKPOINT).exists();
+        stage(1, if a.resume { "train (resuming from the last checkpoint)" } else { "train" });
         a.force = true;
         train(&a)?;
     } else {

@@ -23,24 +23,43 @@ pub struct TensorFile {
     pub metadata: BTreeMap<String, String>,
 }
 
-/// Serialises tensors and metadata to safetensors bytes.
-pub fn to_bytes(file: &TensorFile) -> Result<Vec<u8>, String> {
-    let raw: Vec<(String, Vec<u8>, Vec<usize>)> =
-        file.tensors.iter().map(|(k, t)| (k.clone(), t.data.iter().flat_map(|v| v.to_le_bytes()).collect(), t.shape.clone())).collect();
-    let views = raw
+/// A tensor borrowed for writing: name, shape and values (no copy is made).
+pub type TensorRef<'a> = (String, Vec<usize>, &'a [f32]);
+
+fn views<'a>(tensors: &'a [TensorRef<'a>]) -> Result<Vec<(String, TensorView<'a>)>, String> {
+    const { assert!(cfg!(target_endian = "little"), "safetensors stores little-endian values") };
+    tensors
         .iter()
-        .map(|(k, bytes, shape)| {
+        .map(|(k, shape, data)| {
+            let bytes: &[u8] = bytemuck::cast_slice(data);
             TensorView::new(Dtype::F32, shape.clone(), bytes).map(|v| (k.clone(), v)).map_err(|e| format!("tensor {k}: {e}"))
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect()
+}
+
+fn borrow(file: &TensorFile) -> Vec<TensorRef<'_>> {
+    file.tensors.iter().map(|(k, t)| (k.clone(), t.shape.clone(), &t.data[..])).collect()
+}
+
+/// Serialises tensors and metadata to safetensors bytes.
+pub fn to_bytes(file: &TensorFile) -> Result<Vec<u8>, String> {
+    let refs = borrow(file);
     let meta: HashMap<String, String> = file.metadata.clone().into_iter().collect();
-    safetensors::serialize(views, Some(meta)).map_err(|e| e.to_string())
+    safetensors::serialize(views(&refs)?, Some(meta)).map_err(|e| e.to_string())
 }
 
 /// Writes tensors atomically to `path`.
 pub fn save(path: &Path, file: &TensorFile) -> Result<(), String> {
-    let bytes = to_bytes(file)?;
-    super::atomic::write_atomic(path, &bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    save_refs(path, &borrow(file), &file.metadata)
+}
+
+/// Writes borrowed tensors atomically to `path`, streaming them to disk without copying (a
+/// checkpoint of the paper's model would otherwise need ~80 MB of transient copies).
+pub fn save_refs(path: &Path, tensors: &[TensorRef<'_>], metadata: &BTreeMap<String, String>) -> Result<(), String> {
+    let meta: HashMap<String, String> = metadata.clone().into_iter().collect();
+    let views = views(tensors)?;
+    super::atomic::write_with(path, |tmp| safetensors::serialize_to_file(views, Some(meta), tmp).map_err(std::io::Error::other))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// Parses safetensors bytes; f64, bf16 and integer tensors are converted to f32.

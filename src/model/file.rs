@@ -40,10 +40,23 @@ impl ModelFile {
 
     /// Writes the model atomically.
     pub fn save(&self, path: &Path) -> Result<(), String> {
-        let mut f = self.params.to_tensor_file();
-        f.metadata.extend(self.metadata.clone());
-        tensors::save(path, &f)
+        save_weights(&self.params, &self.metadata, &[], path)
     }
+}
+
+/// Writes `params` (plus `extra` borrowed tensors, e.g. optimiser state) and `metadata` atomically,
+/// streaming from the buffers without copying them.
+pub fn save_weights(
+    params: &Params,
+    metadata: &BTreeMap<String, String>,
+    extra: &[tensors::TensorRef<'_>],
+    path: &Path,
+) -> Result<(), String> {
+    let mut refs = params.refs("", &params.data);
+    refs.extend(extra.iter().cloned());
+    let mut meta = metadata.clone();
+    meta.extend([params.config_metadata()]);
+    tensors::save_refs(path, &refs, &meta)
 }
 
 /// Reads a config off the shapes of a TransformerLens state dict (act_fn is assumed relu).

@@ -211,6 +211,17 @@ impl Params {
         Some(&mut self.data[r])
     }
 
+    /// Borrowed views of a buffer in this layout (the weights, a gradient, an optimiser moment)
+    /// under `prefix` + TransformerLens name, for writing without copies.
+    pub fn refs<'a>(&self, prefix: &str, buf: &'a [f32]) -> Vec<crate::io::tensors::TensorRef<'a>> {
+        self.layout.entries.iter().map(|e| (format!("{prefix}{}", e.name), e.shape.clone(), &buf[e.range.clone()])).collect()
+    }
+
+    /// The `config` metadata entry (the config as JSON).
+    pub fn config_metadata(&self) -> (String, String) {
+        ("config".into(), serde_json::to_string(&self.config).expect("config serialises"))
+    }
+
     /// All tensors under their TransformerLens names, ready to save.
     pub fn to_tensor_file(&self) -> TensorFile {
         let mut f = TensorFile::default();
@@ -218,7 +229,7 @@ impl Params {
             let t = Tensor { shape: e.shape.clone(), data: self.data[e.range.clone()].to_vec() };
             f.tensors.insert(e.name.clone(), t);
         }
-        f.metadata.insert("config".into(), serde_json::to_string(&self.config).expect("config serialises"));
+        f.metadata.extend([self.config_metadata()]);
         f
     }
 

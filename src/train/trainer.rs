@@ -4,11 +4,12 @@
 use super::config::TrainConfig;
 use super::log::{answer_names, Accumulator, TrainingLog};
 use super::optim::AdamW;
-use crate::io::tensors::{self, Tensor, TensorFile};
-use crate::model::file::ModelFile;
+use crate::io::tensors::{self, TensorFile};
+use crate::model::file::{save_weights, ModelFile};
 use crate::model::{backward, forward, loss, NoHooks, Params, Span, Targets, Workspace};
 use crate::task::generate::{Enrichment, OpMix, QuestionGenerator};
 use crate::task::Question;
+use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -32,15 +33,59 @@ pub struct Trainer {
     pub opt: AdamW,
     /// Loss curves so far.
     pub log: TrainingLog,
-    grad: Vec<f32>,
     /// The inserted model, when the run re-imposes it.
     inserted: Option<Params>,
-    ws: Workspace,
-    tokens: Vec<u32>,
+    shards: Vec<Shard>,
     nll: Vec<f64>,
     acc: Accumulator,
     targets: Targets,
     elapsed_before: f64,
+}
+
+/// One thread's share of a batch: rows `rows` of it, with its own buffers and gradient. Splitting
+/// the batch across threads (rather than each matrix product) keeps every thread busy through
+/// the many small kernels of a step; results depend only on the seed and the thread count.
+struct Shard {
+    rows: std::ops::Range<usize>,
+    ws: Workspace,
+    tokens: Vec<u32>,
+    nll: Vec<f64>,
+    grad: Vec<f32>,
+    loss: f64,
+}
+
+impl Shard {
+    fn new(cfg: &TrainConfig, rows: std::ops::Range<usize>, targets: &Targets, n_params: usize) -> Shard {
+        let b = rows.len();
+        Shard {
+            ws: Workspace::new(&cfg.model, b, Span::predictions(targets.first, targets.n)),
+            tokens: vec![0; b * cfg.model.n_ctx],
+            nll: vec![0.0; b * targets.n],
+            grad: vec![0.0; n_params],
+            loss: 0.0,
+            rows,
+        }
+    }
+
+    /// Forward, loss and backward of this shard's questions.
+    fn run(&mut self, p: &Params, questions: &[Question], fmt: crate::task::Format, targets: &Targets) {
+        let n_ctx = p.config.n_ctx;
+        for (q, row) in questions[self.rows.clone()].iter().zip(self.tokens.chunks_exact_mut(n_ctx)) {
+            q.write_tokens(fmt, row);
+        }
+        forward(p, &self.tokens, n_ctx, &mut self.ws, &mut NoHooks);
+        self.loss = loss(&mut self.ws, &self.tokens, n_ctx, p.config.d_vocab_out, targets, &mut self.nll, true);
+        self.grad.fill(0.0);
+        if self.loss.is_finite() {
+            backward(p, &self.tokens, n_ctx, &mut self.ws, &mut self.grad);
+        }
+    }
+}
+
+/// Splits `batch` rows into `n` nearly equal contiguous shards.
+fn shard_rows(batch: usize, n: usize) -> Vec<std::ops::Range<usize>> {
+    let n = n.clamp(1, batch.max(1));
+    (0..n).map(|i| (i * batch / n)..((i + 1) * batch / n)).collect()
 }
 
 /// The questions of step `step`: a pure function of the data seed and the step, so a resumed
@@ -85,7 +130,10 @@ impl Trainer {
         };
         let (n, fmt) = (cfg.task.n_digits, cfg.task.format);
         let targets = Targets { first: fmt.answer_start(n) - 1, n: fmt.n_answer(n) };
-        let ws = Workspace::new(&cfg.model, cfg.batch_size, Span::predictions(targets.first, targets.n));
+        let shards = shard_rows(cfg.batch_size, rayon::current_num_threads())
+            .into_iter()
+            .map(|r| Shard::new(&cfg, r, &targets, params.data.len()))
+            .collect();
         let log = TrainingLog {
             config: cfg.clone(),
             answer_names: answer_names(fmt, n),
@@ -94,12 +142,10 @@ impl Trainer {
             threads: rayon::current_num_threads(),
         };
         Ok(Trainer {
-            grad: vec![0.0; params.data.len()],
             inserted,
-            tokens: vec![0; cfg.batch_size * cfg.model.n_ctx],
             nll: vec![0.0; cfg.batch_size * targets.n],
             acc: Accumulator::new(targets.n),
-            ws,
+            shards,
             targets,
             elapsed_before,
             cfg,
@@ -111,7 +157,7 @@ impl Trainer {
 
     /// Distinct (token, position) pairs in the last step's batch (see `Workspace::layer0_pairs`).
     pub fn layer0_pairs(&self) -> Option<usize> {
-        self.ws.layer0_pairs()
+        self.shards.iter().map(|s| s.ws.layer0_pairs()).sum()
     }
 
     /// Steps done so far.
@@ -124,19 +170,24 @@ impl Trainer {
     pub fn step(&mut self) -> Result<f64, String> {
         let step = self.opt.step;
         let questions = batch_for_step(&self.cfg, step);
-        let (fmt, n_ctx) = (self.cfg.task.format, self.cfg.model.n_ctx);
-        for (q, row) in questions.iter().zip(self.tokens.chunks_exact_mut(n_ctx)) {
-            q.write_tokens(fmt, row);
-        }
-        forward(&self.params, &self.tokens, n_ctx, &mut self.ws, &mut NoHooks);
-        let l = loss(&mut self.ws, &self.tokens, n_ctx, self.cfg.model.d_vocab_out, &self.targets, &mut self.nll, true);
+        let fmt = self.cfg.task.format;
+        let (params, targets) = (&self.params, &self.targets);
+        self.shards.par_iter_mut().for_each(|s| s.run(params, &questions, fmt, targets));
+        let batch = questions.len() as f64;
+        let l: f64 = self.shards.iter().map(|s| s.loss * s.rows.len() as f64 / batch).sum();
         if !l.is_finite() {
             return Err(format!("the loss became {l} at step {step}: training stopped; the last checkpoint is kept (try a lower lr)"));
         }
-        self.grad.fill(0.0);
-        backward(&self.params, &self.tokens, n_ctx, &mut self.ws, &mut self.grad);
+        let n = self.targets.n;
+        for s in &self.shards {
+            self.nll[s.rows.start * n..s.rows.end * n].copy_from_slice(&s.nll);
+        }
         let lr = self.cfg.optim.lr * self.cfg.schedule.factor(step);
-        self.opt.step(&mut self.params.data, &self.grad, lr);
+        let (first, rest) = self.shards.split_first_mut().expect("at least one shard");
+        if !rest.is_empty() {
+            combine_gradients(first, rest, batch);
+        }
+        self.opt.step(&mut self.params.data, &first.grad, lr);
         if let (Some(from), Some(ins)) = (&self.inserted, &self.cfg.insert) {
             if self.opt.step.is_multiple_of(ins.every) {
                 super::insert::reimpose(from, &mut self.params, ins.mlps);
@@ -181,6 +232,11 @@ impl Trainer {
     /// The model file: weights plus the task it answers (`n_digits`, `format`, `ops`) and the
     /// training config.
     pub fn model_file(&self) -> ModelFile {
+        ModelFile { params: self.params.clone(), metadata: self.metadata() }
+    }
+
+    /// The model file's metadata: the task and the training config.
+    fn metadata(&self) -> std::collections::BTreeMap<String, String> {
         let t = &self.cfg.task;
         let ops: Vec<&str> = t.ops().iter().map(|o| if *o == crate::task::Op::Add { "add" } else { "sub" }).collect();
         let metadata = [
@@ -191,25 +247,21 @@ impl Trainer {
             ("train_config", serde_json::to_string(&self.cfg).expect("config serialises")),
             ("steps_done", self.opt.step.to_string()),
         ];
-        ModelFile { params: self.params.clone(), metadata: metadata.into_iter().map(|(k, v)| (k.to_string(), v)).collect() }
+        metadata.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }
 
     fn save_model(&self, path: &Path) -> Result<(), String> {
-        self.model_file().save(path)
+        save_weights(&self.params, &self.metadata(), &[], path)
     }
 
     fn save_checkpoint(&self, dir: &Path, elapsed: f64) -> Result<(), String> {
-        let mut f = self.model_file().params.to_tensor_file();
-        f.metadata.extend(self.model_file().metadata);
-        for e in &self.params.layout.entries {
-            for (prefix, buf) in [("optim.m.", &self.opt.m), ("optim.v.", &self.opt.v)] {
-                f.tensors.insert(format!("{prefix}{}", e.name), Tensor { shape: e.shape.clone(), data: buf[e.range.clone()].to_vec() });
-            }
-        }
-        f.metadata.insert("elapsed_s".into(), elapsed.to_string());
+        let mut meta = self.metadata();
+        meta.insert("elapsed_s".into(), elapsed.to_string());
+        let mut optim = self.params.refs("optim.m.", &self.opt.m);
+        optim.extend(self.params.refs("optim.v.", &self.opt.v));
         // training.json first: a checkpoint never points past the records on disk.
         crate::io::atomic::write_json(&dir.join(files::TRAINING), &self.log).map_err(|e| format!("cannot write training.json: {e}"))?;
-        tensors::save(&dir.join(files::CHECKPOINT), &f)
+        save_weights(&self.params, &meta, &optim, &dir.join(files::CHECKPOINT))
     }
 
     /// Continues the run whose checkpoint is in `dir`; `cfg` must match the checkpoint's config
@@ -246,6 +298,21 @@ impl Trainer {
         let records = log.records.into_iter().filter(|r| r.step <= step).collect();
         Self::with_state(cfg, model.params, opt, records, elapsed)
     }
+}
+
+/// The batch gradient into `first.grad`: the shards' mean gradients weighted by their share of
+/// the batch.
+fn combine_gradients(first: &mut Shard, rest: &[Shard], batch: f64) {
+    const CHUNK: usize = 1 << 14;
+    let w0 = (first.rows.len() as f64 / batch) as f32;
+    first.grad.par_chunks_mut(CHUNK).enumerate().for_each(|(c, o)| {
+        let range = c * CHUNK..c * CHUNK + o.len();
+        o.iter_mut().for_each(|g| *g *= w0);
+        for s in rest {
+            let w = (s.rows.len() as f64 / batch) as f32;
+            o.iter_mut().zip(&s.grad[range.clone()]).for_each(|(o, g)| *o += w * g);
+        }
+    });
 }
 
 /// The model a run inserts, checked to answer the same task format and width.
