@@ -1,7 +1,7 @@
 //! Benchmarks (`arithlens bench`): training steps/s and achieved GFLOP/s next to the peak of a
 //! plain large matrix product measured in the same process, per thread count and batch size.
 
-use crate::model::linalg::{matmul, MatRef};
+use crate::model::linalg::{matmul_threads, MatRef};
 use crate::model::{forward_flops, Span};
 use crate::train::{TrainConfig, Trainer};
 use clap::Args;
@@ -55,15 +55,15 @@ fn pool(threads: usize) -> Result<rayon::ThreadPool, String> {
     rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| e.to_string())
 }
 
-/// Peak GFLOP/s of a 1024³ f32 matrix product on the current thread pool (best of 5).
-pub fn matmul_peak_gflops() -> f64 {
-    let n = 1024;
+/// Peak GFLOP/s of a plain 2048³ f32 matrix product on `threads` threads (best of 5).
+pub fn matmul_peak_gflops(threads: usize) -> f64 {
+    let n = 2048;
     let a: Vec<f32> = (0..n * n).map(|i| (i % 7) as f32 * 0.1).collect();
     let mut c = vec![0.0f32; n * n];
     let mut best = f64::INFINITY;
     for _ in 0..5 {
         let t = Instant::now();
-        matmul(&mut c, MatRef::new(&a, n, n), MatRef::new(&a, n, n), false);
+        matmul_threads(&mut c, MatRef::new(&a, n, n), MatRef::new(&a, n, n), threads);
         best = best.min(t.elapsed().as_secs_f64());
     }
     2.0 * (n * n * n) as f64 / best / 1e9
@@ -92,9 +92,6 @@ pub fn run(a: &BenchArgs) -> Result<(), String> {
     let base = TrainConfig::preset(&a.preset)?;
     let threads = if a.threads.is_empty() { vec![rayon::current_num_threads()] } else { a.threads.clone() };
     training_table(&base, &threads, a)?;
-    if let Some(mb) = peak_rss_mb() {
-        println!("peak memory (max RSS) after training {}: {mb:.0} MB", base.name);
-    }
     for name in &a.also {
         let cfg = TrainConfig::preset(name)?;
         training_table(&cfg, &threads[threads.len() - 1..], &BenchArgs { batch: vec![cfg.batch_size], ..a.clone() })?;
@@ -124,13 +121,17 @@ pub fn run(a: &BenchArgs) -> Result<(), String> {
 fn training_table(base: &TrainConfig, threads: &[usize], a: &BenchArgs) -> Result<(), String> {
     println!("training benchmark: {} ({} parameters), {} timed steps", base.name, base.model.n_params(), a.steps);
     println!("{:>8} {:>7} {:>10} {:>10} {:>12} {:>9}", "threads", "batch", "steps/s", "GFLOP/s", "peak GFLOP/s", "of peak");
+    let mut first = true;
     for &th in threads {
         let p = pool(th)?;
-        let peak = p.install(matmul_peak_gflops);
+        let peak = p.install(|| matmul_peak_gflops(th));
         for &b in &a.batch {
             let cfg = base.with_overrides(&[format!("batch_size={b}")])?;
             let (sps, gf) = p.install(|| training_speed(&cfg, a.steps))?;
-            println!("{th:>8} {b:>7} {sps:>10.2} {gf:>10.1} {peak:>12.1} {:>8.0}%", 100.0 * gf / peak);
+            // Memory only grows, so it is read after the first (smallest) configuration.
+            let rss = if first { peak_rss_mb().map_or(String::new(), |mb| format!("  max RSS {mb:.0} MB")) } else { String::new() };
+            first = false;
+            println!("{th:>8} {b:>7} {sps:>10.2} {gf:>10.1} {peak:>12.1} {:>8.0}%{rss}", 100.0 * gf / peak);
         }
     }
     Ok(())

@@ -13,6 +13,9 @@ use crate::model::{ActFn, Params};
 use crate::task::{Format, Question};
 use rayon::prelude::*;
 
+/// Questions per parallel task: enough rows (x answer tokens) for an efficient `post · W_out`.
+const CHUNK: usize = 48;
+
 /// Logit gap below which a row's argmax is re-decided by the reference forward pass.
 pub const TIE_MARGIN: f32 = 2e-3;
 
@@ -41,6 +44,22 @@ pub struct OneLayerTables {
     s: Vec<f32>,
     /// ln2.b W_in + b_in [M].
     c: Vec<f32>,
+}
+
+/// `x += Σ_h coef[h] * rows[h]` where `rows` holds `coef.len()` rows of `x.len()` values: one
+/// pass over `x` for all heads (three heads, the paper's, get an unrolled loop).
+fn weighted_add(x: &mut [f32], coef: &[f32], rows: &[f32]) {
+    let n = x.len();
+    if let [a0, a1, a2] = *coef {
+        let (r0, r1, r2) = (&rows[..n], &rows[n..2 * n], &rows[2 * n..3 * n]);
+        for (((x, y0), y1), y2) in x.iter_mut().zip(r0).zip(r1).zip(r2) {
+            *x = a0.mul_add(*y0, a1.mul_add(*y1, a2.mul_add(*y2, *x)));
+        }
+    } else {
+        for (a, row) in coef.iter().zip(rows.chunks_exact(n)) {
+            x.iter_mut().zip(row).for_each(|(x, y)| *x = a.mul_add(*y, *x));
+        }
+    }
 }
 
 /// Results for a batch: per question and answer token, the argmax and the NLL of the truth,
@@ -138,15 +157,14 @@ impl OneLayerTables {
             pre[r * m..(r + 1) * m].copy_from_slice(&self.pe[pair(p) * m..][..m]);
             xmid[r * d..(r + 1) * d].copy_from_slice(&self.e[pair(p) * d..][..d]);
         }
-        // Key-major so each table row is read once per question.
+        // Key-major so each table row is read once per question; all heads of a key in one pass.
+        let mut coef = vec![0.0f32; heads];
         for j in 0..t {
-            for h in 0..heads {
-                let (pt, ov) = (&self.pt[(pair(j) * heads + h) * m..][..m], &self.ov[(pair(j) * heads + h) * d..][..d]);
-                for r in j.saturating_sub(q0)..rows {
-                    let a = attn[(r * heads + h) * t + j];
-                    pre[r * m..(r + 1) * m].iter_mut().zip(pt).for_each(|(x, y)| *x += a * y);
-                    xmid[r * d..(r + 1) * d].iter_mut().zip(ov).for_each(|(x, y)| *x += a * y);
-                }
+            let (pt, ov) = (&self.pt[pair(j) * heads * m..][..heads * m], &self.ov[pair(j) * heads * d..][..heads * d]);
+            for r in j.saturating_sub(q0)..rows {
+                coef.iter_mut().enumerate().for_each(|(h, c)| *c = attn[(r * heads + h) * t + j]);
+                weighted_add(&mut pre[r * m..(r + 1) * m], &coef, pt);
+                weighted_add(&mut xmid[r * d..(r + 1) * d], &coef, ov);
             }
         }
         for r in 0..rows {
@@ -168,11 +186,11 @@ impl OneLayerTables {
     pub fn predict(&self, p: &Params, format: Format, questions: &[Question]) -> FastOut {
         let n_ctx = p.config.n_ctx;
         let chunks: Vec<(Vec<u32>, Vec<f64>, Vec<usize>)> = questions
-            .par_chunks(32)
+            .par_chunks(CHUNK)
             .enumerate()
             .map(|(ci, qs)| {
                 let (a, n, t) = self.predict_chunk(p, format, n_ctx, qs);
-                (a, n, t.into_iter().map(|i| ci * 32 + i).collect())
+                (a, n, t.into_iter().map(|i| ci * CHUNK + i).collect())
             })
             .collect();
         let mut out = FastOut { argmax: Vec::new(), nll: Vec::new(), near_ties: Vec::new() };

@@ -35,7 +35,9 @@ pub fn argmax(row: &[f32]) -> usize {
 /// reference forward pass.
 pub struct Predictor<'m> {
     model: &'m TaskModel,
-    ws: Workspace,
+    batch: usize,
+    /// The reference pass's buffers, made on first use (the fast path rarely needs them).
+    ws: Option<Workspace>,
     tokens: Vec<u32>,
     nll: Vec<f64>,
     targets: Targets,
@@ -48,18 +50,9 @@ impl<'m> Predictor<'m> {
     /// Buffers for batches of `batch` questions.
     pub fn new(model: &'m TaskModel, batch: usize) -> Predictor<'m> {
         let targets = Targets { first: model.answer_start() - 1, n: model.n_answer() };
-        let ws = Workspace::new(&model.params.config, batch, Span::predictions(targets.first, targets.n));
-        let span = ws.span;
+        let span = Span::predictions(targets.first, targets.n);
         let fast = super::one_layer::OneLayerTables::new(&model.params, span.t, span.q0);
-        Predictor {
-            model,
-            ws,
-            tokens: vec![0; batch * model.params.config.n_ctx],
-            nll: vec![0.0; batch * targets.n],
-            targets,
-            fast,
-            rechecked: 0,
-        }
+        Predictor { model, batch, ws: None, tokens: Vec::new(), nll: Vec::new(), targets, fast, rechecked: 0 }
     }
 
     /// The reference path only (for checking the fast path).
@@ -81,7 +74,7 @@ impl<'m> Predictor<'m> {
         }
         let tied: Vec<Question> = r.near_ties.iter().map(|&i| questions[i]).collect();
         let mut exact = Predictions::default();
-        for chunk in tied.chunks(self.ws.batch) {
+        for chunk in tied.chunks(self.batch) {
             self.run_reference(chunk, &mut exact);
         }
         for (k, &i) in r.near_ties.iter().enumerate() {
@@ -94,29 +87,33 @@ impl<'m> Predictor<'m> {
 
     /// Predicts any number of questions, batch by batch.
     pub fn run_all(&mut self, questions: &[Question], out: &mut Predictions) {
-        for chunk in questions.chunks(self.ws.batch) {
+        for chunk in questions.chunks(self.batch) {
             self.run(chunk, out);
         }
     }
 
     /// Predicts `questions` with the reference forward pass.
     pub fn run_reference(&mut self, questions: &[Question], out: &mut Predictions) {
-        let (n_ctx, b, n) = (self.model.params.config.n_ctx, self.ws.batch, self.targets.n);
+        let (n_ctx, b, n) = (self.model.params.config.n_ctx, self.batch, self.targets.n);
         assert!(questions.len() <= b, "more questions than the batch holds");
+        let span = Span::predictions(self.targets.first, n);
+        let ws = self.ws.get_or_insert_with(|| Workspace::new(&self.model.params.config, b, span));
+        self.tokens.resize(b * n_ctx, 0);
+        self.nll.resize(b * n, 0.0);
         for (i, row) in self.tokens.chunks_exact_mut(n_ctx).enumerate() {
             let q = questions.get(i).unwrap_or(&questions[0]);
             q.write_tokens(self.model.format, &mut row[..self.model.n_ctx()]);
         }
-        forward(&self.model.params, &self.tokens, n_ctx, &mut self.ws, &mut NoHooks);
+        forward(&self.model.params, &self.tokens, n_ctx, ws, &mut NoHooks);
         let v = self.model.params.config.d_vocab_out;
-        loss(&mut self.ws, &self.tokens, n_ctx, v, &self.targets, &mut self.nll, false);
+        loss(ws, &self.tokens, n_ctx, v, &self.targets, &mut self.nll, false);
         out.n_answer = n;
-        let tq = self.ws.span.tq();
-        let off = self.targets.first - self.ws.span.q0;
+        let tq = ws.span.tq();
+        let off = self.targets.first - ws.span.q0;
         for (i, _) in questions.iter().enumerate() {
             for d in 0..n {
                 let r = (i * tq + off + d) * v;
-                out.argmax.push(argmax(&self.ws.logits[r..r + v]) as u32);
+                out.argmax.push(argmax(&ws.logits[r..r + v]) as u32);
             }
             out.nll.extend_from_slice(&self.nll[i * n..(i + 1) * n]);
         }

@@ -46,6 +46,17 @@ fn parallelism(m: usize, n: usize, k: usize) -> Parallelism {
 /// `dst = a · b` (or `dst += a · b` when `accumulate`), `dst` a strided `a.rows x b.cols` view
 /// of `out` with row stride `dst_rs` and column stride 1.
 pub fn matmul_into(out: &mut [f32], dst_rs: usize, a: MatRef, b: MatRef, accumulate: bool) {
+    let par = parallelism(a.rows, b.cols, a.cols);
+    matmul_with(out, dst_rs, a, b, accumulate, par)
+}
+
+/// `matmul_into` with an explicit thread count (`threads` 0 = all of the current pool), for
+/// measuring the machine's peak.
+pub fn matmul_threads(out: &mut [f32], a: MatRef, b: MatRef, threads: usize) {
+    matmul_with(out, b.cols, a, b, false, Parallelism::Rayon(threads))
+}
+
+fn matmul_with(out: &mut [f32], dst_rs: usize, a: MatRef, b: MatRef, accumulate: bool, par: Parallelism) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(k, b.rows, "inner dimensions differ");
     if m == 0 || n == 0 {
@@ -79,7 +90,7 @@ pub fn matmul_into(out: &mut [f32], dst_rs: usize, a: MatRef, b: MatRef, accumul
             false,
             false,
             false,
-            parallelism(m, n, k),
+            par,
         );
     }
 }
