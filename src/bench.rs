@@ -28,6 +28,9 @@ pub struct BenchArgs {
     /// Questions for the evaluation benchmark (0 skips it); the time is also extrapolated to 10^6.
     #[arg(long, default_value_t = 100_000)]
     pub eval_questions: usize,
+    /// Also time the node-ablation sweep (every head and MLP at every position) on this many questions.
+    #[arg(long, default_value_t = 1000)]
+    pub ablation_questions: usize,
     /// Model to evaluate (a run folder or file); default: the preset's freshly initialised model.
     #[arg(long)]
     pub model: Option<std::path::PathBuf>,
@@ -87,6 +90,19 @@ pub fn training_speed(cfg: &TrainConfig, steps: u64) -> Result<(f64, f64), Strin
     Ok((steps as f64 / secs, flops / secs / 1e9))
 }
 
+/// Time of mean-ablating every node of `model` (each head and MLP at each position) on `n`
+/// analysis questions, clean pass included: (nodes, seconds).
+pub fn ablation_speed(model: &crate::task_model::TaskModel, n: usize) -> (usize, f64) {
+    use crate::analysis::{analysis_questions, nodes};
+    let qs = analysis_questions(model, n, 1);
+    let start = Instant::now();
+    let clean = crate::eval::predict::teacher_forced_reference(model, &qs, 500);
+    let positions: Vec<usize> = (0..model.n_ctx() - 1).collect();
+    let all = nodes::candidate_nodes(model, &positions);
+    nodes::ablate_nodes(model, &qs, &clean, &all, 0.01, 500);
+    (all.len(), start.elapsed().as_secs_f64())
+}
+
 /// Runs the benchmark and prints a table.
 pub fn run(a: &BenchArgs) -> Result<(), String> {
     let base = TrainConfig::preset(&a.preset)?;
@@ -105,6 +121,10 @@ pub fn run(a: &BenchArgs) -> Result<(), String> {
             }
         };
         let th = threads[threads.len() - 1];
+        if a.ablation_questions > 0 {
+            let (nodes, secs) = pool(th)?.install(|| ablation_speed(&model, a.ablation_questions));
+            println!("node ablation sweep: {nodes} nodes (every head and MLP at every position that can reach an answer) on {} questions in {secs:.1} s", a.ablation_questions);
+        }
         let (qps, rechecked) = pool(th)?.install(|| eval_speed(&model, a.eval_questions))?;
         println!(
             "evaluation of {} ({}): {qps:.0} questions/s on {} threads, {} near ties re-checked; 1,000,000 questions in {:.0} s",
