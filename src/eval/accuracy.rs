@@ -248,6 +248,19 @@ fn curated_results(model: &TaskModel, op: Op) -> Result<Vec<CuratedResult>, Stri
         .collect())
 }
 
+/// "17 x S5, 2 x S4, 1 x S1": the classes of the hardest questions, most frequent first.
+fn class_counts(top: &[HardQuestion]) -> String {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for h in top {
+        match counts.iter_mut().find(|(c, _)| *c == h.class) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((h.class.clone(), 1)),
+        }
+    }
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    counts.iter().map(|(c, n)| format!("{n} x {c}")).collect::<Vec<_>>().join(", ")
+}
+
 /// Findings in words: accuracy and nines, the weakest class, and where the loss sits.
 pub fn summarise(r: &OpReport) -> Vec<String> {
     let op = if r.op == Op::Add { "addition" } else { "subtraction" };
@@ -276,8 +289,21 @@ pub fn summarise(r: &OpReport) -> Vec<String> {
             worst.n
         ));
     }
+    if let Some(worst) = classes.iter().max_by(|a, b| a.mean_loss.total_cmp(&b.mean_loss)) {
+        v.push(format!(
+            "{op}: the loss sits in class {}: highest mean loss per question ({:.2e}), and {} of the {} highest-loss questions ({})",
+            worst.class,
+            worst.mean_loss,
+            r.top_loss.iter().filter(|h| h.class == worst.class).count(),
+            r.top_loss.len(),
+            class_counts(&r.top_loss)
+        ));
+    }
     if let Some((class, share)) = r.loss_share.iter().max_by(|a, b| a.1.total_cmp(&b.1)) {
-        v.push(format!("{op}: class {class} holds most of the loss on random questions ({:.0}% of it)", 100.0 * share));
+        v.push(format!(
+            "{op}: by frequency x loss, class {class} holds the largest share of the random questions' total loss ({:.0}%)",
+            100.0 * share
+        ));
     }
     if let Some(h) = r.top_loss.first() {
         v.push(format!("{op}: hardest question {}{} (class {}), answered {}", h.question, h.truth, h.class, h.predicted));

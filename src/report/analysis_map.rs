@@ -140,7 +140,15 @@ pub fn node_map(a: &Value) -> Vec<Block> {
     let mut rows: Vec<(u64, Option<u64>)> = useful.iter().map(|n| (node(n).1, node(n).2)).collect();
     rows.sort_by_key(|&(l, h)| (l, h.unwrap_or(u64::MAX)));
     rows.dedup();
-    let tags_of = |name: &str| arr(a, "tags").iter().find(|t| text(t, "name") == name).map(|t| strings(t, "tags")).unwrap_or_default();
+    // A node's own tags, else those of a group it was patched with (e.g. two heads sharing BA).
+    let tags_of = |name: &str| {
+        let own = arr(a, "tags").iter().find(|t| text(t, "name") == name).map(|t| strings(t, "tags")).unwrap_or_default();
+        if !own.is_empty() {
+            return own;
+        }
+        let in_group = |t: &&Value| text(t, "name").split('+').count() > 1 && text(t, "name").split('+').any(|n| n == name);
+        arr(a, "tags").iter().find(in_group).map(|t| strings(t, "tags")).unwrap_or_default()
+    };
     let cells: Vec<GridCell> = useful
         .iter()
         .map(|n| {
