@@ -210,9 +210,10 @@ impl TrainConfig {
             c.task.format = fmt;
             c.task.sub_share = sub_share;
             if sub_share > 0.0 {
+                // Subtraction needs more steps; both operations together more still.
                 (c.task.sub_enrich_batches, c.task.sub_enrich_digits) = (0.2, 0.2);
-                c.steps = 3000;
-                c.schedule = Schedule::WarmupCosine { warmup: 100, total: 3000, start_factor: 0.01 };
+                c.steps = if sub_share < 1.0 { 4000 } else { 3000 };
+                c.schedule = Schedule::WarmupCosine { warmup: 100, total: c.steps, start_factor: 0.01 };
             }
             c
         };
