@@ -47,18 +47,18 @@ pub struct Predictor<'m> {
 }
 
 impl<'m> Predictor<'m> {
-    /// Buffers for batches of `batch` questions.
+    /// Buffers for batches of `batch` questions, with the one-layer fast path where it applies.
     pub fn new(model: &'m TaskModel, batch: usize) -> Predictor<'m> {
-        let targets = Targets { first: model.answer_start() - 1, n: model.n_answer() };
-        let span = Span::predictions(targets.first, targets.n);
-        let fast = super::one_layer::OneLayerTables::new(&model.params, span.t, span.q0);
-        Predictor { model, batch, ws: None, tokens: Vec::new(), nll: Vec::new(), targets, fast, rechecked: 0 }
+        let mut p = Self::reference(model, batch);
+        let span = Span::predictions(p.targets.first, p.targets.n);
+        p.fast = super::one_layer::OneLayerTables::new(&model.params, span.t, span.q0);
+        p
     }
 
-    /// The reference path only (for checking the fast path).
-    pub fn without_fast_path(mut self) -> Self {
-        self.fast = None;
-        self
+    /// The reference forward pass only (what hooked passes compare against; no tables built).
+    pub fn reference(model: &'m TaskModel, batch: usize) -> Predictor<'m> {
+        let targets = Targets { first: model.answer_start() - 1, n: model.n_answer() };
+        Predictor { model, batch, ws: None, tokens: Vec::new(), nll: Vec::new(), targets, fast: None, rechecked: 0 }
     }
 
     /// Predicts `questions` (at most the batch size), appending to `out`.
@@ -131,7 +131,7 @@ pub fn teacher_forced(model: &TaskModel, questions: &[Question], batch: usize) -
 /// the baseline that hooked passes, which always take the reference path, compare against.
 pub fn teacher_forced_reference(model: &TaskModel, questions: &[Question], batch: usize) -> Predictions {
     let mut out = Predictions::default();
-    Predictor::new(model, batch.min(questions.len()).max(1)).without_fast_path().run_all(questions, &mut out);
+    Predictor::reference(model, batch.min(questions.len()).max(1)).run_all(questions, &mut out);
     out
 }
 

@@ -125,18 +125,18 @@ fn paper1() -> TrainConfig {
 /// A small model that learns 2-digit addition perfectly in seconds: for tests and first contact.
 fn tiny() -> TrainConfig {
     let seed = 1;
+    let p = paper1();
     TrainConfig {
         name: "tiny".into(),
         model: model(1, 3, 64, 256, Format::Paper1, 2, seed),
         task: paper1_task(2),
-        batch_size: 64,
         steps: 2000,
-        optim: AdamWConfig { lr: 3e-3, betas: (0.9, 0.98), eps: 1e-8, weight_decay: 0.1 },
+        optim: AdamWConfig { lr: 3e-3, ..p.optim.clone() },
         schedule: Schedule::WarmupCosine { warmup: 50, total: 2000, start_factor: 0.01 },
         data_seed: seed,
         log_every: 50,
         checkpoint_every: 500,
-        insert: None,
+        ..p
     }
 }
 

@@ -109,12 +109,13 @@ impl Trainer {
     pub fn new(cfg: TrainConfig) -> Result<Trainer, String> {
         cfg.validate()?;
         let mut params = Params::init(&cfg.model);
-        if let Some(ins) = &cfg.insert {
-            super::insert::insert(&load_inserted(&cfg)?, &mut params)?;
+        let from = cfg.insert.as_ref().map(|_| load_inserted(&cfg)).transpose()?;
+        if let (Some(from), Some(ins)) = (&from, &cfg.insert) {
+            super::insert::insert(from, &mut params)?;
             eprintln!("initialised from {}", ins.from.display());
         }
         let opt = AdamW::new(cfg.optim.clone(), params.data.len());
-        Self::with_state(cfg, params, opt, Vec::new(), 0.0)
+        Self::with_state(cfg, params, opt, Vec::new(), 0.0, from)
     }
 
     fn with_state(
@@ -123,11 +124,10 @@ impl Trainer {
         opt: AdamW,
         records: Vec<super::log::Record>,
         elapsed_before: f64,
+        inserted: Option<Params>,
     ) -> Result<Trainer, String> {
-        let inserted = match &cfg.insert {
-            Some(ins) if ins.every > 0 => Some(load_inserted(&cfg)?),
-            _ => None,
-        };
+        // Kept only when the run re-imposes it.
+        let inserted = inserted.filter(|_| cfg.insert.as_ref().is_some_and(|i| i.every > 0));
         let (n, fmt) = (cfg.task.n_digits, cfg.task.format);
         let targets = Targets { first: fmt.answer_start(n) - 1, n: fmt.n_answer(n) };
         let shards = shard_rows(cfg.batch_size, rayon::current_num_threads())
@@ -296,7 +296,11 @@ impl Trainer {
             .and_then(|b| serde_json::from_slice(&b).ok())
             .ok_or("cannot read training.json of the run")?;
         let records = log.records.into_iter().filter(|r| r.step <= step).collect();
-        Self::with_state(cfg, model.params, opt, records, elapsed)
+        let inserted = match &cfg.insert {
+            Some(ins) if ins.every > 0 => Some(load_inserted(&cfg)?),
+            _ => None,
+        };
+        Self::with_state(cfg, model.params, opt, records, elapsed, inserted)
     }
 }
 
