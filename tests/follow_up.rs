@@ -37,3 +37,38 @@ fn tiny_mixed_model_answers_every_question_of_both_operations_and_is_analysed() 
     let summary = arithlens::analysis::summary(&a);
     assert!(summary.contains("[algorithm]") && summary.contains("sign"), "{summary}");
 }
+
+#[test]
+fn the_analysis_of_an_inserted_model_reports_what_became_of_each_inserted_head() {
+    use arithlens::train::insert::InsertConfig;
+    let dir = std::env::temp_dir().join(format!("arithlens-follow-up-{}-ins-source", std::process::id()));
+    let add = TrainConfig::preset("tiny_mix").unwrap().with_overrides(&["sub_share=0".into(), "steps=1500".into()]).unwrap();
+    Trainer::new(add).unwrap().train(&dir, &mut |_| {}).unwrap();
+    let source = TaskModel::load(&dir).unwrap();
+    let opts = AnalyzeOptions { questions: 300, pairs: 30, ..Default::default() };
+    let source_analysis = analyze(&source, None, &opts);
+    std::fs::write(dir.join("analysis.json"), serde_json::to_vec(&source_analysis).unwrap()).unwrap();
+
+    let mut cfg = TrainConfig::preset("tiny_mix")
+        .unwrap()
+        .with_overrides(&["n_layers=3".into(), "n_heads=4".into(), "d_head=21".into(), "steps=200".into()])
+        .unwrap();
+    cfg.insert = Some(InsertConfig { from: dir.clone(), every: 0, mlps: false });
+    let mut t = Trainer::new(cfg).unwrap();
+    let out = dir.with_extension("target");
+    t.train(&out, &mut |_| {}).unwrap();
+    let m = TaskModel::load(&out).unwrap();
+    let a = analyze(&m, Some(&t.log), &opts);
+    let ins = a.insertion.as_ref().expect("an insertion section for an inserted model");
+    let names: Vec<&str> = ins.heads.iter().map(|h| h.head.as_str()).collect();
+    assert_eq!(names, ["L0H0", "L0H1", "L0H2", "L1H0", "L1H1", "L1H2"], "two layers of three heads were inserted");
+    assert!(ins.source_note.is_none(), "{:?}", ins.source_note);
+    assert!(ins.heads.iter().all(|h| h.drift > 0.0 && h.drift < 1.0), "trained on, but started from the source");
+    assert!(ins.heads.iter().all(|h| h.source_roles.is_some()));
+    // Shortly after insertion the addition circuit is still in use.
+    assert!(ins.heads.iter().any(|h| h.fail_by_op.iter().any(|&(op, f)| op == Op::Add && f >= 0.05)), "{ins:?}");
+    let summary = arithlens::analysis::summary(&a);
+    assert!(summary.contains("[insertion]") && summary.contains("L1H2"), "{summary}");
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&out).unwrap();
+}

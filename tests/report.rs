@@ -194,3 +194,23 @@ fn report_with_analysis_renders_the_analysis_sections() {
     assert!(pca.descendants().filter(|n| class_of(n) == "pt").count() >= 400);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn report_of_an_inserted_model_shows_what_became_of_the_inserted_heads() {
+    let dir = copy_run("inserted");
+    let mut a = synthetic_analysis();
+    let head = |name: &str, add: f64, sub: f64, verdict: &str| {
+        serde_json::json!({"head": name, "layer": 0, "index": 0, "drift": 0.25, "fail_by_op": [["add", add], ["sub", sub]],
+                           "roles_by_op": [["add", ["BA"]], ["sub", []]], "source_roles": ["BA"], "verdict": verdict})
+    };
+    a["insertion"] = serde_json::json!({"from": "runs/add_d2", "every": 0, "source_note": null,
+        "heads": [head("L0H0", 0.4, 0.0, "kept an addition role (BA)"), head("L0H1", 0.0, 0.3, "took subtraction roles (MD)")]});
+    arithlens::io::atomic::write_json(&dir.join("analysis.json"), &a).unwrap();
+    write_report(&dir).unwrap();
+    let counts = check_page(&dir);
+    assert_eq!(count(&counts, "nodes"), 2, "the node map and the inserted-head bars");
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    let nodes = text_of(section(&parse(&html), "nodes"));
+    assert!(nodes.contains("L0H1: took subtraction roles (MD) (weights moved 25%; in the source model: BA)"), "{nodes}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

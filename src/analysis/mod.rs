@@ -29,12 +29,16 @@
 //! - `dynamics` ([`dynamics::Dynamics`] or null): {threshold, total_steps, digits[{digit, step,
 //!   need_steps[base, carry, cascade]}], spread_steps, distinct_steps, separated,
 //!   carry_lags_base};
-//! - `findings` ([`Findings`]): the headline facts the summary states.
+//! - `findings` ([`Findings`]): the headline facts the summary states;
+//! - `insertion` ([`insertion::Insertion`] or null): for a model trained from an inserted one,
+//!   {from, every, source_note, heads[{head, layer, index, drift, fail_by_op[[op, rate]],
+//!   roles_by_op[[op, kinds]], source_roles, verdict}]}.
 
 pub mod algorithm;
 pub mod attention;
 pub mod columns;
 pub mod dynamics;
+pub mod insertion;
 pub mod intervene;
 pub mod naming;
 pub mod nodes;
@@ -163,6 +167,9 @@ pub struct Analysis {
     pub dynamics: Option<dynamics::Dynamics>,
     /// Headline findings.
     pub findings: Findings,
+    /// For a model started from another by insertion: what became of the inserted heads.
+    #[serde(default)]
+    pub insertion: Option<insertion::Insertion>,
     /// Seconds taken.
     pub seconds: f64,
 }
@@ -295,6 +302,7 @@ pub fn analyze(model: &TaskModel, log: Option<&TrainingLog>, opts: &AnalyzeOptio
     let dynamics = log.map(|l| dynamics::phases(l, opts.loss_threshold));
 
     let findings = findings(model, &positions, &stairs, &tags, &symbolic);
+    let insertion = log.and_then(|l| l.config.insert.as_ref()).map(|ins| inserted_heads(model, ins, &tags, &positions.useful, opts));
     Analysis {
         schema: 1,
         model: ModelInfo {
@@ -318,8 +326,34 @@ pub fn analyze(model: &TaskModel, log: Option<&TrainingLog>, opts: &AnalyzeOptio
         symbolic,
         dynamics,
         findings,
+        insertion,
         seconds: t0.elapsed().as_secs_f64(),
     }
+}
+
+/// The insertion section for a model trained from `ins`; a source that cannot be loaded leaves
+/// the heads unexamined and says why.
+fn inserted_heads(
+    model: &TaskModel,
+    ins: &crate::train::insert::InsertConfig,
+    tags: &[subtasks::NodeTags],
+    useful: &[usize],
+    opts: &AnalyzeOptions,
+) -> insertion::Insertion {
+    let mut out = insertion::Insertion { from: ins.from.display().to_string(), every: ins.every, source_note: None, heads: Vec::new() };
+    match insertion::load_source(&ins.from) {
+        Ok((source, source_analysis)) => {
+            if source_analysis.is_none() {
+                out.source_note = Some(format!(
+                    "{} has no analysis.json: run `arithlens analyze` on it to compare the heads' roles with their source",
+                    ins.from.display()
+                ));
+            }
+            out.heads = insertion::examine(model, &source, source_analysis.as_ref(), tags, useful, opts);
+        }
+        Err(e) => out.source_note = Some(format!("the inserted model could not be loaded ({e}), so its heads were not examined")),
+    }
+    out
 }
 
 fn findings(
@@ -471,6 +505,9 @@ pub fn summary(a: &Analysis) -> String {
         let rep: usize = fc.per_class.iter().map(|c| c.wrong_reproduced).sum();
         s += &format!("   (reproduces {rep}/{wrong} wrong answers)\n");
     }
+    if let Some(ins) = &a.insertion {
+        s += &insertion_summary(ins);
+    }
     if let Some(d) = &a.dynamics {
         s += &format!("\n[training] digit loss below {} at steps: ", d.threshold);
         let v: Vec<String> = d.digits.iter().map(|x| format!("{} {}", x.digit, x.step.map_or("never".into(), |s| s.to_string()))).collect();
@@ -484,5 +521,29 @@ pub fn summary(a: &Analysis) -> String {
         );
     }
     s += &format!("\nanalysis took {:.1} s\n", a.seconds);
+    s
+}
+
+fn insertion_summary(ins: &insertion::Insertion) -> String {
+    let mut s = format!(
+        "\n[insertion] heads inserted from {}{}:\n",
+        ins.from,
+        if ins.every > 0 { format!(", re-imposed every {} steps", ins.every) } else { String::new() }
+    );
+    for h in &ins.heads {
+        let fails: Vec<String> = h.fail_by_op.iter().map(|(op, f)| format!("{op:?} {:.0}%", 100.0 * f)).collect();
+        let src = h.source_roles.as_ref().map(|r| format!("; in the source: {}", if r.is_empty() { "-".into() } else { r.join("+") }));
+        s += &format!(
+            "  {}: {} (ablation fails {}; weights moved {:.0}%{})\n",
+            h.head,
+            h.verdict,
+            fails.join(", "),
+            100.0 * h.drift,
+            src.unwrap_or_default()
+        );
+    }
+    if let Some(n) = &ins.source_note {
+        s += &format!("  note: {n}\n");
+    }
     s
 }

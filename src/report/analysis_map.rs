@@ -309,3 +309,61 @@ pub fn findings(a: &Value) -> Vec<Block> {
         vec![Block::List(out)]
     }
 }
+
+/// Section 6 addendum for an inserted model: per inserted head, how much each operation needs
+/// it, and the verdict on its role.
+pub fn insertion(a: &Value) -> Vec<Block> {
+    let ins = &a["insertion"];
+    let heads = arr(ins, "heads");
+    if ins.is_null() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    if !heads.is_empty() {
+        let names: Vec<String> = heads.iter().map(|h| text(h, "head")).collect();
+        let ops: Vec<String> =
+            arr(&heads[0], "fail_by_op").iter().filter_map(|p| p.get(0).and_then(Value::as_str).map(String::from)).collect();
+        let groups: Vec<(String, Vec<f64>)> = ops
+            .iter()
+            .enumerate()
+            .map(|(i, op)| {
+                let rate = |h: &Value| arr(h, "fail_by_op").get(i).and_then(|p| p.get(1)).and_then(Value::as_f64).unwrap_or(f64::NAN);
+                (op.clone(), heads.iter().map(|h| 100.0 * rate(h)).collect())
+            })
+            .collect();
+        let svg = bar_chart(
+            &spec("Inserted heads: who needs them now", "inserted head", "questions failing when ablated (%)", 760.0, 360.0),
+            &names,
+            &groups,
+        );
+        let caption = format!(
+            "Heads copied in from {} (re-imposed every {} steps; 0 = only at the start): per operation, the highest share of that \
+             operation's questions whose answer changes when one of the head's nodes is mean-ablated.",
+            text(ins, "from"),
+            text(ins, "every")
+        );
+        out.push(Block::Figure(Figure::new("insertion", svg, caption)));
+        out.push(Block::List(
+            heads
+                .iter()
+                .map(|h| {
+                    let src = h.get("source_roles").and_then(Value::as_array).map(|r| {
+                        let r: Vec<String> = r.iter().filter_map(Value::as_str).map(String::from).collect();
+                        format!("; in the source model: {}", if r.is_empty() { "-".into() } else { r.join("+") })
+                    });
+                    format!(
+                        "{}: {} (weights moved {:.0}%{})",
+                        text(h, "head"),
+                        text(h, "verdict"),
+                        100.0 * num(h, "drift"),
+                        src.unwrap_or_default()
+                    )
+                })
+                .collect(),
+        ));
+    }
+    if let Some(n) = ins.get("source_note").and_then(Value::as_str) {
+        out.push(Block::Note(n.to_string()));
+    }
+    out
+}

@@ -138,7 +138,11 @@ pub fn build_page(d: &RunData) -> Page {
             b
         }),
         attention_section(d),
-        analysis_section("nodes", "The node map", a, analysis_map::node_map),
+        analysis_section("nodes", "The node map", a, |a| {
+            let mut b = analysis_map::node_map(a);
+            b.extend(analysis_map::insertion(a));
+            b
+        }),
         pca_section(d),
         analysis_section("algorithm", "The algorithm and the symbolic model", a, |a| {
             let mut b = analysis_map::algorithm(a);
