@@ -36,6 +36,9 @@ fn tiny_mixed_model_answers_every_question_of_both_operations_and_is_analysed() 
     assert!(!json["nodes"].as_array().unwrap().is_empty(), "useful nodes found");
     let summary = arithlens::analysis::summary(&a);
     assert!(summary.contains("[algorithm]") && summary.contains("sign"), "{summary}");
+    // The answer depends on the operator, so some node must carry it into the answer digits.
+    assert!(!a.findings.operator_nodes.is_empty(), "{summary}");
+    assert!(summary.contains("operator (patching switches + and -): P"), "{summary}");
 }
 
 #[test]

@@ -111,7 +111,7 @@ fn depth(k: usize, parts: &[Part], tags: &[NodeTags]) -> usize {
         for test in t.tests.iter().filter(|x| t.tags.contains(&x.subtask)) {
             any_tag = true;
             match test.task.kind {
-                Kind::Base => {}
+                Kind::Base | Kind::Operator | Kind::Sign => {}
                 Kind::Make => note(test.task.col),
                 Kind::Pass | Kind::TriCase => note(test.task.col.saturating_sub(1)),
                 Kind::UsePass => note(test.task.col.saturating_sub(1)),

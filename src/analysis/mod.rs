@@ -134,6 +134,12 @@ pub struct Findings {
     pub lookahead_agreement: Option<f64>,
     /// Mean per-class agreement of the derived formula with the model.
     pub derived_agreement: Option<f64>,
+    /// Mixed models: nodes whose patching switches the operation (`OP` tag).
+    #[serde(default)]
+    pub operator_nodes: Vec<String>,
+    /// Nodes whose patching flips the answer's sign (`SIGN` tag).
+    #[serde(default)]
+    pub sign_nodes: Vec<String>,
 }
 
 /// analysis.json: everything [`analyze`] found. See the module doc for the schema.
@@ -190,6 +196,19 @@ pub fn analysis_questions(model: &TaskModel, count: usize, seed: u64) -> Vec<Que
     out
 }
 
+/// The whole-question sub-tasks worth testing on every useful head: the operator in a mixed
+/// model (clean addition, source subtraction) and the answer's sign when subtraction can be negative.
+fn whole_question_candidates(model: &TaskModel) -> Vec<SubTask> {
+    let mut v = Vec::new();
+    if model.ops.len() > 1 {
+        v.push(SubTask { kind: Kind::Operator, col: 0, op: model.ops[0] });
+    }
+    if model.ops.contains(&Op::Sub) && model.format.minus_token().is_some() {
+        v.push(SubTask { kind: Kind::Sign, col: 0, op: Op::Sub });
+    }
+    v
+}
+
 /// Runs every analysis on `model` (and its training log, if any).
 pub fn analyze(model: &TaskModel, log: Option<&TrainingLog>, opts: &AnalyzeOptions) -> Analysis {
     let t0 = std::time::Instant::now();
@@ -227,6 +246,7 @@ pub fn analyze(model: &TaskModel, log: Option<&TrainingLog>, opts: &AnalyzeOptio
                     }
                 }
             }
+            v.extend(whole_question_candidates(model));
             v
         })
         .collect();
@@ -385,6 +405,8 @@ fn findings(
         staircase_heads: stairs.iter().filter(|s| s.is_staircase).map(|s| format!("L{}H{}", s.layer, s.head)).collect(),
         head_offsets: stairs.iter().map(|s| (format!("L{}H{}", s.layer, s.head), s.typical_offset)).collect(),
         head_roles,
+        operator_nodes: tags.iter().filter(|t| t.tags.iter().any(|x| x == "OP")).map(|t| t.name.clone()).collect(),
+        sign_nodes: tags.iter().filter(|t| t.tags.iter().any(|x| x == "SIGN")).map(|t| t.name.clone()).collect(),
         lookahead_agreement: agreement("lookahead2"),
         derived_agreement: agreement("derived"),
     }
@@ -478,6 +500,13 @@ pub fn summary(a: &Analysis) -> String {
                 pct(best.centroid_accuracy)
             );
         }
+    }
+    let list = |v: &[String]| if v.is_empty() { "none found".to_string() } else { v.join(", ") };
+    if a.model.ops.len() > 1 {
+        s += &format!("  operator (patching switches + and -): {}\n", list(&f.operator_nodes));
+    }
+    if a.model.ops.contains(&Op::Sub) && a.model.format != "paper1" {
+        s += &format!("  sign (patching flips the answer's sign): {}\n", list(&f.sign_nodes));
     }
     s += "\n[algorithm]\n";
     for d in &a.algorithm {

@@ -12,7 +12,7 @@ use super::intervene::{cache_activation, predict, Intervention, Interventions, U
 use super::naming::Node;
 use super::pca::{pca, separation_of};
 use crate::model::HookPoint;
-use crate::task::{tricase, Op, Question};
+use crate::task::{tricase, Format, Op, Question};
 use crate::task_model::TaskModel;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -31,9 +31,14 @@ pub enum Kind {
     TriCase,
     /// Use sum 9: a carry reaching column k through a passing column k-1.
     UsePass,
+    /// Mixed models: which operation the question asks for (a whole-question value).
+    Operator,
+    /// Subtraction: whether the answer is negative (x < y; a whole-question value).
+    Sign,
 }
 
-/// All kinds, in report order.
+/// The per-column kinds, in report order (the whole-question kinds `Operator` and `Sign` are
+/// candidates only where they apply).
 pub const KINDS: [Kind; 5] = [Kind::Base, Kind::Make, Kind::Pass, Kind::TriCase, Kind::UsePass];
 
 /// A sub-task of one column, e.g. MC_2.
@@ -48,9 +53,12 @@ pub struct SubTask {
 }
 
 impl SubTask {
-    /// `BA_3`, `MC_2`, `MS_2`, `TriCase_1`, `US_3` (subtraction: `MD`, `MB`, `MZ`, `TriCase`, `UB`).
+    /// `BA_3`, `MC_2`, `MS_2`, `TriCase_1`, `US_3` (subtraction: `MD`, `MB`, `MZ`, `TriCase`,
+    /// `UB`); `OP` and `SIGN` for the whole-question kinds.
     pub fn name(&self) -> String {
         let k = match (self.kind, self.op) {
+            (Kind::Operator, _) => return "OP".into(),
+            (Kind::Sign, _) => return "SIGN".into(),
             (Kind::Base, Op::Add) => "BA",
             (Kind::Make, Op::Add) => "MC",
             (Kind::Pass, Op::Add) => "MS",
@@ -64,8 +72,23 @@ impl SubTask {
         format!("{k}_{}", self.col)
     }
 
-    /// The answer digits A_0..A_n the clean question would get if this sub-task's value came
-    /// from `source`.
+    /// The answer tokens the clean question would get if this sub-task's value came from
+    /// `source`: for `OP` the source's answer (same operands, the other operation), for `SIGN`
+    /// the clean answer with the source's sign, else [`SubTask::predicted_digits`].
+    pub fn predicted_tokens(&self, clean: &Question, source: &Question, format: Format) -> Vec<u32> {
+        match self.kind {
+            Kind::Operator => source.answer_tokens(format),
+            Kind::Sign => {
+                let mut t = clean.answer_tokens(format);
+                t[0] = source.answer_tokens(format)[0];
+                t
+            }
+            _ => Columns::tokens(&self.predicted_digits(clean, source), clean, format),
+        }
+    }
+
+    /// The answer digits A_0..A_n the clean question would get if this per-column sub-task's
+    /// value came from `source` (the clean digits for the whole-question kinds).
     pub fn predicted_digits(&self, clean: &Question, source: &Question) -> Vec<u8> {
         let (mut c, s) = (Columns::of(clean), Columns::of(source));
         let k = self.col;
@@ -75,6 +98,7 @@ impl SubTask {
             Kind::Make => c.make[k] = s.make[k],
             Kind::Pass => c.pass[k] = s.pass[k],
             Kind::TriCase => (c.make[k], c.pass[k]) = (s.make[k], s.pass[k]),
+            Kind::Operator | Kind::Sign => {}
             Kind::UsePass => {
                 let (cc, sc) = (c.carries(), s.carries());
                 let mut v = cc.clone();
@@ -100,6 +124,8 @@ impl SubTask {
             Kind::Pass => c.pass[k] as usize,
             Kind::TriCase => c.make[k] as usize * 2 + c.pass[k] as usize,
             Kind::UsePass => (c.pass[k - 1] && c.carries()[k - 1]) as usize,
+            Kind::Operator => (q.op == Op::Sub) as usize,
+            Kind::Sign => (q.op == Op::Sub && q.x < q.y) as usize,
         }
     }
 }
@@ -141,6 +167,10 @@ pub fn pairs(task: SubTask, n_digits: usize, count: usize, seed: u64) -> Vec<(Qu
     if task.kind == Kind::UsePass && (k == 0 || k > n_digits) || task.kind != Kind::UsePass && k >= n_digits {
         return out;
     }
+    if matches!(task.kind, Kind::Operator | Kind::Sign) {
+        out.extend((0..count * 200).filter_map(|_| whole_question_pair(task, &mut rng, n_digits)).take(count));
+        return out;
+    }
     for _ in 0..count * 200 {
         if out.len() == count {
             break;
@@ -168,12 +198,31 @@ pub fn pairs(task: SubTask, n_digits: usize, count: usize, seed: u64) -> Vec<(Qu
             Kind::Pass => cc.pass[k] != sc.pass[k] && !cc.make[k] && !sc.make[k],
             Kind::TriCase => tri(&c, k) != tri(&s, k),
             Kind::UsePass => task.class(&c) != task.class(&s),
+            Kind::Operator | Kind::Sign => unreachable!("whole-question kinds return above"),
         };
         if ok {
             out.push((c, s));
         }
     }
     out
+}
+
+/// A pair for a whole-question kind. `OP`: the same operands with `task.op` in the clean
+/// question and the other operation in the source. `SIGN`: a subtraction and the same one with
+/// the digits of its highest differing column swapped, which flips the sign and little else.
+fn whole_question_pair(task: SubTask, rng: &mut ChaCha8Rng, n: usize) -> Option<(Question, Question)> {
+    let lim = 10u128.pow(n as u32);
+    let c = Question { x: rng.gen_range(0..lim), y: rng.gen_range(0..lim), op: task.op, n_digits: n };
+    match task.kind {
+        Kind::Operator => Some((c, Question { op: if task.op == Op::Add { Op::Sub } else { Op::Add }, ..c })),
+        Kind::Sign => {
+            let k = (0..n).rev().find(|&k| c.digit_x(k) != c.digit_y(k))?;
+            let mut s = c;
+            set_col(&mut s, k, c.digit_y(k), c.digit_x(k));
+            Some((c, s))
+        }
+        _ => None,
+    }
 }
 
 /// How one node behaves under patching for one candidate sub-task.
@@ -234,7 +283,7 @@ pub fn tag_by_patching(
         }
         let clean: Vec<Question> = ps.iter().map(|p| p.0).collect();
         let source: Vec<Question> = ps.iter().map(|p| p.1).collect();
-        let predicted: Vec<Vec<u32>> = ps.iter().map(|(c, s)| Columns::tokens(&task.predicted_digits(c, s), c, model.format)).collect();
+        let predicted: Vec<Vec<u32>> = ps.iter().map(|(c, s)| task.predicted_tokens(c, s, model.format)).collect();
         let truth: Vec<Vec<u32>> = clean.iter().map(|c| c.answer_tokens(model.format)).collect();
         let mut cached: std::collections::HashMap<(HookPoint, usize), super::intervene::Stored> = Default::default();
         for (ni, group) in groups.iter().enumerate() {
@@ -325,7 +374,7 @@ pub fn pca_nodes(
         let p = pca(&rows, k);
         let mut separation: Vec<PcaSeparation> = cands
             .iter()
-            .filter(|t| t.kind != Kind::UsePass)
+            .filter(|t| !matches!(t.kind, Kind::UsePass | Kind::Operator))
             .map(|t| {
                 let labels: Vec<usize> = questions.iter().map(|q| t.class(q)).collect();
                 let (between_share, centroid_accuracy, classes) = separation_of(&p.projected, &labels);
@@ -336,4 +385,35 @@ pub fn pca_nodes(
         out.push(NodePca { name: node.name(), explained: p.explained, separation });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operator_pairs_swap_only_the_operation_and_predict_the_other_answer() {
+        let task = SubTask { kind: Kind::Operator, col: 0, op: Op::Add };
+        let ps = pairs(task, 3, 50, 1);
+        assert_eq!(ps.len(), 50);
+        for (c, s) in ps {
+            assert_eq!((c.x, c.y, c.op, s.op), (s.x, s.y, Op::Add, Op::Sub));
+            assert_eq!(task.predicted_tokens(&c, &s, Format::Paper2), s.answer_tokens(Format::Paper2));
+        }
+        assert_eq!(task.name(), "OP");
+    }
+
+    #[test]
+    fn sign_pairs_flip_the_sign_by_swapping_one_column() {
+        let task = SubTask { kind: Kind::Sign, col: 0, op: Op::Sub };
+        let ps = pairs(task, 4, 100, 2);
+        assert_eq!(ps.len(), 100);
+        for (c, s) in ps {
+            assert_ne!(c.x < c.y, s.x < s.y, "{c:?} {s:?}");
+            assert_eq!((0..4).filter(|&k| c.digit_x(k) != s.digit_x(k)).count(), 1);
+            let (pc, ps) = (task.predicted_tokens(&c, &s, Format::Paper2), s.answer_tokens(Format::Paper2));
+            assert_eq!(pc[0], ps[0], "the sign comes from the source");
+            assert_eq!(pc[1..], c.answer_tokens(Format::Paper2)[1..], "the digits stay the clean ones");
+        }
+    }
 }
