@@ -226,7 +226,7 @@ fn lookahead_formula_agreement_matches_a_brute_force_count() {
 fn sub_task_pairs_differ_in_the_sub_task_and_one_column() {
     for op in [Op::Add, Op::Sub] {
         for kind in [Kind::Base, Kind::Make, Kind::Pass, Kind::TriCase] {
-            let t = SubTask { kind, col: 1, op };
+            let t = SubTask::new(kind, 1, op);
             let ps = pairs(t, 3, 50, 9);
             assert_eq!(ps.len(), 50, "{}", t.name());
             for (c, s) in ps {
@@ -238,7 +238,7 @@ fn sub_task_pairs_differ_in_the_sub_task_and_one_column() {
             }
         }
     }
-    let us = SubTask { kind: Kind::UsePass, col: 2, op: Op::Add };
+    let us = SubTask::new(Kind::UsePass, 2, Op::Add);
     for (c, s) in pairs(us, 3, 30, 1) {
         assert_eq!(c.digit_x(1) + c.digit_y(1), 9);
         // Predicted answer: the source's carry into column 2 on the clean question = the source's

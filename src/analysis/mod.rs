@@ -201,10 +201,10 @@ pub fn analysis_questions(model: &TaskModel, count: usize, seed: u64) -> Vec<Que
 fn whole_question_candidates(model: &TaskModel) -> Vec<SubTask> {
     let mut v = Vec::new();
     if model.ops.len() > 1 {
-        v.push(SubTask { kind: Kind::Operator, col: 0, op: model.ops[0] });
+        v.push(SubTask::new(Kind::Operator, 0, model.ops[0]));
     }
     if model.ops.contains(&Op::Sub) && model.format.minus_token().is_some() {
-        v.push(SubTask { kind: Kind::Sign, col: 0, op: Op::Sub });
+        v.push(SubTask::new(Kind::Sign, 0, Op::Sub));
     }
     v
 }
@@ -230,7 +230,8 @@ pub fn analyze(model: &TaskModel, log: Option<&TrainingLog>, opts: &AnalyzeOptio
     let stairs = attention::staircases(model, &patterns);
 
     // Candidate sub-tasks per useful head: for each operand column it attends to with weight
-    // >= 0.15, every sub-task of that column (and the use-pass of the column above).
+    // >= 0.15, every sub-task of that column (and the use-pass of the column above), plus the
+    // whole-question ones.
     let names = answer_names(model);
     let candidates: Vec<Vec<SubTask>> = useful_heads
         .iter()
@@ -239,10 +240,15 @@ pub fn analyze(model: &TaskModel, log: Option<&TrainingLog>, opts: &AnalyzeOptio
             let w = attention::column_weights(model, &patterns[n.layer][h][n.pos]);
             let mut v = Vec::new();
             for &op in &model.ops {
+                // Subtraction with a sign token also has negative answers, with their own sub-tasks.
+                let negatives = op == Op::Sub && model.format.minus_token().is_some();
                 for (col, &wt) in w.iter().enumerate() {
                     if wt >= 0.15 {
-                        v.extend(KINDS.iter().filter(|&&k| k != Kind::UsePass).map(|&kind| SubTask { kind, col, op }));
-                        v.push(SubTask { kind: Kind::UsePass, col: col + 1, op });
+                        for negative in [false, true].into_iter().filter(|&n| !n || negatives) {
+                            let t = |kind, col| SubTask { kind, col, op, negative };
+                            v.extend(KINDS.iter().filter(|&&k| k != Kind::UsePass).map(|&kind| t(kind, col)));
+                            v.push(t(Kind::UsePass, col + 1));
+                        }
                     }
                 }
             }

@@ -50,15 +50,29 @@ pub struct SubTask {
     pub col: usize,
     /// The operation, for naming.
     pub op: Op,
+    /// Subtraction with a negative answer (x < y): the sub-task acts on y - x.
+    #[serde(default)]
+    pub negative: bool,
 }
 
 impl SubTask {
-    /// `BA_3`, `MC_2`, `MS_2`, `TriCase_1`, `US_3` (subtraction: `MD`, `MB`, `MZ`, `TriCase`,
-    /// `UB`); `OP` and `SIGN` for the whole-question kinds.
+    /// A sub-task of column `col` of questions with non-negative answers.
+    pub fn new(kind: Kind, col: usize, op: Op) -> SubTask {
+        SubTask { kind, col, op, negative: false }
+    }
+
+    /// `BA_3`, `MC_2`, `MS_2`, `TriCase_1`, `US_3`; subtraction `MD`, `MB`, `MZ`, `TriCase`,
+    /// `UB`, and for negative answers `ND`, `NB`, `NZ`, `NTriCase`, `NUB`; `OP` and `SIGN` for
+    /// the whole-question kinds.
     pub fn name(&self) -> String {
         let k = match (self.kind, self.op) {
             (Kind::Operator, _) => return "OP".into(),
             (Kind::Sign, _) => return "SIGN".into(),
+            (Kind::Base, Op::Sub) if self.negative => "ND",
+            (Kind::Make, Op::Sub) if self.negative => "NB",
+            (Kind::Pass, Op::Sub) if self.negative => "NZ",
+            (Kind::TriCase, Op::Sub) if self.negative => "NTriCase",
+            (Kind::UsePass, Op::Sub) if self.negative => "NUB",
             (Kind::Base, Op::Add) => "BA",
             (Kind::Make, Op::Add) => "MC",
             (Kind::Pass, Op::Add) => "MS",
@@ -137,13 +151,19 @@ fn set_col(q: &mut Question, k: usize, a: u8, b: u8) {
     q.y = q.y - yb * p + b as u128 * p;
 }
 
-fn random_q(rng: &mut ChaCha8Rng, n: usize, op: Op) -> Question {
+/// A random question of `task`'s operation; subtractions are ordered to the sign `task` wants.
+fn random_q(rng: &mut ChaCha8Rng, n: usize, task: SubTask) -> Question {
     let lim = 10u128.pow(n as u32);
     let (mut x, mut y) = (rng.gen_range(0..lim), rng.gen_range(0..lim));
-    if op == Op::Sub && x < y {
+    if task.op == Op::Sub && (x < y) != task.negative {
         std::mem::swap(&mut x, &mut y);
     }
-    Question { x, y, op, n_digits: n }
+    Question { x, y, op: task.op, n_digits: n }
+}
+
+/// Whether `q` is a question of `task`'s operation and sign.
+fn fits(task: SubTask, q: &Question) -> bool {
+    task.op != Op::Sub || (q.x < q.y) == task.negative
 }
 
 fn tri(q: &Question, k: usize) -> (bool, bool) {
@@ -159,7 +179,7 @@ fn tri(q: &Question, k: usize) -> (bool, bool) {
 
 /// Up to `count` (clean, source) pairs whose values of `task` differ, changing only column k
 /// (for US_k: columns below k-1, with column k-1 passing in both). Subtraction pairs keep
-/// x >= y.
+/// the sign of the task (x >= y, or x < y for the negative sub-tasks).
 pub fn pairs(task: SubTask, n_digits: usize, count: usize, seed: u64) -> Vec<(Question, Question)> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (task.col as u64 * 7919) ^ ((task.kind as u64) << 20));
     let mut out = Vec::new();
@@ -175,7 +195,7 @@ pub fn pairs(task: SubTask, n_digits: usize, count: usize, seed: u64) -> Vec<(Qu
         if out.len() == count {
             break;
         }
-        let mut c = random_q(&mut rng, n_digits, task.op);
+        let mut c = random_q(&mut rng, n_digits, task);
         let mut s = c;
         if task.kind == Kind::UsePass {
             let a: u8 = rng.gen_range(0..10);
@@ -188,7 +208,7 @@ pub fn pairs(task: SubTask, n_digits: usize, count: usize, seed: u64) -> Vec<(Qu
         } else {
             set_col(&mut s, k, rng.gen_range(0..10), rng.gen_range(0..10));
         }
-        if task.op == Op::Sub && (s.x < s.y || c.x < c.y) {
+        if !fits(task, &c) || !fits(task, &s) {
             continue;
         }
         let (cc, sc) = (Columns::of(&c), Columns::of(&s));
@@ -393,7 +413,7 @@ mod tests {
 
     #[test]
     fn operator_pairs_swap_only_the_operation_and_predict_the_other_answer() {
-        let task = SubTask { kind: Kind::Operator, col: 0, op: Op::Add };
+        let task = SubTask::new(Kind::Operator, 0, Op::Add);
         let ps = pairs(task, 3, 50, 1);
         assert_eq!(ps.len(), 50);
         for (c, s) in ps {
@@ -405,7 +425,7 @@ mod tests {
 
     #[test]
     fn sign_pairs_flip_the_sign_by_swapping_one_column() {
-        let task = SubTask { kind: Kind::Sign, col: 0, op: Op::Sub };
+        let task = SubTask::new(Kind::Sign, 0, Op::Sub);
         let ps = pairs(task, 4, 100, 2);
         assert_eq!(ps.len(), 100);
         for (c, s) in ps {
@@ -415,5 +435,18 @@ mod tests {
             assert_eq!(pc[0], ps[0], "the sign comes from the source");
             assert_eq!(pc[1..], c.answer_tokens(Format::Paper2)[1..], "the digits stay the clean ones");
         }
+    }
+
+    #[test]
+    fn negative_subtraction_pairs_keep_a_negative_answer_and_get_their_own_names() {
+        let task = SubTask { negative: true, ..SubTask::new(Kind::Make, 1, Op::Sub) };
+        let ps = pairs(task, 3, 40, 3);
+        assert_eq!(ps.len(), 40);
+        for (c, s) in &ps {
+            assert!(c.x < c.y && s.x < s.y, "{c:?} {s:?}");
+            assert_ne!(Columns::of(c).make[1], Columns::of(s).make[1]);
+        }
+        assert_eq!(task.name(), "NB_1");
+        assert_eq!(SubTask::new(Kind::Make, 1, Op::Sub).name(), "MB_1");
     }
 }
