@@ -126,7 +126,7 @@ impl EvalArgs {
 /// Options shared by `train` and `run`.
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
-    /// Preset: paper1 (default), tiny, tiny_l2, tiny_sub, tiny_mix, or a follow-up model name
+    /// Preset: paper1 (default), paper1_constant, tiny, tiny_l2, tiny_sub, tiny_mix, or a follow-up model name
     /// such as add_d6_l2_h3_t15K_s372001.
     #[arg(long, default_value = "paper1")]
     pub preset: String,
