@@ -25,7 +25,7 @@
 //!   subtasks[], column}], combined_by, lookahead_depth, text};
 //! - `symbolic[]` ([`symbolic::FormulaCheck`]): {name "exact" | "lookahead2" | "derived",
 //!   description, per_class[{class, questions, model_accuracy, agreement, model_wrong,
-//!   wrong_reproduced}], mean_agreement};
+//!   wrong_reproduced, model_beats_formula}], mean_agreement};
 //! - `dynamics` ([`dynamics::Dynamics`] or null): {threshold, total_steps, digits[{digit, step,
 //!   need_steps[base, carry, cascade]}], spread_steps, distinct_steps, separated,
 //!   carry_lags_base};
@@ -540,6 +540,9 @@ pub fn summary(a: &Analysis) -> String {
         let rep: usize = fc.per_class.iter().map(|c| c.wrong_reproduced).sum();
         s += &format!("   (reproduces {rep}/{wrong} wrong answers)\n");
     }
+    for fc in a.symbolic.iter().filter(|f| f.name != "exact") {
+        s += &formula_verdict(fc);
+    }
     if let Some(ins) = &a.insertion {
         s += &insertion_summary(ins);
     }
@@ -581,4 +584,22 @@ fn insertion_summary(ins: &insertion::Insertion) -> String {
         s += &format!("  note: {n}\n");
     }
     s
+}
+
+/// Where a formula explains the model (classes with at least 99% agreement) and where the model
+/// goes beyond it.
+fn formula_verdict(fc: &symbolic::FormulaCheck) -> String {
+    let explained: Vec<String> = fc.per_class.iter().filter(|c| c.agreement >= 0.99).map(|c| c.class.to_string()).collect();
+    let beats: Vec<String> =
+        fc.per_class.iter().filter(|c| c.model_beats_formula > 0).map(|c| format!("{} {}", c.class, c.model_beats_formula)).collect();
+    let mut s = format!(
+        "  {}: {}",
+        fc.name,
+        if explained.is_empty() { "explains no class (99% agreement)".to_string() } else { format!("explains {}", explained.join(", ")) }
+    );
+    if !beats.is_empty() {
+        let total: usize = fc.per_class.iter().map(|c| c.model_beats_formula).sum();
+        s += &format!("; the model answers {total} questions right that it gets wrong ({})", beats.join(", "));
+    }
+    s + "\n"
 }

@@ -59,6 +59,10 @@ pub struct ClassAgreement {
     pub model_wrong: usize,
     /// Of those, how many the formula reproduces exactly.
     pub wrong_reproduced: usize,
+    /// Questions the model answers correctly and the formula does not: where the model goes
+    /// beyond the formula.
+    #[serde(default)]
+    pub model_beats_formula: usize,
 }
 
 /// One formula over all classes.
@@ -81,12 +85,14 @@ pub fn check(formula: &Formula, format: Format, sets: &[(Class, Vec<Question>)],
         .zip(preds)
         .map(|((class, qs), p)| {
             let n = p.n_answer;
-            let (mut agree, mut right, mut wrong_rep) = (0, 0, 0);
+            let (mut agree, mut right, mut wrong_rep, mut beats) = (0, 0, 0, 0);
             for (i, q) in qs.iter().enumerate() {
                 let model = &p.argmax[i * n..(i + 1) * n];
                 let f = (formula.answer)(q);
-                let correct = model == q.answer_tokens(format).as_slice();
+                let truth = q.answer_tokens(format);
+                let correct = model == truth.as_slice();
                 right += correct as usize;
+                beats += (correct && f != truth) as usize;
                 if f == model {
                     agree += 1;
                     wrong_rep += !correct as usize;
@@ -100,6 +106,7 @@ pub fn check(formula: &Formula, format: Format, sets: &[(Class, Vec<Question>)],
                 agreement: agree as f64 / nq,
                 model_wrong: qs.len() - right,
                 wrong_reproduced: wrong_rep,
+                model_beats_formula: beats,
             }
         })
         .collect();

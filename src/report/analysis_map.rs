@@ -262,7 +262,12 @@ pub fn symbolic(a: &Value) -> Vec<Block> {
     );
     let lines = checks
         .iter()
-        .map(|c| format!("{}: {} (mean agreement {:.2}%)", text(c, "name"), text(c, "description"), 100.0 * num(c, "mean_agreement")))
+        .map(|c| {
+            let beats: f64 = arr(c, "per_class").iter().map(|r| num(r, "model_beats_formula")).filter(|v| v.is_finite()).sum();
+            let beyond =
+                if beats > 0.0 { format!("; the model answers {beats} questions right that it gets wrong") } else { String::new() };
+            format!("{}: {} (mean agreement {:.2}%{beyond})", text(c, "name"), text(c, "description"), 100.0 * num(c, "mean_agreement"))
+        })
         .collect();
     vec![Block::Figure(Figure::new("symbolic_agreement", svg, caption)), Block::List(lines)]
 }
