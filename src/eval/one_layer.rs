@@ -26,14 +26,16 @@ pub struct OneLayerTables {
     d: usize,
     m: usize,
     heads: usize,
-    dh: usize,
     has_ln: bool,
     act: ActFn,
     eps: f32,
+    /// Distinct (token, position) pairs P.
+    pairs: usize,
     /// Embedding plus b_O per pair [P, D].
     e: Vec<f32>,
-    q: Vec<f32>,
-    k: Vec<f32>,
+    /// Scaled attention scores `q·k / sqrt(d_head)` per query pair, head and key pair [P, H, P]:
+    /// in a one-layer model they too depend only on the two pairs.
+    scores: Vec<f32>,
     /// `v_h W_O[h]` per pair and head [P, H, D].
     ov: Vec<f32>,
     /// `ov` through diag(ln2.w) W_in [P, H, M].
@@ -95,6 +97,14 @@ impl OneLayerTables {
         let mut e = e0.to_vec();
         let b_o = &p.data[b.attn.b_o.clone()];
         e.chunks_exact_mut(d).for_each(|r| r.iter_mut().zip(b_o).for_each(|(x, y)| *x += y));
+        let mut scores = vec![0.0; pairs * heads * pairs];
+        for h in 0..heads {
+            let qh = MatRef::strided(&qkv[0][h * dh..], pairs, dh, hd, 1);
+            let kt = MatRef::strided(&qkv[1][h * dh..], dh, pairs, 1, hd);
+            crate::model::linalg::matmul_into(&mut scores[h * pairs..], heads * pairs, qh, kt, false);
+        }
+        let scale = 1.0 / (dh as f32).sqrt();
+        scores.iter_mut().for_each(|x| *x *= scale);
         let mut ov = vec![0.0; pairs * heads * d];
         for h in 0..heads {
             let vh = MatRef::strided(&qkv[2][h * dh..], pairs, dh, hd, 1);
@@ -122,13 +132,12 @@ impl OneLayerTables {
             d,
             m,
             heads,
-            dh,
             has_ln: b.ln2.is_some(),
             act: c.act_fn,
             eps: c.eps as f32,
+            pairs,
             e,
-            q: qkv[0].to_vec(),
-            k: qkv[1].to_vec(),
+            scores,
             ov,
             pt,
             pe,
@@ -139,18 +148,17 @@ impl OneLayerTables {
 
     /// MLP input rows and mid-residual rows of one question ([rows, M] and [rows, D]).
     fn question_rows(&self, toks: &[u32], pre: &mut [f32], xmid: &mut [f32], attn: &mut [f32]) {
-        let (t, q0, d, m, heads, dh) = (self.t, self.q0, self.d, self.m, self.heads, self.dh);
+        let (t, q0, d, m, heads, np) = (self.t, self.q0, self.d, self.m, self.heads, self.pairs);
         let pair = |pos: usize| toks[pos] as usize * t + pos;
-        let scale = 1.0 / (dh as f32).sqrt();
         let rows = t - q0;
         // Attention weights a[row, head, key].
         for r in 0..rows {
             let p = q0 + r;
             for h in 0..heads {
-                let qv = &self.q[(pair(p) * heads + h) * dh..][..dh];
+                let sc = &self.scores[(pair(p) * heads + h) * np..][..np];
                 let a = &mut attn[(r * heads + h) * t..][..t];
                 for (j, aj) in a.iter_mut().enumerate().take(p + 1) {
-                    *aj = qv.iter().zip(&self.k[(pair(j) * heads + h) * dh..][..dh]).map(|(x, y)| x * y).sum::<f32>() * scale;
+                    *aj = sc[pair(j)];
                 }
                 ops::softmax(&mut a[..p + 1]);
             }
