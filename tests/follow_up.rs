@@ -48,14 +48,12 @@ fn the_analysis_of_an_inserted_model_reports_what_became_of_each_inserted_head()
     let add = TrainConfig::preset("tiny_mix").unwrap().with_overrides(&["sub_share=0".into(), "steps=1500".into()]).unwrap();
     Trainer::new(add).unwrap().train(&dir, &mut |_| {}).unwrap();
     let source = TaskModel::load(&dir).unwrap();
-    let opts = AnalyzeOptions { questions: 300, pairs: 30, ..Default::default() };
+    let opts = AnalyzeOptions { questions: 200, pairs: 20, sample: 200, per_class: 50, ..Default::default() };
     let source_analysis = analyze(&source, None, &opts);
     std::fs::write(dir.join("analysis.json"), serde_json::to_vec(&source_analysis).unwrap()).unwrap();
 
-    let mut cfg = TrainConfig::preset("tiny_mix")
-        .unwrap()
-        .with_overrides(&["n_layers=3".into(), "n_heads=4".into(), "d_head=21".into(), "steps=200".into()])
-        .unwrap();
+    let mut cfg =
+        TrainConfig::preset("tiny_mix").unwrap().with_overrides(&["n_heads=4".into(), "d_head=21".into(), "steps=200".into()]).unwrap();
     cfg.insert = Some(InsertConfig { from: dir.clone(), every: 0, mlps: false });
     let mut t = Trainer::new(cfg).unwrap();
     let out = dir.with_extension("target");
