@@ -184,8 +184,9 @@ impl OneLayerTables {
                 (0.0, 1.0)
             };
             let ps = &mut pre[r * m..(r + 1) * m];
+            let inv = 1.0 / sigma;
             for ((x, s), c) in ps.iter_mut().zip(&self.s).zip(&self.c) {
-                *x = (*x - mu * s) / sigma + c;
+                *x = (*x - mu * s) * inv + c;
             }
         }
     }
@@ -196,8 +197,8 @@ impl OneLayerTables {
         let chunks: Vec<(Vec<u32>, Vec<f64>, Vec<usize>)> = questions
             .par_chunks(CHUNK)
             .enumerate()
-            .map(|(ci, qs)| {
-                let (a, n, t) = self.predict_chunk(p, format, n_ctx, qs);
+            .map_init(Scratch::default, |scratch, (ci, qs)| {
+                let (a, n, t) = self.predict_chunk(p, format, n_ctx, qs, scratch);
                 (a, n, t.into_iter().map(|i| ci * CHUNK + i).collect())
             })
             .collect();
@@ -210,22 +211,29 @@ impl OneLayerTables {
         out
     }
 
-    fn predict_chunk(&self, p: &Params, format: Format, n_ctx: usize, qs: &[Question]) -> (Vec<u32>, Vec<f64>, Vec<usize>) {
+    fn predict_chunk(
+        &self,
+        p: &Params,
+        format: Format,
+        n_ctx: usize,
+        qs: &[Question],
+        s: &mut Scratch,
+    ) -> (Vec<u32>, Vec<f64>, Vec<usize>) {
         let (d, m, rows) = (self.d, self.m, self.t - self.q0);
         let nr = qs.len() * rows;
-        let (mut pre, mut xmid, mut post, mut out) = (vec![0.0; nr * m], vec![0.0; nr * d], vec![0.0; nr * m], vec![0.0; nr * d]);
-        let mut attn = vec![0.0; rows * self.heads * self.t];
-        let mut toks = vec![0u32; n_ctx];
+        s.size(nr, m, d, rows * self.heads * self.t, n_ctx);
+        let Scratch { pre, xmid, post, out, attn, toks, xh, sc, normed } = s;
+        let (pre, xmid, post, out) = (&mut pre[..nr * m], &mut xmid[..nr * d], &mut post[..nr * m], &mut out[..nr * d]);
         let mut targets = Vec::with_capacity(nr);
         for (i, q) in qs.iter().enumerate() {
             q.write_tokens(format, &mut toks[..format.n_ctx(q.n_digits)]);
-            self.question_rows(&toks, &mut pre[i * rows * m..(i + 1) * rows * m], &mut xmid[i * rows * d..(i + 1) * rows * d], &mut attn);
+            self.question_rows(toks, &mut pre[i * rows * m..(i + 1) * rows * m], &mut xmid[i * rows * d..(i + 1) * rows * d], attn);
             targets.extend_from_slice(&toks[self.q0 + 1..self.t + 1]);
         }
-        ops::activation_forward(self.act, &pre, &mut post);
+        ops::activation_forward(self.act, pre, post);
         let b = &p.layout.blocks[0];
         let mlp = b.mlp.as_ref().expect("tables exist only for models with an MLP");
-        matmul(&mut out, MatRef::new(&post, nr, m), MatRef::new(&p.data[mlp.w_out.clone()], m, d), false);
+        matmul(out, MatRef::new(post, nr, m), MatRef::new(&p.data[mlp.w_out.clone()], m, d), false);
         let b_out = &p.data[mlp.b_out.clone()];
         for (o, x) in out.chunks_exact_mut(d).zip(xmid.chunks_exact(d)) {
             o.iter_mut().zip(x.iter().zip(b_out)).for_each(|(o, (x, b))| *o += x + b);
@@ -234,12 +242,11 @@ impl OneLayerTables {
         let mut logits = vec![0.0; nr * v];
         let fin: &[f32] = match &p.layout.ln_final {
             Some(ln) => {
-                let (mut xh, mut sc, mut o2) = (vec![0.0; nr * d], vec![0.0; nr], vec![0.0; nr * d]);
-                ops::layernorm_forward(&out, &p.data[ln.w.clone()], &p.data[ln.b.clone()], self.eps, &mut xh, &mut sc, &mut o2);
-                out = o2;
-                &out
+                let (xh, sc, normed) = (&mut xh[..nr * d], &mut sc[..nr], &mut normed[..nr * d]);
+                ops::layernorm_forward(out, &p.data[ln.w.clone()], &p.data[ln.b.clone()], self.eps, xh, sc, normed);
+                normed
             }
-            None => &out,
+            None => out,
         };
         matmul(&mut logits, MatRef::new(fin, nr, d), MatRef::new(&p.data[p.layout.w_u.clone()], d, v), false);
         crate::model::linalg::add_bias(&mut logits, &p.data[p.layout.b_u.clone()]);
@@ -256,5 +263,32 @@ impl OneLayerTables {
             argmax.push(best as u32);
         }
         (argmax, nll, ties)
+    }
+}
+
+/// Buffers of one worker thread, reused from chunk to chunk (sized for the largest chunk).
+#[derive(Default)]
+struct Scratch {
+    pre: Vec<f32>,
+    xmid: Vec<f32>,
+    post: Vec<f32>,
+    out: Vec<f32>,
+    attn: Vec<f32>,
+    toks: Vec<u32>,
+    xh: Vec<f32>,
+    sc: Vec<f32>,
+    normed: Vec<f32>,
+}
+
+impl Scratch {
+    /// Grows the buffers to hold `rows` answer rows (they are overwritten before being read).
+    fn size(&mut self, rows: usize, m: usize, d: usize, attn: usize, n_ctx: usize) {
+        let sizes = [rows * m, rows * m, rows * d, rows * d, rows * d, rows * d, rows, attn];
+        let bufs =
+            [&mut self.pre, &mut self.post, &mut self.xmid, &mut self.out, &mut self.xh, &mut self.normed, &mut self.sc, &mut self.attn];
+        for (b, n) in bufs.into_iter().zip(sizes) {
+            b.resize(b.len().max(n), 0.0);
+        }
+        self.toks.resize(self.toks.len().max(n_ctx), 0);
     }
 }
