@@ -242,7 +242,9 @@ impl Progress {
     }
 
     fn update(&mut self, t: &Trainer) {
-        let msg = format!("loss {:.3e}  {:.1} steps/s", t.last_loss().unwrap_or(f64::NAN), t.log.steps_per_s);
+        // The loss of the last logged record (none before the first `log_every` steps).
+        let loss = t.last_loss().map_or("-".to_string(), |l| format!("{l:.3e}"));
+        let msg = format!("loss {loss}  {:.1} steps/s", t.log.steps_per_s);
         if let Some(b) = &self.bar {
             b.set_position(t.step_count());
             b.set_message(msg);

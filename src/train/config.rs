@@ -175,10 +175,11 @@ fn follow_up(name: &str) -> Result<TrainConfig, String> {
     if !(1..=20).contains(&n_digits) || n_layers == 0 || n_heads == 0 || steps == 0 {
         return Err(format!("preset '{name}': digits must be 1..=20 and layers, heads and steps at least 1"));
     }
-    let d_model = (512 / n_heads) * n_heads;
+    // The follow-up keeps d_model 510 and d_head 170 whatever the head count (4 heads attend
+    // through 680 dimensions), so a 3-head model's heads fit into a 4-head one.
     Ok(TrainConfig {
         name: name.into(),
-        model: model(n_layers, n_heads, d_model, 4 * d_model, Format::Paper2, n_digits, seed),
+        model: ModelConfig { d_head: 170, ..model(n_layers, n_heads, 510, 2040, Format::Paper2, n_digits, seed) },
         task: TaskConfig {
             n_digits,
             format: Format::Paper2,
@@ -379,6 +380,7 @@ mod tests {
         assert_eq!(short.schedule, Schedule::WarmupCosine { warmup: 200, total: 1000, start_factor: 0.01 });
         let f = TrainConfig::preset("mix_d6_l3_h4_t40K_s372001").unwrap();
         assert_eq!((f.model.n_layers, f.model.n_heads, f.model.n_ctx, f.steps, f.model.seed), (3, 4, 22, 40_000, 372001));
+        assert_eq!((f.model.d_model, f.model.d_head, f.model.d_mlp), (510, 170, 2040), "the follow-up's widths for any head count");
         assert!((f.task.sub_share - 0.66).abs() < 1e-12);
         assert!(TrainConfig::preset("add_dx_l2").unwrap_err().contains("unknown preset"));
     }

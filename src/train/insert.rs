@@ -112,6 +112,13 @@ mod tests {
     }
 
     #[test]
+    fn the_follow_up_addition_model_fits_into_its_mixed_model() {
+        let from = Params::init(&TrainConfig::preset("add_d6_l2_h3_t15K_s372001").unwrap().model);
+        let to = Params::init(&TrainConfig::preset("ins1_mix_d6_l3_h4_t40K_s372001").unwrap().model);
+        check_compatible(&from, &to).unwrap();
+    }
+
+    #[test]
     fn insertion_copies_heads_mlps_and_embeddings_into_the_first_layers() {
         let from = params("tiny_mix", &["n_layers=2", "n_heads=3", "sub_share=0", "seed=3"]);
         let mut to = params("tiny_mix", &["n_layers=3", "n_heads=4", "d_head=21"]);
