@@ -218,6 +218,8 @@ fn lookahead_formula_agreement_matches_a_brute_force_count() {
         // Right exactly up to one sum-9 column in a cascade; wrong on every deeper cascade.
         let want = if c.class.index() <= 2 { 1.0 } else { 0.0 };
         assert_eq!(c.agreement, want, "{}", c.class);
+        // The exact "model" is right wherever the formula is wrong.
+        assert_eq!(c.model_beats_formula, total - agree, "{}", c.class);
     }
     assert!(check.per_class.iter().any(|c| c.class == Class::S(3)));
 }
