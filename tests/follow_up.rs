@@ -38,6 +38,8 @@ fn tiny_mixed_model_answers_every_question_of_both_operations_and_is_analysed() 
     assert!(summary.contains("[algorithm]") && summary.contains("sign"), "{summary}");
     // The answer depends on the operator, so some node must carry it into the answer digits.
     assert!(!a.findings.operator_nodes.is_empty(), "{summary}");
+    // Roles are reported for the heads of every layer that has them, not only the last.
+    assert!(a.findings.head_roles.iter().any(|(h, r)| h.starts_with("L0") && !r.is_empty()), "{summary}");
     assert!(summary.contains("operator (patching switches + and -): P"), "{summary}");
 }
 

@@ -128,7 +128,8 @@ pub struct Findings {
     pub staircase_heads: Vec<String>,
     /// Per head, its typical look-back (answer column minus attended column).
     pub head_offsets: Vec<(String, Option<i64>)>,
-    /// Per head (`L0H1`), the sub-task kinds its nodes were tagged with (`BA`, `MC`, ...).
+    /// Per head (`L0H1`) with a tag, and every last-layer head, the sub-task kinds its nodes
+    /// were tagged with (`BA`, `MC`, ...).
     pub head_roles: Vec<(String, Vec<String>)>,
     /// Mean per-class agreement of the lookahead formula with the model.
     pub lookahead_agreement: Option<f64>,
@@ -390,9 +391,8 @@ fn findings(
     symbolic: &[symbolic::FormulaCheck],
 ) -> Findings {
     let nl = model.params.config.n_layers;
-    let last = |s: &&attention::Staircase| s.layer + 1 == nl;
     let mut head_roles: Vec<(String, Vec<String>)> = Vec::new();
-    for s in stairs.iter().filter(last) {
+    for s in stairs {
         let mut kinds: Vec<String> = tags
             .iter()
             .filter(|t| t.group.iter().any(|n| n.layer == s.layer && n.head == Some(s.head)))
@@ -400,7 +400,10 @@ fn findings(
             .collect();
         kinds.sort();
         kinds.dedup();
-        head_roles.push((format!("L{}H{}", s.layer, s.head), kinds));
+        // Every head with a role; untagged heads only from the last layer (as "-").
+        if !kinds.is_empty() || s.layer + 1 == nl {
+            head_roles.push((format!("L{}H{}", s.layer, s.head), kinds));
+        }
     }
     let agreement = |name: &str| symbolic.iter().find(|f| f.name == name).map(|f| f.mean_agreement);
     Findings {
