@@ -6,8 +6,8 @@
 //! kept its addition role, took subtraction roles, both, or unused.
 
 use super::naming::Node;
-use super::nodes::{ablate_nodes, NodeAblation};
-use super::subtasks::NodeTags;
+use super::nodes::{ablate_nodes, candidate_nodes, NodeAblation};
+use super::subtasks::{head_roles, NodeTags};
 use super::{analysis_questions, Analysis};
 use crate::eval::predict::teacher_forced_reference as teacher_forced;
 use crate::model::Params;
@@ -78,20 +78,6 @@ pub fn head_drift(source: &Params, model: &Params, layer: usize, h: usize) -> f6
     (diff / norm.max(f64::MIN_POSITIVE)).sqrt()
 }
 
-/// Sub-task kinds (the name before `_`) of the tags of nodes of head `h` in `layer`, for `op`
-/// (or every operation when `op` is `None`).
-pub fn head_roles(tags: &[NodeTags], layer: usize, h: usize, op: Option<Op>) -> Vec<String> {
-    let mut kinds: Vec<String> = tags
-        .iter()
-        .filter(|t| t.group.iter().any(|n| n.layer == layer && n.head == Some(h)))
-        .flat_map(|t| t.tests.iter().filter(|x| t.tags.contains(&x.subtask) && op.is_none_or(|o| x.task.op == o)))
-        .map(|x| x.subtask.split('_').next().unwrap_or("").to_string())
-        .collect();
-    kinds.sort();
-    kinds.dedup();
-    kinds
-}
-
 /// The verdict line from an inserted head's per-operation needs and roles.
 pub fn verdict(fail_by_op: &[(Op, f64)], roles_by_op: &[(Op, Vec<String>)], threshold: f64) -> String {
     let used = |op: Op| {
@@ -121,14 +107,8 @@ pub fn examine(
 ) -> Vec<InsertedHead> {
     let sc = &source.params.config;
     let heads: Vec<(usize, usize)> = (0..sc.n_layers).flat_map(|l| (0..sc.n_heads).map(move |h| (l, h))).collect();
-    let q0 = model.answer_start() - 1;
-    let last = model.params.config.n_layers - 1;
-    let nodes: Vec<Node> = heads
-        .iter()
-        .flat_map(|&(layer, h)| {
-            useful.iter().filter(move |&&p| layer < last || p >= q0).map(move |&pos| Node { pos, layer, head: Some(h) })
-        })
-        .collect();
+    let inserted = |n: &Node| n.layer < sc.n_layers && n.head.is_some_and(|h| h < sc.n_heads);
+    let nodes: Vec<Node> = candidate_nodes(model, useful).into_iter().filter(inserted).collect();
     let qs = analysis_questions(model, opts.questions, opts.seed);
     let per_op: Vec<(Op, Vec<NodeAblation>)> = model
         .ops

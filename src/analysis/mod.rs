@@ -393,13 +393,7 @@ fn findings(
     let nl = model.params.config.n_layers;
     let mut head_roles: Vec<(String, Vec<String>)> = Vec::new();
     for s in stairs {
-        let mut kinds: Vec<String> = tags
-            .iter()
-            .filter(|t| t.group.iter().any(|n| n.layer == s.layer && n.head == Some(s.head)))
-            .flat_map(|t| t.tags.iter().map(|x| x.split('_').next().unwrap_or("").to_string()))
-            .collect();
-        kinds.sort();
-        kinds.dedup();
+        let kinds = subtasks::head_roles(tags, s.layer, s.head, None);
         // Every head with a role; untagged heads only from the last layer (as "-").
         if !kinds.is_empty() || s.layer + 1 == nl {
             head_roles.push((format!("L{}H{}", s.layer, s.head), kinds));
@@ -514,7 +508,8 @@ pub fn summary(a: &Analysis) -> String {
     if a.model.ops.len() > 1 {
         s += &format!("  operator (patching switches + and -): {}\n", list(&f.operator_nodes));
     }
-    if a.model.ops.contains(&Op::Sub) && a.model.format != "paper1" {
+    let signed = crate::task::Format::parse_name(&a.model.format).is_ok_and(|f| f.minus_token().is_some());
+    if a.model.ops.contains(&Op::Sub) && signed {
         s += &format!("  sign (patching flips the answer's sign): {}\n", list(&f.sign_nodes));
     }
     s += "\n[algorithm]\n";

@@ -276,6 +276,20 @@ pub struct NodeTags {
     pub tags: Vec<String>,
 }
 
+/// Sub-task kinds (the name before `_`) of the tags of nodes of head `h` in `layer`, for `op`
+/// (or every operation when `op` is `None`).
+pub fn head_roles(tags: &[NodeTags], layer: usize, h: usize, op: Option<Op>) -> Vec<String> {
+    let mut kinds: Vec<String> = tags
+        .iter()
+        .filter(|t| t.group.iter().any(|n| n.layer == layer && n.head == Some(h)))
+        .flat_map(|t| t.tests.iter().filter(|x| t.tags.contains(&x.subtask) && op.is_none_or(|o| x.task.op == o)))
+        .map(|x| x.subtask.split('_').next().unwrap_or("").to_string())
+        .collect();
+    kinds.sort();
+    kinds.dedup();
+    kinds
+}
+
 /// Patches each node group (nodes of one position and layer, patched together; usually one
 /// node) from source into clean questions for each of its candidate sub-tasks.
 /// `candidates[i]` lists the sub-tasks to test for `groups[i]`; `impact[i]` its affected answer
