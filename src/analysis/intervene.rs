@@ -8,7 +8,7 @@
 //! no-op, exactly as it would be in a full pass (those rows cannot reach the answer logits).
 
 use crate::eval::predict::{argmax, Predictions};
-use crate::model::{forward, loss, Cache, HookPoint, HookTensor, Hooks, Span, Targets, Workspace};
+use crate::model::{forward, forward_blocks, loss, Cache, HookPoint, HookTensor, Hooks, Span, Targets, Workspace};
 use crate::task::Question;
 use crate::task_model::TaskModel;
 
@@ -186,15 +186,69 @@ pub fn answer_span(model: &TaskModel) -> Span {
     Span::predictions(model.answer_start() - 1, model.n_answer())
 }
 
-/// Runs `questions` in batches of `batch` through the model with `hooks` (row0 is kept up to
-/// date when `hooks` is an [`Interventions`]; pass one via [`predict`]), returning teacher-forced
-/// argmax answers and per-digit losses.
+impl Interventions {
+    /// The first block any intervention touches (the embeddings count as block 0, `ln_final` as
+    /// the last block): the blocks before it compute exactly what a clean pass does.
+    pub fn first_block(&self, n_layers: usize) -> usize {
+        let block = |p: HookPoint| match p {
+            HookPoint::Embed | HookPoint::PosEmbed => 0,
+            _ => p.layer().unwrap_or(n_layers - 1),
+        };
+        self.list.iter().map(|iv| block(iv.point)).min().unwrap_or(n_layers - 1)
+    }
+}
+
+/// The clean `hook_resid_pre` of every block after the first, for one question list. A pass
+/// whose interventions all sit in block l or later starts from block l's input instead of
+/// recomputing blocks 0..l ([`predict_from`]): the same answers, and a multi-layer ablation
+/// sweep does a fraction of the work.
+pub struct Prefix {
+    /// Questions covered.
+    rows: usize,
+    /// Block l's input is `resid[l - 1]`, `[rows, t, d_model]`.
+    resid: Vec<Stored>,
+}
+
+impl Prefix {
+    /// Runs `questions` once (batches of `batch`) and keeps each later block's input.
+    pub fn new(model: &TaskModel, questions: &[Question], batch: usize) -> Prefix {
+        let nl = model.params.config.n_layers;
+        let t = answer_span(model).t;
+        let points: Vec<HookPoint> = (1..nl).map(HookPoint::ResidPre).collect();
+        let resid = if points.is_empty() {
+            Vec::new()
+        } else {
+            let mut grab = Grab::new(points, questions.len(), 0, t);
+            run_batches(model, questions, batch, &mut grab, |h, r| h.cur = r, 0..nl, None);
+            grab.out
+        };
+        Prefix { rows: questions.len(), resid }
+    }
+
+    /// Writes block `l`'s clean input for questions `row0..row0 + batch` into `ws` (rows past the
+    /// end repeat the first, as the runner pads its last batch).
+    fn load(&self, l: usize, row0: usize, ws: &mut Workspace) {
+        let s = &self.resid[l - 1];
+        let per = s.npos * s.feat;
+        for (i, dst) in ws.resid_pre_mut(l).chunks_exact_mut(per).enumerate() {
+            let q = if row0 + i < self.rows { row0 + i } else { row0 };
+            dst.copy_from_slice(&s.data[q * per..(q + 1) * per]);
+        }
+    }
+}
+
+/// Runs `questions` in batches of `batch` through `blocks` of the model with `hooks` (row0 is
+/// kept up to date by `set_row0`), returning teacher-forced argmax answers and per-digit losses
+/// when the blocks reach the logits (empty predictions otherwise). A range starting after block
+/// 0 reads its input from `prefix`.
 fn run_batches<H: Hooks>(
     model: &TaskModel,
     questions: &[Question],
     batch: usize,
     hooks: &mut H,
     mut set_row0: impl FnMut(&mut H, usize),
+    blocks: std::ops::Range<usize>,
+    prefix: Option<&Prefix>,
 ) -> Predictions {
     let c = &model.params.config;
     let span = answer_span(model);
@@ -202,16 +256,23 @@ fn run_batches<H: Hooks>(
     let mut ws = Workspace::new(c, b, span);
     let targets = Targets { first: model.answer_start() - 1, n: model.n_answer() };
     let (n_ctx, v, n) = (c.n_ctx, c.d_vocab_out, targets.n);
+    let logits = blocks.end == c.n_layers;
     let mut tokens = vec![0u32; b * n_ctx];
     let mut nll = vec![0.0; b * n];
-    let mut out =
-        Predictions { n_answer: n, argmax: Vec::with_capacity(questions.len() * n), nll: Vec::with_capacity(questions.len() * n) };
+    let cap = if logits { questions.len() * n } else { 0 };
+    let mut out = Predictions { n_answer: n, argmax: Vec::with_capacity(cap), nll: Vec::with_capacity(cap) };
     for (ci, chunk) in questions.chunks(b).enumerate() {
         for (i, row) in tokens.chunks_exact_mut(n_ctx).enumerate() {
             chunk.get(i).unwrap_or(&chunk[0]).write_tokens(model.format, &mut row[..model.n_ctx()]);
         }
+        if blocks.start > 0 {
+            prefix.expect("a pass starting after block 0 needs a prefix").load(blocks.start, ci * b, &mut ws);
+        }
         set_row0(hooks, ci * b);
-        forward(&model.params, &tokens, n_ctx, &mut ws, hooks);
+        forward_blocks(&model.params, &tokens, n_ctx, blocks.clone(), &mut ws, hooks);
+        if !logits {
+            continue;
+        }
         loss(&mut ws, &tokens, n_ctx, v, &targets, &mut nll, false);
         let tq = span.tq();
         for i in 0..chunk.len() {
@@ -227,7 +288,15 @@ fn run_batches<H: Hooks>(
 
 /// Teacher-forced answers and per-digit losses of `questions` under `ivs` (batches of `batch`).
 pub fn predict(model: &TaskModel, questions: &[Question], ivs: &mut Interventions, batch: usize) -> Predictions {
-    run_batches(model, questions, batch, ivs, |h, r| h.row0 = r)
+    run_batches(model, questions, batch, ivs, |h, r| h.row0 = r, 0..model.params.config.n_layers, None)
+}
+
+/// [`predict`], starting at the first block `ivs` touches from `prefix` (made for `questions`).
+pub fn predict_from(model: &TaskModel, questions: &[Question], prefix: &Prefix, ivs: &mut Interventions, batch: usize) -> Predictions {
+    assert_eq!(prefix.rows, questions.len(), "the prefix was made for another question list");
+    let nl = model.params.config.n_layers;
+    let start = ivs.first_block(nl);
+    run_batches(model, questions, batch, ivs, |h, r| h.row0 = r, start..nl, Some(prefix))
 }
 
 /// Caches hook `point` at absolute positions `pos0..pos0 + npos` for every question (rows in
@@ -237,7 +306,7 @@ pub fn cache_activation(model: &TaskModel, questions: &[Question], point: HookPo
     cache_with(model, questions, point, pos0, npos, batch, Interventions::default())
 }
 
-/// [`cache_activation`] under interventions.
+/// [`cache_activation`] under interventions. The pass stops after the hook's block.
 pub fn cache_with(
     model: &TaskModel,
     questions: &[Question],
@@ -247,29 +316,44 @@ pub fn cache_with(
     batch: usize,
     ivs: Interventions,
 ) -> Stored {
-    let mut grab = (ivs, Grab { point, cur: 0, out: Stored { rows: questions.len(), pos0, npos, feat: 0, data: Vec::new() } });
-    run_batches(model, questions, batch, &mut grab, |h, r| {
-        h.0.row0 = r;
-        h.1.cur = r;
-    });
-    grab.1.out
+    let nl = model.params.config.n_layers;
+    let end = point.layer().map_or(nl, |l| l + 1);
+    let mut grab = (ivs, Grab::new(vec![point], questions.len(), pos0, npos));
+    run_batches(
+        model,
+        questions,
+        batch,
+        &mut grab,
+        |h, r| {
+            h.0.row0 = r;
+            h.1.cur = r;
+        },
+        0..end,
+        None,
+    );
+    grab.1.out.pop().expect("one hook")
 }
 
-/// Copies one hook's activation at a position range into a [`Stored`].
+/// Copies hooks' activations at a position range into one [`Stored`] each.
 struct Grab {
-    point: HookPoint,
+    points: Vec<HookPoint>,
     cur: usize,
-    out: Stored,
+    out: Vec<Stored>,
+}
+
+impl Grab {
+    fn new(points: Vec<HookPoint>, rows: usize, pos0: usize, npos: usize) -> Grab {
+        let out = points.iter().map(|_| Stored { rows, pos0, npos, feat: 0, data: Vec::new() }).collect();
+        Grab { points, cur: 0, out }
+    }
 }
 
 impl Hooks for Grab {
     fn call(&mut self, point: HookPoint, t: HookTensor) {
-        if point != self.point {
-            return;
-        }
+        let Some(i) = self.points.iter().position(|&p| p == point) else { return };
         let (b, np) = (t.shape[0], t.shape[1]);
         let feat: usize = t.shape[2..].iter().product();
-        let o = &mut self.out;
+        let o = &mut self.out[i];
         if o.data.is_empty() {
             o.feat = feat;
             o.data = vec![0.0; o.rows * o.npos * feat];
@@ -365,10 +449,11 @@ pub fn mean_activations(model: &TaskModel, reference: &[Question], points: &[Hoo
     };
     let b = batch.min(reference.len()).max(1);
     let total = reference.len();
-    run_batches(model, reference, b, &mut g, |h, r| {
+    let set = |h: &mut MeanGrab, r: usize| {
         h.valid = (total - r).min(b);
         h.rows = total;
-    });
+    };
+    run_batches(model, reference, b, &mut g, set, 0..model.params.config.n_layers, None);
     let n_ctx = model.n_ctx();
     g.sums
         .into_iter()

@@ -2,7 +2,7 @@
 //! position) and each MLP (`mlp.hook_post` at one position) on a question set, and record the
 //! failure rate and which answer digits go wrong ("P13L0H1: A3, 42% fail").
 
-use super::intervene::{changed, mean_activations, predict, Intervention, Interventions, Units};
+use super::intervene::{changed, mean_activations, predict_from, Intervention, Interventions, Prefix, Units};
 use super::naming::{answer_names, Node};
 use super::positions::rates;
 use crate::eval::predict::Predictions;
@@ -73,6 +73,7 @@ pub fn ablate_nodes(
         }
     }
     let means = mean_activations(model, questions, &points, batch);
+    let prefix = Prefix::new(model, questions, batch);
     let names = answer_names(model);
     nodes
         .iter()
@@ -81,7 +82,7 @@ pub fn ablate_nodes(
             let mean = &means[points.iter().position(|&p| p == point).expect("hook listed")];
             let units = node.head.map_or(Units::All, |h| Units::Heads(vec![h]));
             let mut ivs = Interventions::new(vec![Intervention::mean(point, Some(vec![node.pos]), units, mean.clone())]);
-            let after = predict(model, questions, &mut ivs, batch);
+            let after = predict_from(model, questions, &prefix, &mut ivs, batch);
             let (fail_rate, digit_fail) = rates(&changed(clean, &after), names.len());
             let impact = names.iter().zip(&digit_fail).filter(|(_, &r)| r >= threshold).map(|(n, _)| n.clone()).collect();
             NodeAblation { name: node.name(), node, fail_rate, digit_fail, impact, useful: fail_rate >= threshold }

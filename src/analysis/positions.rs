@@ -2,7 +2,7 @@
 //! attention and MLP output at one position at a time, and record which answer digits change.
 //! The positions where any ablation changes answers are where the computation happens.
 
-use super::intervene::{changed, mean_activations, predict, Intervention, Interventions, Units};
+use super::intervene::{changed, mean_activations, predict_from, Intervention, Interventions, Prefix, Units};
 use super::naming::{answer_names, position_name, predicting_position};
 use crate::eval::predict::Predictions;
 use crate::model::HookPoint;
@@ -68,6 +68,7 @@ pub fn useful_positions(model: &TaskModel, questions: &[Question], clean: &Predi
         points.push(HookPoint::ResidPost(l));
     }
     let means = mean_activations(model, questions, &points, batch);
+    let prefix = Prefix::new(model, questions, batch);
     let names = answer_names(model);
     let n_ans = names.len();
     let mut ablations = Vec::new();
@@ -80,7 +81,7 @@ pub fn useful_positions(model: &TaskModel, questions: &[Question], clean: &Predi
                 (0.0, vec![0.0; n_ans])
             } else {
                 let mut ivs = Interventions::new(vec![Intervention::mean(*point, Some(vec![pos]), Units::All, mean.clone())]);
-                let after = predict(model, questions, &mut ivs, batch);
+                let after = predict_from(model, questions, &prefix, &mut ivs, batch);
                 rates(&changed(clean, &after), n_ans)
             };
             ablations.push(PositionAblation { hook: point.name(), position: pos, token: position_name(model, pos), fail_rate, digit_fail });

@@ -8,7 +8,7 @@
 //! sub-task's classes separate in the top components.
 
 use super::columns::Columns;
-use super::intervene::{cache_activation, predict, Intervention, Interventions, Units};
+use super::intervene::{cache_activation, predict, predict_from, Intervention, Interventions, Prefix, Units};
 use super::naming::Node;
 use super::pca::{pca, separation_of};
 use crate::model::HookPoint;
@@ -320,6 +320,7 @@ pub fn tag_by_patching(
         let predicted: Vec<Vec<u32>> = ps.iter().map(|(c, s)| task.predicted_tokens(c, s, model.format)).collect();
         let truth: Vec<Vec<u32>> = clean.iter().map(|c| c.answer_tokens(model.format)).collect();
         let mut cached: std::collections::HashMap<(HookPoint, usize), super::intervene::Stored> = Default::default();
+        let mut prefix: Option<Prefix> = None;
         for (ni, group) in groups.iter().enumerate() {
             if !candidates[ni].contains(&task) || impact[ni].is_empty() {
                 continue;
@@ -330,7 +331,12 @@ pub fn tag_by_patching(
                 cached.entry((point, node.pos)).or_insert_with(|| cache_activation(model, &source, point, node.pos, 1, batch)).clone();
             let units = if node.head.is_some() { Units::Heads(group.iter().filter_map(|n| n.head).collect()) } else { Units::All };
             let mut ivs = Interventions::new(vec![Intervention::patch(point, Some(vec![node.pos]), units, src)]);
-            let after = predict(model, &clean, &mut ivs, batch);
+            // Later-layer nodes start from the clean set's residual stream at their block.
+            let after = if node.layer == 0 {
+                predict(model, &clean, &mut ivs, batch)
+            } else {
+                predict_from(model, &clean, prefix.get_or_insert_with(|| Prefix::new(model, &clean, batch)), &mut ivs, batch)
+            };
             let na = after.n_answer;
             let (mut informative, mut matched) = (0usize, 0usize);
             for i in 0..clean.len() {

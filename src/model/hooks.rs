@@ -113,6 +113,16 @@ impl HookPoint {
         v
     }
 
+    /// The block whose pass calls this hook; `None` for the embeddings and `ln_final`.
+    pub fn layer(&self) -> Option<usize> {
+        use HookPoint::*;
+        match *self {
+            Embed | PosEmbed | LnFinalScale | LnFinalNormalized => None,
+            ResidPre(l) | Ln1Scale(l) | Ln1Normalized(l) | Q(l) | K(l) | V(l) | AttnScores(l) | Pattern(l) | Z(l) | AttnOut(l)
+            | ResidMid(l) | Ln2Scale(l) | Ln2Normalized(l) | MlpPre(l) | MlpPost(l) | MlpOut(l) | ResidPost(l) => Some(l),
+        }
+    }
+
     /// Which axis of the tensor is the (query) position axis.
     pub fn pos_axis(&self) -> usize {
         match self {

@@ -13,4 +13,4 @@ pub mod transformer;
 pub use config::{ActFn, ModelConfig, Norm};
 pub use hooks::{Cache, HookPoint, HookTensor, Hooks, NoHooks};
 pub use params::Params;
-pub use transformer::{backward, forward, forward_flops, loss, Span, Targets, Workspace};
+pub use transformer::{backward, forward, forward_blocks, forward_flops, loss, Span, Targets, Workspace};

@@ -168,6 +168,13 @@ impl Workspace {
         self.used_pairs.then_some(self.pairs.pairs.len())
     }
 
+    /// Block `l`'s `hook_resid_pre`, [batch, span.t, d_model] (every block but the last reads
+    /// every position): write it before a [`forward_blocks`] pass that starts at block `l`.
+    pub fn resid_pre_mut(&mut self, l: usize) -> &mut [f32] {
+        assert!(l + 1 < self.resid.len(), "block {l} does not exist");
+        &mut self.resid[l]
+    }
+
     /// First query position of block `l`.
     fn q0(&self, l: usize, n_layers: usize) -> usize {
         if l + 1 == n_layers {
@@ -188,18 +195,46 @@ fn hook<H: Hooks>(hooks: &mut H, point: HookPoint, data: &mut [f32], shape: Vec<
 /// read), leaving logits in `ws.logits` and every activation in `ws` for the backward pass.
 /// `hooks` sees (and may change) each activation under its TransformerLens name.
 pub fn forward<H: Hooks>(p: &Params, tokens: &[u32], n_ctx: usize, ws: &mut Workspace, hooks: &mut H) {
+    forward_blocks(p, tokens, n_ctx, 0..p.config.n_layers, ws, hooks);
+}
+
+/// Runs only `blocks` (a non-empty range of block indices), and the final LN and unembedding if
+/// the range ends at the last block. A range starting at 0 embeds `tokens`; a later start reads
+/// that block's `hook_resid_pre` from [`Workspace::resid_pre_mut`], so an intervention pass need
+/// not recompute the blocks before its first hook, and a cache need not run past its hook.
+/// Such a partial pass leaves the workspace unfit for [`backward`].
+pub fn forward_blocks<H: Hooks>(
+    p: &Params,
+    tokens: &[u32],
+    n_ctx: usize,
+    blocks: std::ops::Range<usize>,
+    ws: &mut Workspace,
+    hooks: &mut H,
+) {
     let c = &p.config;
-    let (b, span, d) = (ws.batch, ws.span, c.d_model);
-    ws.used_pairs = !H::ACTIVE;
-    if ws.used_pairs {
-        ws.pairs.build(tokens, n_ctx, b, span.t, c.d_vocab);
-        ws.pairs.forward(p, &p.layout.blocks[0]);
-    } else {
-        embed(p, tokens, n_ctx, ws, hooks);
+    assert!(blocks.start < blocks.end && blocks.end <= c.n_layers, "block range {blocks:?} outside 0..{}", c.n_layers);
+    ws.used_pairs = !H::ACTIVE && blocks.start == 0;
+    if blocks.start == 0 {
+        if ws.used_pairs {
+            ws.pairs.build(tokens, n_ctx, ws.batch, ws.span.t, c.d_vocab);
+            ws.pairs.forward(p, &p.layout.blocks[0]);
+        } else {
+            embed(p, tokens, n_ctx, ws, hooks);
+        }
     }
-    for l in 0..c.n_layers {
+    let last = blocks.end == c.n_layers;
+    for l in blocks {
         block_forward(p, l, ws, hooks);
     }
+    if last {
+        unembed(p, ws, hooks);
+    }
+}
+
+/// Final LayerNorm and unembedding of the last block's output into `ws.logits`.
+fn unembed<H: Hooks>(p: &Params, ws: &mut Workspace, hooks: &mut H) {
+    let c = &p.config;
+    let (b, span, d) = (ws.batch, ws.span, c.d_model);
     let x = std::mem::take(&mut ws.resid[c.n_layers]);
     let tq = span.tq();
     let out = match &p.layout.ln_final {
