@@ -6,6 +6,8 @@
 //! `hook_attn_scores` / `hook_pattern`). Runs use [`Span::predictions`]: the last layer computes
 //! only the answer-predicting positions, so an intervention there at an earlier position is a
 //! no-op, exactly as it would be in a full pass (those rows cannot reach the answer logits).
+//! A sweep over many interventions on one question list makes a [`Prefix`] (the clean input of
+//! every later block) once, and each pass then starts at the first block it touches.
 
 use crate::eval::predict::{argmax, Predictions};
 use crate::model::{forward, forward_blocks, loss, Cache, HookPoint, HookTensor, Hooks, Span, Targets, Workspace};
