@@ -217,7 +217,15 @@ pub fn train(a: &TrainArgs) -> Result<PathBuf, String> {
         dir.display()
     );
     let mut progress = Progress::new(t.cfg.steps, t.step_count(), a.quiet);
-    t.train(&dir, &mut |t| progress.update(t))?;
+    // Ctrl-C saves a checkpoint and stops; `--resume` continues from it.
+    let guard = crate::train::interrupt::Guard::install();
+    t.stop_when(guard.flag());
+    if let Err(e) = t.train(&dir, &mut |t| progress.update(t)) {
+        if let Some(b) = &progress.bar {
+            b.abandon();
+        }
+        return Err(e);
+    }
     progress.finish(&t);
     Ok(dir)
 }

@@ -1,5 +1,6 @@
 //! Training end to end on the tiny preset: it learns 2-digit addition exactly, runs are
-//! reproducible from their seed, resume is bit-identical, and a diverging run stops cleanly.
+//! reproducible from their seed, resume is bit-identical (after a crash or a requested stop), and a
+//! diverging run stops cleanly.
 
 use arithlens::eval::predict::teacher_forced;
 use arithlens::task::generate::all_questions;
@@ -74,6 +75,28 @@ fn resumed_run_ends_bit_identical_to_an_uninterrupted_one() {
     let other = tiny(&["steps=120", "lr=0.5"]);
     let err = Trainer::resume(&b, Some(other)).err().unwrap();
     assert!(err.contains("config differs"), "{err}");
+    for d in [a, b] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
+
+#[test]
+fn a_stop_request_checkpoints_the_step_and_resume_continues_bit_identically() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static STOP: AtomicBool = AtomicBool::new(false);
+    let cfg = tiny(&["steps=120", "checkpoint_every=40", "log_every=20"]);
+    let (a, b) = (tmp("unstopped"), tmp("stopped"));
+    Trainer::new(cfg.clone()).unwrap().train(&a, &mut |_| {}).unwrap();
+    let mut t = Trainer::new(cfg).unwrap();
+    t.stop_when(&STOP);
+    // As if Ctrl-C arrived during step 53.
+    let err = t.train(&b, &mut |t| STOP.store(t.step_count() == 53, Ordering::SeqCst)).unwrap_err();
+    assert!(err.contains("stopped after step 53 of 120") && err.contains("--resume"), "{err}");
+    assert!(!b.join(files::MODEL).exists(), "a stopped run has no final model");
+    let mut resumed = Trainer::resume(&b, None).unwrap();
+    assert_eq!(resumed.step_count(), 53, "the checkpoint holds the step in progress, not the last periodic one");
+    resumed.train(&b, &mut |_| {}).unwrap();
+    assert!(TaskModel::load(&a).unwrap().params.data == TaskModel::load(&b).unwrap().params.data, "weights differ after the stop");
     for d in [a, b] {
         std::fs::remove_dir_all(d).unwrap();
     }

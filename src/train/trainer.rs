@@ -40,6 +40,7 @@ pub struct Trainer {
     acc: Accumulator,
     targets: Targets,
     elapsed_before: f64,
+    stop_flag: Option<&'static std::sync::atomic::AtomicBool>,
 }
 
 /// One thread's share of a batch: rows `rows` of it, with its own buffers and gradient. Splitting
@@ -148,6 +149,7 @@ impl Trainer {
             shards,
             targets,
             elapsed_before,
+            stop_flag: None,
             cfg,
             params,
             opt,
@@ -216,12 +218,31 @@ impl Trainer {
                 let lr = self.cfg.optim.lr * self.cfg.schedule.factor(step - 1);
                 self.log.records.push(self.acc.take(step, elapsed, lr));
             }
-            if step.is_multiple_of(self.cfg.checkpoint_every) || step == self.cfg.steps {
+            let checkpoint = step.is_multiple_of(self.cfg.checkpoint_every) || step == self.cfg.steps;
+            if checkpoint {
                 self.save_checkpoint(dir, elapsed)?;
             }
             progress(self);
+            if step < self.cfg.steps && self.stop_flag.is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst)) {
+                if !checkpoint {
+                    self.save_checkpoint(dir, elapsed)?;
+                }
+                return Err(format!(
+                    "stopped after step {step} of {}: checkpoint saved in {}; continue with --resume",
+                    self.cfg.steps,
+                    dir.display()
+                ));
+            }
         }
         Ok(())
+    }
+
+    /// Makes the loop save a checkpoint and stop (with an error saying how to continue) after
+    /// the first step that ends with `flag` set, e.g. by [`super::interrupt::install`]. A run
+    /// resumed from there has the same weights as one never stopped; its first loss record
+    /// after the stop averages only the steps since.
+    pub fn stop_when(&mut self, flag: &'static std::sync::atomic::AtomicBool) {
+        self.stop_flag = Some(flag);
     }
 
     /// The last record's loss, if any.

@@ -1,0 +1,43 @@
+//! The binary itself: Ctrl-C during training leaves a checkpoint that `--resume` continues.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_during_training_saves_a_checkpoint_and_resume_continues_it() {
+    let dir = std::env::temp_dir().join(format!("arithlens-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let exe = env!("CARGO_BIN_EXE_arithlens");
+    let out = dir.to_str().unwrap();
+    let mut child = Command::new(exe)
+        .args(["train", "--preset", "tiny", "--steps", "1000000", "--threads", "1", "--quiet", "--out", out])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once it has announced the run (the handler is installed right after), let it take some
+    // steps, then interrupt it as a terminal's Ctrl-C would.
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut first).unwrap();
+    assert!(first.starts_with("training tiny"), "{first}");
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) }, 0);
+    let start = Instant::now();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut err).unwrap();
+    let status = child.wait().unwrap();
+    assert!(start.elapsed() < Duration::from_secs(20), "training did not stop promptly");
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("stopped after step") && err.contains("--resume"), "{err}");
+    let step: u64 = err.split("stopped after step ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    assert!(step > 0);
+    // Resume for a few more steps and finish.
+    let target = (step + 10).to_string();
+    let status =
+        Command::new(exe).args(["train", "--preset", "tiny", "--steps", &target, "--quiet", "--resume", "--out", out]).status().unwrap();
+    assert!(status.success());
+    assert!(dir.join("model.safetensors").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
