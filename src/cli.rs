@@ -218,7 +218,7 @@ pub fn train(a: &TrainArgs) -> Result<PathBuf, String> {
     );
     let mut progress = Progress::new(t.cfg.steps, t.step_count(), a.quiet);
     // Ctrl-C saves a checkpoint and stops; `--resume` continues from it.
-    let guard = crate::train::interrupt::Guard::install();
+    let guard = crate::interrupt::Guard::install();
     t.stop_when(guard.flag());
     if let Err(e) = t.train(&dir, &mut |t| progress.update(t)) {
         if let Some(b) = &progress.bar {
@@ -301,9 +301,22 @@ fn ask(path: &Path, question: &str) -> Result<(), String> {
 /// Evaluates per `a`, prints the result and writes eval.json beside a run folder's model.
 pub fn eval(a: &EvalArgs) -> Result<crate::eval::EvalReport, String> {
     let model = TaskModel::load(&a.model)?;
+    let mut opts = a.options();
+    // Progress is kept next to the model, so Ctrl-C (or a killed session) loses at most a slice.
+    if a.model.is_dir() {
+        opts.progress_file = Some(a.model.join("eval.partial.json"));
+    }
+    let guard = crate::interrupt::Guard::install();
+    opts.stop = Some(guard.flag());
+    let resumed = crate::eval::accuracy::resumed_questions(&model, &opts);
+    if resumed > 0 {
+        eprintln!("continuing an interrupted evaluation: {resumed} random questions already done (eval.partial.json)");
+    }
     let mut bar = StageBar::new(a.json);
-    let report = crate::eval::evaluate(&model, &a.options(), &mut |stage, done, total| bar.update(stage, done, total))?;
+    let report = crate::eval::evaluate(&model, &opts, &mut |stage, done, total| bar.update(stage, done, total));
     bar.finish();
+    drop(guard);
+    let report = report?;
     if a.model.is_dir() {
         crate::io::atomic::write_json(&a.model.join("eval.json"), &report).map_err(|e| format!("cannot write eval.json: {e}"))?;
     }
@@ -355,16 +368,19 @@ fn print_eval(r: &crate::eval::EvalReport) {
     println!("{:.1} s, {:.0} questions/s", r.seconds, r.questions_per_s);
 }
 
-/// A progress bar per stage on a terminal; nothing otherwise.
+/// A progress bar per stage on a terminal; otherwise (a log file) a line every 30 seconds and at
+/// the end of each stage; nothing with `hidden`.
 struct StageBar {
     bar: Option<indicatif::ProgressBar>,
     stage: String,
     hidden: bool,
+    terminal: bool,
+    last: Option<(std::time::Instant, u64, u64)>,
 }
 
 impl StageBar {
     fn new(hidden: bool) -> StageBar {
-        StageBar { bar: None, stage: String::new(), hidden: hidden || !std::io::stderr().is_terminal() }
+        StageBar { bar: None, stage: String::new(), hidden, terminal: std::io::stderr().is_terminal(), last: None }
     }
 
     fn update(&mut self, stage: &str, done: u64, total: u64) {
@@ -373,22 +389,34 @@ impl StageBar {
         }
         if self.stage != stage {
             self.finish();
-            let b = indicatif::ProgressBar::new(total);
-            let style = indicatif::ProgressStyle::with_template("{msg:>24} {bar:40} {pos}/{len} [{elapsed_precise} < {eta_precise}]")
-                .expect("valid template");
-            b.set_style(style);
-            b.set_message(stage.to_string());
-            self.bar = Some(b);
             self.stage = stage.to_string();
+            if self.terminal {
+                let b = indicatif::ProgressBar::new(total);
+                let style = indicatif::ProgressStyle::with_template("{msg:>24} {bar:40} {pos}/{len} [{elapsed_precise} < {eta_precise}]")
+                    .expect("valid template");
+                b.set_style(style);
+                b.set_message(stage.to_string());
+                self.bar = Some(b);
+            }
+            self.last = Some((std::time::Instant::now(), done, total));
         }
         if let Some(b) = &self.bar {
             b.set_position(done);
+        } else if let Some((at, _, _)) = self.last {
+            if at.elapsed().as_secs() >= 30 {
+                eprintln!("{stage}: {done}/{total}");
+                self.last = Some((std::time::Instant::now(), done, total));
+            } else {
+                self.last = Some((at, done, total));
+            }
         }
     }
 
     fn finish(&mut self) {
         if let Some(b) = self.bar.take() {
             b.finish();
+        } else if let Some((_, done, total)) = self.last.take() {
+            eprintln!("{}: {done}/{total}", self.stage);
         }
     }
 }

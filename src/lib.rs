@@ -6,14 +6,17 @@
 //! - [`model`]: config, weights, forward/backward pass and hooks (TransformerLens-compatible);
 //! - [`train`]: run configs and presets, AdamW, the training loop and its record;
 //! - [`eval`]: predictions and accuracy;
+//! - [`analysis`]: interventions on the hooks and the analyses that find the algorithm;
 //! - [`report`]: figures and the HTML report;
 //! - [`task_model`]: a model file together with the task it answers;
+//! - [`interrupt`]: Ctrl-C stops training and evaluation at a point they can continue from;
 //! - [`io`], [`bench`], [`cli`]: files, benchmarks and the command line.
 
 pub mod analysis;
 pub mod bench;
 pub mod cli;
 pub mod eval;
+pub mod interrupt;
 pub mod io;
 pub mod model;
 pub mod report;

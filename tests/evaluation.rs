@@ -125,3 +125,52 @@ fn one_layer_fast_path_matches_the_reference_forward_pass() {
         }
     }
 }
+
+#[test]
+fn an_interrupted_evaluation_continues_from_its_progress_file_to_the_same_report() {
+    use arithlens::eval::accuracy::SLICE;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static STOP: AtomicBool = AtomicBool::new(false);
+    // A half-trained mixed model: failures in both operations, so tallies and top losses matter.
+    let cfg = TrainConfig::preset("tiny_mix").unwrap().with_overrides(&["steps=80".into()]).unwrap();
+    let mut t = Trainer::new(cfg).unwrap();
+    for _ in 0..80 {
+        t.step().unwrap();
+    }
+    let m = TaskModel::from_file(t.model_file(), "test").unwrap();
+    let file = std::env::temp_dir().join(format!("arithlens-eval-progress-{}.json", std::process::id()));
+    let _ = std::fs::remove_file(&file);
+    let opts = EvalOptions { questions: SLICE + 100, per_class: 50, progress_file: Some(file.clone()), ..Default::default() };
+    let whole = evaluate(&m, &EvalOptions { progress_file: None, ..opts.clone() }, &mut |_, _, _| {}).unwrap();
+    assert!(whole.ops.iter().all(|r| r.failures > 0), "the model should still make mistakes");
+    let stopping = EvalOptions { stop: Some(&STOP), ..opts.clone() };
+    // Stopped in addition's first slice, then (after finishing addition) in subtraction's first.
+    let mut first_seen = Vec::new();
+    for stage in ["random addition", "random subtraction"] {
+        STOP.store(false, Ordering::SeqCst);
+        let mut first = None;
+        let err = evaluate(&m, &stopping, &mut |s, done, _| {
+            first.get_or_insert((s.to_string(), done));
+            if s == stage {
+                STOP.store(true, Ordering::SeqCst);
+            }
+        })
+        .unwrap_err();
+        assert!(err.contains("run the same command again"), "{err}");
+        assert!(file.exists());
+        first_seen.push(first.unwrap());
+    }
+    let mut first = None;
+    let resumed = evaluate(&m, &opts, &mut |s, done, _| {
+        first.get_or_insert((s.to_string(), done));
+    })
+    .unwrap();
+    // Each run started where the last one stopped.
+    assert!(first_seen[0].0 == "random addition" && first_seen[0].1 <= 1024);
+    assert!(first_seen[1].0 == "random addition" && first_seen[1].1 > SLICE, "{:?}", first_seen[1]);
+    let first = first.unwrap();
+    assert!(first.0 == "random subtraction" && first.1 > SLICE, "{first:?}");
+    assert!(!file.exists(), "the progress file is removed at the end");
+    assert_eq!(resumed.ops, whole.ops);
+    assert_eq!(resumed.summary, whole.summary);
+}

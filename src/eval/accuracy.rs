@@ -9,6 +9,8 @@ use crate::task::stratified::stratified_set;
 use crate::task::{Op, Question};
 use crate::task_model::TaskModel;
 use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// What `evaluate` measures.
@@ -26,12 +28,74 @@ pub struct EvalOptions {
     pub top_k: usize,
     /// Questions per forward pass.
     pub batch: usize,
+    /// Where a random-sample evaluation keeps its progress after every slice of questions: a
+    /// run that finds progress for the same model and options continues from it (with the same
+    /// final report), and the file is removed when the evaluation ends.
+    pub progress_file: Option<PathBuf>,
+    /// When this flag is set (e.g. by Ctrl-C), the evaluation saves its progress after the
+    /// current slice and stops with an error that says how to continue.
+    pub stop: Option<&'static AtomicBool>,
 }
 
 impl Default for EvalOptions {
     fn default() -> Self {
-        EvalOptions { questions: 1_000_000, seed: 673023, exhaustive: false, per_class: 10_000, top_k: 20, batch: 1024 }
+        EvalOptions {
+            questions: 1_000_000,
+            seed: 673023,
+            exhaustive: false,
+            per_class: 10_000,
+            top_k: 20,
+            batch: 1024,
+            progress_file: None,
+            stop: None,
+        }
     }
+}
+
+/// Random questions generated and evaluated together (and progress saved after each).
+pub const SLICE: u64 = 1 << 16;
+
+/// The progress file's contents.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Progress {
+    /// The model's fingerprint and the options: progress made for anything else is ignored.
+    key: String,
+    /// Seconds spent so far.
+    seconds: f64,
+    /// Reports of the operations finished.
+    finished: Vec<OpReport>,
+    /// The operation in progress: its random questions done and their tallies.
+    current: Option<(Op, u64, ClassTallies, TopLoss)>,
+}
+
+impl Progress {
+    /// What a progress file must match: a hash of the weights and every option that changes
+    /// the report.
+    fn key(model: &TaskModel, opts: &EvalOptions) -> String {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for v in &model.params.data {
+            h = (h ^ v.to_bits() as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+        format!("{} {h:016x} seed {} questions {} per_class {} top_k {}", model.name, opts.seed, opts.questions, opts.per_class, opts.top_k)
+    }
+
+    /// The saved progress for `key`, if the file holds it.
+    fn load(path: &Path, key: &str) -> Option<Progress> {
+        let p: Progress = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+        (p.key == key).then_some(p)
+    }
+
+    fn save(&self, path: &Path) -> Result<(), String> {
+        crate::io::atomic::write_json(path, self).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    }
+}
+
+/// Random questions already evaluated in the progress `opts.progress_file` holds for this model
+/// and these options (0 if none): lets a caller say that an evaluation continues.
+pub fn resumed_questions(model: &TaskModel, opts: &EvalOptions) -> u64 {
+    let Some(path) = &opts.progress_file else { return 0 };
+    Progress::load(path, &Progress::key(model, opts))
+        .map_or(0, |p| p.finished.iter().map(|r| r.questions).sum::<u64>() + p.current.map_or(0, |c| c.1))
 }
 
 /// The largest operand width `--exhaustive` accepts: 10^6 questions at n = 3.
@@ -139,17 +203,38 @@ fn fold(model: &TaskModel, qs: &[Question], out: &Predictions, tallies: &mut Cla
 }
 
 /// Evaluates `model` per `opts` on each operation it knows; `progress(stage, done, total)`.
+/// With `opts.progress_file`, a random-sample evaluation saves its progress after every
+/// [`SLICE`] questions and continues from saved progress; with `opts.stop`, it stops cleanly.
 pub fn evaluate(model: &TaskModel, opts: &EvalOptions, progress: &mut dyn FnMut(&str, u64, u64)) -> Result<EvalReport, String> {
     check_options(model, opts)?;
     let start = Instant::now();
+    let key = Progress::key(model, opts);
+    let saving = opts.progress_file.as_deref().filter(|_| !opts.exhaustive);
+    let mut state = saving.and_then(|p| Progress::load(p, &key)).unwrap_or(Progress { key, ..Default::default() });
+    let before = state.seconds;
+    let mut save = |s: &mut Progress| {
+        s.seconds = before + start.elapsed().as_secs_f64();
+        saving.map_or(Ok(()), |p| s.save(p))
+    };
     let mut total_q = 0;
     let mut ops = Vec::new();
     for &op in &model.ops {
-        let r = evaluate_op(model, op, opts, progress)?;
+        let r = match state.finished.iter().find(|r| r.op == op) {
+            Some(r) => r.clone(),
+            None => {
+                let r = evaluate_op(model, op, opts, &mut state, &mut save, progress)?;
+                state.finished.push(r.clone());
+                save(&mut state)?;
+                r
+            }
+        };
         total_q += r.questions + r.stratified.last().map_or(0, |row| row.n);
         ops.push(r);
     }
-    let seconds = start.elapsed().as_secs_f64();
+    if let Some(p) = saving {
+        let _ = std::fs::remove_file(p);
+    }
+    let seconds = before + start.elapsed().as_secs_f64();
     let summary = ops.iter().flat_map(summarise).collect();
     Ok(EvalReport {
         model: model.name.clone(),
@@ -181,24 +266,41 @@ fn check_options(model: &TaskModel, opts: &EvalOptions) -> Result<(), String> {
     Ok(())
 }
 
-fn evaluate_op(model: &TaskModel, op: Op, opts: &EvalOptions, progress: &mut dyn FnMut(&str, u64, u64)) -> Result<OpReport, String> {
+fn evaluate_op(
+    model: &TaskModel,
+    op: Op,
+    opts: &EvalOptions,
+    state: &mut Progress,
+    save: &mut dyn FnMut(&mut Progress) -> Result<(), String>,
+    progress: &mut dyn FnMut(&str, u64, u64),
+) -> Result<OpReport, String> {
     let n = model.n_digits;
     let err = |e: crate::task::TaskError| e.to_string();
-    let mut top = TopLoss::new(opts.top_k);
-    let mut random = ClassTallies::default();
     let label = format!("{} {}", if opts.exhaustive { "all" } else { "random" }, if op == Op::Add { "addition" } else { "subtraction" });
     let total = if opts.exhaustive { 10u64.pow(2 * n as u32) } else { opts.questions };
+    let (mut done, mut random, mut top) = match state.current.take() {
+        Some((o, done, tallies, top)) if o == op => (done, tallies, top),
+        _ => (0, ClassTallies::default(), TopLoss::new(opts.top_k)),
+    };
     if opts.exhaustive {
         evaluate_set(model, all_questions(n, op).map_err(err)?, opts.batch, &mut random, &mut top, &mut |d| progress(&label, d, total));
     } else {
-        // Generated in slices so a million questions never sit in memory at once.
-        let slice = 1 << 16;
-        let mut done = 0;
+        // Generated in slices so a million questions never sit in memory at once; each slice's
+        // questions depend only on the seed and where it starts.
         while done < total {
-            let count = slice.min(total - done);
+            let count = SLICE.min(total - done);
             let qs = random_questions(n, op, count as usize, opts.seed ^ done.wrapping_mul(0x9E37_79B9_7F4A_7C15)).map_err(err)?;
             evaluate_set(model, qs.into_iter(), opts.batch, &mut random, &mut top, &mut |d| progress(&label, done + d, total));
             done += count;
+            state.current = Some((op, done, random.clone(), top.clone()));
+            save(state)?;
+            state.current = None;
+            if done < total && opts.stop.is_some_and(|f| f.load(Ordering::SeqCst)) {
+                let kept = opts.progress_file.as_ref().map_or("nowhere (no progress file)".to_string(), |p| p.display().to_string());
+                return Err(format!(
+                    "stopped after {done} of {total} {label} questions; progress kept in {kept}: run the same command again to continue"
+                ));
+            }
         }
     }
     let mut strat = ClassTallies::default();

@@ -90,7 +90,7 @@ pub struct ClassRow {
 }
 
 /// Tallies by class.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClassTallies(pub BTreeMap<Class, Tally>);
 
 impl ClassTallies {
@@ -132,7 +132,7 @@ pub struct HardQuestion {
 }
 
 /// The `k` highest-loss questions seen so far.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TopLoss {
     k: usize,
     items: Vec<(f64, Question, Vec<u32>)>,

@@ -238,7 +238,7 @@ impl Trainer {
     }
 
     /// Makes the loop save a checkpoint and stop (with an error saying how to continue) after
-    /// the first step that ends with `flag` set, e.g. by [`super::interrupt::install`]. A run
+    /// the first step that ends with `flag` set, e.g. by [`crate::interrupt::Guard`]. A run
     /// resumed from there has the same weights as one never stopped; its first loss record
     /// after the stop averages only the steps since.
     pub fn stop_when(&mut self, flag: &'static std::sync::atomic::AtomicBool) {

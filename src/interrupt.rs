@@ -1,10 +1,12 @@
-//! Stopping a long training cleanly: while a [`Guard`] lives, the first Ctrl-C (SIGINT) or
-//! SIGTERM asks the training loop to save a checkpoint after the step in progress and stop, so
-//! `train --resume` continues exactly there; a second one ends the process at once, as usual.
+//! Stopping long work cleanly: while a [`Guard`] lives, the first Ctrl-C (SIGINT) or SIGTERM
+//! sets a flag that the training loop (after the step in progress: it saves a checkpoint, and
+//! `train --resume` continues exactly there) and the evaluation (after the slice in progress: it
+//! saves its progress, and the same command continues) poll; a second one ends the process at
+//! once, as usual.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Set by the signal handler; read by [`crate::train::Trainer`] after every step.
+/// Set by the signal handler; polled by [`crate::train::Trainer`] and [`crate::eval::evaluate`].
 static REQUESTED: AtomicBool = AtomicBool::new(false);
 
 /// The handler's lifetime: installing it clears any earlier request; dropping it gives both
@@ -19,7 +21,7 @@ impl Guard {
         Guard(())
     }
 
-    /// The flag the handler sets (pass it to [`crate::train::Trainer::stop_when`]).
+    /// The flag the handler sets (for [`crate::train::Trainer::stop_when`] or `EvalOptions::stop`).
     pub fn flag(&self) -> &'static AtomicBool {
         &REQUESTED
     }
