@@ -221,6 +221,9 @@ pub fn evaluate(model: &TaskModel, opts: &EvalOptions, progress: &mut dyn FnMut(
     for &op in &model.ops {
         let r = match state.finished.iter().find(|r| r.op == op) {
             Some(r) => r.clone(),
+            None if stop_requested(opts) => {
+                return Err("stopped between operations; progress kept: run the same command again to continue".into());
+            }
             None => {
                 let r = evaluate_op(model, op, opts, &mut state, &mut save, progress)?;
                 state.finished.push(r.clone());
@@ -245,6 +248,10 @@ pub fn evaluate(model: &TaskModel, opts: &EvalOptions, progress: &mut dyn FnMut(
         ops,
         summary,
     })
+}
+
+fn stop_requested(opts: &EvalOptions) -> bool {
+    opts.stop.is_some_and(|f| f.load(Ordering::SeqCst))
 }
 
 fn check_options(model: &TaskModel, opts: &EvalOptions) -> Result<(), String> {
@@ -295,7 +302,7 @@ fn evaluate_op(
             state.current = Some((op, done, random.clone(), top.clone()));
             save(state)?;
             state.current = None;
-            if done < total && opts.stop.is_some_and(|f| f.load(Ordering::SeqCst)) {
+            if done < total && stop_requested(opts) {
                 let kept = opts.progress_file.as_ref().map_or("nowhere (no progress file)".to_string(), |p| p.display().to_string());
                 return Err(format!(
                     "stopped after {done} of {total} {label} questions; progress kept in {kept}: run the same command again to continue"
