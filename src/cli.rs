@@ -139,7 +139,7 @@ pub struct TrainArgs {
     /// Seed of weights and data (shorthand for --set seed=N).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Run folder (default runs/<name>).
+    /// Run folder (default runs/NAME, NAME the preset's run name).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Continue the run in the folder from its last checkpoint.

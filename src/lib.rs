@@ -10,7 +10,7 @@
 //! - [`report`]: figures and the HTML report;
 //! - [`task_model`]: a model file together with the task it answers;
 //! - [`interrupt`]: Ctrl-C stops training and evaluation at a point they can continue from;
-//! - [`io`], [`bench`], [`cli`]: files, benchmarks and the command line.
+//! - [`io`], [`bench`](mod@bench), [`cli`]: files, benchmarks and the command line.
 
 pub mod analysis;
 pub mod bench;

@@ -15,7 +15,7 @@
 //! - `attention[]` ([`attention::NodeAttention`]) per useful head node: {name, node, top[{position,
 //!   token, weight}], summary "D2 and D'2", column, column_weight};
 //! - `staircases[]` ([`attention::Staircase`]) per head: {layer, head, query_positions[],
-//!   source_tokens[], weights[query][source], top_column[], offset[], typical_offset,
+//!   source_tokens[], `weights[query][source]`, top_column[], offset[], typical_offset,
 //!   descending_steps, is_staircase};
 //! - `tags[]` ([`subtasks::NodeTags`]) per useful head node: {name, node, impact[answer index],
 //!   tests[{subtask "MC_2", task {kind, col, op}, informative, match_rate}], tags["MC_2"]};

@@ -29,9 +29,9 @@ impl ParamEntry {
 /// A LayerNorm's weight and bias.
 #[derive(Clone, Debug)]
 pub struct LnIdx {
-    /// `w` [d_model].
+    /// `w` `[d_model]`.
     pub w: Range<usize>,
-    /// `b` [d_model].
+    /// `b` `[d_model]`.
     pub b: Range<usize>,
 }
 
@@ -52,7 +52,7 @@ pub struct AttnIdx {
     pub b_k: Range<usize>,
     /// `b_V` [n_heads, d_head].
     pub b_v: Range<usize>,
-    /// `b_O` [d_model].
+    /// `b_O` `[d_model]`.
     pub b_o: Range<usize>,
 }
 
@@ -61,11 +61,11 @@ pub struct AttnIdx {
 pub struct MlpIdx {
     /// `W_in` [d_model, d_mlp].
     pub w_in: Range<usize>,
-    /// `b_in` [d_mlp].
+    /// `b_in` `[d_mlp]`.
     pub b_in: Range<usize>,
     /// `W_out` [d_mlp, d_model].
     pub w_out: Range<usize>,
-    /// `b_out` [d_model].
+    /// `b_out` `[d_model]`.
     pub b_out: Range<usize>,
 }
 
@@ -99,7 +99,7 @@ pub struct ParamLayout {
     pub ln_final: Option<LnIdx>,
     /// `unembed.W_U` [d_model, d_vocab_out].
     pub w_u: Range<usize>,
-    /// `unembed.b_U` [d_vocab_out].
+    /// `unembed.b_U` `[d_vocab_out]`.
     pub b_u: Range<usize>,
 }
 

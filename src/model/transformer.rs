@@ -412,7 +412,7 @@ fn block_forward<H: Hooks>(p: &Params, l: usize, ws: &mut Workspace, hooks: &mut
     hook(hooks, HookPoint::ResidPost(l), x_out, vec![b, tq, d], q0);
 }
 
-/// Backward pass from `d logits` already in the workspace (see [`set_dlogits`]): adds every
+/// Backward pass from `d logits` already in the workspace (see [`loss`] with `with_grad`): adds every
 /// parameter's gradient into `grad` (same layout as `p.data`).
 pub fn backward(p: &Params, tokens: &[u32], n_ctx: usize, ws: &mut Workspace, grad: &mut [f32]) {
     let c = &p.config;
