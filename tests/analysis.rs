@@ -272,6 +272,24 @@ fn lookahead_formula_agreement_matches_a_brute_force_count() {
         assert_eq!(c.model_beats_formula, total - agree, "{}", c.class);
     }
     assert!(check.per_class.iter().any(|c| c.class == Class::S(3)));
+    // Examples of where they differ: here only questions the "model" gets right beyond the formula.
+    let text = |t: &[u32]| t.iter().map(|&x| Format::Paper1.token_name(x)).collect::<String>();
+    let find = |s: &str| sets.iter().flat_map(|(_, qs)| qs).find(|q| q.text() == s).copied().unwrap();
+    assert_eq!(check.examples.len(), 3);
+    for e in &check.examples {
+        let q = find(&e.question);
+        assert!(e.class.index() >= 3, "{e:?}");
+        assert_eq!((e.truth.clone(), e.model.clone()), (text(&q.answer_tokens(Format::Paper1)), text(&q.answer_tokens(Format::Paper1))));
+        assert_eq!(e.formula, text(&brute_lookahead(&q)));
+    }
+    // With the lookahead as the "model", exact arithmetic's examples are the model's wrong answers.
+    let lookahead_preds: Vec<Predictions> = sets
+        .iter()
+        .map(|(_, qs)| Predictions { n_answer: n + 1, argmax: qs.iter().flat_map(brute_lookahead).collect(), nll: vec![] })
+        .collect();
+    let exact = symbolic::check(&symbolic::exact(Format::Paper1), Format::Paper1, &sets, &lookahead_preds);
+    assert_eq!(exact.examples.len(), 3);
+    assert!(exact.examples.iter().all(|e| e.model != e.truth && e.formula == e.truth && e.model == text(&brute_lookahead(&find(&e.question)))));
 }
 
 #[test]

@@ -25,7 +25,8 @@
 //!   subtasks[], column}], combined_by, lookahead_depth, text};
 //! - `symbolic[]` ([`symbolic::FormulaCheck`]): {name "exact" | "lookahead2" | "derived",
 //!   description, per_class[{class, questions, model_accuracy, agreement, model_wrong,
-//!   wrong_reproduced, model_beats_formula}], mean_agreement};
+//!   wrong_reproduced, model_beats_formula}], mean_agreement, examples[{class, question, truth,
+//!   model, formula}]};
 //! - `dynamics` ([`dynamics::Dynamics`] or null): {threshold, total_steps, digits[{digit, step,
 //!   need_steps[base, carry, cascade]}], spread_steps, distinct_steps, separated,
 //!   carry_lags_base};
@@ -599,5 +600,9 @@ fn formula_verdict(fc: &symbolic::FormulaCheck) -> String {
         let total: usize = fc.per_class.iter().map(|c| c.model_beats_formula).sum();
         s += &format!("; the model answers {total} questions right that it gets wrong ({})", beats.join(", "));
     }
-    s + "\n"
+    s += "\n";
+    for e in &fc.examples {
+        s += &format!("    {}: {}{} model {}, formula {}\n", e.class, e.question, e.truth, e.model, e.formula);
+    }
+    s
 }

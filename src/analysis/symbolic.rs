@@ -76,10 +76,34 @@ pub struct FormulaCheck {
     pub per_class: Vec<ClassAgreement>,
     /// Agreement over all questions of all classes (each class weighted equally).
     pub mean_agreement: f64,
+    /// A few questions where the formula and the model differ: wrong model answers the formula
+    /// does not reproduce first, then questions the model gets right beyond the formula.
+    #[serde(default)]
+    pub examples: Vec<Disagreement>,
 }
+
+/// One question where a formula's answer is not the model's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Disagreement {
+    /// Class.
+    pub class: Class,
+    /// The question, e.g. `44445+55555=`.
+    pub question: String,
+    /// The true answer tokens.
+    pub truth: String,
+    /// The model's answer tokens.
+    pub model: String,
+    /// The formula's answer tokens.
+    pub formula: String,
+}
+
+/// Examples kept per kind of disagreement.
+const EXAMPLES: usize = 3;
 
 /// Checks `formula` against the model's predictions `preds[i]` on each class set `sets[i]`.
 pub fn check(formula: &Formula, format: Format, sets: &[(Class, Vec<Question>)], preds: &[Predictions]) -> FormulaCheck {
+    let text = |toks: &[u32]| toks.iter().map(|&t| format.token_name(t)).collect::<String>();
+    let (mut wrong_examples, mut beyond_examples) = (Vec::new(), Vec::new());
     let per_class: Vec<ClassAgreement> = sets
         .iter()
         .zip(preds)
@@ -93,6 +117,11 @@ pub fn check(formula: &Formula, format: Format, sets: &[(Class, Vec<Question>)],
                 let correct = model == truth.as_slice();
                 right += correct as usize;
                 beats += (correct && f != truth) as usize;
+                let keep = if correct { &mut beyond_examples } else { &mut wrong_examples };
+                if f != model && keep.len() < EXAMPLES {
+                    let (question, truth, model, formula) = (q.text(), text(&truth), text(model), text(&f));
+                    keep.push(Disagreement { class: *class, question, truth, model, formula });
+                }
                 if f == model {
                     agree += 1;
                     wrong_rep += !correct as usize;
@@ -111,5 +140,7 @@ pub fn check(formula: &Formula, format: Format, sets: &[(Class, Vec<Question>)],
         })
         .collect();
     let mean_agreement = per_class.iter().map(|c| c.agreement).sum::<f64>() / per_class.len().max(1) as f64;
-    FormulaCheck { name: formula.name.clone(), description: formula.description.clone(), per_class, mean_agreement }
+    wrong_examples.extend(beyond_examples);
+    let examples = wrong_examples;
+    FormulaCheck { name: formula.name.clone(), description: formula.description.clone(), per_class, mean_agreement, examples }
 }

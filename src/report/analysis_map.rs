@@ -266,7 +266,22 @@ pub fn symbolic(a: &Value) -> Vec<Block> {
             let beats: f64 = arr(c, "per_class").iter().map(|r| num(r, "model_beats_formula")).filter(|v| v.is_finite()).sum();
             let beyond =
                 if beats > 0.0 { format!("; the model answers {beats} questions right that it gets wrong") } else { String::new() };
-            format!("{}: {} (mean agreement {:.2}%{beyond})", text(c, "name"), text(c, "description"), 100.0 * num(c, "mean_agreement"))
+            let name = text(c, "name");
+            let examples: Vec<String> = arr(c, "examples")
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{} {}{}: model {}, {name} {}",
+                        text(e, "class"),
+                        text(e, "question"),
+                        text(e, "truth"),
+                        text(e, "model"),
+                        text(e, "formula")
+                    )
+                })
+                .collect();
+            let examples = if examples.is_empty() { String::new() } else { format!(". Where they differ: {}", examples.join("; ")) };
+            format!("{name}: {} (mean agreement {:.2}%{beyond}){examples}", text(c, "description"), 100.0 * num(c, "mean_agreement"))
         })
         .collect();
     vec![Block::Figure(Figure::new("symbolic_agreement", svg, caption)), Block::List(lines)]
