@@ -289,7 +289,10 @@ fn lookahead_formula_agreement_matches_a_brute_force_count() {
         .collect();
     let exact = symbolic::check(&symbolic::exact(Format::Paper1), Format::Paper1, &sets, &lookahead_preds);
     assert_eq!(exact.examples.len(), 3);
-    assert!(exact.examples.iter().all(|e| e.model != e.truth && e.formula == e.truth && e.model == text(&brute_lookahead(&find(&e.question)))));
+    assert!(exact
+        .examples
+        .iter()
+        .all(|e| e.model != e.truth && e.formula == e.truth && e.model == text(&brute_lookahead(&find(&e.question)))));
 }
 
 #[test]

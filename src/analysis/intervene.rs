@@ -173,6 +173,16 @@ impl Interventions {
     pub fn new(list: Vec<Intervention>) -> Interventions {
         Interventions { list, row0: 0 }
     }
+
+    /// The first block any intervention touches (the embeddings count as block 0, `ln_final` as
+    /// the last block): the blocks before it compute exactly what a clean pass does.
+    pub fn first_block(&self, n_layers: usize) -> usize {
+        let block = |p: HookPoint| match p {
+            HookPoint::Embed | HookPoint::PosEmbed => 0,
+            _ => p.layer().unwrap_or(n_layers - 1),
+        };
+        self.list.iter().map(|iv| block(iv.point)).min().unwrap_or(n_layers - 1)
+    }
 }
 
 impl Hooks for Interventions {
@@ -186,18 +196,6 @@ impl Hooks for Interventions {
 /// The span the runner uses: just the answer-predicting positions in the last layer.
 pub fn answer_span(model: &TaskModel) -> Span {
     Span::predictions(model.answer_start() - 1, model.n_answer())
-}
-
-impl Interventions {
-    /// The first block any intervention touches (the embeddings count as block 0, `ln_final` as
-    /// the last block): the blocks before it compute exactly what a clean pass does.
-    pub fn first_block(&self, n_layers: usize) -> usize {
-        let block = |p: HookPoint| match p {
-            HookPoint::Embed | HookPoint::PosEmbed => 0,
-            _ => p.layer().unwrap_or(n_layers - 1),
-        };
-        self.list.iter().map(|iv| block(iv.point)).min().unwrap_or(n_layers - 1)
-    }
 }
 
 /// The clean `hook_resid_pre` of every block after the first, for one question list. A pass
