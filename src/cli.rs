@@ -288,7 +288,7 @@ fn ask(path: &Path, question: &str) -> Result<(), String> {
             Err(e) => format!("  (not a number: {e})"),
         }
     );
-    println!("true:     {}  (= {})", truth.iter().map(|&t| model.format.token_name(t)).collect::<String>(), q.answer());
+    println!("true:     {}  (= {})", model.format.tokens_text(&truth), q.answer());
     let answer_names = crate::train::log::answer_names(model.format, model.n_digits);
     for ((name, p), (&tok, &want)) in answer_names.iter().zip(&probs).zip(tokens.iter().zip(&truth)) {
         let mark = if tok == want { "" } else { "  <- wrong" };

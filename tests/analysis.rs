@@ -273,7 +273,7 @@ fn lookahead_formula_agreement_matches_a_brute_force_count() {
     }
     assert!(check.per_class.iter().any(|c| c.class == Class::S(3)));
     // Examples of where they differ: here only questions the "model" gets right beyond the formula.
-    let text = |t: &[u32]| t.iter().map(|&x| Format::Paper1.token_name(x)).collect::<String>();
+    let text = |t: &[u32]| Format::Paper1.tokens_text(t);
     let find = |s: &str| sets.iter().flat_map(|(_, qs)| qs).find(|q| q.text() == s).copied().unwrap();
     assert_eq!(check.examples.len(), 3);
     for e in &check.examples {

@@ -102,7 +102,7 @@ const EXAMPLES: usize = 3;
 
 /// Checks `formula` against the model's predictions `preds[i]` on each class set `sets[i]`.
 pub fn check(formula: &Formula, format: Format, sets: &[(Class, Vec<Question>)], preds: &[Predictions]) -> FormulaCheck {
-    let text = |toks: &[u32]| toks.iter().map(|&t| format.token_name(t)).collect::<String>();
+    let text = |toks: &[u32]| format.tokens_text(toks);
     let (mut wrong_examples, mut beyond_examples) = (Vec::new(), Vec::new());
     let per_class: Vec<ClassAgreement> = sets
         .iter()

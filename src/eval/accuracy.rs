@@ -343,7 +343,7 @@ fn curated_results(model: &TaskModel, op: Op) -> Result<Vec<CuratedResult>, Stri
     let sets = curated(model.n_digits, op).map_err(|e| e.to_string())?;
     let qs: Vec<Question> = sets.iter().flat_map(|(_, v)| v.iter().copied()).collect();
     let p = super::predict::teacher_forced(model, &qs, 256);
-    let text = |toks: &[u32]| toks.iter().map(|&t| model.format.token_name(t)).collect::<String>();
+    let text = |toks: &[u32]| model.format.tokens_text(toks);
     let n = p.n_answer;
     Ok(qs
         .iter()

@@ -156,7 +156,7 @@ impl TopLoss {
 
     /// The kept questions, worst first, described with `answer_names` and the token format.
     pub fn describe(&self, format: crate::task::Format, answer_names: &[String]) -> Vec<HardQuestion> {
-        let text = |toks: &[u32]| toks.iter().map(|&t| format.token_name(t)).collect::<String>();
+        let text = |toks: &[u32]| format.tokens_text(toks);
         self.items
             .iter()
             .map(|(loss, q, pred)| {

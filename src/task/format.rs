@@ -80,6 +80,11 @@ impl Format {
         self.names().get(tok as usize).copied().unwrap_or("?")
     }
 
+    /// Tokens written out with [`Format::token_name`], e.g. "+0315600".
+    pub fn tokens_text(self, toks: &[u32]) -> String {
+        toks.iter().map(|&t| self.token_name(t)).collect()
+    }
+
     fn names(self) -> &'static [&'static str] {
         match self {
             Format::Paper1 => &PAPER1_NAMES,

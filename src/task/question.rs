@@ -82,8 +82,7 @@ impl Question {
     /// The whole token sequence written out: "33357+82243=115600" or
     /// "123450-345670=-0222220".
     pub fn full_text(&self, format: Format) -> Result<String, TaskError> {
-        let tokens = self.tokens(format)?;
-        Ok(tokens.iter().map(|&t| format.token_name(t)).collect())
+        Ok(format.tokens_text(&self.tokens(format)?))
     }
 
     /// The whole sequence, `format.n_ctx(n_digits)` tokens long.
