@@ -83,6 +83,10 @@ pub struct AnalyzeArgs {
     /// Question pairs per candidate sub-task when tagging nodes by patching.
     #[arg(long, default_value_t = crate::analysis::AnalyzeOptions::default().pairs)]
     pub pairs: usize,
+    /// Questions with the same column values asked per symbolic-check question, to measure how
+    /// far any formula over sub-tasks can agree with the model (0 skips it).
+    #[arg(long, default_value_t = crate::analysis::AnalyzeOptions::default().siblings)]
+    pub siblings: usize,
 }
 
 /// Options of `eval`.
@@ -466,7 +470,7 @@ fn analyze_stage(dir: &Path, force: bool) -> Result<(), String> {
         return Ok(());
     }
     let defaults = crate::analysis::AnalyzeOptions::default();
-    analyze(dir, &AnalyzeArgs { questions: defaults.questions, seed: defaults.seed, pairs: defaults.pairs })
+    analyze(dir, &AnalyzeArgs { questions: defaults.questions, seed: defaults.seed, pairs: defaults.pairs, siblings: defaults.siblings })
 }
 
 fn run_all(a: &TrainArgs) -> Result<(), String> {
@@ -525,7 +529,13 @@ fn analyze(dir: &Path, a: &AnalyzeArgs) -> Result<(), String> {
         Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", log_path.display()))?),
         Err(_) => None,
     };
-    let opts = crate::analysis::AnalyzeOptions { questions: a.questions, seed: a.seed, pairs: a.pairs, ..Default::default() };
+    let opts = crate::analysis::AnalyzeOptions {
+        questions: a.questions,
+        seed: a.seed,
+        pairs: a.pairs,
+        siblings: a.siblings,
+        ..Default::default()
+    };
     let t0 = std::time::Instant::now();
     let result = crate::analysis::analyze(&model, log.as_ref(), &opts);
     let out = if dir.is_dir() { dir.join("analysis.json") } else { dir.with_file_name("analysis.json") };

@@ -216,7 +216,13 @@ fn exact_addition_agrees_fully_on_a_perfect_model_and_the_summary_says_so() {
     let a = tiny_analysis();
     let exact = a.symbolic.iter().find(|f| f.name == "exact").unwrap();
     assert!(exact.per_class.iter().all(|c| c.agreement == 1.0 && c.model_accuracy == 1.0), "{exact:?}");
+    // Questions with the same column sums get the same (right) answer: nothing is left that a
+    // formula over sub-tasks could not follow.
+    let ceiling = a.ceiling.as_ref().unwrap();
+    assert_eq!(ceiling.per_class.len(), exact.per_class.len());
+    assert!(ceiling.per_class.iter().all(|c| c.ceiling == 1.0 && c.model_wrong == 0), "{ceiling:?}");
     let text = summary(a);
+    assert!(text.contains("the model answers them alike, as a formula over sub-tasks would"), "{text}");
     assert!(text.contains("Computation starts at position 5 (token '=')"), "{text}");
     assert!(text.contains("3 of 3 answer tokens are computed only at the position one before"), "{text}");
     let json = serde_json::to_string(a).unwrap();

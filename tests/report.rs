@@ -165,6 +165,7 @@ fn synthetic_analysis() -> serde_json::Value {
                       {"digit": "A0", "column": 0, "position": 7, "parts": [], "combined_by": "P7L0M", "lookahead_depth": 0, "text": "A0 = BA_0 @P7L0H1"}],
         "symbolic": [{"name": "exact", "description": "exact addition", "per_class": [{"class": "S0", "questions": 200, "model_accuracy": 1.0, "agreement": 1.0, "model_wrong": 0, "wrong_reproduced": 0}, {"class": "S1", "questions": 200, "model_accuracy": 1.0, "agreement": 0.99, "model_wrong": 2, "wrong_reproduced": 0}], "mean_agreement": 0.995},
                      {"name": "lookahead2", "description": "A_k = (BA_k + MC_k-1 + (MS_k-1 and MC_k-2)) mod 10", "per_class": [{"class": "S0", "questions": 200, "model_accuracy": 1.0, "agreement": 1.0, "model_wrong": 0, "wrong_reproduced": 0}, {"class": "S1", "questions": 200, "model_accuracy": 1.0, "agreement": 1.0, "model_wrong": 2, "wrong_reproduced": 2}], "mean_agreement": 1.0}],
+        "ceiling": {"siblings": 16, "per_class": [{"class": "S0", "questions": 200, "ceiling": 1.0, "model_wrong": 0, "wrong_usual": 0}, {"class": "S1", "questions": 200, "ceiling": 0.995, "model_wrong": 2, "wrong_usual": 1}]},
         "dynamics": {"threshold": 0.1, "total_steps": 2000, "digits": [{"digit": "A0", "step": 300, "need_steps": [300, null, null]}], "spread_steps": 400, "distinct_steps": 3, "separated": true, "carry_lags_base": true},
         "findings": {"computation_starts_at": 5, "starts_at_token": "=", "starts_at_equals": true, "one_before": ["A2", "A1", "A0"], "staircase_heads": ["L0H0"], "head_offsets": [["L0H0", 1]], "head_roles": [["L0H0", ["MC"]]], "lookahead_agreement": 1.0, "derived_agreement": null},
         "seconds": 1.0
@@ -190,6 +191,7 @@ fn report_with_analysis_renders_the_analysis_sections() {
     assert_eq!(nodes.descendants().filter(|n| class_of(n) == "node").count(), 3, "three useful nodes");
     let algo = text_of(section(&doc, "algorithm"));
     assert!(algo.contains("A1 = BA_1 + MC_0 @P6L0H0"), "{algo}");
+    assert!(algo.contains("of the model's 2 wrong answers, 1 are its usual answer for their column values"), "{algo}");
     let pca = section(&doc, "pca");
     assert!(pca.descendants().filter(|n| class_of(n) == "pt").count() >= 400);
     std::fs::remove_dir_all(dir).unwrap();

@@ -5,6 +5,7 @@
 //! the same roles (generate / propagate a carry or borrow) and share the code.
 
 use crate::task::{Op, Question};
+use rand::Rng;
 
 /// Base, generate and propagate per column (k = 0 is the units column).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,10 +93,75 @@ impl Columns {
     }
 }
 
+/// The column values every sub-task above is a function of: the column sums D_k + D'_k for
+/// addition, the differences D_k - D'_k for subtraction (units column first).
+pub fn column_values(q: &Question) -> Vec<i8> {
+    (0..q.n_digits)
+        .map(|k| {
+            let (a, b) = (q.digit_x(k) as i8, q.digit_y(k) as i8);
+            match q.op {
+                Op::Add => a + b,
+                Op::Sub => a - b,
+            }
+        })
+        .collect()
+}
+
+/// A uniformly random question with the same operation and [`column_values`] as `q`: every
+/// BA/MC/MS (MD/MB/MZ, sign) value is the same, only the digits that produce them differ.
+pub fn same_columns(q: &Question, rng: &mut impl Rng) -> Question {
+    let (mut x, mut y) = (0u128, 0u128);
+    for (k, v) in column_values(q).into_iter().enumerate().rev() {
+        // The first digit a ranges over 0..=9 with the second, a - v or v - a, in 0..=9 too.
+        let (a, b) = match q.op {
+            Op::Add => {
+                let a = rng.gen_range((v - 9).max(0)..=v.min(9));
+                (a, v - a)
+            }
+            Op::Sub => {
+                let a = rng.gen_range(v.max(0)..=(9 + v).min(9));
+                (a, a - v)
+            }
+        };
+        debug_assert!((0..=9).contains(&a) && (0..=9).contains(&b), "column {k} value {v}");
+        x = x * 10 + a as u128;
+        y = y * 10 + b as u128;
+    }
+    Question::new(x, y, q.op, q.n_digits).expect("digits of the same width")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::task::{all_questions, Format};
+    use crate::task::{all_questions, random_questions, Format};
+    use rand::SeedableRng;
+
+    #[test]
+    fn same_columns_keeps_every_column_value_and_varies_the_digits() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        for op in [Op::Add, Op::Sub] {
+            for q in random_questions(5, op, 200, 2).unwrap() {
+                let mut seen = std::collections::HashSet::new();
+                for _ in 0..400 {
+                    let s = same_columns(&q, &mut rng);
+                    assert_eq!(column_values(&s), column_values(&q), "{q:?} -> {s:?}");
+                    assert_eq!(Columns::of(&s), Columns::of(&q));
+                    assert_eq!(s.answer(), q.answer(), "same column values, same answer");
+                    seen.insert((s.x, s.y));
+                }
+                // Each column has min(v, 18 - v) + 1 (addition) or 10 - |v| (subtraction) digit pairs.
+                let choices: usize = column_values(&q)
+                    .iter()
+                    .map(|&v| if op == Op::Add { v.min(18 - v) as usize + 1 } else { 10 - v.unsigned_abs() as usize })
+                    .product();
+                assert!(
+                    if choices <= 30 { seen.len() == choices } else { seen.len() >= 30 },
+                    "{q:?}: {} distinct of {choices}",
+                    seen.len()
+                );
+            }
+        }
+    }
 
     #[test]
     fn exact_carries_give_the_true_answer() {

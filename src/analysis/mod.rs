@@ -27,6 +27,9 @@
 //!   description, per_class[{class, questions, model_accuracy, agreement, model_wrong,
 //!   wrong_reproduced, model_beats_formula}], mean_agreement, examples[{class, question, truth,
 //!   model, formula}]};
+//! - `ceiling` ([`symbolic::Ceiling`] or null): {siblings, per_class[{class, questions, ceiling,
+//!   model_wrong, wrong_usual}]}: how far any formula over the sub-task values can agree with
+//!   the model, from its answers to questions with the same column values;
 //! - `dynamics` ([`dynamics::Dynamics`] or null): {threshold, total_steps, digits[{digit, step,
 //!   need_steps[base, carry, cascade]}], spread_steps, distinct_steps, separated,
 //!   carry_lags_base};
@@ -73,6 +76,10 @@ pub struct AnalyzeOptions {
     pub sample: usize,
     /// Questions per complexity class for the symbolic check.
     pub per_class: usize,
+    /// Questions with the same column values asked per symbolic-check question, to measure how
+    /// far any sub-task formula can agree with the model (0 skips it).
+    #[serde(default = "default_siblings")]
+    pub siblings: usize,
     /// Loss threshold for the training-dynamics phase changes.
     pub loss_threshold: f64,
     /// Forward-pass batch size.
@@ -89,10 +96,15 @@ impl Default for AnalyzeOptions {
             min_match: 0.8,
             sample: 500,
             per_class: 200,
+            siblings: default_siblings(),
             loss_threshold: 0.1,
             batch: 500,
         }
     }
+}
+
+fn default_siblings() -> usize {
+    16
 }
 
 /// What model was analysed.
@@ -171,6 +183,9 @@ pub struct Analysis {
     pub algorithm: Vec<algorithm::DigitAlgorithm>,
     /// Symbolic formulas checked per class.
     pub symbolic: Vec<symbolic::FormulaCheck>,
+    /// How far any formula over the sub-task values can agree with the model.
+    #[serde(default)]
+    pub ceiling: Option<symbolic::Ceiling>,
     /// Training dynamics, if a training log was given.
     pub dynamics: Option<dynamics::Dynamics>,
     /// Headline findings.
@@ -327,6 +342,8 @@ pub fn analyze(model: &TaskModel, log: Option<&TrainingLog>, opts: &AnalyzeOptio
         .iter()
         .map(|f| symbolic::check(f, format, &sets, &preds))
         .collect();
+    let ceiling = (opts.siblings > 0)
+        .then(|| symbolic::ceiling(format, &sets, &preds, opts.siblings, opts.seed.wrapping_add(7), |qs| teacher_forced(model, qs, b)));
     let dynamics = log.map(|l| dynamics::phases(l, opts.loss_threshold));
 
     let findings = findings(model, &positions, &stairs, &tags, &symbolic);
@@ -352,6 +369,7 @@ pub fn analyze(model: &TaskModel, log: Option<&TrainingLog>, opts: &AnalyzeOptio
         pca,
         algorithm: algo,
         symbolic,
+        ceiling,
         dynamics,
         findings,
         insertion,
@@ -539,8 +557,19 @@ pub fn summary(a: &Analysis) -> String {
         let rep: usize = fc.per_class.iter().map(|c| c.wrong_reproduced).sum();
         s += &format!("   (reproduces {rep}/{wrong} wrong answers)\n");
     }
+    if let Some(c) = &a.ceiling {
+        s += &format!("  {:<12}", "any formula");
+        for k in &c.per_class {
+            s += &format!("{:>8}", format!("{:.0}%", 100.0 * k.ceiling));
+        }
+        let (wrong, usual) = c.wrong();
+        s += &format!("   (at most; reproduces {usual}/{wrong} wrong answers)\n");
+    }
     for fc in a.symbolic.iter().filter(|f| f.name != "exact") {
         s += &formula_verdict(fc);
+    }
+    if let Some(c) = &a.ceiling {
+        s += &ceiling_verdict(c, &a.model.ops);
     }
     if let Some(ins) = &a.insertion {
         s += &insertion_summary(ins);
@@ -583,6 +612,32 @@ fn insertion_summary(ins: &insertion::Insertion) -> String {
         s += &format!("  note: {n}\n");
     }
     s
+}
+
+/// What the ceiling says about formulas over sub-task values.
+fn ceiling_verdict(c: &symbolic::Ceiling, ops: &[Op]) -> String {
+    let values = if ops.contains(&Op::Add) && ops.contains(&Op::Sub) {
+        "column sums or differences"
+    } else if ops.contains(&Op::Sub) {
+        "column differences"
+    } else {
+        "column sums"
+    };
+    let (wrong, usual) = c.wrong();
+    let mut s = format!(
+        "  any formula: asked {} questions with the same {values} as each question above (every sub-task is a function of them)",
+        c.siblings
+    );
+    if wrong == 0 {
+        return s + "; the model answers them alike, as a formula over sub-tasks would\n";
+    }
+    s += &format!(
+        "; {usual} of the model's {wrong} wrong answers are its usual answer for their {values} (what the best-agreeing formula over sub-tasks reproduces)"
+    );
+    if usual * 2 < wrong {
+        s += &format!("; the other {} come and go with the digits themselves, which no sub-task formula sees", wrong - usual);
+    }
+    s + "\n"
 }
 
 /// Where a formula explains the model (classes with at least 99% agreement) and where the model

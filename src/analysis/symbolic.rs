@@ -4,11 +4,19 @@
 //! is wrong exactly on cascades through two or more sum-9 columns; and the formula the analysis
 //! derived (each digit's carry computed from as many columns below it as its nodes read).
 //! Agreement is with the model's own teacher-forced answers, right or wrong.
+//!
+//! Every such formula reads only the sub-task values, which are functions of the column values
+//! (sums D_k + D'_k, or differences). [`ceiling`] measures how far any function of them can go:
+//! it asks the model questions with the same column values as each checked question and finds
+//! how often the model gives one answer across them. Where the model's answers change with the
+//! digits themselves, no sub-task formula can follow it.
 
-use super::columns::Columns;
+use super::columns::{same_columns, Columns};
 use crate::eval::predict::Predictions;
 use crate::task::{Class, Format, Question};
+use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 /// A function from a question to its answer tokens.
 pub type AnswerFn<'a> = Box<dyn Fn(&Question) -> Vec<u32> + 'a>;
@@ -143,4 +151,132 @@ pub fn check(formula: &Formula, format: Format, sets: &[(Class, Vec<Question>)],
     wrong_examples.extend(beyond_examples);
     let examples = wrong_examples;
     FormulaCheck { name: formula.name.clone(), description: formula.description.clone(), per_class, mean_agreement, examples }
+}
+
+/// How far any formula over the sub-task values can agree with the model on one class.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClassCeiling {
+    /// Class.
+    pub class: Class,
+    /// Questions checked.
+    pub questions: usize,
+    /// Estimated best agreement of any function of the column values: the share of questions
+    /// whose answer is the model's most common answer over them and their siblings with the same
+    /// column values (what a formula over sub-task values would have to give).
+    pub ceiling: f64,
+    /// The model's wrong answers.
+    pub model_wrong: usize,
+    /// Of those, how many are the model's most common answer for their column values: the
+    /// wrong answers a best formula over sub-task values reproduces.
+    pub wrong_usual: usize,
+}
+
+/// [`ClassCeiling`] per class, with the number of siblings asked per question.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Ceiling {
+    /// Questions with the same column values asked per checked question.
+    pub siblings: usize,
+    /// Per class.
+    pub per_class: Vec<ClassCeiling>,
+}
+
+impl Ceiling {
+    /// Wrong answers over all classes: (total, usual for their column values).
+    pub fn wrong(&self) -> (usize, usize) {
+        self.per_class.iter().fold((0, 0), |(w, u), c| (w + c.model_wrong, u + c.wrong_usual))
+    }
+}
+
+/// The [`Ceiling`] of the model whose answers to `sets` are `preds`, asking `answers` (the model)
+/// about `siblings` random questions with the same column values per question.
+pub fn ceiling(
+    format: Format,
+    sets: &[(Class, Vec<Question>)],
+    preds: &[Predictions],
+    siblings: usize,
+    seed: u64,
+    mut answers: impl FnMut(&[Question]) -> Predictions,
+) -> Ceiling {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let per_class = sets
+        .iter()
+        .zip(preds)
+        .map(|((class, qs), p)| {
+            let sibs: Vec<Question> =
+                qs.iter().flat_map(|q| (0..siblings).map(|_| same_columns(q, &mut rng)).collect::<Vec<_>>()).collect();
+            let sp = answers(&sibs);
+            let n = p.n_answer;
+            let (mut best, mut wrong, mut usual) = (0, 0, 0);
+            for (i, q) in qs.iter().enumerate() {
+                let own = &p.argmax[i * n..(i + 1) * n];
+                let mut votes: HashMap<&[u32], usize> = HashMap::from([(own, 1)]);
+                for j in i * siblings..(i + 1) * siblings {
+                    *votes.entry(&sp.argmax[j * n..(j + 1) * n]).or_default() += 1;
+                }
+                let is_usual = votes[own] == votes.values().copied().max().unwrap_or(1);
+                best += is_usual as usize;
+                if own != q.answer_tokens(format).as_slice() {
+                    wrong += 1;
+                    usual += is_usual as usize;
+                }
+            }
+            ClassCeiling {
+                class: *class,
+                questions: qs.len(),
+                ceiling: best as f64 / qs.len().max(1) as f64,
+                model_wrong: wrong,
+                wrong_usual: usual,
+            }
+        })
+        .collect();
+    Ceiling { siblings, per_class }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::{stratified_set, Op};
+
+    /// Predictions made by a function of the question.
+    fn answer_with(format: Format, f: impl Fn(&Question) -> Vec<u32>) -> impl Fn(&[Question]) -> Predictions {
+        move |qs| {
+            let argmax: Vec<u32> = qs.iter().flat_map(&f).collect();
+            Predictions { n_answer: format.n_answer(qs.first().map_or(1, |q| q.n_digits)), nll: vec![0.0; argmax.len()], argmax }
+        }
+    }
+
+    fn sets_and_preds(f: &impl Fn(&[Question]) -> Predictions) -> (Vec<(Class, Vec<Question>)>, Vec<Predictions>) {
+        let sets = stratified_set(4, Op::Add, 60, 5).unwrap();
+        let preds = sets.iter().map(|(_, qs)| f(qs)).collect();
+        (sets, preds)
+    }
+
+    #[test]
+    fn a_formula_over_sub_tasks_reaches_the_ceiling_and_every_wrong_answer_is_usual() {
+        let format = Format::Paper1;
+        let model = answer_with(format, |q| lookahead_tokens(q, format, &[2; 5]));
+        let (sets, preds) = sets_and_preds(&model);
+        let c = ceiling(format, &sets, &preds, 8, 1, &model);
+        assert!(c.per_class.iter().all(|k| k.ceiling == 1.0), "{c:?}");
+        let (wrong, usual) = c.wrong();
+        assert!(wrong > 50, "the two-column lookahead gets cascades wrong: {wrong}");
+        assert_eq!(usual, wrong);
+    }
+
+    #[test]
+    fn answers_that_depend_on_the_digits_lower_the_ceiling() {
+        let format = Format::Paper1;
+        // Wrong (the lookahead's answer) exactly when the units digit of x is odd: half of the
+        // siblings of a cascade question disagree, whatever formula over the sums is used.
+        let model =
+            answer_with(format, |q| if q.digit_x(0) % 2 == 1 { lookahead_tokens(q, format, &[2; 5]) } else { q.answer_tokens(format) });
+        let (sets, preds) = sets_and_preds(&model);
+        let c = ceiling(format, &sets, &preds, 16, 1, &model);
+        let s0 = &c.per_class[0];
+        assert_eq!((s0.ceiling, s0.model_wrong), (1.0, 0), "no carries, no disagreement: {s0:?}");
+        let deep = c.per_class.last().unwrap();
+        assert!(deep.model_wrong > 10 && deep.ceiling < 0.9, "{deep:?}");
+        let (wrong, usual) = c.wrong();
+        assert!(usual < wrong, "some wrong answers are the minority of their column sums: {usual}/{wrong}");
+    }
 }

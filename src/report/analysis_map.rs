@@ -249,7 +249,15 @@ pub fn symbolic(a: &Value) -> Vec<Block> {
     let value = |c: &Value, class: &str| {
         arr(c, "per_class").iter().find(|r| text(r, "class") == class).map_or(f64::NAN, |r| 100.0 * num(r, "agreement"))
     };
-    let groups: Vec<(String, Vec<f64>)> = checks.iter().map(|c| (text(c, "name"), classes.iter().map(|k| value(c, k)).collect())).collect();
+    let mut groups: Vec<(String, Vec<f64>)> =
+        checks.iter().map(|c| (text(c, "name"), classes.iter().map(|k| value(c, k)).collect())).collect();
+    let ceiling = &a["ceiling"];
+    if !ceiling.is_null() {
+        let best = |class: &str| {
+            arr(ceiling, "per_class").iter().find(|r| text(r, "class") == class).map_or(f64::NAN, |r| 100.0 * num(r, "ceiling"))
+        };
+        groups.push(("any formula (at most)".into(), classes.iter().map(|k| best(k)).collect()));
+    }
     let svg = bar_chart(
         &spec("Symbolic formulas vs the model", "complexity class", "questions where formula = model (%)", 760.0, 360.0),
         &classes,
@@ -258,7 +266,9 @@ pub fn symbolic(a: &Value) -> Vec<Block> {
     let per = a.get("options").map_or(String::new(), |o| text(o, "per_class"));
     let caption = format!(
         "Per complexity class ({per} questions each), the share of questions where a symbolic formula's answer equals the model's own \
-         (teacher-forced) answer, wrong answers included: exact addition, the one-layer lookahead formula, and the formula derived from the analysis."
+         (teacher-forced) answer, wrong answers included: exact addition, the one-layer lookahead formula, and the formula derived from the analysis; \
+         'any formula' is the most that any formula over the sub-task values can agree, measured by asking the model questions with the same \
+         column values."
     );
     let lines = checks
         .iter()
@@ -284,6 +294,17 @@ pub fn symbolic(a: &Value) -> Vec<Block> {
             format!("{name}: {} (mean agreement {:.2}%{beyond}){examples}", text(c, "description"), 100.0 * num(c, "mean_agreement"))
         })
         .collect();
+    let mut lines: Vec<String> = lines;
+    if !ceiling.is_null() {
+        let sum = |key: &str| arr(ceiling, "per_class").iter().map(|r| num(r, key)).filter(|v| v.is_finite()).sum::<f64>();
+        lines.push(format!(
+            "any formula: of the model's {} wrong answers, {} are its usual answer for their column values ({} siblings asked per question), \
+             the most that any formula over sub-task values can reproduce",
+            sum("model_wrong"),
+            sum("wrong_usual"),
+            text(ceiling, "siblings")
+        ));
+    }
     vec![Block::Figure(Figure::new("symbolic_agreement", svg, caption)), Block::List(lines)]
 }
 
