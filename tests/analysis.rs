@@ -218,6 +218,9 @@ fn exact_addition_agrees_fully_on_a_perfect_model_and_the_summary_says_so() {
     assert!(exact.per_class.iter().all(|c| c.agreement == 1.0 && c.model_accuracy == 1.0), "{exact:?}");
     // Questions with the same column sums get the same (right) answer: nothing is left that a
     // formula over sub-tasks could not follow.
+    let fitted = a.symbolic.iter().find(|f| f.name == "fitted").unwrap();
+    assert!(fitted.per_class.iter().all(|c| c.agreement == 1.0), "{fitted:?}");
+    assert!(fitted.description.ends_with("the exact carry everywhere"), "{}", fitted.description);
     let ceiling = a.ceiling.as_ref().unwrap();
     assert_eq!(ceiling.per_class.len(), exact.per_class.len());
     assert!(ceiling.per_class.iter().all(|c| c.ceiling == 1.0 && c.model_wrong == 0), "{ceiling:?}");

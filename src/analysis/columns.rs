@@ -82,6 +82,42 @@ impl Columns {
         d
     }
 
+    /// Each column's state: its TriCase (0 neither: sum <= 8; 1 passes a carry on, MS/MZ: sum
+    /// = 9; makes one, MC/MB) with the make case split into 2, clear (sum >= 11, difference <=
+    /// -2), and 3, just (sum exactly 10, difference exactly -1), where a model's carry signal is
+    /// weakest. The exact carry into column k is a function of the states below it.
+    pub fn states(&self) -> Vec<u8> {
+        let just = match self.op {
+            Op::Add => 0,
+            Op::Sub => 9,
+        };
+        (0..self.n()).map(|k| if self.make[k] { 2 + (self.base[k] == just) as u8 } else { self.pass[k] as u8 }).collect()
+    }
+
+    /// The carry (borrow) into each column 0..=n that answer digits A_0..A_n imply: digit k is
+    /// the base digit or one more (one less for a borrow); `None` where it is neither, and for
+    /// a difference's top digit, which carries nothing.
+    pub fn implied_carries(&self, digits: &[u8]) -> Vec<Option<bool>> {
+        (0..=self.n())
+            .map(|k| {
+                let d = *digits.get(k)?;
+                let step = match (self.op, self.base.get(k)) {
+                    (Op::Add, Some(&b)) => (d + 10 - b) % 10,
+                    (Op::Sub, Some(&b)) => (b + 10 - d) % 10,
+                    (Op::Add, None) => d,
+                    (Op::Sub, None) => return None,
+                };
+                (step <= 1).then_some(step == 1)
+            })
+            .collect()
+    }
+
+    /// Answer digits A_0..A_n (units first) from answer tokens (top digit first, after any sign
+    /// token); a token that is not a digit becomes 10.
+    pub fn answer_digits(tokens: &[u32], n_digits: usize) -> Vec<u8> {
+        tokens[tokens.len() - (n_digits + 1)..].iter().rev().map(|&t| t.min(10) as u8).collect()
+    }
+
     /// Answer tokens (in `model`'s layout) for digits A_0..A_n and the sign of `q`.
     pub fn tokens(digits: &[u8], q: &Question, format: crate::task::Format) -> Vec<u32> {
         let mut t: Vec<u32> = digits.iter().rev().map(|&d| d as u32).collect();
@@ -159,6 +195,27 @@ mod tests {
                     "{q:?}: {} distinct of {choices}",
                     seen.len()
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn the_true_answer_implies_the_exact_carries() {
+        for (op, f) in [(Op::Add, Format::Paper1), (Op::Sub, Format::Paper2)] {
+            for q in all_questions(2, op).unwrap() {
+                let c = Columns::of(&q);
+                let implied = c.implied_carries(&Columns::answer_digits(&q.answer_tokens(f), 2));
+                let exact = c.carries();
+                for k in 0..=2 {
+                    let top_of_difference = op == Op::Sub && k == 2;
+                    assert_eq!(implied[k], (!top_of_difference).then_some(exact[k]), "{q:?} column {k}");
+                }
+                let s = c.states();
+                assert_eq!(exact[1], s[0] >= 2, "{q:?}");
+                assert_eq!(exact[2], s[1] >= 2 || (s[1] == 1 && s[0] >= 2), "{q:?}");
+                // (A negative difference's columns are those of y - x.)
+                let v = column_values(&q)[0] * if op == Op::Sub && q.x < q.y { -1 } else { 1 };
+                assert_eq!(s[0] == 3, v == 10 || (op == Op::Sub && v == -1), "{q:?}");
             }
         }
     }

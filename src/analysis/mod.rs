@@ -23,7 +23,7 @@
 //!   between_share, centroid_accuracy}]};
 //! - `algorithm[]` ([`algorithm::DigitAlgorithm`]): {digit, column, position, parts[{node,
 //!   subtasks[], column}], combined_by, lookahead_depth, text};
-//! - `symbolic[]` ([`symbolic::FormulaCheck`]): {name "exact" | "lookahead2" | "derived",
+//! - `symbolic[]` ([`symbolic::FormulaCheck`]): {name "exact" | "lookahead2" | "derived" | "fitted",
 //!   description, per_class[{class, questions, model_accuracy, agreement, model_wrong,
 //!   wrong_reproduced, model_beats_formula}], mean_agreement, examples[{class, question, truth,
 //!   model, formula}]};
@@ -226,6 +226,10 @@ fn whole_question_candidates(model: &TaskModel) -> Vec<SubTask> {
     v
 }
 
+/// Columns below each answer digit whose states key the fitted carry table (4^3 x 2 patterns
+/// per digit: few enough for a stratified set to cover the cascades).
+const CARRY_TABLE_DEPTH: usize = 3;
+
 /// Runs every analysis on `model` (and its training log, if any).
 pub fn analyze(model: &TaskModel, log: Option<&TrainingLog>, opts: &AnalyzeOptions) -> Analysis {
     let t0 = std::time::Instant::now();
@@ -338,7 +342,15 @@ pub fn analyze(model: &TaskModel, log: Option<&TrainingLog>, opts: &AnalyzeOptio
         description: format!("A_k = (BA_k + carry from the columns its nodes read: depths by column {depths:?}) mod 10"),
         answer: Box::new(move |q| symbolic::lookahead_tokens(q, format, &derived_depths)),
     };
-    let symbolic: Vec<symbolic::FormulaCheck> = [symbolic::exact(format), symbolic::lookahead(format, 2), derived]
+    let fit_set: Vec<Question> = model
+        .ops
+        .iter()
+        .flat_map(|&op| stratified_set(model.n_digits, op, 2 * opts.per_class, opts.seed.wrapping_add(123)).expect("valid width"))
+        .flat_map(|(_, qs)| qs)
+        .collect();
+    let table = symbolic::CarryTable::fit(&fit_set, &teacher_forced(model, &fit_set, b), CARRY_TABLE_DEPTH);
+    let fitted = symbolic::fitted(format, table);
+    let symbolic: Vec<symbolic::FormulaCheck> = [symbolic::exact(format), symbolic::lookahead(format, 2), derived, fitted]
         .iter()
         .map(|f| symbolic::check(f, format, &sets, &preds))
         .collect();

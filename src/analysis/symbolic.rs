@@ -2,7 +2,8 @@
 //! arithmetic; the one-layer lookahead formula A_k = (BA_k + MC_{k-1} + (MS_{k-1} and
 //! MC_{k-2})) mod 10 (for subtraction the same with MD/MB/MZ and the borrow subtracted), which
 //! is wrong exactly on cascades through two or more sum-9 columns; and the formula the analysis
-//! derived (each digit's carry computed from as many columns below it as its nodes read).
+//! derived (each digit's carry computed from as many columns below it as its nodes read); and
+//! the carry table fitted to the model's own answers on other questions ([`CarryTable`]).
 //! Agreement is with the model's own teacher-forced answers, right or wrong.
 //!
 //! Every such formula reads only the sub-task values, which are functions of the column values
@@ -13,7 +14,7 @@
 
 use super::columns::{same_columns, Columns};
 use crate::eval::predict::Predictions;
-use crate::task::{Class, Format, Question};
+use crate::task::{Class, Format, Op, Question};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -23,7 +24,7 @@ pub type AnswerFn<'a> = Box<dyn Fn(&Question) -> Vec<u32> + 'a>;
 
 /// A symbolic algorithm: question to answer tokens.
 pub struct Formula<'a> {
-    /// Short name (`exact`, `lookahead2`, `derived`).
+    /// Short name (`exact`, `lookahead2`, `derived`, `fitted`).
     pub name: String,
     /// What it computes, in words.
     pub description: String,
@@ -50,6 +51,116 @@ pub fn lookahead(format: Format, depth: usize) -> Formula<'static> {
 pub fn lookahead_tokens(q: &Question, format: Format, depths: &[usize]) -> Vec<u32> {
     let c = Columns::of(q);
     Columns::tokens(&c.digits(&c.carries_with_depths(depths)), q, format)
+}
+
+/// Answers a carry-table key needs before the model's majority replaces the exact carry.
+const MIN_VOTES: u32 = 3;
+
+/// What a carry-table entry is keyed by: operation, column, the states ([`Columns::states`]) of
+/// the columns below it (nearest first) and the exact carry into the lowest of them.
+type CarryKey = (Op, usize, Vec<u8>, bool);
+
+/// The carry (borrow) into each column as the model gives it, fitted to its own answers: per
+/// operation and column, keyed by the states of the `depth` columns below (TriCase, with a make
+/// from a sum of exactly 10 apart) and the exact carry into the lowest of them, the model's most
+/// common implied carry. Exact arithmetic and
+/// every lookahead formula are tables of this kind (the exact carry is a function of the key),
+/// so this is the formula over sub-tasks closest to the model.
+#[derive(Clone, Debug, Default)]
+pub struct CarryTable {
+    depth: usize,
+    /// Votes [no carry, carry] per key.
+    votes: HashMap<CarryKey, [u32; 2]>,
+}
+
+impl CarryTable {
+    fn key(c: &Columns, states: &[u8], exact: &[bool], k: usize, depth: usize) -> CarryKey {
+        let d = depth.min(k);
+        (c.op, k, states[k - d..k].iter().rev().copied().collect(), exact[k - d])
+    }
+
+    /// Fits the table to the model's answers `preds` to `questions`.
+    pub fn fit(questions: &[Question], preds: &Predictions, depth: usize) -> CarryTable {
+        let mut t = CarryTable { depth, votes: HashMap::new() };
+        let n = preds.n_answer;
+        for (i, q) in questions.iter().enumerate() {
+            let c = Columns::of(q);
+            let (states, exact) = (c.states(), c.carries());
+            let digits = Columns::answer_digits(&preds.argmax[i * n..(i + 1) * n], q.n_digits);
+            for (k, implied) in c.implied_carries(&digits).into_iter().enumerate() {
+                if let Some(carry) = implied {
+                    t.votes.entry(Self::key(&c, &states, &exact, k, depth)).or_default()[carry as usize] += 1;
+                }
+            }
+        }
+        t
+    }
+
+    /// The carry into each column 0..=n of `c`: the model's most common one for its key, the
+    /// exact one for keys it has no majority for.
+    pub fn carries(&self, c: &Columns) -> Vec<bool> {
+        let (states, exact) = (c.states(), c.carries());
+        (0..=c.n())
+            .map(|k| match self.votes.get(&Self::key(c, &states, &exact, k, self.depth)) {
+                Some(&[no, yes]) if no != yes && no + yes >= MIN_VOTES => yes > no,
+                _ => exact[k],
+            })
+            .collect()
+    }
+
+    /// The keys where the model's carry is not the exact one, most votes first, e.g.
+    /// "+A3 after 9 9 10: no carry (model 14 of 15)" (column sums, or differences for subtraction).
+    pub fn departures(&self) -> Vec<String> {
+        let mut v: Vec<(u32, String)> = Vec::new();
+        for ((op, k, states, carry_in), &[no, yes]) in &self.votes {
+            let exact = states.iter().rev().fold(*carry_in, |carry, &s| s >= 2 || (s == 1 && carry));
+            if no == yes || no + yes < MIN_VOTES || (yes > no) == exact {
+                continue;
+            }
+            let label = |s: u8| match (op, s) {
+                (Op::Add, 0) => "<=8",
+                (Op::Add, 1) => "9",
+                (Op::Add, 2) => ">=11",
+                (Op::Add, _) => "10",
+                (Op::Sub, 0) => ">=1",
+                (Op::Sub, 1) => "0",
+                (Op::Sub, 2) => "<=-2",
+                (Op::Sub, _) => "-1",
+            };
+            let cols: Vec<&str> = states.iter().map(|&s| label(s)).collect();
+            let below = if states.len() < *k { format!(" (carry in {})", *carry_in as u8) } else { String::new() };
+            let what = if *op == Op::Add { "carry" } else { "borrow" };
+            let verdict = if yes > no { what.to_string() } else { format!("no {what}") };
+            let sign = if *op == Op::Add { '+' } else { '-' };
+            v.push((no.max(yes), format!("{sign}A{k} after {}{below}: {verdict} (model {} of {})", cols.join(" "), no.max(yes), no + yes)));
+        }
+        v.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        v.into_iter().map(|x| x.1).collect()
+    }
+}
+
+/// The formula of a fitted [`CarryTable`]: A_k = (BA_k + the model's own carry for the column
+/// states below column k) mod 10.
+pub fn fitted(format: Format, table: CarryTable) -> Formula<'static> {
+    let departures = table.departures();
+    let shown: Vec<String> = departures.iter().take(4).cloned().collect();
+    let description = format!(
+        "A_k = (BA_k + the carry the model gives for the states (TriCase, sum 10 apart) of the {} columns below and the carry into them) mod 10: {}",
+        table.depth,
+        if departures.is_empty() {
+            "the exact carry everywhere".to_string()
+        } else {
+            format!("exact but for {} pattern(s): {}", departures.len(), shown.join("; "))
+        }
+    );
+    Formula {
+        name: "fitted".into(),
+        description,
+        answer: Box::new(move |q| {
+            let c = Columns::of(q);
+            Columns::tokens(&c.digits(&table.carries(&c)), q, format)
+        }),
+    }
 }
 
 /// Agreement of one formula with the model on one class.
@@ -235,7 +346,7 @@ pub fn ceiling(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::task::{stratified_set, Op};
+    use crate::task::stratified_set;
 
     /// Predictions made by a function of the question.
     fn answer_with(format: Format, f: impl Fn(&Question) -> Vec<u32>) -> impl Fn(&[Question]) -> Predictions {
@@ -278,5 +389,26 @@ mod tests {
         assert!(deep.model_wrong > 10 && deep.ceiling < 0.9, "{deep:?}");
         let (wrong, usual) = c.wrong();
         assert!(usual < wrong, "some wrong answers are the minority of their column sums: {usual}/{wrong}");
+    }
+
+    #[test]
+    fn a_fitted_carry_table_recovers_the_lookahead_formula_and_names_where_it_departs() {
+        for (op, format) in [(Op::Add, Format::Paper1), (Op::Sub, Format::Paper2)] {
+            let lookahead = answer_with(format, move |q| lookahead_tokens(q, format, &[2; 6]));
+            let exact = answer_with(format, move |q| q.answer_tokens(format));
+            let fit_set: Vec<Question> = stratified_set(5, op, 400, 1).unwrap().into_iter().flat_map(|(_, v)| v).collect();
+            let checks = stratified_set(5, op, 100, 2).unwrap();
+            for (model, departs) in [(&lookahead as &dyn Fn(&[Question]) -> Predictions, true), (&exact, false)] {
+                let formula = fitted(format, CarryTable::fit(&fit_set, &model(&fit_set), 3));
+                let preds: Vec<Predictions> = checks.iter().map(|(_, qs)| model(qs)).collect();
+                let c = check(&formula, format, &checks, &preds);
+                assert!(c.per_class.iter().all(|k| k.agreement == 1.0), "{op:?}: {c:?}");
+                assert_eq!(formula.description.contains("exact but for"), departs, "{}", formula.description);
+            }
+            let table = CarryTable::fit(&fit_set, &lookahead(&fit_set), 3);
+            let d = table.departures();
+            let want = if op == Op::Add { "A3 after 9 9 >=11: no carry" } else { "A3 after 0 0 <=-2: no borrow" };
+            assert!(d.iter().any(|x| x.contains(want)), "{d:?}");
+        }
     }
 }

@@ -266,7 +266,7 @@ pub fn symbolic(a: &Value) -> Vec<Block> {
     let per = a.get("options").map_or(String::new(), |o| text(o, "per_class"));
     let caption = format!(
         "Per complexity class ({per} questions each), the share of questions where a symbolic formula's answer equals the model's own \
-         (teacher-forced) answer, wrong answers included: exact addition, the one-layer lookahead formula, and the formula derived from the analysis; \
+         (teacher-forced) answer, wrong answers included: exact addition, the one-layer lookahead formula, the formula derived from the nodes, and the carry table fitted to the model's answers on other questions; \
          'any formula' is the most that any formula over the sub-task values can agree, measured by asking the model questions with the same \
          column values."
     );
