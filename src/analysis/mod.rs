@@ -348,14 +348,16 @@ pub fn analyze(model: &TaskModel, log: Option<&TrainingLog>, opts: &AnalyzeOptio
         .flat_map(|&op| stratified_set(model.n_digits, op, 2 * opts.per_class, opts.seed.wrapping_add(123)).expect("valid width"))
         .flat_map(|(_, qs)| qs)
         .collect();
-    let table = symbolic::CarryTable::fit(&fit_set, &teacher_forced(model, &fit_set, b), CARRY_TABLE_DEPTH);
+    // (Unhooked passes: the one-layer table path gives the same answers, faster.)
+    let answers = |qs: &[Question]| crate::eval::predict::teacher_forced(model, qs, b);
+    let table = symbolic::CarryTable::fit(&fit_set, &answers(&fit_set), CARRY_TABLE_DEPTH);
     let fitted = symbolic::fitted(format, table);
     let symbolic: Vec<symbolic::FormulaCheck> = [symbolic::exact(format), symbolic::lookahead(format, 2), derived, fitted]
         .iter()
         .map(|f| symbolic::check(f, format, &sets, &preds))
         .collect();
     let ceiling = (opts.siblings > 0)
-        .then(|| symbolic::ceiling(format, &sets, &preds, opts.siblings, opts.seed.wrapping_add(7), |qs| teacher_forced(model, qs, b)));
+        .then(|| symbolic::ceiling(format, &sets, &preds, opts.siblings, opts.seed.wrapping_add(7), answers));
     let dynamics = log.map(|l| dynamics::phases(l, opts.loss_threshold));
 
     let findings = findings(model, &positions, &stairs, &tags, &symbolic);
