@@ -299,7 +299,7 @@ pub fn symbolic(a: &Value) -> Vec<Block> {
         let sum = |key: &str| arr(ceiling, "per_class").iter().map(|r| num(r, key)).filter(|v| v.is_finite()).sum::<f64>();
         lines.push(format!(
             "any formula: of the model's {} wrong answers, {} are its usual answer for their column values ({} siblings asked per question), \
-             the most that any formula over sub-task values can reproduce",
+             what the best-agreeing formula over sub-task values reproduces",
             sum("model_wrong"),
             sum("wrong_usual"),
             text(ceiling, "siblings")
