@@ -63,9 +63,9 @@ type CarryKey = (Op, usize, Vec<u8>, bool);
 /// The carry (borrow) into each column as the model gives it, fitted to its own answers: per
 /// operation and column, keyed by the states of the `depth` columns below (TriCase, with a make
 /// from a sum of exactly 10 apart) and the exact carry into the lowest of them, the model's most
-/// common implied carry. Exact arithmetic and
-/// every lookahead formula are tables of this kind (the exact carry is a function of the key),
-/// so this is the formula over sub-tasks closest to the model.
+/// common implied carry. Exact arithmetic and every lookahead formula are tables of this kind
+/// (the exact carry is a function of the key), so this is the formula over sub-tasks closest to
+/// the model.
 #[derive(Clone, Debug, Default)]
 pub struct CarryTable {
     depth: usize,
@@ -128,8 +128,8 @@ impl CarryTable {
                 (Op::Sub, _) => "-1",
             };
             let cols: Vec<&str> = states.iter().map(|&s| label(s)).collect();
-            let below = if states.len() < *k { format!(" (carry in {})", *carry_in as u8) } else { String::new() };
             let what = if *op == Op::Add { "carry" } else { "borrow" };
+            let below = if states.len() < *k { format!(" ({what} in {})", *carry_in as u8) } else { String::new() };
             let verdict = if yes > no { what.to_string() } else { format!("no {what}") };
             let sign = if *op == Op::Add { '+' } else { '-' };
             v.push((no.max(yes), format!("{sign}A{k} after {}{below}: {verdict} (model {} of {})", cols.join(" "), no.max(yes), no + yes)));
