@@ -576,7 +576,7 @@ pub fn summary(a: &Analysis) -> String {
             s += &format!("{:>8}", format!("{:.0}%", 100.0 * k.ceiling));
         }
         let (wrong, usual) = c.wrong();
-        s += &format!("   (at most; reproduces {usual}/{wrong} wrong answers)\n");
+        s += &format!("   (the best, estimated; reproduces {usual}/{wrong} wrong answers)\n");
     }
     for fc in a.symbolic.iter().filter(|f| f.name != "exact") {
         s += &formula_verdict(fc);
