@@ -549,34 +549,21 @@ pub fn summary(a: &Analysis) -> String {
         s += &format!("  {}\n", d.text);
     }
     s += "\n[symbolic] agreement with the model's own answers per class:\n";
+    let pcts = |v: &mut dyn Iterator<Item = f64>| v.map(|x| format!("{:.0}%", 100.0 * x)).collect::<Vec<_>>();
     if let Some(first) = a.symbolic.first() {
-        s += &format!("  {:<12}", "class");
-        for c in &first.per_class {
-            s += &format!("{:>8}", c.class.to_string());
-        }
-        s += "\n";
-        s += &format!("  {:<12}", "model acc");
-        for c in &first.per_class {
-            s += &format!("{:>8}", format!("{:.0}%", 100.0 * c.model_accuracy));
-        }
-        s += "\n";
+        s += &class_row("class", first.per_class.iter().map(|c| c.class.to_string()), "");
+        s += &class_row("model acc", pcts(&mut first.per_class.iter().map(|c| c.model_accuracy)), "");
     }
     for fc in &a.symbolic {
-        s += &format!("  {:<12}", fc.name);
-        for c in &fc.per_class {
-            s += &format!("{:>8}", format!("{:.0}%", 100.0 * c.agreement));
-        }
         let wrong: usize = fc.per_class.iter().map(|c| c.model_wrong).sum();
         let rep: usize = fc.per_class.iter().map(|c| c.wrong_reproduced).sum();
-        s += &format!("   (reproduces {rep}/{wrong} wrong answers)\n");
+        let note = format!("(reproduces {rep}/{wrong} wrong answers)");
+        s += &class_row(&fc.name, pcts(&mut fc.per_class.iter().map(|c| c.agreement)), &note);
     }
     if let Some(c) = &a.ceiling {
-        s += &format!("  {:<12}", "any formula");
-        for k in &c.per_class {
-            s += &format!("{:>8}", format!("{:.0}%", 100.0 * k.ceiling));
-        }
         let (wrong, usual) = c.wrong();
-        s += &format!("   (the best, estimated; reproduces {usual}/{wrong} wrong answers)\n");
+        let note = format!("(the best, estimated; reproduces {usual}/{wrong} wrong answers)");
+        s += &class_row("any formula", pcts(&mut c.per_class.iter().map(|k| k.ceiling)), &note);
     }
     for fc in a.symbolic.iter().filter(|f| f.name != "exact") {
         s += &formula_verdict(fc);
@@ -625,6 +612,13 @@ fn insertion_summary(ins: &insertion::Insertion) -> String {
         s += &format!("  note: {n}\n");
     }
     s
+}
+
+/// One row of the per-class table: a label, one right-aligned cell per class, and a note.
+fn class_row(label: &str, cells: impl IntoIterator<Item = String>, note: &str) -> String {
+    let cells: String = cells.into_iter().map(|c| format!("{c:>8}")).collect();
+    let note = if note.is_empty() { String::new() } else { format!("   {note}") };
+    format!("  {label:<12}{cells}{note}\n")
 }
 
 /// What the ceiling says about formulas over sub-task values.

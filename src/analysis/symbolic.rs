@@ -313,8 +313,10 @@ pub fn ceiling(
         .iter()
         .zip(preds)
         .map(|((class, qs), p)| {
-            let sibs: Vec<Question> =
-                qs.iter().flat_map(|q| (0..siblings).map(|_| same_columns(q, &mut rng)).collect::<Vec<_>>()).collect();
+            let mut sibs = Vec::with_capacity(qs.len() * siblings);
+            for q in qs {
+                sibs.extend(std::iter::repeat_with(|| same_columns(q, &mut rng)).take(siblings));
+            }
             let sp = answers(&sibs);
             let n = p.n_answer;
             let (mut best, mut wrong, mut usual) = (0, 0, 0);

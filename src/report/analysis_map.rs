@@ -246,17 +246,15 @@ pub fn symbolic(a: &Value) -> Vec<Block> {
     if classes.is_empty() {
         return Vec::new();
     }
-    let value = |c: &Value, class: &str| {
-        arr(c, "per_class").iter().find(|r| text(r, "class") == class).map_or(f64::NAN, |r| 100.0 * num(r, "agreement"))
+    // Percent `key` of `v`'s per-class entries, one per class (NaN where a class is missing).
+    let per_class = |v: &Value, key: &str| -> Vec<f64> {
+        let rows = arr(v, "per_class");
+        classes.iter().map(|k| rows.iter().find(|r| text(r, "class") == *k).map_or(f64::NAN, |r| 100.0 * num(r, key))).collect()
     };
-    let mut groups: Vec<(String, Vec<f64>)> =
-        checks.iter().map(|c| (text(c, "name"), classes.iter().map(|k| value(c, k)).collect())).collect();
+    let mut groups: Vec<(String, Vec<f64>)> = checks.iter().map(|c| (text(c, "name"), per_class(c, "agreement"))).collect();
     let ceiling = &a["ceiling"];
     if !ceiling.is_null() {
-        let best = |class: &str| {
-            arr(ceiling, "per_class").iter().find(|r| text(r, "class") == class).map_or(f64::NAN, |r| 100.0 * num(r, "ceiling"))
-        };
-        groups.push(("any formula (best, estimated)".into(), classes.iter().map(|k| best(k)).collect()));
+        groups.push(("any formula (best, estimated)".into(), per_class(ceiling, "ceiling")));
     }
     let svg = bar_chart(
         &spec("Symbolic formulas vs the model", "complexity class", "questions where formula = model (%)", 760.0, 360.0),
@@ -270,7 +268,7 @@ pub fn symbolic(a: &Value) -> Vec<Block> {
          'any formula' estimates the most that any formula over the sub-task values can agree, by asking the model questions with the same \
          column values."
     );
-    let lines = checks
+    let mut lines: Vec<String> = checks
         .iter()
         .map(|c| {
             let beats: f64 = arr(c, "per_class").iter().map(|r| num(r, "model_beats_formula")).filter(|v| v.is_finite()).sum();
@@ -294,7 +292,6 @@ pub fn symbolic(a: &Value) -> Vec<Block> {
             format!("{name}: {} (mean agreement {:.2}%{beyond}){examples}", text(c, "description"), 100.0 * num(c, "mean_agreement"))
         })
         .collect();
-    let mut lines: Vec<String> = lines;
     if !ceiling.is_null() {
         let sum = |key: &str| arr(ceiling, "per_class").iter().map(|r| num(r, key)).filter(|v| v.is_finite()).sum::<f64>();
         lines.push(format!(
