@@ -537,7 +537,9 @@ fn analyze(dir: &Path, a: &AnalyzeArgs) -> Result<(), String> {
         ..Default::default()
     };
     let t0 = std::time::Instant::now();
-    let result = crate::analysis::analyze(&model, log.as_ref(), &opts);
+    let stages = crate::analysis::stages::STAGES.len();
+    let mut on_stage = |i: usize, name: &str| eprintln!("analyze [{}/{stages}] {name} ({:.0} s so far)", i + 1, t0.elapsed().as_secs_f64());
+    let result = crate::analysis::analyze_with_progress(&model, log.as_ref(), &opts, &mut on_stage);
     let out = if dir.is_dir() { dir.join("analysis.json") } else { dir.with_file_name("analysis.json") };
     crate::io::atomic::write_json(&out, &result).map_err(|e| format!("writing {}: {e}", out.display()))?;
     print!("{}", crate::analysis::summary(&result));

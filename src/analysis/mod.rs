@@ -36,7 +36,8 @@
 //! - `findings` ([`Findings`]): the headline facts the summary states;
 //! - `insertion` ([`insertion::Insertion`] or null): for a model trained from an inserted one,
 //!   {from, every, source_note, heads[{head, layer, index, drift, fail_by_op[[op, rate]],
-//!   roles_by_op[[op, kinds]], source_roles, verdict}]}.
+//!   roles_by_op[[op, kinds]], source_roles, verdict}]};
+//! - `stages[]` ([`stages::StageTime`]): {stage, seconds} per stage, in the order run.
 
 pub mod algorithm;
 pub mod attention;
@@ -48,6 +49,7 @@ pub mod naming;
 pub mod nodes;
 pub mod pca;
 pub mod positions;
+pub mod stages;
 pub mod subtasks;
 pub mod symbolic;
 
@@ -193,6 +195,9 @@ pub struct Analysis {
     /// For a model started from another by insertion: what became of the inserted heads.
     #[serde(default)]
     pub insertion: Option<insertion::Insertion>,
+    /// Seconds each stage took, in the order run.
+    #[serde(default)]
+    pub stages: Vec<stages::StageTime>,
     /// Seconds taken.
     pub seconds: f64,
 }
@@ -232,19 +237,34 @@ const CARRY_TABLE_DEPTH: usize = 3;
 
 /// Runs every analysis on `model` (and its training log, if any).
 pub fn analyze(model: &TaskModel, log: Option<&TrainingLog>, opts: &AnalyzeOptions) -> Analysis {
+    analyze_with_progress(model, log, opts, &mut |_, _| {})
+}
+
+/// [`analyze`], calling `on_stage(index, name)` as each of [`stages::STAGES`] begins.
+pub fn analyze_with_progress(
+    model: &TaskModel,
+    log: Option<&TrainingLog>,
+    opts: &AnalyzeOptions,
+    on_stage: &mut dyn FnMut(usize, &str),
+) -> Analysis {
     let t0 = std::time::Instant::now();
+    let mut watch = stages::Stopwatch::new(on_stage);
     let c = &model.params.config;
     let b = opts.batch.max(1);
+    watch.begin("accuracy");
     let qs = analysis_questions(model, opts.questions, opts.seed);
     let clean = teacher_forced(model, &qs, b);
     let correct = qs.iter().enumerate().filter(|(i, q)| clean.correct(*i, &q.answer_tokens(model.format))).count();
     let accuracy = correct as f64 / qs.len().max(1) as f64;
 
+    watch.begin("positions");
     let positions = positions::useful_positions(model, &qs, &clean, opts.threshold, b);
+    watch.begin("nodes");
     let cands = nodes::candidate_nodes(model, &positions.useful);
     let node_abl = nodes::ablate_nodes(model, &qs, &clean, &cands, opts.threshold, b);
     let useful_heads: Vec<Node> = node_abl.iter().filter(|a| a.useful && a.node.head.is_some()).map(|a| a.node).collect();
 
+    watch.begin("attention");
     let sample = analysis_questions(model, opts.sample, opts.seed.wrapping_add(17));
     let patterns = attention::mean_patterns(model, &sample, 100);
     let attn = attention::node_attention(model, &patterns, &useful_heads);
@@ -284,6 +304,7 @@ pub fn analyze(model: &TaskModel, log: Option<&TrainingLog>, opts: &AnalyzeOptio
             names.iter().enumerate().filter(|(_, nm)| a.impact.contains(nm)).map(|(i, _)| i).collect()
         })
         .collect();
+    watch.begin("tags");
     let singles: Vec<Vec<Node>> = useful_heads.iter().map(|&n| vec![n]).collect();
     let mut tags = subtasks::tag_by_patching(model, &singles, &impact, &candidates, opts.pairs, opts.min_match, opts.seed, b);
     // Heads left untagged that share a position, layer, impact and attended column may split one
@@ -319,6 +340,7 @@ pub fn analyze(model: &TaskModel, log: Option<&TrainingLog>, opts: &AnalyzeOptio
         });
         tags.extend(subtasks::tag_by_patching(model, &gn, &gi, &gc, opts.pairs, opts.min_match, opts.seed, b));
     }
+    watch.begin("pca");
     let pca_qs: Vec<Question> = sample.iter().filter(|q| q.op == model.ops[0]).copied().collect();
     let pca_cands: Vec<Vec<SubTask>> = candidates.iter().map(|v| v.iter().filter(|t| t.op == model.ops[0]).copied().collect()).collect();
     let pca = subtasks::pca_nodes(model, &pca_qs, &useful_heads, &pca_cands, 3, b);
@@ -326,6 +348,7 @@ pub fn analyze(model: &TaskModel, log: Option<&TrainingLog>, opts: &AnalyzeOptio
     let columns: Vec<(Node, Option<usize>)> = attn.iter().map(|a| (a.node, a.column)).collect();
     let algo = algorithm::assemble(model, &node_abl, &tags, &columns);
 
+    watch.begin("symbolic");
     let mut sets: Vec<(Class, Vec<Question>)> = Vec::new();
     for &op in &model.ops {
         sets.extend(stratified_set(model.n_digits, op, opts.per_class, opts.seed.wrapping_add(99)).expect("valid width"));
@@ -356,10 +379,12 @@ pub fn analyze(model: &TaskModel, log: Option<&TrainingLog>, opts: &AnalyzeOptio
         .iter()
         .map(|f| symbolic::check(f, format, &sets, &preds))
         .collect();
+    watch.begin("ceiling");
     let ceiling = (opts.siblings > 0).then(|| symbolic::ceiling(format, &sets, &preds, opts.siblings, opts.seed.wrapping_add(7), answers));
     let dynamics = log.map(|l| dynamics::phases(l, opts.loss_threshold));
 
     let findings = findings(model, &positions, &stairs, &tags, &symbolic);
+    watch.begin("insertion");
     let insertion = log.and_then(|l| l.config.insert.as_ref()).map(|ins| inserted_heads(model, ins, &tags, &positions.useful, opts));
     Analysis {
         schema: 1,
@@ -386,6 +411,7 @@ pub fn analyze(model: &TaskModel, log: Option<&TrainingLog>, opts: &AnalyzeOptio
         dynamics,
         findings,
         insertion,
+        stages: watch.finish(),
         seconds: t0.elapsed().as_secs_f64(),
     }
 }
@@ -586,7 +612,7 @@ pub fn summary(a: &Analysis) -> String {
             if d.carry_lags_base { "no earlier than" } else { "sometimes before" }
         );
     }
-    s += &format!("\nanalysis took {:.1} s\n", a.seconds);
+    s += &format!("\nanalysis took {:.1} s ({})\n", a.seconds, stages::breakdown(&a.stages));
     s
 }
 
