@@ -114,6 +114,13 @@ fn passes_started_from_a_prefix_equal_full_passes_and_caches_stop_early_without_
             Intervention::mean(HookPoint::Z(1), None, Units::Heads(vec![1]), means[0].clone()),
         ],
         vec![Intervention::zero(HookPoint::ResidPre(0), Some(vec![2]), Units::All)],
+        // Late positions in early blocks: those blocks compute only the rows from there on.
+        vec![Intervention::zero(HookPoint::Z(0), Some(vec![7]), Units::Heads(vec![1]))],
+        vec![Intervention::scale(HookPoint::MlpOut(1), Some(vec![8]), Units::All, -1.0)],
+        vec![
+            Intervention::zero(HookPoint::K(1), Some(vec![6]), Units::All),
+            Intervention::scale(HookPoint::ResidPost(0), Some(vec![9, 7]), Units::All, 2.0),
+        ],
         vec![],
     ];
     let clean = predict(&m, &q, &mut Interventions::default(), 32);

@@ -60,6 +60,9 @@ struct BlockBufs {
     pre: Vec<f32>,
     post: Vec<f32>,
     mlp_out: Vec<f32>,
+    /// A block that starts at a later row than its output: the rows it computes, before they
+    /// are copied into the output (see [`Workspace::set_first_row`]).
+    out_rows: Vec<f32>,
 }
 
 /// Gradient scratch shared by all blocks (sized for the largest).
@@ -98,6 +101,8 @@ pub struct Workspace {
     pairs: PairTable,
     /// Whether the last forward pass went through `pairs`.
     used_pairs: bool,
+    /// First row every block but the last computes (see [`Workspace::set_first_row`]).
+    first_row: usize,
 }
 
 impl Workspace {
@@ -130,6 +135,7 @@ impl Workspace {
                     pre: z(if mlp { no * m } else { 0 }),
                     post: z(if mlp { no * m } else { 0 }),
                     mlp_out: z(if mlp { no * d } else { 0 }),
+                    out_rows: Vec::new(),
                 }
             })
             .collect();
@@ -160,6 +166,48 @@ impl Workspace {
             grads,
             pairs: PairTable::default(),
             used_pairs: false,
+            first_row: 0,
+        }
+    }
+
+    /// Makes every block but the last compute queries, attention output and MLP only for rows
+    /// `first..span.t` (keys and values still for every row), leaving the rows before `first` of
+    /// their outputs as they are. Attention is causal, so a pass whose interventions all sit at
+    /// position `first` or later changes nothing before it: an intervention pass loads the clean
+    /// outputs (every later block's `hook_resid_pre`, [`Workspace::resid_pre_mut`]) and sets
+    /// `first` to its first intervened position, skipping the rows it cannot change. 0 (the
+    /// default) computes every row; the backward pass needs 0.
+    pub fn set_first_row(&mut self, first: usize) {
+        assert!(first < self.span.t, "first row {first} outside the span {:?}", self.span);
+        if first == self.first_row {
+            return;
+        }
+        let (b, t) = (self.batch, self.span.t);
+        let (old, new) = (b * (t - self.first_row), b * (t - first));
+        let d = self.resid[0].len() / (b * t);
+        self.first_row = first;
+        let nl = self.blocks.len();
+        for bb in &mut self.blocks[..nl - 1] {
+            // Every buffer over query rows keeps its width per row.
+            for v in [
+                &mut bb.q,
+                &mut bb.pattern,
+                &mut bb.z,
+                &mut bb.attn_out,
+                &mut bb.resid_mid,
+                &mut bb.ln2_xhat,
+                &mut bb.ln2_scale,
+                &mut bb.ln2_out,
+                &mut bb.pre,
+                &mut bb.post,
+                &mut bb.mlp_out,
+            ] {
+                let per_row = v.len() / old;
+                v.resize(new * per_row, 0.0);
+            }
+            let gathered = if first > 0 { new * d } else { 0 };
+            bb.ln1_q.resize(gathered, 0.0);
+            bb.out_rows.resize(gathered, 0.0);
         }
     }
 
@@ -180,7 +228,7 @@ impl Workspace {
         if l + 1 == n_layers {
             self.span.q0
         } else {
-            0
+            self.first_row
         }
     }
 }
@@ -213,7 +261,7 @@ pub fn forward_blocks<H: Hooks>(
 ) {
     let c = &p.config;
     assert!(blocks.start < blocks.end && blocks.end <= c.n_layers, "block range {blocks:?} outside 0..{}", c.n_layers);
-    ws.used_pairs = !H::ACTIVE && blocks.start == 0;
+    ws.used_pairs = !H::ACTIVE && blocks.start == 0 && ws.first_row == 0;
     if blocks.start == 0 {
         if ws.used_pairs {
             ws.pairs.build(tokens, n_ctx, ws.batch, ws.span.t, c.d_vocab);
@@ -309,6 +357,13 @@ fn gather_rows(x: &[f32], d: usize, span: Span, out: &mut [f32]) {
     }
 }
 
+/// Copies rows of `y` ([batch, t - q0, d]) into rows `q0..t` of `x` ([batch, t, d]).
+fn copy_rows(x: &mut [f32], d: usize, span: Span, y: &[f32]) {
+    for (xs, ys) in x.chunks_exact_mut(span.t * d).zip(y.chunks_exact(span.tq() * d)) {
+        xs[span.q0 * d..].copy_from_slice(ys);
+    }
+}
+
 /// Adds rows of `y` ([batch, t - q0, d]) into rows `q0..t` of `x` ([batch, t, d]).
 fn scatter_add_rows(x: &mut [f32], d: usize, span: Span, y: &[f32]) {
     for (xs, ys) in x.chunks_exact_mut(span.t * d).zip(y.chunks_exact(span.tq() * d)) {
@@ -324,9 +379,14 @@ fn block_forward<H: Hooks>(p: &Params, l: usize, ws: &mut Workspace, hooks: &mut
     let q0 = ws.q0(l, c.n_layers);
     let sub = Span { t, q0 };
     let (tq, n_in, n_out) = (t - q0, b * t, b * (t - q0));
+    // A block before the last that starts at a later row computes rows q0..t apart and copies
+    // them into its output, whose earlier rows already hold the clean values.
+    let partial = q0 > 0 && l + 1 < c.n_layers;
     let (before, after) = ws.resid.split_at_mut(l + 1);
-    let (x, x_out) = (&mut before[l], &mut after[0]);
+    let (x, full_out) = (&mut before[l], &mut after[0]);
     let bb = &mut ws.blocks[l];
+    let mut rows = std::mem::take(&mut bb.out_rows);
+    let x_out: &mut [f32] = if partial { &mut rows } else { full_out };
     let a = &idx.attn;
     if l == 0 && ws.used_pairs {
         ws.pairs.expand(t, q0, x, &mut bb.q, &mut bb.k, &mut bb.v);
@@ -410,11 +470,16 @@ fn block_forward<H: Hooks>(p: &Params, l: usize, ws: &mut Workspace, hooks: &mut
         x_out.iter_mut().zip(bb.resid_mid.iter().zip(&bb.mlp_out)).for_each(|(o, (r, m))| *o = r + m);
     }
     hook(hooks, HookPoint::ResidPost(l), x_out, vec![b, tq, d], q0);
+    if partial {
+        copy_rows(full_out, d, sub, &rows);
+    }
+    bb.out_rows = rows;
 }
 
 /// Backward pass from `d logits` already in the workspace (see [`loss`] with `with_grad`): adds every
 /// parameter's gradient into `grad` (same layout as `p.data`).
 pub fn backward(p: &Params, tokens: &[u32], n_ctx: usize, ws: &mut Workspace, grad: &mut [f32]) {
+    assert_eq!(ws.first_row, 0, "the backward pass needs every row (Workspace::set_first_row(0))");
     let c = &p.config;
     let (b, d, tq) = (ws.batch, c.d_model, ws.span.tq());
     let n_out = b * tq;
