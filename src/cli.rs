@@ -537,9 +537,19 @@ fn analyze(dir: &Path, a: &AnalyzeArgs) -> Result<(), String> {
         ..Default::default()
     };
     let t0 = std::time::Instant::now();
-    let stages = crate::analysis::stages::STAGES.len();
-    let mut on_stage = |i: usize, name: &str| eprintln!("analyze [{}/{stages}] {name} ({:.0} s so far)", i + 1, t0.elapsed().as_secs_f64());
-    let result = crate::analysis::analyze_with_progress(&model, log.as_ref(), &opts, &mut on_stage);
+    let stages = &crate::analysis::stages::STAGES;
+    let mut bar = StageBar::new(false);
+    let mut report = |p: crate::analysis::stages::Progress| {
+        let name = stages[p.stage];
+        if p.total == 0 {
+            bar.finish();
+            eprintln!("analyze [{}/{}] {name} ({:.0} s so far)", p.stage + 1, stages.len(), t0.elapsed().as_secs_f64());
+        } else {
+            bar.update(&format!("analyze {name}"), p.done as u64, p.total as u64);
+        }
+    };
+    let result = crate::analysis::analyze_with_progress(&model, log.as_ref(), &opts, &mut report);
+    bar.finish();
     let out = if dir.is_dir() { dir.join("analysis.json") } else { dir.with_file_name("analysis.json") };
     crate::io::atomic::write_json(&out, &result).map_err(|e| format!("writing {}: {e}", out.display()))?;
     print!("{}", crate::analysis::summary(&result));

@@ -115,7 +115,7 @@ pub fn examine(
         .iter()
         .map(|&op| {
             let q: Vec<_> = qs.iter().filter(|q| q.op == op).copied().collect();
-            (op, ablate_nodes(model, &q, &teacher_forced(model, &q, opts.batch), &nodes, opts.threshold, opts.batch))
+            (op, ablate_nodes(model, &q, &teacher_forced(model, &q, opts.batch), &nodes, opts.threshold, opts.batch, &mut |_, _| {}))
         })
         .collect();
     heads

@@ -237,18 +237,18 @@ const CARRY_TABLE_DEPTH: usize = 3;
 
 /// Runs every analysis on `model` (and its training log, if any).
 pub fn analyze(model: &TaskModel, log: Option<&TrainingLog>, opts: &AnalyzeOptions) -> Analysis {
-    analyze_with_progress(model, log, opts, &mut |_, _| {})
+    analyze_with_progress(model, log, opts, &mut |_| {})
 }
 
-/// [`analyze`], calling `on_stage(index, name)` as each of [`stages::STAGES`] begins.
+/// [`analyze`], reporting each of [`stages::STAGES`] as it begins and its passes as they finish.
 pub fn analyze_with_progress(
     model: &TaskModel,
     log: Option<&TrainingLog>,
     opts: &AnalyzeOptions,
-    on_stage: &mut dyn FnMut(usize, &str),
+    report: &mut dyn FnMut(stages::Progress),
 ) -> Analysis {
     let t0 = std::time::Instant::now();
-    let mut watch = stages::Stopwatch::new(on_stage);
+    let mut watch = stages::Stopwatch::new(report);
     let c = &model.params.config;
     let b = opts.batch.max(1);
     watch.begin("accuracy");
@@ -258,10 +258,10 @@ pub fn analyze_with_progress(
     let accuracy = correct as f64 / qs.len().max(1) as f64;
 
     watch.begin("positions");
-    let positions = positions::useful_positions(model, &qs, &clean, opts.threshold, b);
+    let positions = positions::useful_positions(model, &qs, &clean, opts.threshold, b, &mut watch.tick());
     watch.begin("nodes");
     let cands = nodes::candidate_nodes(model, &positions.useful);
-    let node_abl = nodes::ablate_nodes(model, &qs, &clean, &cands, opts.threshold, b);
+    let node_abl = nodes::ablate_nodes(model, &qs, &clean, &cands, opts.threshold, b, &mut watch.tick());
     let useful_heads: Vec<Node> = node_abl.iter().filter(|a| a.useful && a.node.head.is_some()).map(|a| a.node).collect();
 
     watch.begin("attention");
@@ -306,7 +306,8 @@ pub fn analyze_with_progress(
         .collect();
     watch.begin("tags");
     let singles: Vec<Vec<Node>> = useful_heads.iter().map(|&n| vec![n]).collect();
-    let mut tags = subtasks::tag_by_patching(model, &singles, &impact, &candidates, opts.pairs, opts.min_match, opts.seed, b);
+    let mut tags =
+        subtasks::tag_by_patching(model, &singles, &impact, &candidates, opts.pairs, opts.min_match, opts.seed, b, &mut watch.tick());
     // Heads left untagged that share a position, layer, impact and attended column may split one
     // value between them: patch them together.
     let mut groups: Vec<(Vec<Node>, Vec<usize>, Vec<SubTask>)> = Vec::new();
@@ -338,7 +339,7 @@ pub fn analyze_with_progress(
             acc.2.push(g.2);
             acc
         });
-        tags.extend(subtasks::tag_by_patching(model, &gn, &gi, &gc, opts.pairs, opts.min_match, opts.seed, b));
+        tags.extend(subtasks::tag_by_patching(model, &gn, &gi, &gc, opts.pairs, opts.min_match, opts.seed, b, &mut |_, _| {}));
     }
     watch.begin("pca");
     let pca_qs: Vec<Question> = sample.iter().filter(|q| q.op == model.ops[0]).copied().collect();

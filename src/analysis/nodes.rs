@@ -55,7 +55,8 @@ pub fn candidate_nodes(model: &TaskModel, positions: &[usize]) -> Vec<Node> {
     v
 }
 
-/// Mean-ablates each node on `questions` (the mean's reference set too).
+/// Mean-ablates each node on `questions` (the mean's reference set too); `tick(done, total)`
+/// follows the nodes ablated.
 pub fn ablate_nodes(
     model: &TaskModel,
     questions: &[Question],
@@ -63,6 +64,7 @@ pub fn ablate_nodes(
     nodes: &[Node],
     threshold: f64,
     batch: usize,
+    tick: &mut dyn FnMut(usize, usize),
 ) -> Vec<NodeAblation> {
     let c = &model.params.config;
     let mut points = Vec::new();
@@ -77,7 +79,8 @@ pub fn ablate_nodes(
     let names = answer_names(model);
     nodes
         .iter()
-        .map(|&node| {
+        .enumerate()
+        .map(|(i, &node)| {
             let point = if node.head.is_some() { HookPoint::Z(node.layer) } else { HookPoint::MlpPost(node.layer) };
             let mean = &means[points.iter().position(|&p| p == point).expect("hook listed")];
             let units = node.head.map_or(Units::All, |h| Units::Heads(vec![h]));
@@ -85,6 +88,7 @@ pub fn ablate_nodes(
             let after = predict_from(model, questions, &prefix, &mut ivs, batch);
             let (fail_rate, digit_fail) = rates(&changed(clean, &after), names.len());
             let impact = names.iter().zip(&digit_fail).filter(|(_, &r)| r >= threshold).map(|(n, _)| n.clone()).collect();
+            tick(i + 1, nodes.len());
             NodeAblation { name: node.name(), node, fail_rate, digit_fail, impact, useful: fail_rate >= threshold }
         })
         .collect()

@@ -54,8 +54,16 @@ pub struct Positions {
 }
 
 /// Runs the sweep on `questions` (also the mean's reference set); `clean` are the unablated
-/// predictions, `threshold` the failure rate that makes a position useful.
-pub fn useful_positions(model: &TaskModel, questions: &[Question], clean: &Predictions, threshold: f64, batch: usize) -> Positions {
+/// predictions, `threshold` the failure rate that makes a position useful; `tick(done, total)`
+/// follows the hook and position pairs ablated.
+pub fn useful_positions(
+    model: &TaskModel,
+    questions: &[Question],
+    clean: &Predictions,
+    threshold: f64,
+    batch: usize,
+    tick: &mut dyn FnMut(usize, usize),
+) -> Positions {
     let c = &model.params.config;
     let nl = c.n_layers;
     let q0 = model.answer_start() - 1;
@@ -85,6 +93,7 @@ pub fn useful_positions(model: &TaskModel, questions: &[Question], clean: &Predi
                 rates(&changed(clean, &after), n_ans)
             };
             ablations.push(PositionAblation { hook: point.name(), position: pos, token: position_name(model, pos), fail_rate, digit_fail });
+            tick(ablations.len(), points.len() * (model.n_ctx() - 1));
         }
     }
     let mut useful: Vec<usize> = ablations.iter().filter(|a| a.fail_rate >= threshold).map(|a| a.position).collect();

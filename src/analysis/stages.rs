@@ -1,5 +1,6 @@
-//! The stages of one analysis, in order: reported as each begins (so a long analysis of a
-//! 3-layer model shows where it is) and timed (so analysis.json says where the time went).
+//! The stages of one analysis, in order: reported as each begins and as its work gets done (so
+//! a long analysis of a 3-layer model shows where it is) and timed (so analysis.json says where
+//! the time went).
 
 use std::time::Instant;
 
@@ -17,25 +18,43 @@ pub struct StageTime {
     pub seconds: f64,
 }
 
-/// Times stages one after another and calls `on_begin(index, name)` as each begins.
+/// Where an analysis is: stage `stage` (an index into [`STAGES`]) has finished `done` of its
+/// `total` passes (both 0 as the stage begins, and for stages too short to count).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Index into [`STAGES`].
+    pub stage: usize,
+    /// Work units finished.
+    pub done: usize,
+    /// Work units in the stage.
+    pub total: usize,
+}
+
+/// Times stages one after another and reports each one's start and progress to `report`.
 pub struct Stopwatch<'a> {
-    current: Option<(&'static str, Instant)>,
+    current: Option<(usize, Instant)>,
     times: Vec<StageTime>,
-    on_begin: &'a mut dyn FnMut(usize, &str),
+    report: &'a mut dyn FnMut(Progress),
 }
 
 impl<'a> Stopwatch<'a> {
-    /// A stopwatch that reports each stage's start to `on_begin`.
-    pub fn new(on_begin: &'a mut dyn FnMut(usize, &str)) -> Stopwatch<'a> {
-        Stopwatch { current: None, times: Vec::new(), on_begin }
+    /// A stopwatch that reports to `report`.
+    pub fn new(report: &'a mut dyn FnMut(Progress)) -> Stopwatch<'a> {
+        Stopwatch { current: None, times: Vec::new(), report }
     }
 
     /// Ends the running stage (if any) and begins `stage`, which must be one of [`STAGES`].
     pub fn begin(&mut self, stage: &'static str) {
         self.end();
         let index = STAGES.iter().position(|&s| s == stage).expect("a known stage");
-        (self.on_begin)(index, stage);
-        self.current = Some((stage, Instant::now()));
+        (self.report)(Progress { stage: index, done: 0, total: 0 });
+        self.current = Some((index, Instant::now()));
+    }
+
+    /// A callback for the running stage's work: `tick(done, total)`.
+    pub fn tick(&mut self) -> impl FnMut(usize, usize) + use<'_, 'a> {
+        let stage = self.current.map_or(0, |(i, _)| i);
+        move |done, total| (self.report)(Progress { stage, done, total })
     }
 
     /// Ends the running stage and returns every stage's time, in the order run.
@@ -46,7 +65,7 @@ impl<'a> Stopwatch<'a> {
 
     fn end(&mut self) {
         if let Some((stage, t)) = self.current.take() {
-            self.times.push(StageTime { stage: stage.to_string(), seconds: t.elapsed().as_secs_f64() });
+            self.times.push(StageTime { stage: STAGES[stage].to_string(), seconds: t.elapsed().as_secs_f64() });
         }
     }
 }
@@ -61,15 +80,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reports_each_stage_in_order_and_times_it() {
+    fn reports_each_stage_and_its_progress_in_order_and_times_it() {
         let mut seen = Vec::new();
-        let mut on_begin = |i: usize, s: &str| seen.push((i, s.to_string()));
-        let mut w = Stopwatch::new(&mut on_begin);
+        let mut report = |p: Progress| seen.push((p.stage, p.done, p.total));
+        let mut w = Stopwatch::new(&mut report);
         w.begin("positions");
+        w.tick()(1, 2);
         std::thread::sleep(std::time::Duration::from_millis(120));
         w.begin("symbolic");
         let times = w.finish();
-        assert_eq!(seen, vec![(1, "positions".to_string()), (6, "symbolic".to_string())]);
+        assert_eq!(seen, vec![(1, 0, 0), (1, 1, 2), (6, 0, 0)]);
         assert_eq!(times.iter().map(|t| t.stage.as_str()).collect::<Vec<_>>(), ["positions", "symbolic"]);
         assert!(times[0].seconds >= 0.12, "{times:?}");
     }

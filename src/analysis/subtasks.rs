@@ -8,7 +8,7 @@
 //! sub-task's classes separate in the top components.
 
 use super::columns::Columns;
-use super::intervene::{cache_activation, predict, predict_from, Intervention, Interventions, Prefix, Units};
+use super::intervene::{cache_activation, predict_from, Intervention, Interventions, Prefix, Units};
 use super::naming::Node;
 use super::pca::{pca, separation_of};
 use crate::model::HookPoint;
@@ -293,7 +293,7 @@ pub fn head_roles(tags: &[NodeTags], layer: usize, h: usize, op: Option<Op>) -> 
 /// Patches each node group (nodes of one position and layer, patched together; usually one
 /// node) from source into clean questions for each of its candidate sub-tasks.
 /// `candidates[i]` lists the sub-tasks to test for `groups[i]`; `impact[i]` its affected answer
-/// tokens. Returns one entry per group.
+/// tokens. Returns one entry per group; `tick(done, total)` follows the sub-tasks tested.
 #[allow(clippy::too_many_arguments)]
 pub fn tag_by_patching(
     model: &TaskModel,
@@ -304,13 +304,16 @@ pub fn tag_by_patching(
     min_match: f64,
     seed: u64,
     batch: usize,
+    tick: &mut dyn FnMut(usize, usize),
 ) -> Vec<NodeTags> {
     let n = model.n_digits;
     let mut all: Vec<SubTask> = candidates.iter().flatten().copied().collect();
     all.sort_by_key(|t| (t.op == Op::Sub, t.col, t.kind));
     all.dedup();
     let mut tests: Vec<Vec<PatchTest>> = vec![Vec::new(); groups.len()];
-    for task in all {
+    let n_tasks = all.len();
+    for (ti, task) in all.into_iter().enumerate() {
+        tick(ti + 1, n_tasks);
         let ps = pairs(task, n, n_pairs, seed);
         if ps.is_empty() {
             continue;
@@ -331,12 +334,9 @@ pub fn tag_by_patching(
                 cached.entry((point, node.pos)).or_insert_with(|| cache_activation(model, &source, point, node.pos, 1, batch)).clone();
             let units = if node.head.is_some() { Units::Heads(group.iter().filter_map(|n| n.head).collect()) } else { Units::All };
             let mut ivs = Interventions::new(vec![Intervention::patch(point, Some(vec![node.pos]), units, src)]);
-            // Later-layer nodes start from the clean set's residual stream at their block.
-            let after = if node.layer == 0 {
-                predict(model, &clean, &mut ivs, batch)
-            } else {
-                predict_from(model, &clean, prefix.get_or_insert_with(|| Prefix::new(model, &clean, batch)), &mut ivs, batch)
-            };
+            // From the clean set's residual stream at the node's block and position.
+            let prefix = prefix.get_or_insert_with(|| Prefix::new(model, &clean, batch));
+            let after = predict_from(model, &clean, prefix, &mut ivs, batch);
             let na = after.n_answer;
             let (mut informative, mut matched) = (0usize, 0usize);
             for i in 0..clean.len() {
