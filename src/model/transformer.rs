@@ -5,7 +5,9 @@
 //! A pass covers positions `0..t`. The last block computes queries, attention output, MLP and
 //! logits only for positions `q0..t`: training sets `q0` to the first answer-predicting position
 //! and `t` to one past the last, so it skips every row the loss does not read. Analysis uses the
-//! full span (`q0 = 0`, `t = n_ctx`), which is exactly TransformerLens's forward.
+//! full span (`q0 = 0`, `t = n_ctx`), which is exactly TransformerLens's forward. An intervention
+//! pass may also start the earlier blocks at a later row ([`Workspace::set_first_row`]), since
+//! causal attention leaves the rows before its first intervened position clean.
 
 use super::hooks::{HookPoint, HookTensor, Hooks};
 use super::linalg::{add_bias, add_col_sums, matmul, matmul_into, MatRef};
