@@ -41,6 +41,12 @@ fn tiny_mixed_model_answers_every_question_of_both_operations_and_is_analysed() 
     // Roles are reported for the heads of every layer that has them, not only the last.
     assert!(a.findings.head_roles.iter().any(|(h, r)| h.starts_with("L0") && !r.is_empty()), "{summary}");
     assert!(summary.contains("operator (patching switches + and -): P"), "{summary}");
+    // Each sub-task is tested once per node, so it is tagged at most once.
+    for t in &a.tags {
+        let tasks: Vec<_> = t.tests.iter().map(|x| x.task).collect();
+        assert!(tasks.iter().enumerate().all(|(i, x)| !tasks[..i].contains(x)), "{} tests a sub-task twice: {:?}", t.name, tasks);
+        assert!(t.tags.iter().enumerate().all(|(i, x)| !t.tags[..i].contains(x)), "{} tagged twice: {:?}", t.name, t.tags);
+    }
 }
 
 #[test]

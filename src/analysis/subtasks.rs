@@ -308,7 +308,8 @@ pub fn tag_by_patching(
 ) -> Vec<NodeTags> {
     let n = model.n_digits;
     let mut all: Vec<SubTask> = candidates.iter().flatten().copied().collect();
-    all.sort_by_key(|t| (t.op == Op::Sub, t.col, t.kind));
+    // Sorted on every field, so equal sub-tasks sit together and each is tested once.
+    all.sort_by_key(|t| (t.op == Op::Sub, t.col, t.kind, t.negative));
     all.dedup();
     let mut tests: Vec<Vec<PatchTest>> = vec![Vec::new(); groups.len()];
     let n_tasks = all.len();
@@ -360,7 +361,13 @@ pub fn tag_by_patching(
             let mut good: Vec<&PatchTest> = tests.iter().filter(|t| t.informative >= 8 && t.match_rate >= min_match).collect();
             good.sort_by(|a, b| b.match_rate.total_cmp(&a.match_rate));
             let name = group.iter().map(Node::name).collect::<Vec<_>>().join("+");
-            let tags = good.iter().map(|t| t.subtask.clone()).collect();
+            // (Addition's and subtraction's TriCase share a name: one tag says both.)
+            let mut tags: Vec<String> = Vec::new();
+            for t in good {
+                if !tags.contains(&t.subtask) {
+                    tags.push(t.subtask.clone());
+                }
+            }
             NodeTags { name, node: group[0], group: group.clone(), impact: imp.clone(), tags, tests }
         })
         .collect()
