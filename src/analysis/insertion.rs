@@ -34,7 +34,8 @@ pub struct InsertedHead {
     pub roles_by_op: Vec<(Op, Vec<String>)>,
     /// Its sub-task kinds in the source model (`None` when the source was not analysed).
     pub source_roles: Option<Vec<String>>,
-    /// "kept its addition role", "took subtraction roles", "serves both", "unused", ...
+    /// "kept an addition role (BA)", "took subtraction roles (MD+MB)", "serves both: ...",
+    /// "needed by subtraction only (no sub-task tagged)", "unused: ...".
     pub verdict: String,
 }
 
@@ -88,6 +89,8 @@ pub fn verdict(fail_by_op: &[(Op, f64)], roles_by_op: &[(Op, Vec<String>)], thre
     let ((add, add_roles), (sub, sub_roles)) = (used(Op::Add), used(Op::Sub));
     let with = |r: &str| if r.is_empty() { String::new() } else { format!(" ({r})") };
     match (add, sub) {
+        (true, false) if add_roles.is_empty() => "needed by addition only (no sub-task tagged)".into(),
+        (false, true) if sub_roles.is_empty() => "needed by subtraction only (no sub-task tagged)".into(),
         (true, false) => format!("kept an addition role{}", with(&add_roles)),
         (false, true) => format!("took subtraction roles{}", with(&sub_roles)),
         (true, true) => format!("serves both: addition{} and subtraction{}", with(&add_roles), with(&sub_roles)),
@@ -154,6 +157,9 @@ mod tests {
         assert_eq!(verdict(&[(Op::Add, 0.0), (Op::Sub, 0.2)], &roles, 0.01), "took subtraction roles (MD+MB)");
         assert!(verdict(&[(Op::Add, 0.1), (Op::Sub, 0.2)], &roles, 0.01).starts_with("serves both"));
         assert!(verdict(&[(Op::Add, 0.001), (Op::Sub, 0.0)], &roles, 0.01).starts_with("unused"));
+        let untagged = vec![(Op::Add, vec![]), (Op::Sub, vec![])];
+        assert_eq!(verdict(&[(Op::Add, 0.0), (Op::Sub, 0.1)], &untagged, 0.01), "needed by subtraction only (no sub-task tagged)");
+        assert_eq!(verdict(&[(Op::Add, 0.1), (Op::Sub, 0.0)], &untagged, 0.01), "needed by addition only (no sub-task tagged)");
     }
 
     #[test]

@@ -29,9 +29,15 @@ pub struct NodeAblation {
 }
 
 impl NodeAblation {
-    /// "P13L0H1: A3, 42% fail".
+    /// "P13L0H1: A3, 42% fail"; a node whose failures spread over several answer tokens, none
+    /// of them often enough on its own: "P11L0H2: 1% fail, no single answer token".
     pub fn describe(&self) -> String {
-        format!("{}: {}, {:.0}% fail", self.name, self.impact.join(" "), 100.0 * self.fail_rate)
+        let pct = 100.0 * self.fail_rate;
+        if self.impact.is_empty() {
+            format!("{}: {pct:.0}% fail, no single answer token", self.name)
+        } else {
+            format!("{}: {}, {pct:.0}% fail", self.name, self.impact.join(" "))
+        }
     }
 }
 
@@ -92,4 +98,18 @@ pub fn ablate_nodes(
             NodeAblation { name: node.name(), node, fail_rate, digit_fail, impact, useful: fail_rate >= threshold }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_description_names_the_answer_tokens_or_says_there_is_none() {
+        let node = Node { pos: 13, layer: 0, head: Some(1) };
+        let mut a = NodeAblation { name: node.name(), node, fail_rate: 0.42, digit_fail: vec![], impact: vec!["A3".into()], useful: true };
+        assert_eq!(a.describe(), "P13L0H1: A3, 42% fail");
+        a.impact.clear();
+        assert_eq!(a.describe(), "P13L0H1: 42% fail, no single answer token");
+    }
 }
