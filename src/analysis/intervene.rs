@@ -232,12 +232,13 @@ impl Prefix {
         Prefix { rows: questions.len(), resid }
     }
 
-    /// Writes the clean input of every block from `l` on (from block 1) for questions
-    /// `row0..row0 + batch` into `ws` (rows past the end repeat the first, as the runner pads its
-    /// last batch): block `l` starts from its input, and a pass that skips the rows before its
-    /// first intervened position ([`Workspace::set_first_row`]) finds them clean in every later one.
-    fn load(&self, l: usize, row0: usize, ws: &mut Workspace) {
-        for (block, s) in self.resid.iter().enumerate().map(|(i, s)| (i + 1, s)).skip(l.saturating_sub(1)) {
+    /// Writes the clean input of `blocks` (from block 1 on) for questions `row0..row0 + batch`
+    /// into `ws` (rows past the end repeat the first, as the runner pads its last batch): a pass
+    /// starting at block l needs l's input, and one that skips the rows before its first
+    /// intervened position ([`Workspace::set_first_row`]) needs them clean in every later block.
+    fn load(&self, blocks: std::ops::Range<usize>, row0: usize, ws: &mut Workspace) {
+        for block in blocks.start.max(1)..blocks.end {
+            let s = &self.resid[block - 1];
             let per = s.npos * s.feat;
             for (i, dst) in ws.resid_pre_mut(block).chunks_exact_mut(per).enumerate() {
                 let q = if row0 + i < self.rows { row0 + i } else { row0 };
@@ -278,8 +279,10 @@ fn run_batches<H: Hooks>(
         for (i, row) in tokens.chunks_exact_mut(n_ctx).enumerate() {
             chunk.get(i).unwrap_or(&chunk[0]).write_tokens(model.format, &mut row[..model.n_ctx()]);
         }
+        // Block inputs to load: the first block's, and with skipped rows every later block's.
+        let inputs = if first_row > 0 { blocks.start..blocks.end } else { blocks.start..blocks.start + 1 };
         if blocks.start > 0 || first_row > 0 {
-            prefix.expect("a pass starting after block 0 needs a prefix").0.load(blocks.start, ci * b, &mut ws);
+            prefix.expect("a pass starting after block 0 needs a prefix").0.load(inputs, ci * b, &mut ws);
         }
         set_row0(hooks, ci * b);
         forward_blocks(&model.params, &tokens, n_ctx, blocks.clone(), &mut ws, hooks);
