@@ -94,10 +94,11 @@ pub fn assemble(
         .collect()
 }
 
-/// Columns below `k` whose information reaches digit `k`: from the tags of its parts (a make tag
-/// on column j reads column j; a pass or tricase tag on column j is only of use with the carry
-/// out of column j - 1, so it reaches down to j - 1; a use-pass tag on column j reads j - 1), else
-/// from the columns its heads attend to.
+/// Columns below `k` whose information reaches digit `k`, part by part: a tagged part by its tags
+/// (a make tag on column j reads column j; a pass or tricase tag on column j is only of use with
+/// the carry out of column j - 1, so it reaches down to j - 1; a use-pass tag on column j reads
+/// j - 1), an untagged part by the column its head attends to most (the digit needs it, so what
+/// it reads counts even when no candidate sub-task names it).
 fn depth(k: usize, parts: &[Part], tags: &[NodeTags]) -> usize {
     let mut lowest: Option<usize> = None;
     let mut note = |j: usize| {
@@ -105,21 +106,60 @@ fn depth(k: usize, parts: &[Part], tags: &[NodeTags]) -> usize {
             lowest = Some(lowest.map_or(j, |l: usize| l.min(j)));
         }
     };
-    let mut any_tag = false;
     for p in parts {
-        let Some(t) = tags.iter().find(|t| t.name == p.node) else { continue };
+        let tagged = tags.iter().find(|t| t.name == p.node && !t.tags.is_empty());
+        let Some(t) = tagged else {
+            p.column.into_iter().for_each(&mut note);
+            continue;
+        };
         for test in t.tests.iter().filter(|x| t.tags.contains(&x.subtask)) {
-            any_tag = true;
             match test.task.kind {
                 Kind::Base | Kind::Operator | Kind::Sign => {}
                 Kind::Make => note(test.task.col),
-                Kind::Pass | Kind::TriCase => note(test.task.col.saturating_sub(1)),
-                Kind::UsePass => note(test.task.col.saturating_sub(1)),
+                Kind::Pass | Kind::TriCase | Kind::UsePass => note(test.task.col.saturating_sub(1)),
             }
         }
     }
-    if !any_tag {
-        parts.iter().filter_map(|p| p.column).for_each(&mut note);
-    }
     lowest.map_or(0, |l| k - l)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::subtasks::{PatchTest, SubTask};
+    use crate::task::Op;
+
+    fn part(node: &str, subtasks: &[&str], column: Option<usize>) -> Part {
+        Part { node: node.into(), subtasks: subtasks.iter().map(|s| s.to_string()).collect(), column }
+    }
+
+    /// Tags of `node`: each (kind, column) tested and matched.
+    fn tagged(node: &str, tasks: &[(Kind, usize)]) -> NodeTags {
+        let n = Node { pos: 13, layer: 0, head: Some(0) };
+        let tests: Vec<PatchTest> = tasks
+            .iter()
+            .map(|&(kind, col)| {
+                let task = SubTask { kind, col, op: Op::Add, negative: false };
+                PatchTest { subtask: format!("{kind:?}_{col}"), task, informative: 10, match_rate: 1.0 }
+            })
+            .collect();
+        let tags = tests.iter().map(|t| t.subtask.clone()).collect();
+        NodeTags { name: node.into(), node: n, group: vec![n], impact: vec![], tests, tags }
+    }
+
+    #[test]
+    fn depth_reads_tags_of_tagged_parts_and_attention_of_untagged_ones() {
+        let tags = [tagged("P13L0H0", &[(Kind::Make, 2)]), tagged("P13L0H1", &[(Kind::Base, 3), (Kind::TriCase, 2)])];
+        let base = [part("P13L0H1", &["Base_3"], Some(3))];
+        assert_eq!(depth(3, &base, &tags), 2, "TriCase_2 needs the carry out of column 1");
+        let make = [part("P13L0H0", &["Make_2"], Some(2))];
+        assert_eq!(depth(3, &make, &tags), 1);
+        // An untagged head reading column 0 reaches further down than the tags do.
+        let with_untagged = [make[0].clone(), part("P10L0H2", &[], Some(0))];
+        assert_eq!(depth(3, &with_untagged, &tags), 3);
+        // A tagged part's own attention does not count beyond its tags, nor does a column at or above k.
+        let high = [part("P13L0H0", &["Make_2"], Some(0)), part("P9L0H2", &[], Some(4))];
+        assert_eq!(depth(3, &high, &tags), 1);
+        assert_eq!(depth(3, &[], &tags), 0);
+    }
 }
