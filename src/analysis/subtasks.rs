@@ -1,5 +1,5 @@
 //! Sub-task tagging. By intervention: for a node and a candidate sub-task of a column (BA_k,
-//! MC_k, MS_k, TriCase_k, US_k; for subtraction MD, MB, MZ, TriCase, UB), build pairs of
+//! MC_k, MS_k, TriCase_k, US_k; for subtraction MD, MB, MZ, MT, UB), build pairs of
 //! questions that differ in that sub-task's value and as little else as possible, patch the
 //! node's activation from the source question into the clean one, and check that the answer
 //! digits the node affects change exactly as the sub-task predicts (the clean question's labels
@@ -61,9 +61,9 @@ impl SubTask {
         SubTask { kind, col, op, negative: false }
     }
 
-    /// `BA_3`, `MC_2`, `MS_2`, `TriCase_1`, `US_3`; subtraction `MD`, `MB`, `MZ`, `TriCase`,
-    /// `UB`, and for negative answers `ND`, `NB`, `NZ`, `NTriCase`, `NUB`; `OP` and `SIGN` for
-    /// the whole-question kinds.
+    /// `BA_3`, `MC_2`, `MS_2`, `TriCase_1`, `US_3`; subtraction `MD`, `MB`, `MZ`, `MT` (its
+    /// TriCase: x > y / x = y / x < y), `UB`, and for negative answers `ND`, `NB`, `NZ`, `NT`,
+    /// `NUB` (the follow-up library's names); `OP` and `SIGN` for the whole-question kinds.
     pub fn name(&self) -> String {
         let k = match (self.kind, self.op) {
             (Kind::Operator, _) => return "OP".into(),
@@ -71,7 +71,7 @@ impl SubTask {
             (Kind::Base, Op::Sub) if self.negative => "ND",
             (Kind::Make, Op::Sub) if self.negative => "NB",
             (Kind::Pass, Op::Sub) if self.negative => "NZ",
-            (Kind::TriCase, Op::Sub) if self.negative => "NTriCase",
+            (Kind::TriCase, Op::Sub) if self.negative => "NT",
             (Kind::UsePass, Op::Sub) if self.negative => "NUB",
             (Kind::Base, Op::Add) => "BA",
             (Kind::Make, Op::Add) => "MC",
@@ -81,7 +81,8 @@ impl SubTask {
             (Kind::Make, Op::Sub) => "MB",
             (Kind::Pass, Op::Sub) => "MZ",
             (Kind::UsePass, Op::Sub) => "UB",
-            (Kind::TriCase, _) => "TriCase",
+            (Kind::TriCase, Op::Sub) => "MT",
+            (Kind::TriCase, Op::Add) => "TriCase",
         };
         format!("{k}_{}", self.col)
     }
@@ -361,7 +362,6 @@ pub fn tag_by_patching(
             let mut good: Vec<&PatchTest> = tests.iter().filter(|t| t.informative >= 8 && t.match_rate >= min_match).collect();
             good.sort_by(|a, b| b.match_rate.total_cmp(&a.match_rate));
             let name = group.iter().map(Node::name).collect::<Vec<_>>().join("+");
-            // (Addition's and subtraction's TriCase share a name: one tag says both.)
             let mut tags: Vec<String> = Vec::new();
             for t in good {
                 if !tags.contains(&t.subtask) {
@@ -475,5 +475,20 @@ mod tests {
         }
         assert_eq!(task.name(), "NB_1");
         assert_eq!(SubTask::new(Kind::Make, 1, Op::Sub).name(), "MB_1");
+    }
+
+    #[test]
+    fn every_column_sub_task_of_every_operation_and_sign_has_its_own_name() {
+        let mut names: Vec<String> = Vec::new();
+        for kind in KINDS {
+            for (op, negative) in [(Op::Add, false), (Op::Sub, false), (Op::Sub, true)] {
+                names.push(SubTask { kind, col: 2, op, negative }.name());
+            }
+        }
+        let n = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), n, "{names:?}");
+        assert!(names.contains(&"MT_2".to_string()) && names.contains(&"NT_2".to_string()));
     }
 }

@@ -21,7 +21,7 @@ pub fn parse_head(name: &str) -> Option<(usize, usize, usize)> {
 }
 
 /// Class names and the class of `q` under sub-task `name` (`BA_3`, `MC_2`, `MS_1`, `TriCase_0`,
-/// subtraction `MD`, `MB`, `MZ`); `None` for an unknown sub-task.
+/// subtraction `MD`, `MB`, `MZ`, `MT`); `None` for an unknown sub-task.
 pub fn subtask_class(name: &str, q: &Question) -> Option<(Vec<String>, usize)> {
     let (kind, col) = name.split_once('_')?;
     let k: usize = col.parse().ok()?;
@@ -39,7 +39,7 @@ pub fn subtask_class(name: &str, q: &Question) -> Option<(Vec<String>, usize)> {
         (Op::Sub, "MD") => (digits(), (x - y).rem_euclid(10) as usize),
         (Op::Sub, "MB") => (named(&["no borrow", "borrow"]), (x < y) as usize),
         (Op::Sub, "MZ") => (named(&["digits differ", "digits equal"]), (x == y) as usize),
-        (Op::Sub, "TriCase") => (named(&["x > y", "x = y", "x < y"]), if x < y { 2 } else { (x == y) as usize }),
+        (Op::Sub, "MT") => (named(&["x > y", "x = y", "x < y"]), if x < y { 2 } else { (x == y) as usize }),
         _ => return None,
     })
 }
