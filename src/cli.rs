@@ -207,6 +207,10 @@ pub fn train(a: &TrainArgs) -> Result<PathBuf, String> {
         }
         Trainer::new(cfg.clone())?
     };
+    if t.step_count() >= t.cfg.steps && dir.join(files::MODEL).exists() {
+        eprintln!("{} is already trained ({} of {} steps); nothing to resume", dir.display(), t.step_count(), t.cfg.steps);
+        return Ok(dir);
+    }
     let c = &t.cfg;
     eprintln!(
         "training {} ({} parameters, {} layer(s), {} heads, d_model {}) for {} steps of {} {}-digit questions into {}",

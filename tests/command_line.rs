@@ -1,4 +1,5 @@
-//! The binary itself: Ctrl-C during training leaves a checkpoint that `--resume` continues.
+//! The binary itself: Ctrl-C during training leaves a checkpoint that `--resume` continues, and
+//! resuming a finished run changes nothing.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -38,6 +39,12 @@ fn ctrl_c_during_training_saves_a_checkpoint_and_resume_continues_it() {
     let status =
         Command::new(exe).args(["train", "--preset", "tiny", "--steps", &target, "--quiet", "--resume", "--out", out]).status().unwrap();
     assert!(status.success());
-    assert!(dir.join("model.safetensors").exists());
+    let model = dir.join("model.safetensors");
+    let written = std::fs::metadata(&model).unwrap().modified().unwrap();
+    // Resuming a finished run trains nothing and leaves the model as it was.
+    let again = Command::new(exe).args(["train", "--preset", "tiny", "--steps", &target, "--resume", "--out", out]).output().unwrap();
+    let said = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success() && said.contains("already trained") && !said.contains("steps/s"), "{said}");
+    assert_eq!(std::fs::metadata(&model).unwrap().modified().unwrap(), written);
     std::fs::remove_dir_all(&dir).unwrap();
 }
