@@ -54,7 +54,7 @@ pub fn assemble(
         .map(|(i, name)| {
             let pos = predicting_position(model, i);
             let col = answer_column(model, i);
-            let mut parts: Vec<Part> = ablations
+            let parts: Vec<Part> = ablations
                 .iter()
                 .filter(|a| a.useful && a.node.head.is_some() && a.impact.contains(name))
                 .map(|a| {
@@ -66,8 +66,7 @@ pub fn assemble(
                     Part { node, subtasks: t.map(|t| t.tags.clone()).unwrap_or_default(), column }
                 })
                 .collect();
-            parts.sort_by_key(|p| std::cmp::Reverse(p.column));
-            parts.dedup_by(|a, b| a.node == b.node);
+            let parts = ordered_once(parts);
             let combined_by = ablations
                 .iter()
                 .filter(|a| a.useful && a.node.head.is_none() && a.node.pos == pos && a.impact.contains(name))
@@ -92,6 +91,15 @@ pub fn assemble(
             DigitAlgorithm { digit: name.clone(), column: col, position: pos, parts, combined_by, lookahead_depth, text }
         })
         .collect()
+}
+
+/// Parts from the highest column down, each node (or group) once: a group's members may read
+/// different columns, so its duplicates need not be neighbours.
+fn ordered_once(mut parts: Vec<Part>) -> Vec<Part> {
+    parts.sort_by_key(|p| std::cmp::Reverse(p.column));
+    let mut seen = std::collections::HashSet::new();
+    parts.retain(|p| seen.insert(p.node.clone()));
+    parts
 }
 
 /// Columns below `k` whose information reaches digit `k`, part by part: a tagged part by its tags
@@ -145,6 +153,14 @@ mod tests {
             .collect();
         let tags = tests.iter().map(|t| t.subtask.clone()).collect();
         NodeTags { name: node.into(), node: n, group: vec![n], impact: vec![], tests, tags }
+    }
+
+    #[test]
+    fn a_group_is_listed_once_even_when_its_members_read_different_columns() {
+        let g = "P15L1H0+P15L1H2";
+        let parts = vec![part(g, &["NB_3"], Some(3)), part("P15L1H1", &["UB_4"], Some(2)), part(g, &["NB_3"], Some(1))];
+        let names: Vec<String> = ordered_once(parts).into_iter().map(|p| p.node).collect();
+        assert_eq!(names, [g, "P15L1H1"]);
     }
 
     #[test]
