@@ -445,11 +445,15 @@ fn stage(k: usize, what: &str) {
 
 /// Whether `output` is missing or older than `input` (so it must be recomputed).
 fn stale(output: &Path, input: &Path) -> bool {
-    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     match (modified(output), modified(input)) {
         (Some(o), Some(i)) => o < i,
         _ => true,
     }
+}
+
+/// When `path` was last written, if it exists.
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 /// The evaluation `run` does: every question for n <= 3, else a million random ones.
@@ -481,8 +485,8 @@ fn run_all(a: &TrainArgs) -> Result<(), String> {
     let cfg = a.config()?;
     let dir = a.dir(&cfg);
     let model = dir.join(files::MODEL);
-    let retrain = !model.exists() || a.force || a.resume;
-    if retrain {
+    let written = modified(&model);
+    if written.is_none() || a.force || a.resume {
         let mut a = a.clone();
         // An interrupted run (a checkpoint but no model) continues where it stopped.
         a.resume |= !a.force && !model.exists() && dir.join(files::CHECKPOINT).exists();
@@ -492,6 +496,9 @@ fn run_all(a: &TrainArgs) -> Result<(), String> {
     } else {
         stage(1, &format!("train: {} already holds a trained model; skipping training (--force retrains)", dir.display()));
     }
+    // Only a model this run wrote makes the evaluation and analysis out of date (resuming a
+    // finished run writes none).
+    let retrain = modified(&model) != written;
     let eval_file = dir.join(crate::report::files::EVAL);
     if retrain || stale(&eval_file, &model) {
         stage(2, "evaluate");

@@ -1,5 +1,5 @@
 //! The binary itself: Ctrl-C during training leaves a checkpoint that `--resume` continues, and
-//! resuming a finished run changes nothing.
+//! resuming a finished run changes nothing (nor re-evaluates what is up to date).
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -45,6 +45,17 @@ fn ctrl_c_during_training_saves_a_checkpoint_and_resume_continues_it() {
     let again = Command::new(exe).args(["train", "--preset", "tiny", "--steps", &target, "--resume", "--out", out]).output().unwrap();
     let said = String::from_utf8_lossy(&again.stderr);
     assert!(again.status.success() && said.contains("already trained") && !said.contains("steps/s"), "{said}");
+    assert_eq!(std::fs::metadata(&model).unwrap().modified().unwrap(), written);
+    // `run --resume` on it evaluates and analyses once; a second one finds both up to date.
+    let run = |dir: &str| {
+        let o = Command::new(exe).args(["run", "--preset", "tiny", "--steps", &target, "--resume", "--out", dir]).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let first = run(out);
+    assert!(first.contains("[2/4] evaluate\n") && !first.contains("up to date"), "{first}");
+    let second = run(out);
+    assert!(second.contains("eval.json is up to date") && second.contains("analysis.json is up to date"), "{second}");
     assert_eq!(std::fs::metadata(&model).unwrap().modified().unwrap(), written);
     std::fs::remove_dir_all(&dir).unwrap();
 }
