@@ -59,6 +59,13 @@ fn the_analysis_of_an_inserted_model_reports_what_became_of_each_inserted_head()
     let opts = AnalyzeOptions { questions: 200, pairs: 20, sample: 200, per_class: 50, ..Default::default() };
     let source_analysis = analyze(&source, None, &opts);
     std::fs::write(dir.join("analysis.json"), serde_json::to_vec(&source_analysis).unwrap()).unwrap();
+    // The sign of an addition-only model is always '+': reported as constant, not as a token
+    // computed nowhere.
+    let sign = &source_analysis.positions.digits[0];
+    assert!(sign.digit == "sign" && sign.constant, "{sign:?}");
+    assert!(source_analysis.positions.digits[1..].iter().all(|d| !d.constant));
+    let source_summary = arithlens::analysis::summary(&source_analysis);
+    assert!(source_summary.contains("; sign never changes (the same on every question)."), "{source_summary}");
 
     let mut cfg =
         TrainConfig::preset("tiny_mix").unwrap().with_overrides(&["n_heads=4".into(), "d_head=21".into(), "steps=200".into()]).unwrap();

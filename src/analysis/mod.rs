@@ -9,7 +9,7 @@
 //! - `accuracy`: the model's teacher-forced accuracy on the analysis question set;
 //! - `positions` ([`positions::Positions`]): `ablations[]` {hook, position, token, fail_rate,
 //!   digit_fail[answer token]}, `useful[]` positions, `equals_position`, `first_useful`,
-//!   `digits[]` {digit, predicted_at, computed_at[], one_before};
+//!   `digits[]` {digit, predicted_at, computed_at[], one_before, constant};
 //! - `nodes[]` ([`nodes::NodeAblation`]): {name "P13L0H1" | "P13L0M", node {pos, layer, head|null},
 //!   fail_rate, digit_fail[], impact["A3"], useful};
 //! - `attention[]` ([`attention::NodeAttention`]) per useful head node: {name, node, top[{position,
@@ -137,7 +137,8 @@ pub struct Findings {
     pub starts_at_token: Option<String>,
     /// Whether nothing before the `=` position is useful.
     pub starts_at_equals: bool,
-    /// Answer tokens computed only one position before they are emitted.
+    /// Answer tokens that vary over the questions and are computed only one position before
+    /// they are emitted.
     pub one_before: Vec<String>,
     /// Heads (`L0H1`) whose attention walks down the digit pairs.
     pub staircase_heads: Vec<String>,
@@ -442,6 +443,49 @@ fn inserted_heads(
     out
 }
 
+/// The "computed one position before it is emitted" lines: how many of the answer tokens that
+/// vary are computed only there, which also use other positions (grouped by those positions), and
+/// which are constant (so where they are computed cannot be seen).
+fn timing_summary(p: &positions::Positions) -> String {
+    let varying: Vec<&positions::DigitPositions> = p.digits.iter().filter(|d| !d.constant).collect();
+    let one: Vec<&str> = varying.iter().filter(|d| d.one_before).map(|d| d.digit.as_str()).collect();
+    let mut s = format!(
+        "  {} of {} answer tokens are computed only at the position one before they are emitted{}",
+        one.len(),
+        varying.len(),
+        if one.len() == varying.len() { " (each digit computed just in time)".to_string() } else { format!(" ({})", one.join(" ")) }
+    );
+    let constant: Vec<&str> = p.digits.iter().filter(|d| d.constant).map(|d| d.digit.as_str()).collect();
+    if !constant.is_empty() {
+        s += &format!("; {} never changes (the same on every question)", constant.join(" "));
+    }
+    s += ".\n";
+    // Tokens also computed one before, but reading other positions too, grouped by those positions.
+    let mut groups: Vec<(Vec<usize>, Vec<&str>)> = Vec::new();
+    for d in varying.iter().filter(|d| !d.one_before) {
+        if !d.computed_at.contains(&d.predicted_at) {
+            s += &format!("  {} (predicted at {}) depends on positions {:?}\n", d.digit, d.predicted_at, d.computed_at);
+            continue;
+        }
+        match groups.iter_mut().find(|g| g.0 == d.also_at()) {
+            Some(g) => g.1.push(&d.digit),
+            None => groups.push((d.also_at(), vec![&d.digit])),
+        }
+    }
+    for (also, digits) in groups {
+        s += &format!(
+            "  {} {} computed one position before {} emitted, and also {} what is computed at position{} {:?}\n",
+            digits.join(" "),
+            if digits.len() == 1 { "is" } else { "are" },
+            if digits.len() == 1 { "it is" } else { "they are" },
+            if digits.len() == 1 { "uses" } else { "use" },
+            if also.len() == 1 { "" } else { "s" },
+            also
+        );
+    }
+    s
+}
+
 fn findings(
     model: &TaskModel,
     positions: &positions::Positions,
@@ -463,7 +507,7 @@ fn findings(
         computation_starts_at: positions.first_useful,
         starts_at_token: positions.first_useful.map(|p| naming::position_name(model, p)),
         starts_at_equals: positions.first_useful.is_some_and(|p| p >= positions.equals_position),
-        one_before: positions.digits.iter().filter(|d| d.one_before).map(|d| d.digit.clone()).collect(),
+        one_before: positions.digits.iter().filter(|d| d.one_before && !d.constant).map(|d| d.digit.clone()).collect(),
         staircase_heads: stairs.iter().filter(|s| s.is_staircase).map(|s| format!("L{}H{}", s.layer, s.head)).collect(),
         head_offsets: stairs.iter().map(|s| (format!("L{}H{}", s.layer, s.head), s.typical_offset)).collect(),
         head_roles,
@@ -503,20 +547,7 @@ pub fn summary(a: &Analysis) -> String {
         }
         None => s += "No position's ablation changes the answers.\n",
     }
-    let n_ans = a.positions.digits.len();
-    s += &format!(
-        "  {} of {} answer tokens are computed only at the position one before they are emitted{}.\n",
-        f.one_before.len(),
-        n_ans,
-        if f.one_before.len() == n_ans {
-            " (each digit computed just in time)".to_string()
-        } else {
-            format!(" ({})", f.one_before.join(" "))
-        }
-    );
-    for d in a.positions.digits.iter().filter(|d| !d.one_before) {
-        s += &format!("  {} (predicted at {}) depends on positions {:?}\n", d.digit, d.predicted_at, d.computed_at);
-    }
+    s += &timing_summary(&a.positions);
     s += "\n[nodes] useful nodes (mean ablation):\n";
     let mut useful: Vec<&nodes::NodeAblation> = a.nodes.iter().filter(|n| n.useful).collect();
     useful.sort_by_key(|n| n.node);
@@ -694,4 +725,33 @@ fn formula_verdict(fc: &symbolic::FormulaCheck) -> String {
         s += &format!("    {}: {}{} model {}, formula {}\n", e.class, e.question, e.truth, e.model, e.formula);
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::positions::{DigitPositions, Positions};
+    use super::timing_summary;
+
+    fn digit(name: &str, at: usize, computed_at: &[usize], constant: bool) -> DigitPositions {
+        let one_before = computed_at == [at];
+        DigitPositions { digit: name.into(), predicted_at: at, computed_at: computed_at.to_vec(), one_before, constant }
+    }
+
+    #[test]
+    fn timing_summary_counts_varying_tokens_and_groups_shared_extra_positions() {
+        // A subtraction model's shape: the sign at '=', A2 always 0, A1 and A0 also reading the
+        // sign position, and one token computed elsewhere only.
+        let digits = vec![
+            digit("sign", 5, &[5], false),
+            digit("A2", 6, &[], true),
+            digit("A1", 7, &[6, 7], false),
+            digit("A0", 8, &[6, 8], false),
+            digit("X", 9, &[5], false),
+        ];
+        let p = Positions { ablations: vec![], useful: vec![5, 6, 7, 8], equals_position: 5, first_useful: Some(5), digits };
+        let s = timing_summary(&p);
+        assert!(s.starts_with("  1 of 4 answer tokens are computed only at the position one before they are emitted (sign); A2 never changes"), "{s}");
+        assert!(s.contains("  A1 A0 are computed one position before they are emitted, and also use what is computed at position [6]\n"), "{s}");
+        assert!(s.contains("  X (predicted at 9) depends on positions [5]\n"), "{s}");
+    }
 }

@@ -36,6 +36,18 @@ pub struct DigitPositions {
     pub computed_at: Vec<usize>,
     /// Whether it is computed only at `predicted_at` (among positions from `=` on).
     pub one_before: bool,
+    /// Whether the model gives this token the same value on every question (the sign of an
+    /// addition model, the top digit of a subtraction model): no ablation can move it, so where
+    /// it is computed is not observable.
+    #[serde(default)]
+    pub constant: bool,
+}
+
+impl DigitPositions {
+    /// Positions other than `predicted_at` whose ablation changes this token.
+    pub fn also_at(&self) -> Vec<usize> {
+        self.computed_at.iter().copied().filter(|&p| p != self.predicted_at).collect()
+    }
 }
 
 /// The useful-positions analysis.
@@ -106,7 +118,8 @@ pub fn useful_positions(
                 ablations.iter().filter(|a| a.position >= q0 && a.digit_fail[i] >= threshold).map(|a| a.position).collect();
             computed_at.sort_unstable();
             computed_at.dedup();
-            DigitPositions { digit: names[i].clone(), predicted_at: at, one_before: computed_at == [at], computed_at }
+            let constant = clean.argmax.iter().skip(i).step_by(n_ans).all(|&t| t == clean.argmax[i]);
+            DigitPositions { digit: names[i].clone(), predicted_at: at, one_before: computed_at == [at], computed_at, constant }
         })
         .collect();
     Positions { first_useful: useful.first().copied(), useful, equals_position: q0, ablations, digits }
