@@ -143,6 +143,49 @@ impl SubTask {
             Kind::Sign => (q.op == Op::Sub && q.x < q.y) as usize,
         }
     }
+
+    /// Names of the values [`SubTask::class`] gives, in class order.
+    pub fn class_names(&self) -> Vec<String> {
+        let add = self.op == Op::Add;
+        let names: &[&str] = match self.kind {
+            Kind::Base => return (0..10).map(|d| d.to_string()).collect(),
+            Kind::Make if add => &["no carry", "carry"],
+            Kind::Make => &["no borrow", "borrow"],
+            Kind::Pass if add => &["sum != 9", "sum = 9"],
+            Kind::Pass => &["digits differ", "digits equal"],
+            Kind::TriCase if add => &["sum <= 8", "sum = 9", "sum >= 10"],
+            Kind::TriCase => &["no borrow, digits differ", "digits equal", "borrow"],
+            Kind::UsePass if add => &["no carry passed on", "carry passed on by a sum 9"],
+            Kind::UsePass => &["no borrow passed on", "borrow passed on by equal digits"],
+            Kind::Operator => &["+", "-"],
+            Kind::Sign => &["answer >= 0", "answer < 0"],
+        };
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Whether the sub-task is defined on `q`: a column sub-task on questions of its operation
+    /// (for subtraction, of its answer's sign); the whole-question kinds on every question.
+    pub fn applies_to(&self, q: &Question) -> bool {
+        match self.kind {
+            Kind::Operator | Kind::Sign => true,
+            _ => q.op == self.op && (self.op == Op::Add || (q.x < q.y) == self.negative),
+        }
+    }
+
+    /// The sub-task named `name` ([`SubTask::name`]'s output, e.g. `MC_2`, `NB_1`, `OP`);
+    /// `None` for any other text.
+    pub fn parse(name: &str) -> Option<SubTask> {
+        let (col, fallback) = match name.rsplit_once('_') {
+            Some((_, c)) => (c.parse().ok()?, false),
+            None => (0, true),
+        };
+        let kinds = KINDS.iter().chain(&[Kind::Operator, Kind::Sign]);
+        kinds
+            .flat_map(|&kind| [(Op::Add, false), (Op::Sub, false), (Op::Sub, true)].map(|(op, negative)| SubTask { kind, col, op, negative }))
+            .find(|t| t.name() == name && (fallback == matches!(t.kind, Kind::Operator | Kind::Sign)))
+            // Use sum 9 reads the column below: it has no column 0.
+            .filter(|t| !(t.kind == Kind::UsePass && t.col == 0))
+    }
 }
 
 fn set_col(q: &mut Question, k: usize, a: u8, b: u8) {
@@ -422,10 +465,16 @@ pub fn pca_nodes(
         let mut separation: Vec<PcaSeparation> = cands
             .iter()
             .filter(|t| !matches!(t.kind, Kind::UsePass | Kind::Operator))
-            .map(|t| {
-                let labels: Vec<usize> = questions.iter().map(|q| t.class(q)).collect();
-                let (between_share, centroid_accuracy, classes) = separation_of(&p.projected, &labels);
-                PcaSeparation { subtask: t.name(), classes, between_share, centroid_accuracy }
+            .filter_map(|t| {
+                // Each sub-task is scored on the questions it is defined on (a mixed model's
+                // addition sub-tasks on its addition questions, ND_k on negative answers, ...).
+                let (points, labels): (Vec<Vec<f64>>, Vec<usize>) =
+                    questions.iter().zip(&p.projected).filter(|(q, _)| t.applies_to(q)).map(|(q, r)| (r.clone(), t.class(q))).unzip();
+                if points.len() < 2 {
+                    return None;
+                }
+                let (between_share, centroid_accuracy, classes) = separation_of(&points, &labels);
+                Some(PcaSeparation { subtask: t.name(), classes, between_share, centroid_accuracy })
             })
             .collect();
         separation.sort_by(|a, b| b.between_share.total_cmp(&a.between_share));
@@ -437,6 +486,29 @@ pub fn pca_nodes(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_sub_task_name_parses_back_and_applies_to_its_own_questions() {
+        for kind in KINDS.iter().chain(&[Kind::Operator, Kind::Sign]) {
+            for (op, negative) in [(Op::Add, false), (Op::Sub, false), (Op::Sub, true)] {
+                let t = SubTask { kind: *kind, col: 3, op, negative };
+                let back = SubTask::parse(&t.name()).unwrap_or_else(|| panic!("{} does not parse", t.name()));
+                assert_eq!(back.name(), t.name());
+                assert_eq!(t.class_names().len(), if *kind == Kind::Base { 10 } else if *kind == Kind::TriCase { 3 } else { 2 });
+            }
+        }
+        assert_eq!(SubTask::parse("MC_12"), Some(SubTask::new(Kind::Make, 12, Op::Add)));
+        assert_eq!(SubTask::parse("XX_1"), None);
+        assert_eq!(SubTask::parse("MC"), None);
+        assert_eq!(SubTask::parse("US_0"), None);
+        let q = |x, y, op| Question::new(x, y, op, 2).unwrap();
+        let (add, pos, neg) = (q(12, 34, Op::Add), q(34, 12, Op::Sub), q(12, 34, Op::Sub));
+        let nb = SubTask::parse("NB_1").unwrap();
+        assert_eq!([nb.applies_to(&add), nb.applies_to(&pos), nb.applies_to(&neg)], [false, false, true]);
+        let mc = SubTask::parse("MC_1").unwrap();
+        assert_eq!([mc.applies_to(&add), mc.applies_to(&pos), mc.applies_to(&neg)], [true, false, false]);
+        assert!(SubTask::parse("OP").unwrap().applies_to(&neg));
+    }
 
     #[test]
     fn operator_pairs_swap_only_the_operation_and_predict_the_other_answer() {

@@ -3,9 +3,11 @@
 //! by the classes of the sub-task that separates it best (as analysis.json names it).
 
 use super::page::Figure;
+use crate::analysis::pca::pca;
 use super::svg::{scatter, ChartSpec, ScatterPoint};
 use crate::model::{forward, Cache, Span, Workspace};
-use crate::task::{random_questions, Op, Question};
+use crate::analysis::subtasks::SubTask;
+use crate::task::{random_questions, Question};
 use crate::task_model::TaskModel;
 
 /// Questions projected per node.
@@ -18,30 +20,6 @@ pub fn parse_head(name: &str) -> Option<(usize, usize, usize)> {
     let (pos, rest) = name.strip_prefix('P')?.split_once('L')?;
     let (layer, head) = rest.split_once('H')?;
     Some((pos.parse().ok()?, layer.parse().ok()?, head.parse().ok()?))
-}
-
-/// Class names and the class of `q` under sub-task `name` (`BA_3`, `MC_2`, `MS_1`, `TriCase_0`,
-/// subtraction `MD`, `MB`, `MZ`, `MT`); `None` for an unknown sub-task.
-pub fn subtask_class(name: &str, q: &Question) -> Option<(Vec<String>, usize)> {
-    let (kind, col) = name.split_once('_')?;
-    let k: usize = col.parse().ok()?;
-    if k >= q.n_digits {
-        return None;
-    }
-    let (x, y) = (q.digit_x(k) as i32, q.digit_y(k) as i32);
-    let named = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    let digits = || (0..10).map(|d| d.to_string()).collect::<Vec<_>>();
-    Some(match (q.op, kind) {
-        (Op::Add, "BA") => (digits(), ((x + y) % 10) as usize),
-        (Op::Add, "MC") => (named(&["no carry", "carry"]), (x + y >= 10) as usize),
-        (Op::Add, "MS") => (named(&["sum != 9", "sum = 9"]), (x + y == 9) as usize),
-        (Op::Add, "TriCase") => (named(&["sum <= 8", "sum = 9", "sum >= 10"]), if x + y >= 10 { 2 } else { (x + y == 9) as usize }),
-        (Op::Sub, "MD") => (digits(), (x - y).rem_euclid(10) as usize),
-        (Op::Sub, "MB") => (named(&["no borrow", "borrow"]), (x < y) as usize),
-        (Op::Sub, "MZ") => (named(&["digits differ", "digits equal"]), (x == y) as usize),
-        (Op::Sub, "MT") => (named(&["x > y", "x = y", "x < y"]), if x < y { 2 } else { (x == y) as usize }),
-        _ => return None,
-    })
 }
 
 /// The head's output at `pos` for each question: `[question][d_head]`.
@@ -59,56 +37,6 @@ fn head_outputs(model: &TaskModel, qs: &[Question], pos: usize, layer: usize, he
     (0..qs.len()).map(|b| z.data[((b * t + pos) * h + head) * dh..][..dh].iter().map(|&v| v as f64).collect()).collect()
 }
 
-/// Top-2 principal components of `rows`: the projections and each component's share of the variance.
-pub fn pca2(rows: &[Vec<f64>]) -> (Vec<(f64, f64)>, [f64; 2]) {
-    let (n, d) = (rows.len(), rows.first().map_or(0, Vec::len));
-    if n < 2 || d == 0 {
-        return (Vec::new(), [0.0; 2]);
-    }
-    let mean: Vec<f64> = (0..d).map(|j| rows.iter().map(|r| r[j]).sum::<f64>() / n as f64).collect();
-    let x: Vec<Vec<f64>> = rows.iter().map(|r| r.iter().zip(&mean).map(|(a, m)| a - m).collect()).collect();
-    let mut cov = vec![vec![0.0; d]; d];
-    for r in &x {
-        for i in 0..d {
-            for j in 0..d {
-                cov[i][j] += r[i] * r[j] / (n - 1) as f64;
-            }
-        }
-    }
-    let trace: f64 = (0..d).map(|i| cov[i][i]).sum::<f64>().max(f64::MIN_POSITIVE);
-    let mut comps = Vec::new();
-    let mut shares = [0.0; 2];
-    for share in &mut shares {
-        let (v, lambda) = power_iteration(&cov);
-        *share = lambda / trace;
-        for i in 0..d {
-            for j in 0..d {
-                cov[i][j] -= lambda * v[i] * v[j];
-            }
-        }
-        comps.push(v);
-    }
-    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(p, q)| p * q).sum::<f64>();
-    (x.iter().map(|r| (dot(r, &comps[0]), dot(r, &comps[1]))).collect(), shares)
-}
-
-/// The leading eigenvector and eigenvalue of a symmetric matrix.
-fn power_iteration(m: &[Vec<f64>]) -> (Vec<f64>, f64) {
-    let d = m.len();
-    let mut v: Vec<f64> = (0..d).map(|i| 1.0 + (i as f64 * 0.37).sin()).collect();
-    let mut lambda = 0.0;
-    for _ in 0..300 {
-        let w: Vec<f64> = m.iter().map(|row| row.iter().zip(&v).map(|(a, b)| a * b).sum()).collect();
-        let norm = w.iter().map(|a| a * a).sum::<f64>().sqrt();
-        if norm == 0.0 {
-            break;
-        }
-        lambda = norm;
-        v = w.iter().map(|a| a / norm).collect();
-    }
-    (v, lambda)
-}
-
 /// The scatter figure of one head node coloured by `subtask`'s classes; `None` when the node
 /// name or sub-task is not understood.
 pub fn figure(model: &TaskModel, node: &str, subtask: &str) -> Option<Figure> {
@@ -117,13 +45,23 @@ pub fn figure(model: &TaskModel, node: &str, subtask: &str) -> Option<Figure> {
     if pos >= model.n_ctx() || layer >= c.n_layers || head >= c.n_heads {
         return None;
     }
-    let qs = random_questions(model.n_digits, model.ops[0], PCA_QUESTIONS, PCA_SEED).ok()?;
-    let (names, _) = subtask_class(subtask, &qs[0])?;
-    let (proj, shares) = pca2(&head_outputs(model, &qs, pos, layer, head));
-    let points: Vec<ScatterPoint> = proj
+    let task = SubTask::parse(subtask).filter(|t| t.col < model.n_digits && model.ops.contains(&t.op))?;
+    // Questions the sub-task is defined on: of its operation, and for subtraction of its sign.
+    let qs: Vec<Question> =
+        random_questions(model.n_digits, task.op, 4 * PCA_QUESTIONS, PCA_SEED).ok()?.into_iter().filter(|q| task.applies_to(q)).take(PCA_QUESTIONS).collect();
+    if qs.len() < 2 {
+        return None;
+    }
+    let names = task.class_names();
+    let p = pca(&head_outputs(model, &qs, pos, layer, head), 2);
+    let share = |c: usize| p.explained.get(c).copied().unwrap_or(0.0);
+    let shares = [share(0), share(1)];
+    let coord = |r: &[f64], c: usize| r.get(c).copied().unwrap_or(0.0);
+    let points: Vec<ScatterPoint> = p
+        .projected
         .iter()
         .zip(&qs)
-        .map(|(&(x, y), q)| ScatterPoint { x, y, class: subtask_class(subtask, q).map_or(0, |c| c.1), label: q.text() })
+        .map(|(r, q)| ScatterPoint { x: coord(r, 0), y: coord(r, 1), class: task.class(q), label: q.full_text(model.format).unwrap_or_else(|_| q.text()) })
         .collect();
     let spec = ChartSpec {
         title: format!("{node} coloured by {subtask}"),
@@ -134,9 +72,10 @@ pub fn figure(model: &TaskModel, node: &str, subtask: &str) -> Option<Figure> {
         height: 380.0,
     };
     let caption = format!(
-        "Output of head {head} of layer {layer} at position {pos} (attn.hook_z, d_head values) for {PCA_QUESTIONS} random questions (seed {PCA_SEED}), \
+        "Output of head {head} of layer {layer} at position {pos} (attn.hook_z, d_head values) for {} random questions the sub-task applies to (seed {PCA_SEED}), \
          projected on its top two principal components (together {:.0}% of the variance) and coloured by the class of {subtask}, the sub-task \
-         that separates it best according to the analysis; hover a point for its question.",
+         that separates it best according to the analysis; hover a point for its question and answer.",
+        qs.len(),
         100.0 * (shares[0] + shares[1])
     );
     Some(Figure::new(&format!("pca_{node}"), scatter(&spec, &points, &names), caption))
@@ -147,11 +86,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pca_finds_the_dominant_direction() {
-        let rows: Vec<Vec<f64>> = (0..50).map(|i| vec![i as f64, 2.0 * i as f64 + (i % 2) as f64 * 0.1, 0.0]).collect();
-        let (proj, shares) = pca2(&rows);
-        assert_eq!(proj.len(), 50);
-        assert!(shares[0] > 0.99 && shares[1] < 0.01, "{shares:?}");
+    fn head_node_names_parse() {
         assert_eq!(parse_head("P13L0H1"), Some((13, 0, 1)));
         assert_eq!(parse_head("P13L0M"), None);
     }
