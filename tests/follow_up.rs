@@ -41,6 +41,16 @@ fn tiny_mixed_model_answers_every_question_of_both_operations_and_is_analysed() 
     // Roles are reported for the heads of every layer that has them, not only the last.
     assert!(a.findings.head_roles.iter().any(|(h, r)| h.starts_with("L0") && !r.is_empty()), "{summary}");
     assert!(summary.contains("operator (patching switches + and -): P"), "{summary}");
+    // Each operation gets its own PCA, scored with that operation's sub-tasks.
+    for (op, prefixes) in [(Op::Add, ["BA", "MC", "MS", "TriCase"]), (Op::Sub, ["MD", "MB", "MZ", "MT"])] {
+        let entries: Vec<_> = a.pca.iter().filter(|p| p.op == Some(op)).collect();
+        assert!(!entries.is_empty(), "no PCA of {op:?} questions");
+        let other = if op == Op::Add { ["MD", "MB", "MZ", "MT"] } else { ["BA", "MC", "MS", "TriCase"] };
+        let is = |names: &[&str; 4], t: &str| names.iter().any(|o| t.starts_with(&format!("{o}_")));
+        assert!(entries.iter().all(|p| p.separation.iter().all(|s| !is(&other, &s.subtask))), "{entries:?}");
+        assert!(entries.iter().any(|p| p.separation.iter().any(|s| is(&prefixes, &s.subtask))), "{entries:?}");
+    }
+    assert!(summary.contains(" (subtraction): top-3 explain"), "{summary}");
     // Each sub-task is tested once per node, so it is tagged at most once.
     for t in &a.tags {
         let tasks: Vec<_> = t.tests.iter().map(|x| x.task).collect();

@@ -112,7 +112,14 @@ fn count(counts: &[(String, usize)], id: &str) -> usize {
 #[test]
 fn report_without_analysis_has_every_section_and_says_to_run_analyze() {
     let dir = copy_run("plain");
+    // Left from an earlier report: a figure this page does not have goes, other files stay.
+    std::fs::create_dir_all(dir.join("figures")).unwrap();
+    std::fs::write(dir.join("figures/pca_P5L0H0.svg"), "<svg/>").unwrap();
+    std::fs::write(dir.join("figures/notes.txt"), "mine").unwrap();
     let path = write_report(&dir).unwrap();
+    assert!(!dir.join("figures/pca_P5L0H0.svg").exists(), "a stale figure is removed");
+    assert!(dir.join("figures/notes.txt").exists(), "other files are left alone");
+    std::fs::remove_file(dir.join("figures/notes.txt")).unwrap();
     assert_eq!(path, dir.join("report.html"));
     let counts = check_page(&dir);
     assert_eq!(count(&counts, "training"), 2);

@@ -343,9 +343,7 @@ pub fn analyze_with_progress(
         tags.extend(subtasks::tag_by_patching(model, &gn, &gi, &gc, opts.pairs, opts.min_match, opts.seed, b, &mut |_, _| {}));
     }
     watch.begin("pca");
-    let pca_qs: Vec<Question> = sample.iter().filter(|q| q.op == model.ops[0]).copied().collect();
-    let pca_cands: Vec<Vec<SubTask>> = candidates.iter().map(|v| v.iter().filter(|t| t.op == model.ops[0]).copied().collect()).collect();
-    let pca = subtasks::pca_nodes(model, &pca_qs, &useful_heads, &pca_cands, 3, b);
+    let pca = subtasks::pca_nodes(model, &sample, &useful_heads, &candidates, 3, b);
 
     let columns: Vec<(Node, Option<usize>)> = attn.iter().map(|a| (a.node, a.column)).collect();
     let algo = algorithm::assemble(model, &node_abl, &tags, &columns);
@@ -585,7 +583,7 @@ pub fn summary(a: &Analysis) -> String {
         if let Some(best) = p.separation.first() {
             s += &format!(
                 "  PCA {}: top-3 explain {}; best separated {} ({} classes, between-class share {:.2}, centroid accuracy {})\n",
-                p.name,
+                p.label(),
                 pct(p.explained.iter().sum()),
                 best.subtask,
                 best.classes,

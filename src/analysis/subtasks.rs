@@ -434,15 +434,55 @@ pub struct PcaSeparation {
 pub struct NodePca {
     /// Node name.
     pub name: String,
+    /// For a mixed model, the operation whose questions were projected (each operation has its
+    /// own PCA); `None` for a single-operation model.
+    #[serde(default)]
+    pub op: Option<Op>,
     /// Share of variance explained by each of the top components.
     pub explained: Vec<f64>,
     /// Each candidate sub-task, best separated first.
     pub separation: Vec<PcaSeparation>,
 }
 
-/// PCA (top `k` components) of each head node's `hook_z` over `questions`, with the class
-/// separation of its candidate sub-tasks.
+impl NodePca {
+    /// `P11L0H0`, or `P11L0H0 (subtraction)` for one operation of a mixed model.
+    pub fn label(&self) -> String {
+        match self.op {
+            Some(op) => format!("{} ({})", self.name, op.word()),
+            None => self.name.clone(),
+        }
+    }
+}
+
+/// PCA (top `k` components) of each head node's `hook_z`, with the class separation of its
+/// candidate sub-tasks: one PCA per operation of the model, over that operation's `questions`
+/// with that operation's candidates, node by node.
 pub fn pca_nodes(
+    model: &TaskModel,
+    questions: &[Question],
+    nodes: &[Node],
+    candidates: &[Vec<SubTask>],
+    k: usize,
+    batch: usize,
+) -> Vec<NodePca> {
+    let mixed = model.ops.len() > 1;
+    let per_op: Vec<Vec<NodePca>> = model
+        .ops
+        .iter()
+        .map(|&op| {
+            let qs: Vec<Question> = questions.iter().filter(|q| q.op == op).copied().collect();
+            let cands: Vec<Vec<SubTask>> = candidates.iter().map(|v| v.iter().filter(|t| t.op == op).copied().collect()).collect();
+            let mut v = pca_one_op(model, &qs, nodes, &cands, k, batch);
+            v.iter_mut().for_each(|p| p.op = mixed.then_some(op));
+            v
+        })
+        .collect();
+    let n = per_op.iter().map(Vec::len).max().unwrap_or(0);
+    (0..n).flat_map(|i| per_op.iter().filter_map(move |v| v.get(i).cloned())).collect()
+}
+
+/// [`pca_nodes`] for questions of one operation.
+fn pca_one_op(
     model: &TaskModel,
     questions: &[Question],
     nodes: &[Node],
@@ -478,7 +518,7 @@ pub fn pca_nodes(
             })
             .collect();
         separation.sort_by(|a, b| b.between_share.total_cmp(&a.between_share));
-        out.push(NodePca { name: node.name(), explained: p.explained, separation });
+        out.push(NodePca { name: node.name(), op: None, explained: p.explained, separation });
     }
     out
 }

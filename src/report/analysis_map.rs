@@ -184,6 +184,15 @@ pub fn node_map(a: &Value) -> Vec<Block> {
     vec![Block::Figure(Figure::new("node_map", svg, caption))]
 }
 
+/// A PCA entry's node name, with its operation for a mixed model (`P11L0H0 (subtraction)`).
+fn pca_label(n: &Value) -> String {
+    match n.get("op").and_then(Value::as_str) {
+        Some("add") => format!("{} (addition)", text(n, "name")),
+        Some("sub") => format!("{} (subtraction)", text(n, "name")),
+        _ => text(n, "name"),
+    }
+}
+
 /// Section 7 text and bars: explained variance and class separation per useful head node.
 pub fn pca_summary(a: &Value) -> Vec<Block> {
     let nodes = arr(a, "pca");
@@ -194,7 +203,7 @@ pub fn pca_summary(a: &Value) -> Vec<Block> {
     let cats: Vec<String> = (1..=k).map(|i| format!("PC{i}")).collect();
     let groups: Vec<(String, Vec<f64>)> = nodes
         .iter()
-        .map(|n| (text(n, "name"), arr(n, "explained").iter().map(|v| 100.0 * v.as_f64().unwrap_or(f64::NAN)).collect()))
+        .map(|n| (pca_label(n), arr(n, "explained").iter().map(|v| 100.0 * v.as_f64().unwrap_or(f64::NAN)).collect()))
         .collect();
     let svg = bar_chart(
         &spec("Explained variance of head outputs", "principal component", "variance explained (%)", 760.0, 340.0),
@@ -214,7 +223,7 @@ pub fn pca_summary(a: &Value) -> Vec<Block> {
                     100.0 * num(s, "centroid_accuracy")
                 )
             });
-            format!("{}: {best}", text(n, "name"))
+            format!("{}: {best}", pca_label(n))
         })
         .collect();
     vec![Block::Figure(Figure::new("pca_explained", svg, caption)), Block::List(lines)]

@@ -162,11 +162,27 @@ pub fn write_report(dir: &Path) -> Result<PathBuf, String> {
     let data = RunData::load(dir)?;
     let page = build_page(&data);
     let fig_dir = dir.join(files::FIGURES);
+    let mut written = std::collections::HashSet::new();
     for f in page.sections.iter().flat_map(|s| s.figures()) {
         let path = fig_dir.join(format!("{}.svg", f.name));
         crate::io::atomic::write_atomic(&path, f.svg.as_bytes()).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        written.insert(path);
     }
+    remove_stale_figures(&fig_dir, &written);
     let path = dir.join(files::REPORT);
     crate::io::atomic::write_atomic(&path, html::render(&page).as_bytes()).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok(path)
 }
+
+/// Removes the `.svg` files in `fig_dir` that this report did not write (figures of an earlier
+/// report of the run, e.g. of nodes the new analysis no longer finds), so the folder matches the
+/// page. Other files are left alone; a file that cannot be removed is left too.
+fn remove_stale_figures(fig_dir: &Path, written: &std::collections::HashSet<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(fig_dir) else { return };
+    for path in entries.flatten().map(|e| e.path()) {
+        if path.extension().is_some_and(|x| x == "svg") && !written.contains(&path) {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+

@@ -78,7 +78,7 @@ pub fn figure(model: &TaskModel, node: &str, subtask: &str) -> Option<Figure> {
         qs.len(),
         100.0 * (shares[0] + shares[1])
     );
-    Some(Figure::new(&format!("pca_{node}"), scatter(&spec, &points, &names), caption))
+    Some(Figure::new(&format!("pca_{node}_{subtask}"), scatter(&spec, &points, &names), caption))
 }
 
 #[cfg(test)]
