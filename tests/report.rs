@@ -236,7 +236,8 @@ fn pca_figures_use_the_questions_their_sub_task_is_defined_on() {
         let doc = parse(&f.svg);
         // Every point's hover text is its question; a subtraction sub-task of negative answers
         // shows only questions with negative answers, an addition one only additions.
-        let labels: Vec<String> = doc.descendants().filter(|n| n.has_tag_name("title")).filter_map(|n| n.text()).map(String::from).collect();
+        let labels: Vec<String> =
+            doc.descendants().filter(|n| n.has_tag_name("title")).filter_map(|n| n.text()).map(String::from).collect();
         let questions: Vec<&String> = labels.iter().filter(|t| t.contains('=')).collect();
         assert!(questions.len() > 100, "{task}: {} points", questions.len());
         let op = if task.starts_with("MC") { '+' } else { '-' };

@@ -748,8 +748,14 @@ mod tests {
         ];
         let p = Positions { ablations: vec![], useful: vec![5, 6, 7, 8], equals_position: 5, first_useful: Some(5), digits };
         let s = timing_summary(&p);
-        assert!(s.starts_with("  1 of 4 answer tokens are computed only at the position one before they are emitted (sign); A2 never changes"), "{s}");
-        assert!(s.contains("  A1 A0 are computed one position before they are emitted, and also use what is computed at position [6]\n"), "{s}");
+        assert!(
+            s.starts_with("  1 of 4 answer tokens are computed only at the position one before they are emitted (sign); A2 never changes"),
+            "{s}"
+        );
+        assert!(
+            s.contains("  A1 A0 are computed one position before they are emitted, and also use what is computed at position [6]\n"),
+            "{s}"
+        );
         assert!(s.contains("  X (predicted at 9) depends on positions [5]\n"), "{s}");
     }
 }

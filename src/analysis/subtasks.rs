@@ -181,7 +181,9 @@ impl SubTask {
         };
         let kinds = KINDS.iter().chain(&[Kind::Operator, Kind::Sign]);
         kinds
-            .flat_map(|&kind| [(Op::Add, false), (Op::Sub, false), (Op::Sub, true)].map(|(op, negative)| SubTask { kind, col, op, negative }))
+            .flat_map(|&kind| {
+                [(Op::Add, false), (Op::Sub, false), (Op::Sub, true)].map(|(op, negative)| SubTask { kind, col, op, negative })
+            })
             .find(|t| t.name() == name && (fallback == matches!(t.kind, Kind::Operator | Kind::Sign)))
             // Use sum 9 reads the column below: it has no column 0.
             .filter(|t| !(t.kind == Kind::UsePass && t.col == 0))
@@ -534,7 +536,16 @@ mod tests {
                 let t = SubTask { kind: *kind, col: 3, op, negative };
                 let back = SubTask::parse(&t.name()).unwrap_or_else(|| panic!("{} does not parse", t.name()));
                 assert_eq!(back.name(), t.name());
-                assert_eq!(t.class_names().len(), if *kind == Kind::Base { 10 } else if *kind == Kind::TriCase { 3 } else { 2 });
+                assert_eq!(
+                    t.class_names().len(),
+                    if *kind == Kind::Base {
+                        10
+                    } else if *kind == Kind::TriCase {
+                        3
+                    } else {
+                        2
+                    }
+                );
             }
         }
         assert_eq!(SubTask::parse("MC_12"), Some(SubTask::new(Kind::Make, 12, Op::Add)));

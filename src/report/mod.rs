@@ -185,4 +185,3 @@ fn remove_stale_figures(fig_dir: &Path, written: &std::collections::HashSet<Path
         }
     }
 }
-

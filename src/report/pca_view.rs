@@ -3,10 +3,10 @@
 //! by the classes of the sub-task that separates it best (as analysis.json names it).
 
 use super::page::Figure;
-use crate::analysis::pca::pca;
 use super::svg::{scatter, ChartSpec, ScatterPoint};
-use crate::model::{forward, Cache, Span, Workspace};
+use crate::analysis::pca::pca;
 use crate::analysis::subtasks::SubTask;
+use crate::model::{forward, Cache, Span, Workspace};
 use crate::task::{random_questions, Question};
 use crate::task_model::TaskModel;
 
@@ -47,8 +47,12 @@ pub fn figure(model: &TaskModel, node: &str, subtask: &str) -> Option<Figure> {
     }
     let task = SubTask::parse(subtask).filter(|t| t.col < model.n_digits && model.ops.contains(&t.op))?;
     // Questions the sub-task is defined on: of its operation, and for subtraction of its sign.
-    let qs: Vec<Question> =
-        random_questions(model.n_digits, task.op, 4 * PCA_QUESTIONS, PCA_SEED).ok()?.into_iter().filter(|q| task.applies_to(q)).take(PCA_QUESTIONS).collect();
+    let qs: Vec<Question> = random_questions(model.n_digits, task.op, 4 * PCA_QUESTIONS, PCA_SEED)
+        .ok()?
+        .into_iter()
+        .filter(|q| task.applies_to(q))
+        .take(PCA_QUESTIONS)
+        .collect();
     if qs.len() < 2 {
         return None;
     }
@@ -61,7 +65,12 @@ pub fn figure(model: &TaskModel, node: &str, subtask: &str) -> Option<Figure> {
         .projected
         .iter()
         .zip(&qs)
-        .map(|(r, q)| ScatterPoint { x: coord(r, 0), y: coord(r, 1), class: task.class(q), label: q.full_text(model.format).unwrap_or_else(|_| q.text()) })
+        .map(|(r, q)| ScatterPoint {
+            x: coord(r, 0),
+            y: coord(r, 1),
+            class: task.class(q),
+            label: q.full_text(model.format).unwrap_or_else(|_| q.text()),
+        })
         .collect();
     let spec = ChartSpec {
         title: format!("{node} coloured by {subtask}"),
