@@ -214,6 +214,9 @@ fn report_of_an_inserted_model_shows_what_became_of_the_inserted_heads() {
     };
     a["insertion"] = serde_json::json!({"from": "runs/add_d2", "every": 0, "source_note": null,
         "heads": [head("L0H0", 0.4, 0.0, "kept an addition role (BA)"), head("L0H1", 0.0, 0.3, "took subtraction roles (MD)")]});
+    // A mixed model's PCA entries are per operation, and say which.
+    a["pca"][1]["op"] = "sub".into();
+    a["pca"][1]["separation"][0]["subtask"] = "MD_0".into();
     arithlens::io::atomic::write_json(&dir.join("analysis.json"), &a).unwrap();
     write_report(&dir).unwrap();
     let counts = check_page(&dir);
@@ -221,6 +224,9 @@ fn report_of_an_inserted_model_shows_what_became_of_the_inserted_heads() {
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
     let nodes = text_of(section(&parse(&html), "nodes"));
     assert!(nodes.contains("L0H1: took subtraction roles (MD) (weights moved 25%; in the source model: BA)"), "{nodes}");
+    let pca = text_of(section(&parse(&html), "pca"));
+    assert!(pca.contains("P7L0H1 (subtraction): best separated by MD_0"), "{pca}");
+    assert!(pca.contains("P6L0H0: best separated by MC_0"), "{pca}");
     std::fs::remove_dir_all(dir).unwrap();
 }
 

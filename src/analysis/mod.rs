@@ -19,8 +19,8 @@
 //!   descending_steps, is_staircase};
 //! - `tags[]` ([`subtasks::NodeTags`]) per useful head node: {name, node, impact[answer index],
 //!   tests[{subtask "MC_2", task {kind, col, op}, informative, match_rate}], tags["MC_2"]};
-//! - `pca[]` ([`subtasks::NodePca`]): {name, explained[], separation[{subtask, classes,
-//!   between_share, centroid_accuracy}]};
+//! - `pca[]` ([`subtasks::NodePca`]): {name, op (mixed models: "add" | "sub", else null),
+//!   explained[], separation[{subtask, classes, between_share, centroid_accuracy}]};
 //! - `algorithm[]` ([`algorithm::DigitAlgorithm`]): {digit, column, position, parts[{node,
 //!   subtasks[], column}], combined_by, lookahead_depth, text};
 //! - `symbolic[]` ([`symbolic::FormulaCheck`]): {name "exact" | "lookahead2" | "derived" | "fitted",
@@ -465,9 +465,10 @@ fn timing_summary(p: &positions::Positions) -> String {
             s += &format!("  {} (predicted at {}) depends on positions {:?}\n", d.digit, d.predicted_at, d.computed_at);
             continue;
         }
-        match groups.iter_mut().find(|g| g.0 == d.also_at()) {
+        let also = d.also_at();
+        match groups.iter_mut().find(|g| g.0 == also) {
             Some(g) => g.1.push(&d.digit),
-            None => groups.push((d.also_at(), vec![&d.digit])),
+            None => groups.push((also, vec![&d.digit])),
         }
     }
     for (also, digits) in groups {

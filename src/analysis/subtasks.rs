@@ -175,16 +175,17 @@ impl SubTask {
     /// The sub-task named `name` ([`SubTask::name`]'s output, e.g. `MC_2`, `NB_1`, `OP`);
     /// `None` for any other text.
     pub fn parse(name: &str) -> Option<SubTask> {
-        let (col, fallback) = match name.rsplit_once('_') {
-            Some((_, c)) => (c.parse().ok()?, false),
-            None => (0, true),
+        // `OP` and `SIGN` carry no column; every other name ends in `_k`.
+        let col = match name.rsplit_once('_') {
+            Some((_, c)) => c.parse().ok()?,
+            None => 0,
         };
         let kinds = KINDS.iter().chain(&[Kind::Operator, Kind::Sign]);
         kinds
             .flat_map(|&kind| {
                 [(Op::Add, false), (Op::Sub, false), (Op::Sub, true)].map(|(op, negative)| SubTask { kind, col, op, negative })
             })
-            .find(|t| t.name() == name && (fallback == matches!(t.kind, Kind::Operator | Kind::Sign)))
+            .find(|t| t.name() == name)
             // Use sum 9 reads the column below: it has no column 0.
             .filter(|t| !(t.kind == Kind::UsePass && t.col == 0))
     }
@@ -468,30 +469,7 @@ pub fn pca_nodes(
     batch: usize,
 ) -> Vec<NodePca> {
     let mixed = model.ops.len() > 1;
-    let per_op: Vec<Vec<NodePca>> = model
-        .ops
-        .iter()
-        .map(|&op| {
-            let qs: Vec<Question> = questions.iter().filter(|q| q.op == op).copied().collect();
-            let cands: Vec<Vec<SubTask>> = candidates.iter().map(|v| v.iter().filter(|t| t.op == op).copied().collect()).collect();
-            let mut v = pca_one_op(model, &qs, nodes, &cands, k, batch);
-            v.iter_mut().for_each(|p| p.op = mixed.then_some(op));
-            v
-        })
-        .collect();
-    let n = per_op.iter().map(Vec::len).max().unwrap_or(0);
-    (0..n).flat_map(|i| per_op.iter().filter_map(move |v| v.get(i).cloned())).collect()
-}
-
-/// [`pca_nodes`] for questions of one operation.
-fn pca_one_op(
-    model: &TaskModel,
-    questions: &[Question],
-    nodes: &[Node],
-    candidates: &[Vec<SubTask>],
-    k: usize,
-    batch: usize,
-) -> Vec<NodePca> {
+    let dh = model.params.config.d_head;
     let mut out = Vec::new();
     let mut cached: std::collections::HashMap<(usize, usize), super::intervene::Stored> = Default::default();
     for (node, cands) in nodes.iter().zip(candidates) {
@@ -499,28 +477,35 @@ fn pca_one_op(
         let z = cached
             .entry((node.layer, node.pos))
             .or_insert_with(|| cache_activation(model, questions, HookPoint::Z(node.layer), node.pos, 1, batch));
-        let dh = model.params.config.d_head;
-        let rows: Vec<Vec<f64>> = (0..questions.len())
-            .map(|i| z.data[i * z.feat + h * dh..i * z.feat + (h + 1) * dh].iter().map(|&v| v as f64).collect())
-            .collect();
-        let p = pca(&rows, k);
-        let mut separation: Vec<PcaSeparation> = cands
-            .iter()
-            .filter(|t| !matches!(t.kind, Kind::UsePass | Kind::Operator))
-            .filter_map(|t| {
-                // Each sub-task is scored on the questions it is defined on (a mixed model's
-                // addition sub-tasks on its addition questions, ND_k on negative answers, ...).
-                let (points, labels): (Vec<Vec<f64>>, Vec<usize>) =
-                    questions.iter().zip(&p.projected).filter(|(q, _)| t.applies_to(q)).map(|(q, r)| (r.clone(), t.class(q))).unzip();
-                if points.len() < 2 {
-                    return None;
-                }
-                let (between_share, centroid_accuracy, classes) = separation_of(&points, &labels);
-                Some(PcaSeparation { subtask: t.name(), classes, between_share, centroid_accuracy })
-            })
-            .collect();
-        separation.sort_by(|a, b| b.between_share.total_cmp(&a.between_share));
-        out.push(NodePca { name: node.name(), op: None, explained: p.explained, separation });
+        for &op in &model.ops {
+            let qs: Vec<(&Question, Vec<f64>)> = (0..questions.len())
+                .filter(|&i| questions[i].op == op)
+                .map(|i| (&questions[i], z.data[i * z.feat + h * dh..][..dh].iter().map(|&v| v as f64).collect()))
+                .collect();
+            let rows: Vec<Vec<f64>> = qs.iter().map(|(_, r)| r.clone()).collect();
+            let p = pca(&rows, k);
+            let mut separation: Vec<PcaSeparation> = cands
+                .iter()
+                .filter(|t| t.op == op && !matches!(t.kind, Kind::UsePass | Kind::Operator))
+                .filter_map(|t| {
+                    // Each sub-task is scored on the questions it is defined on (ND_k on
+                    // negative answers, MD_k on positive ones, ...).
+                    let (points, labels): (Vec<Vec<f64>>, Vec<usize>) = qs
+                        .iter()
+                        .zip(&p.projected)
+                        .filter(|((q, _), _)| t.applies_to(q))
+                        .map(|((q, _), r)| (r.clone(), t.class(q)))
+                        .unzip();
+                    if points.len() < 2 {
+                        return None;
+                    }
+                    let (between_share, centroid_accuracy, classes) = separation_of(&points, &labels);
+                    Some(PcaSeparation { subtask: t.name(), classes, between_share, centroid_accuracy })
+                })
+                .collect();
+            separation.sort_by(|a, b| b.between_share.total_cmp(&a.between_share));
+            out.push(NodePca { name: node.name(), op: mixed.then_some(op), explained: p.explained, separation });
+        }
     }
     out
 }

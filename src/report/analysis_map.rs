@@ -6,6 +6,7 @@
 
 use super::page::{Block, Cell, Figure, Table};
 use super::svg::{bar_chart, heatmap, node_grid, ChartSpec, GridCell, HeatmapOpts};
+use crate::analysis::subtasks::NodePca;
 use serde_json::Value;
 
 /// Field `k` of `v` as an array (empty when absent).
@@ -184,13 +185,10 @@ pub fn node_map(a: &Value) -> Vec<Block> {
     vec![Block::Figure(Figure::new("node_map", svg, caption))]
 }
 
-/// A PCA entry's node name, with its operation for a mixed model (`P11L0H0 (subtraction)`).
+/// A PCA entry's label ([`NodePca::label`]: `P11L0H0 (subtraction)` for one operation of a
+/// mixed model); its name alone if the entry does not read as a [`NodePca`].
 fn pca_label(n: &Value) -> String {
-    match n.get("op").and_then(Value::as_str) {
-        Some("add") => format!("{} (addition)", text(n, "name")),
-        Some("sub") => format!("{} (subtraction)", text(n, "name")),
-        _ => text(n, "name"),
-    }
+    serde_json::from_value::<NodePca>(n.clone()).map_or_else(|_| text(n, "name"), |p| p.label())
 }
 
 /// Section 7 text and bars: explained variance and class separation per useful head node.
