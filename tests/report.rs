@@ -205,6 +205,26 @@ fn report_with_analysis_renders_the_analysis_sections() {
 }
 
 #[test]
+fn pca_section_says_when_no_sub_task_separates_above_chance() {
+    let dir = copy_run("chance");
+    let mut a = synthetic_analysis();
+    a["pca"][0]["separation"][0] = serde_json::json!({"subtask": "MC_0", "classes": 2, "points": 300, "between_share": 0.7,
+        "adjusted_share": 0.699, "centroid_accuracy": 0.98, "majority_share": 0.55});
+    // Ten classes over 150 points share 6% of the variance by chance alone.
+    a["pca"][1]["separation"][0] = serde_json::json!({"subtask": "BA_0", "classes": 10, "points": 150, "between_share": 0.08,
+        "adjusted_share": 0.021, "centroid_accuracy": 0.16, "majority_share": 0.12});
+    arithlens::io::atomic::write_json(&dir.join("analysis.json"), &a).unwrap();
+    write_report(&dir).unwrap();
+    let pca = text_of(section(&parse(&std::fs::read_to_string(dir.join("report.html")).unwrap()), "pca"));
+    assert!(pca.contains("P6L0H0: best separated by MC_0 (2 classes, between-class share 0.70 (0.70 above chance), nearest-centroid accuracy 98% (largest class 55%))"), "{pca}");
+    assert!(
+        pca.contains("P7L0H1: no sub-task separates above chance (best: BA_0, 10 classes, between-class share 0.08 (0.02 above chance)"),
+        "{pca}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn report_of_an_inserted_model_shows_what_became_of_the_inserted_heads() {
     let dir = copy_run("inserted");
     let mut a = synthetic_analysis();

@@ -20,7 +20,8 @@
 //! - `tags[]` ([`subtasks::NodeTags`]) per useful head node: {name, node, impact[answer index],
 //!   tests[{subtask "MC_2", task {kind, col, op}, informative, match_rate}], tags["MC_2"]};
 //! - `pca[]` ([`subtasks::NodePca`]): {name, op (mixed models: "add" | "sub", else null),
-//!   explained[], separation[{subtask, classes, between_share, centroid_accuracy}]};
+//!   explained[], separation[{subtask, classes, points, between_share, adjusted_share,
+//!   centroid_accuracy, majority_share}] ([`pca::Separation`], best above chance first)};
 //! - `algorithm[]` ([`algorithm::DigitAlgorithm`]): {digit, column, position, parts[{node,
 //!   subtasks[], column}], combined_by, lookahead_depth, text};
 //! - `symbolic[]` ([`symbolic::FormulaCheck`]): {name "exact" | "lookahead2" | "derived" | "fitted",
@@ -582,15 +583,7 @@ pub fn summary(a: &Analysis) -> String {
     s += &format!("{}\n", roles.join("; "));
     for p in &a.pca {
         if let Some(best) = p.separation.first() {
-            s += &format!(
-                "  PCA {}: top-3 explain {}; best separated {} ({} classes, between-class share {:.2}, centroid accuracy {})\n",
-                p.label(),
-                pct(p.explained.iter().sum()),
-                best.subtask,
-                best.classes,
-                best.between_share,
-                pct(best.centroid_accuracy)
-            );
+            s += &format!("  PCA {}: top-3 explain {}; {}\n", p.label(), pct(p.explained.iter().sum()), best.verdict());
         }
     }
     let list = |v: &[String]| if v.is_empty() { "none found".to_string() } else { v.join(", ") };

@@ -3,6 +3,7 @@
 //! paper's model), so the d x d covariance is small and exact components take milliseconds.
 
 use faer::{Mat, Side};
+use serde::{Deserialize, Serialize};
 
 /// The top components of a set of rows.
 #[derive(Clone, Debug, PartialEq)]
@@ -40,9 +41,66 @@ pub fn pca(rows: &[Vec<f64>], k: usize) -> Pca {
     Pca { explained, components, projected }
 }
 
-/// Class separation of labelled points: (between-class share of the variance, nearest-centroid
-/// accuracy, number of classes present).
-pub fn separation_of(points: &[Vec<f64>], labels: &[usize]) -> (f64, f64, usize) {
+/// How well labelled points separate into their classes, next to what random labels of the
+/// same class sizes would give.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Separation {
+    /// Number of classes present.
+    pub classes: usize,
+    /// Number of points scored.
+    #[serde(default)]
+    pub points: usize,
+    /// Between-class share of the variance (0..1).
+    pub between_share: f64,
+    /// The share above chance: `(share - e) / (1 - e)` with `e = (classes - 1) / (points - 1)`,
+    /// the exact mean share when the labels are randomly permuted. Near 0 for noise, 1 for
+    /// perfect clusters; comparable between 2- and 10-class sub-tasks, which the raw share is not.
+    #[serde(default)]
+    pub adjusted_share: f64,
+    /// Nearest-centroid accuracy.
+    pub centroid_accuracy: f64,
+    /// The largest class's share: the accuracy of always guessing it.
+    #[serde(default)]
+    pub majority_share: f64,
+}
+
+/// Below this share above chance a sub-task's classes are not called separated.
+pub const SEPARATED_ABOVE_CHANCE: f64 = 0.1;
+
+impl Separation {
+    /// "2 classes, between-class share 0.45 (0.44 above chance), nearest-centroid accuracy 90%
+    /// (largest class 55%)"; without the chance figures for an analysis.json written before
+    /// they were recorded (`points` 0).
+    pub fn describe(&self) -> String {
+        let pct = |v: f64| format!("{:.0}%", 100.0 * v);
+        if self.points == 0 {
+            return format!(
+                "{} classes, between-class share {:.2}, nearest-centroid accuracy {}",
+                self.classes,
+                self.between_share,
+                pct(self.centroid_accuracy)
+            );
+        }
+        format!(
+            "{} classes, between-class share {:.2} ({:.2} above chance), nearest-centroid accuracy {} (largest class {})",
+            self.classes,
+            self.between_share,
+            self.adjusted_share,
+            pct(self.centroid_accuracy),
+            pct(self.majority_share)
+        )
+    }
+
+    /// Whether the classes separate clearly above chance (unknown for old files: judged by the
+    /// raw share).
+    pub fn separated(&self) -> bool {
+        let score = if self.points == 0 { self.between_share } else { self.adjusted_share };
+        score >= SEPARATED_ABOVE_CHANCE
+    }
+}
+
+/// Class separation of labelled points (all of one width) in their own coordinates.
+pub fn separation_of(points: &[Vec<f64>], labels: &[usize]) -> Separation {
     let d = points.first().map_or(0, Vec::len);
     let n_cls = labels.iter().max().map_or(0, |m| m + 1);
     let mut sums = vec![vec![0.0; d]; n_cls];
@@ -65,8 +123,18 @@ pub fn separation_of(points: &[Vec<f64>], labels: &[usize]) -> (f64, f64, usize)
             best == Some(l)
         })
         .count();
-    let share = if total > 0.0 { between / total } else { 0.0 };
-    (share, correct as f64 / n, counts.iter().filter(|&&c| c > 0).count())
+    let classes = counts.iter().filter(|&&c| c > 0).count();
+    let between_share = if total > 0.0 { between / total } else { 0.0 };
+    let chance = if points.len() > 1 { (classes.max(1) - 1) as f64 / (n - 1.0) } else { 0.0 };
+    let adjusted_share = if chance < 1.0 { (between_share - chance) / (1.0 - chance) } else { 0.0 };
+    Separation {
+        classes,
+        points: points.len(),
+        between_share,
+        adjusted_share,
+        centroid_accuracy: correct as f64 / n,
+        majority_share: counts.iter().max().map_or(0.0, |&m| m as f64 / n),
+    }
 }
 
 #[cfg(test)]
@@ -87,10 +155,33 @@ mod tests {
         assert!(p.explained[0] > 0.999, "{:?}", p.explained);
         assert!((p.components[0][0].abs() - 0.5f64.sqrt()).abs() < 1e-6);
         let labels: Vec<usize> = (0..100).map(|i| usize::from(i % 10 >= 5)).collect();
-        let (share, acc, k) = separation_of(&p.projected, &labels);
-        assert_eq!(k, 2);
-        assert_eq!(acc, 1.0);
-        assert!(share > 0.7 && share < 1.0, "{share}");
+        let s = separation_of(&p.projected, &labels);
+        assert_eq!((s.classes, s.points), (2, 100));
+        assert_eq!(s.centroid_accuracy, 1.0);
+        assert_eq!(s.majority_share, 0.5);
+        assert!(s.between_share > 0.7 && s.between_share < 1.0, "{s:?}");
+        assert!(s.adjusted_share > 0.7 && s.adjusted_share < s.between_share, "{s:?}");
+    }
+
+    #[test]
+    fn adjusted_share_is_the_share_above_its_mean_under_permuted_labels() {
+        // Brute force: the mean between-class share over every relabelling that keeps the class
+        // sizes (all 3-way splits of 7 points into sizes 3, 2, 2) is exactly (K - 1) / (n - 1),
+        // so the adjusted share averages to zero over them.
+        let points: Vec<Vec<f64>> = [0.3, 1.7, -2.0, 0.9, 4.1, -0.5, 2.2].iter().map(|&x| vec![x, x * x * 0.1]).collect();
+        let mut shares = Vec::new();
+        for code in 0..3usize.pow(7) {
+            let labels: Vec<usize> = (0..7).map(|i| code / 3usize.pow(i) % 3).collect();
+            let size = |c: usize| labels.iter().filter(|&&l| l == c).count();
+            if (size(0), size(1), size(2)) == (3, 2, 2) {
+                shares.push(separation_of(&points, &labels));
+            }
+        }
+        let mean_share = shares.iter().map(|s| s.between_share).sum::<f64>() / shares.len() as f64;
+        let mean_adjusted = shares.iter().map(|s| s.adjusted_share).sum::<f64>() / shares.len() as f64;
+        assert_eq!(shares.len(), 210);
+        assert!((mean_share - 2.0 / 6.0).abs() < 1e-12, "{mean_share}");
+        assert!(mean_adjusted.abs() < 1e-12, "{mean_adjusted}");
     }
 
     #[test]

@@ -10,7 +10,7 @@
 use super::columns::Columns;
 use super::intervene::{cache_activation, predict_from, Intervention, Interventions, Prefix, Units};
 use super::naming::Node;
-use super::pca::{pca, separation_of};
+use super::pca::{pca, separation_of, Separation};
 use crate::model::HookPoint;
 use crate::task::{tricase, Format, Op, Question};
 use crate::task_model::TaskModel;
@@ -424,12 +424,21 @@ pub fn tag_by_patching(
 pub struct PcaSeparation {
     /// Sub-task name.
     pub subtask: String,
-    /// Number of classes present.
-    pub classes: usize,
-    /// Between-class share of the variance in the top components (0..1).
-    pub between_share: f64,
-    /// Nearest-centroid accuracy in the top components.
-    pub centroid_accuracy: f64,
+    /// The separation of its classes in the top components, on the questions it applies to.
+    #[serde(flatten)]
+    pub score: Separation,
+}
+
+impl PcaSeparation {
+    /// "best separated by MC_2 (2 classes, ...)", or "no sub-task separates above chance (best:
+    /// MC_2, ...)" when even the best one is at noise level.
+    pub fn verdict(&self) -> String {
+        let lead = if self.score.separated() { "best separated by" } else { "no sub-task separates above chance (best:" };
+        if !self.score.separated() {
+            return format!("{lead} {}, {})", self.subtask, self.score.describe());
+        }
+        format!("{lead} {} ({})", self.subtask, self.score.describe())
+    }
 }
 
 /// PCA of one head node's output.
@@ -443,7 +452,7 @@ pub struct NodePca {
     pub op: Option<Op>,
     /// Share of variance explained by each of the top components.
     pub explained: Vec<f64>,
-    /// Each candidate sub-task, best separated first.
+    /// Each candidate sub-task, best separated (above chance) first.
     pub separation: Vec<PcaSeparation>,
 }
 
@@ -499,11 +508,10 @@ pub fn pca_nodes(
                     if points.len() < 2 {
                         return None;
                     }
-                    let (between_share, centroid_accuracy, classes) = separation_of(&points, &labels);
-                    Some(PcaSeparation { subtask: t.name(), classes, between_share, centroid_accuracy })
+                    Some(PcaSeparation { subtask: t.name(), score: separation_of(&points, &labels) })
                 })
                 .collect();
-            separation.sort_by(|a, b| b.between_share.total_cmp(&a.between_share));
+            separation.sort_by(|a, b| b.score.adjusted_share.total_cmp(&a.score.adjusted_share));
             out.push(NodePca { name: node.name(), op: mixed.then_some(op), explained: p.explained, separation });
         }
     }

@@ -6,7 +6,7 @@
 
 use super::page::{Block, Cell, Figure, Table};
 use super::svg::{bar_chart, heatmap, node_grid, ChartSpec, GridCell, HeatmapOpts};
-use crate::analysis::subtasks::NodePca;
+use crate::analysis::subtasks::{NodePca, PcaSeparation};
 use serde_json::Value;
 
 /// Field `k` of `v` as an array (empty when absent).
@@ -212,15 +212,10 @@ pub fn pca_summary(a: &Value) -> Vec<Block> {
     let lines = nodes
         .iter()
         .map(|n| {
-            let best = arr(n, "separation").first().map_or("no candidate sub-task".into(), |s| {
-                format!(
-                    "best separated by {} ({} classes, between-class share {:.0}%, nearest-centroid accuracy {:.0}%)",
-                    text(s, "subtask"),
-                    text(s, "classes"),
-                    100.0 * num(s, "between_share"),
-                    100.0 * num(s, "centroid_accuracy")
-                )
-            });
+            let best = arr(n, "separation")
+                .first()
+                .and_then(|s| serde_json::from_value::<PcaSeparation>(s.clone()).ok())
+                .map_or("no candidate sub-task".into(), |s| s.verdict());
             format!("{}: {best}", pca_label(n))
         })
         .collect();
