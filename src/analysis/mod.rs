@@ -1,7 +1,7 @@
 //! Interpretability analyses: the intervention engine and the analyses of Quirke & Barez
 //! ("Understanding Addition in Transformers") and its follow-up (arXiv 2402.02619), found and
 //! checked automatically for any trained model. [`analyze`] runs them all; `arithlens analyze
-//! RUN_DIR` writes the result to RUN_DIR/analysis.json and prints [`summary`].
+//! RUN_DIR` writes the result to RUN_DIR/analysis.json and prints [`summary()`].
 //!
 //! # analysis.json (schema version 1)
 //! One [`Analysis`] object:
@@ -52,15 +52,17 @@ pub mod pca;
 pub mod positions;
 pub mod stages;
 pub mod subtasks;
+pub mod summary;
 pub mod symbolic;
 
-use crate::eval::predict::teacher_forced_reference as teacher_forced;
+use crate::eval::predict::{teacher_forced_reference as teacher_forced, Predictions};
 use crate::task::{random_questions, stratified_set, Class, Op, Question};
 use crate::task_model::TaskModel;
 use crate::train::log::TrainingLog;
 use naming::{answer_names, Node};
 use serde::{Deserialize, Serialize};
 use subtasks::{Kind, SubTask, KINDS};
+pub use summary::summary;
 
 /// Settings of a run of every analysis.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -272,75 +274,14 @@ pub fn analyze_with_progress(
     let attn = attention::node_attention(model, &patterns, &useful_heads);
     let stairs = attention::staircases(model, &patterns);
 
-    // Candidate sub-tasks per useful head: for each operand column it attends to with weight
-    // >= 0.15, every sub-task of that column (and the use-pass of the column above), plus the
-    // whole-question ones.
-    let names = answer_names(model);
-    let candidates: Vec<Vec<SubTask>> = useful_heads
-        .iter()
-        .map(|n| {
-            let h = n.head.expect("head");
-            let w = attention::column_weights(model, &patterns[n.layer][h][n.pos]);
-            let mut v = Vec::new();
-            for &op in &model.ops {
-                // Subtraction with a sign token also has negative answers, with their own sub-tasks.
-                let negatives = op == Op::Sub && model.format.minus_token().is_some();
-                for (col, &wt) in w.iter().enumerate() {
-                    if wt >= 0.15 {
-                        for negative in [false, true].into_iter().filter(|&n| !n || negatives) {
-                            let t = |kind, col| SubTask { kind, col, op, negative };
-                            v.extend(KINDS.iter().filter(|&&k| k != Kind::UsePass).map(|&kind| t(kind, col)));
-                            v.push(t(Kind::UsePass, col + 1));
-                        }
-                    }
-                }
-            }
-            v.extend(whole_question_candidates(model));
-            v
-        })
-        .collect();
-    let impact: Vec<Vec<usize>> = useful_heads
-        .iter()
-        .map(|n| {
-            let a = node_abl.iter().find(|a| a.node == *n).expect("ablated");
-            names.iter().enumerate().filter(|(_, nm)| a.impact.contains(nm)).map(|(i, _)| i).collect()
-        })
-        .collect();
+    let candidates = head_candidates(model, &patterns, &useful_heads);
+    let impact = head_impacts(model, &node_abl, &useful_heads);
     watch.begin("tags");
     let singles: Vec<Vec<Node>> = useful_heads.iter().map(|&n| vec![n]).collect();
     let mut tags =
         subtasks::tag_by_patching(model, &singles, &impact, &candidates, opts.pairs, opts.min_match, opts.seed, b, &mut watch.tick());
-    // Heads left untagged that share a position, layer, impact and attended column may split one
-    // value between them: patch them together.
-    let mut groups: Vec<(Vec<Node>, Vec<usize>, Vec<SubTask>)> = Vec::new();
-    for (i, t) in tags.iter().enumerate() {
-        if !t.tags.is_empty() || impact[i].is_empty() {
-            continue;
-        }
-        let col = attn.iter().find(|a| a.node == t.node).and_then(|a| a.column);
-        let same = |g: &(Vec<Node>, Vec<usize>, Vec<SubTask>)| {
-            let n = g.0[0];
-            n.pos == t.node.pos
-                && n.layer == t.node.layer
-                && g.1 == impact[i]
-                && attn.iter().find(|a| a.node == n).and_then(|a| a.column) == col
-        };
-        match groups.iter_mut().find(|g| same(g)) {
-            Some(g) => {
-                g.0.push(t.node);
-                g.2.retain(|c| candidates[i].contains(c));
-            }
-            None => groups.push((vec![t.node], impact[i].clone(), candidates[i].clone())),
-        }
-    }
-    groups.retain(|g| g.0.len() > 1);
-    if !groups.is_empty() {
-        let (gn, gi, gc): (Vec<_>, Vec<_>, Vec<_>) = groups.into_iter().fold((vec![], vec![], vec![]), |mut acc, g| {
-            acc.0.push(g.0);
-            acc.1.push(g.1);
-            acc.2.push(g.2);
-            acc
-        });
+    let (gn, gi, gc) = shared_value_groups(&tags, &impact, &candidates, &attn);
+    if !gn.is_empty() {
         tags.extend(subtasks::tag_by_patching(model, &gn, &gi, &gc, opts.pairs, opts.min_match, opts.seed, b, &mut |_, _| {}));
     }
     watch.begin("pca");
@@ -350,36 +291,18 @@ pub fn analyze_with_progress(
     let algo = algorithm::assemble(model, &node_abl, &tags, &columns);
 
     watch.begin("symbolic");
-    let mut sets: Vec<(Class, Vec<Question>)> = Vec::new();
-    for &op in &model.ops {
-        sets.extend(stratified_set(model.n_digits, op, opts.per_class, opts.seed.wrapping_add(99)).expect("valid width"));
-    }
-    let preds: Vec<_> = sets.iter().map(|(_, qs)| teacher_forced(model, qs, b)).collect();
-    let depths: Vec<usize> = {
-        let n = model.n_digits;
-        (0..=n).map(|k| algo.iter().find(|a| a.column == Some(k)).and_then(|a| a.lookahead_depth).unwrap_or(n)).collect()
-    };
-    let format = model.format;
-    let derived_depths = depths.clone();
-    let derived = symbolic::Formula {
-        name: "derived".into(),
-        description: format!("A_k = (BA_k + carry from the columns its nodes read: depths by column {depths:?}) mod 10"),
-        answer: Box::new(move |q| symbolic::lookahead_tokens(q, format, &derived_depths)),
-    };
-    let fit_set: Vec<Question> = model
+    let sets: Vec<(Class, Vec<Question>)> = model
         .ops
         .iter()
-        .flat_map(|&op| stratified_set(model.n_digits, op, 2 * opts.per_class, opts.seed.wrapping_add(123)).expect("valid width"))
-        .flat_map(|(_, qs)| qs)
+        .flat_map(|&op| stratified_set(model.n_digits, op, opts.per_class, opts.seed.wrapping_add(99)).expect("valid width"))
         .collect();
+    let preds: Vec<_> = sets.iter().map(|(_, qs)| teacher_forced(model, qs, b)).collect();
     // (Unhooked passes: the one-layer table path gives the same answers, faster.)
     let answers = |qs: &[Question]| crate::eval::predict::teacher_forced(model, qs, b);
-    let table = symbolic::CarryTable::fit(&fit_set, &answers(&fit_set), CARRY_TABLE_DEPTH);
-    let fitted = symbolic::fitted(format, table);
-    let symbolic: Vec<symbolic::FormulaCheck> = [symbolic::exact(format), symbolic::lookahead(format, 2), derived, fitted]
-        .iter()
-        .map(|f| symbolic::check(f, format, &sets, &preds))
-        .collect();
+    let format = model.format;
+    let formulas =
+        [symbolic::exact(format), symbolic::lookahead(format, 2), derived_formula(model, &algo), fitted_formula(model, opts, answers)];
+    let symbolic: Vec<symbolic::FormulaCheck> = formulas.iter().map(|f| symbolic::check(f, format, &sets, &preds)).collect();
     watch.begin("ceiling");
     let ceiling = (opts.siblings > 0).then(|| symbolic::ceiling(format, &sets, &preds, opts.siblings, opts.seed.wrapping_add(7), answers));
     let dynamics = log.map(|l| dynamics::phases(l, opts.loss_threshold));
@@ -417,6 +340,106 @@ pub fn analyze_with_progress(
     }
 }
 
+/// Candidate sub-tasks per useful head: for each operand column it attends to with weight at
+/// least 0.15, every sub-task of that column (and the use-pass of the column above), for each
+/// operation and answer sign, plus the whole-question ones.
+fn head_candidates(model: &TaskModel, patterns: &[Vec<Vec<Vec<f64>>>], useful_heads: &[Node]) -> Vec<Vec<SubTask>> {
+    useful_heads
+        .iter()
+        .map(|n| {
+            let h = n.head.expect("head");
+            let w = attention::column_weights(model, &patterns[n.layer][h][n.pos]);
+            let mut v = Vec::new();
+            for &op in &model.ops {
+                // Subtraction with a sign token also has negative answers, with their own sub-tasks.
+                let negatives = op == Op::Sub && model.format.minus_token().is_some();
+                for (col, _) in w.iter().enumerate().filter(|(_, &wt)| wt >= 0.15) {
+                    for negative in [false, true].into_iter().filter(|&n| !n || negatives) {
+                        let t = |kind, col| SubTask { kind, col, op, negative };
+                        v.extend(KINDS.iter().filter(|&&k| k != Kind::UsePass).map(|&kind| t(kind, col)));
+                        v.push(t(Kind::UsePass, col + 1));
+                    }
+                }
+            }
+            v.extend(whole_question_candidates(model));
+            v
+        })
+        .collect()
+}
+
+/// The answer indices each useful head's ablation breaks.
+fn head_impacts(model: &TaskModel, node_abl: &[nodes::NodeAblation], useful_heads: &[Node]) -> Vec<Vec<usize>> {
+    let names = answer_names(model);
+    useful_heads
+        .iter()
+        .map(|n| {
+            let a = node_abl.iter().find(|a| a.node == *n).expect("ablated");
+            names.iter().enumerate().filter(|(_, nm)| a.impact.contains(nm)).map(|(i, _)| i).collect()
+        })
+        .collect()
+}
+
+/// Groups of two or more untagged heads that share a position, layer, impact and attended
+/// column, with their impact and common candidates: they may split one value between them, so
+/// they are patched together.
+#[allow(clippy::type_complexity)]
+fn shared_value_groups(
+    tags: &[subtasks::NodeTags],
+    impact: &[Vec<usize>],
+    candidates: &[Vec<SubTask>],
+    attn: &[attention::NodeAttention],
+) -> (Vec<Vec<Node>>, Vec<Vec<usize>>, Vec<Vec<SubTask>>) {
+    let column = |n: Node| attn.iter().find(|a| a.node == n).and_then(|a| a.column);
+    let mut groups: Vec<(Vec<Node>, Vec<usize>, Vec<SubTask>)> = Vec::new();
+    for (i, t) in tags.iter().enumerate().filter(|(i, t)| t.tags.is_empty() && !impact[*i].is_empty()) {
+        let same = |g: &&mut (Vec<Node>, Vec<usize>, Vec<SubTask>)| {
+            let n = g.0[0];
+            n.pos == t.node.pos && n.layer == t.node.layer && g.1 == impact[i] && column(n) == column(t.node)
+        };
+        match groups.iter_mut().find(same) {
+            Some(g) => {
+                g.0.push(t.node);
+                g.2.retain(|c| candidates[i].contains(c));
+            }
+            None => groups.push((vec![t.node], impact[i].clone(), candidates[i].clone())),
+        }
+    }
+    let groups = groups.into_iter().filter(|g| g.0.len() > 1);
+    let mut out = (Vec::new(), Vec::new(), Vec::new());
+    for (nodes, imp, cands) in groups {
+        out.0.push(nodes);
+        out.1.push(imp);
+        out.2.push(cands);
+    }
+    out
+}
+
+/// The formula derived from the nodes: each digit's carry looks as many columns down as its
+/// nodes read (all of them where the algorithm found no depth).
+fn derived_formula(model: &TaskModel, algo: &[algorithm::DigitAlgorithm]) -> symbolic::Formula<'static> {
+    let n = model.n_digits;
+    let depths: Vec<usize> =
+        (0..=n).map(|k| algo.iter().find(|a| a.column == Some(k)).and_then(|a| a.lookahead_depth).unwrap_or(n)).collect();
+    let format = model.format;
+    symbolic::Formula {
+        name: "derived".into(),
+        description: format!("A_k = (BA_k + carry from the columns its nodes read: depths by column {depths:?}) mod 10"),
+        answer: Box::new(move |q| symbolic::lookahead_tokens(q, format, &depths)),
+    }
+}
+
+/// The carry table fitted to the model's own answers on a stratified set apart from the checked one.
+fn fitted_formula(model: &TaskModel, opts: &AnalyzeOptions, answers: impl Fn(&[Question]) -> Predictions) -> symbolic::Formula<'static> {
+    let fit_set: Vec<Question> = model
+        .ops
+        .iter()
+        .flat_map(|&op| stratified_set(model.n_digits, op, 2 * opts.per_class, opts.seed.wrapping_add(123)).expect("valid width"))
+        .flat_map(|(_, qs)| qs)
+        .collect();
+    let table = symbolic::CarryTable::fit(&fit_set, &answers(&fit_set), CARRY_TABLE_DEPTH);
+    symbolic::fitted(model.format, table)
+}
+
 /// The insertion section for a model trained from `ins`; a source that cannot be loaded leaves
 /// the heads unexamined and says why.
 fn inserted_heads(
@@ -440,50 +463,6 @@ fn inserted_heads(
         Err(e) => out.source_note = Some(format!("the inserted model could not be loaded ({e}), so its heads were not examined")),
     }
     out
-}
-
-/// The "computed one position before it is emitted" lines: how many of the answer tokens that
-/// vary are computed only there, which also use other positions (grouped by those positions), and
-/// which are constant (so where they are computed cannot be seen).
-fn timing_summary(p: &positions::Positions) -> String {
-    let varying: Vec<&positions::DigitPositions> = p.digits.iter().filter(|d| !d.constant).collect();
-    let one: Vec<&str> = varying.iter().filter(|d| d.one_before).map(|d| d.digit.as_str()).collect();
-    let mut s = format!(
-        "  {} of {} answer tokens are computed only at the position one before they are emitted{}",
-        one.len(),
-        varying.len(),
-        if one.len() == varying.len() { " (each digit computed just in time)".to_string() } else { format!(" ({})", one.join(" ")) }
-    );
-    let constant: Vec<&str> = p.digits.iter().filter(|d| d.constant).map(|d| d.digit.as_str()).collect();
-    if !constant.is_empty() {
-        s += &format!("; {} never changes (the same on every question)", constant.join(" "));
-    }
-    s += ".\n";
-    // Tokens also computed one before, but reading other positions too, grouped by those positions.
-    let mut groups: Vec<(Vec<usize>, Vec<&str>)> = Vec::new();
-    for d in varying.iter().filter(|d| !d.one_before) {
-        if !d.computed_at.contains(&d.predicted_at) {
-            s += &format!("  {} (predicted at {}) depends on positions {:?}\n", d.digit, d.predicted_at, d.computed_at);
-            continue;
-        }
-        let also = d.also_at();
-        match groups.iter_mut().find(|g| g.0 == also) {
-            Some(g) => g.1.push(&d.digit),
-            None => groups.push((also, vec![&d.digit])),
-        }
-    }
-    for (also, digits) in groups {
-        s += &format!(
-            "  {} {} computed one position before {} emitted, and also {} what is computed at position{} {:?}\n",
-            digits.join(" "),
-            if digits.len() == 1 { "is" } else { "are" },
-            if digits.len() == 1 { "it is" } else { "they are" },
-            if digits.len() == 1 { "uses" } else { "use" },
-            if also.len() == 1 { "" } else { "s" },
-            also
-        );
-    }
-    s
 }
 
 fn findings(
@@ -515,241 +494,5 @@ fn findings(
         sign_nodes: tags.iter().filter(|t| t.tags.iter().any(|x| x == "SIGN")).map(|t| t.name.clone()).collect(),
         lookahead_agreement: agreement("lookahead2"),
         derived_agreement: agreement("derived"),
-    }
-}
-
-/// A short readable account of the findings.
-pub fn summary(a: &Analysis) -> String {
-    let mut s = String::new();
-    let f = &a.findings;
-    let m = &a.model;
-    let pct = |x: f64| format!("{:.1}%", 100.0 * x);
-    s += &format!(
-        "Model {}: {} layer(s), {} heads, d_model {}, {}-digit {:?} ({}); accuracy on the analysis set {}.\n",
-        m.name,
-        m.n_layers,
-        m.n_heads,
-        m.d_model,
-        m.n_digits,
-        m.ops,
-        m.format,
-        pct(a.accuracy)
-    );
-    s += "\n[positions] ";
-    match f.computation_starts_at {
-        Some(p) => {
-            s += &format!(
-                "Computation starts at position {p} (token '{}'){}; useful positions {:?}.\n",
-                f.starts_at_token.clone().unwrap_or_default(),
-                if f.starts_at_equals { ": nothing before the '=' token matters" } else { ", before the '=' token" },
-                a.positions.useful
-            );
-        }
-        None => s += "No position's ablation changes the answers.\n",
-    }
-    s += &timing_summary(&a.positions);
-    s += "\n[nodes] useful nodes (mean ablation):\n";
-    let mut useful: Vec<&nodes::NodeAblation> = a.nodes.iter().filter(|n| n.useful).collect();
-    useful.sort_by_key(|n| n.node);
-    for n in &useful {
-        let att = a.attention.iter().find(|x| x.node == n.node).map(|x| format!("; attends {}", x.summary)).unwrap_or_default();
-        let tag = a
-            .tags
-            .iter()
-            .find(|t| t.group.contains(&n.node) && !t.tags.is_empty())
-            .map(|t| {
-                format!("; does {}{}", t.tags.join(", "), if t.group.len() > 1 { format!(" (with {})", t.name) } else { String::new() })
-            })
-            .unwrap_or_default();
-        s += &format!("  {}{att}{tag}\n", n.describe());
-    }
-    s += "\n[attention] ";
-    if f.staircase_heads.is_empty() {
-        s += "no head walks down the digit pairs.\n";
-    } else {
-        s += &format!(
-            "staircase: heads {} attend to successive digit pairs, one column per answer position.\n",
-            f.staircase_heads.join(", ")
-        );
-    }
-    for (h, o) in &f.head_offsets {
-        if let Some(o) = o {
-            s += &format!("  {h} reads column k-{o} while predicting A_k\n");
-        }
-    }
-    s += "\n[roles] ";
-    let roles: Vec<String> =
-        f.head_roles.iter().map(|(h, r)| format!("{h}: {}", if r.is_empty() { "-".into() } else { r.join("+") })).collect();
-    s += &format!("{}\n", roles.join("; "));
-    for p in &a.pca {
-        if let Some(best) = p.separation.first() {
-            s += &format!("  PCA {}: top-3 explain {}; {}\n", p.label(), pct(p.explained.iter().sum()), best.verdict());
-        }
-    }
-    let list = |v: &[String]| if v.is_empty() { "none found".to_string() } else { v.join(", ") };
-    if a.model.ops.len() > 1 {
-        s += &format!("  operator (patching switches + and -): {}\n", list(&f.operator_nodes));
-    }
-    let signed = crate::task::Format::parse_name(&a.model.format).is_ok_and(|f| f.minus_token().is_some());
-    if a.model.ops.contains(&Op::Sub) && signed {
-        s += &format!("  sign (patching flips the answer's sign): {}\n", list(&f.sign_nodes));
-    }
-    s += "\n[algorithm]\n";
-    for d in &a.algorithm {
-        s += &format!("  {}\n", d.text);
-    }
-    s += "\n[symbolic] agreement with the model's own answers per class:\n";
-    let pcts = |v: &mut dyn Iterator<Item = f64>| v.map(|x| format!("{:.0}%", 100.0 * x)).collect::<Vec<_>>();
-    if let Some(first) = a.symbolic.first() {
-        s += &class_row("class", first.per_class.iter().map(|c| c.class.to_string()), "");
-        s += &class_row("model acc", pcts(&mut first.per_class.iter().map(|c| c.model_accuracy)), "");
-    }
-    for fc in &a.symbolic {
-        let wrong: usize = fc.per_class.iter().map(|c| c.model_wrong).sum();
-        let rep: usize = fc.per_class.iter().map(|c| c.wrong_reproduced).sum();
-        let note = format!("(reproduces {rep}/{wrong} wrong answers)");
-        s += &class_row(&fc.name, pcts(&mut fc.per_class.iter().map(|c| c.agreement)), &note);
-    }
-    if let Some(c) = &a.ceiling {
-        let (wrong, usual) = c.wrong();
-        let note = format!("(the best, estimated; reproduces {usual}/{wrong} wrong answers)");
-        s += &class_row("any formula", pcts(&mut c.per_class.iter().map(|k| k.ceiling)), &note);
-    }
-    for fc in a.symbolic.iter().filter(|f| f.name != "exact") {
-        s += &formula_verdict(fc);
-    }
-    if let Some(c) = &a.ceiling {
-        s += &ceiling_verdict(c, &a.model.ops);
-    }
-    if let Some(ins) = &a.insertion {
-        s += &insertion_summary(ins);
-    }
-    if let Some(d) = &a.dynamics {
-        s += &format!("\n[training] digit loss below {} at steps: ", d.threshold);
-        let v: Vec<String> = d.digits.iter().map(|x| format!("{} {}", x.digit, x.step.map_or("never".into(), |s| s.to_string()))).collect();
-        s += &v.join(", ");
-        s += &format!(
-            "\n  phase changes {} (spread {} of {} steps); carry cases learned {} base cases\n",
-            if d.separated { "separated in time" } else { "not separated" },
-            d.spread_steps,
-            d.total_steps,
-            if d.carry_lags_base { "no earlier than" } else { "sometimes before" }
-        );
-    }
-    s += &format!("\nanalysis took {:.1} s ({})\n", a.seconds, stages::breakdown(&a.stages));
-    s
-}
-
-fn insertion_summary(ins: &insertion::Insertion) -> String {
-    let mut s = format!(
-        "\n[insertion] heads inserted from {}{}:\n",
-        ins.from,
-        if ins.every > 0 { format!(", re-imposed every {} steps", ins.every) } else { String::new() }
-    );
-    for h in &ins.heads {
-        let fails: Vec<String> = h.fail_by_op.iter().map(|(op, f)| format!("{op:?} {:.0}%", 100.0 * f)).collect();
-        let src = h.source_roles.as_ref().map(|r| format!("; in the source: {}", if r.is_empty() { "-".into() } else { r.join("+") }));
-        s += &format!(
-            "  {}: {} (ablation fails {}; weights moved {:.0}%{})\n",
-            h.head,
-            h.verdict,
-            fails.join(", "),
-            100.0 * h.drift,
-            src.unwrap_or_default()
-        );
-    }
-    if let Some(n) = &ins.source_note {
-        s += &format!("  note: {n}\n");
-    }
-    s
-}
-
-/// One row of the per-class table: a label, one right-aligned cell per class, and a note.
-fn class_row(label: &str, cells: impl IntoIterator<Item = String>, note: &str) -> String {
-    let cells: String = cells.into_iter().map(|c| format!("{c:>8}")).collect();
-    let note = if note.is_empty() { String::new() } else { format!("   {note}") };
-    format!("  {label:<12}{cells}{note}\n")
-}
-
-/// What the ceiling says about formulas over sub-task values.
-fn ceiling_verdict(c: &symbolic::Ceiling, ops: &[Op]) -> String {
-    let values = if ops.contains(&Op::Add) && ops.contains(&Op::Sub) {
-        "column sums or differences"
-    } else if ops.contains(&Op::Sub) {
-        "column differences"
-    } else {
-        "column sums"
-    };
-    let (wrong, usual) = c.wrong();
-    let mut s = format!(
-        "  any formula: asked {} questions with the same {values} as each question above (every sub-task is a function of them)",
-        c.siblings
-    );
-    if wrong == 0 {
-        return s + "; the model answers them alike, as a formula over sub-tasks would\n";
-    }
-    s += &format!(
-        "; {usual} of the model's {wrong} wrong answers are its usual answer for their {values} (what the best-agreeing formula over sub-tasks reproduces)"
-    );
-    if usual * 2 < wrong {
-        s += &format!("; the other {} come and go with the digits themselves, which no sub-task formula sees", wrong - usual);
-    }
-    s + "\n"
-}
-
-/// Where a formula explains the model (classes with at least 99% agreement) and where the model
-/// goes beyond it.
-fn formula_verdict(fc: &symbolic::FormulaCheck) -> String {
-    let explained: Vec<String> = fc.per_class.iter().filter(|c| c.agreement >= 0.99).map(|c| c.class.to_string()).collect();
-    let beats: Vec<String> =
-        fc.per_class.iter().filter(|c| c.model_beats_formula > 0).map(|c| format!("{} {}", c.class, c.model_beats_formula)).collect();
-    let mut s = format!(
-        "  {}: {}",
-        fc.name,
-        if explained.is_empty() { "explains no class (99% agreement)".to_string() } else { format!("explains {}", explained.join(", ")) }
-    );
-    if !beats.is_empty() {
-        let total: usize = fc.per_class.iter().map(|c| c.model_beats_formula).sum();
-        s += &format!("; the model answers {total} questions right that it gets wrong ({})", beats.join(", "));
-    }
-    s += "\n";
-    for e in &fc.examples {
-        s += &format!("    {}: {}{} model {}, formula {}\n", e.class, e.question, e.truth, e.model, e.formula);
-    }
-    s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::positions::{DigitPositions, Positions};
-    use super::timing_summary;
-
-    fn digit(name: &str, at: usize, computed_at: &[usize], constant: bool) -> DigitPositions {
-        let one_before = computed_at == [at];
-        DigitPositions { digit: name.into(), predicted_at: at, computed_at: computed_at.to_vec(), one_before, constant }
-    }
-
-    #[test]
-    fn timing_summary_counts_varying_tokens_and_groups_shared_extra_positions() {
-        // A subtraction model's shape: the sign at '=', A2 always 0, A1 and A0 also reading the
-        // sign position, and one token computed elsewhere only.
-        let digits = vec![
-            digit("sign", 5, &[5], false),
-            digit("A2", 6, &[], true),
-            digit("A1", 7, &[6, 7], false),
-            digit("A0", 8, &[6, 8], false),
-            digit("X", 9, &[5], false),
-        ];
-        let p = Positions { ablations: vec![], useful: vec![5, 6, 7, 8], equals_position: 5, first_useful: Some(5), digits };
-        let s = timing_summary(&p);
-        assert!(
-            s.starts_with("  1 of 4 answer tokens are computed only at the position one before they are emitted (sign); A2 never changes"),
-            "{s}"
-        );
-        assert!(
-            s.contains("  A1 A0 are computed one position before they are emitted, and also use what is computed at position [6]\n"),
-            "{s}"
-        );
-        assert!(s.contains("  X (predicted at 9) depends on positions [5]\n"), "{s}");
     }
 }
