@@ -13,7 +13,7 @@ use super::hooks::{HookPoint, HookTensor, Hooks};
 use super::linalg::{add_bias, add_col_sums, matmul, matmul_into, MatRef};
 use super::ops::{self, AttnDims};
 use super::pairs::PairTable;
-use super::params::{LnIdx, Params};
+use super::params::{LnIdx, MlpIdx, Params};
 
 /// Which positions a pass computes: all layers see positions `0..t`; the last layer's output
 /// (and so the logits) covers positions `q0..t`.
@@ -441,41 +441,77 @@ fn block_forward<H: Hooks>(p: &Params, l: usize, ws: &mut Workspace, hooks: &mut
     }
     mid.iter_mut().zip(&bb.attn_out).for_each(|(m, a)| *m += a);
     if let Some(mlp) = &idx.mlp {
-        hook(hooks, HookPoint::ResidMid(l), &mut bb.resid_mid, vec![b, tq, d], q0);
-        let ln2_in: &[f32] = match &idx.ln2 {
-            Some(ln) => {
-                layernorm(
-                    p,
-                    ln,
-                    &bb.resid_mid,
-                    &mut bb.ln2_xhat,
-                    &mut bb.ln2_scale,
-                    &mut bb.ln2_out,
-                    hooks,
-                    [HookPoint::Ln2Scale(l), HookPoint::Ln2Normalized(l)],
-                    [b, tq],
-                    q0,
-                );
-                &bb.ln2_out
-            }
-            None => &bb.resid_mid,
-        };
-        let m = c.d_mlp;
-        matmul(&mut bb.pre, MatRef::new(ln2_in, n_out, d), MatRef::new(&p.data[mlp.w_in.clone()], d, m), false);
-        add_bias(&mut bb.pre, &p.data[mlp.b_in.clone()]);
-        hook(hooks, HookPoint::MlpPre(l), &mut bb.pre, vec![b, tq, m], q0);
-        ops::activation_forward(c.act_fn, &bb.pre, &mut bb.post);
-        hook(hooks, HookPoint::MlpPost(l), &mut bb.post, vec![b, tq, m], q0);
-        matmul(&mut bb.mlp_out, MatRef::new(&bb.post, n_out, m), MatRef::new(&p.data[mlp.w_out.clone()], m, d), false);
-        add_bias(&mut bb.mlp_out, &p.data[mlp.b_out.clone()]);
-        hook(hooks, HookPoint::MlpOut(l), &mut bb.mlp_out, vec![b, tq, d], q0);
-        x_out.iter_mut().zip(bb.resid_mid.iter().zip(&bb.mlp_out)).for_each(|(o, (r, m))| *o = r + m);
+        mlp_forward(p, l, mlp, idx.ln2.as_ref(), bb, Span { t: tq, q0 }, b, hooks, x_out);
     }
     hook(hooks, HookPoint::ResidPost(l), x_out, vec![b, tq, d], q0);
     if partial {
         copy_rows(full_out, d, sub, &rows);
     }
     bb.out_rows = rows;
+}
+
+/// The MLP sub-block forward, on `rows.tq()` rows per sequence (the positions `q0..` of the
+/// hooks' shapes): `x_out = resid_mid + W_out act(W_in LN2(resid_mid) + b_in) + b_out`.
+#[allow(clippy::too_many_arguments)]
+fn mlp_forward<H: Hooks>(
+    p: &Params,
+    l: usize,
+    mlp: &MlpIdx,
+    ln2: Option<&LnIdx>,
+    bb: &mut BlockBufs,
+    rows: Span,
+    b: usize,
+    hooks: &mut H,
+    x_out: &mut [f32],
+) {
+    let c = &p.config;
+    let (d, m, tq, q0) = (c.d_model, c.d_mlp, rows.t, rows.q0);
+    let n_out = b * tq;
+    hook(hooks, HookPoint::ResidMid(l), &mut bb.resid_mid, vec![b, tq, d], q0);
+    let ln2_in: &[f32] = match ln2 {
+        Some(ln) => {
+            let points = [HookPoint::Ln2Scale(l), HookPoint::Ln2Normalized(l)];
+            layernorm(p, ln, &bb.resid_mid, &mut bb.ln2_xhat, &mut bb.ln2_scale, &mut bb.ln2_out, hooks, points, [b, tq], q0);
+            &bb.ln2_out
+        }
+        None => &bb.resid_mid,
+    };
+    matmul(&mut bb.pre, MatRef::new(ln2_in, n_out, d), MatRef::new(&p.data[mlp.w_in.clone()], d, m), false);
+    add_bias(&mut bb.pre, &p.data[mlp.b_in.clone()]);
+    hook(hooks, HookPoint::MlpPre(l), &mut bb.pre, vec![b, tq, m], q0);
+    ops::activation_forward(c.act_fn, &bb.pre, &mut bb.post);
+    hook(hooks, HookPoint::MlpPost(l), &mut bb.post, vec![b, tq, m], q0);
+    matmul(&mut bb.mlp_out, MatRef::new(&bb.post, n_out, m), MatRef::new(&p.data[mlp.w_out.clone()], m, d), false);
+    add_bias(&mut bb.mlp_out, &p.data[mlp.b_out.clone()]);
+    hook(hooks, HookPoint::MlpOut(l), &mut bb.mlp_out, vec![b, tq, d], q0);
+    x_out.iter_mut().zip(bb.resid_mid.iter().zip(&bb.mlp_out)).for_each(|(o, (r, m))| *o = r + m);
+}
+
+/// The MLP sub-block backward over `n_out` rows: reads d hook_resid_post from `g.d_out`, adds the
+/// MLP's path into `g.d_mid` (which already holds the residual connection's copy) and its
+/// parameters' gradients into `grad`.
+fn mlp_backward(p: &Params, mlp: &MlpIdx, ln2: Option<&LnIdx>, bb: &BlockBufs, n_out: usize, g: &mut GradBufs, grad: &mut [f32]) {
+    let c = &p.config;
+    let (d, m) = (c.d_model, c.d_mlp);
+    let d_mid = &mut g.d_mid[..n_out * d];
+    let d_post = MatRef::new(&g.d_out[..n_out * d], n_out, d);
+    matmul(&mut grad[mlp.w_out.clone()], MatRef::new(&bb.post, n_out, m).t(), d_post, true);
+    add_col_sums(&mut grad[mlp.b_out.clone()], &g.d_out[..n_out * d]);
+    let dh_buf = &mut g.d_hidden[..n_out * m];
+    matmul(dh_buf, d_post, MatRef::new(&p.data[mlp.w_out.clone()], m, d).t(), false);
+    ops::activation_backward(c.act_fn, &bb.pre, dh_buf);
+    let ln2_in: &[f32] = if ln2.is_some() { &bb.ln2_out } else { &bb.resid_mid };
+    matmul(&mut grad[mlp.w_in.clone()], MatRef::new(ln2_in, n_out, d).t(), MatRef::new(dh_buf, n_out, m), true);
+    add_col_sums(&mut grad[mlp.b_in.clone()], dh_buf);
+    let w_in = MatRef::new(&p.data[mlp.w_in.clone()], d, m);
+    match ln2 {
+        Some(ln) => {
+            matmul(&mut g.d_ln[..n_out * d], MatRef::new(dh_buf, n_out, m), w_in.t(), false);
+            let (dw, db) = two_mut(grad, &ln.w, &ln.b);
+            ops::layernorm_backward(&g.d_ln[..n_out * d], &bb.ln2_xhat, &bb.ln2_scale, &p.data[ln.w.clone()], dw, db, d_mid, true);
+        }
+        None => matmul(d_mid, MatRef::new(dh_buf, n_out, m), w_in.t(), true),
+    }
 }
 
 /// Backward pass from `d logits` already in the workspace (see [`loss`] with `with_grad`): adds every
@@ -527,12 +563,12 @@ pub fn backward(p: &Params, tokens: &[u32], n_ctx: usize, ws: &mut Workspace, gr
     ws.grads = g;
 }
 
-/// Two disjoint mutable sub-slices of the gradient (a LayerNorm's weight and bias).
 /// Head `h`'s columns of a [rows, head * d_head] buffer.
 fn head_cols(buf: &[f32], h: usize, rows: usize, dh: usize, hd: usize) -> MatRef<'_> {
     MatRef::strided(&buf[h * dh..], rows, dh, hd, 1)
 }
 
+/// Two disjoint mutable sub-slices of the gradient (a LayerNorm's weight and bias).
 fn two_mut<'a>(x: &'a mut [f32], a: &std::ops::Range<usize>, b: &std::ops::Range<usize>) -> (&'a mut [f32], &'a mut [f32]) {
     assert!(a.end <= b.start);
     let (lo, hi) = x.split_at_mut(b.start);
@@ -554,25 +590,7 @@ fn block_backward(p: &Params, l: usize, ws: &Workspace, pairs: Option<&mut PairT
     let d_mid = &mut g.d_mid[..n_out * d];
     d_mid.copy_from_slice(&g.d_out[..n_out * d]);
     if let Some(mlp) = &idx.mlp {
-        let m = c.d_mlp;
-        let d_post = MatRef::new(&g.d_out[..n_out * d], n_out, d);
-        matmul(&mut grad[mlp.w_out.clone()], MatRef::new(&bb.post, n_out, m).t(), d_post, true);
-        add_col_sums(&mut grad[mlp.b_out.clone()], &g.d_out[..n_out * d]);
-        let dh_buf = &mut g.d_hidden[..n_out * m];
-        matmul(dh_buf, d_post, MatRef::new(&p.data[mlp.w_out.clone()], m, d).t(), false);
-        ops::activation_backward(c.act_fn, &bb.pre, dh_buf);
-        let ln2_in: &[f32] = if idx.ln2.is_some() { &bb.ln2_out } else { &bb.resid_mid };
-        matmul(&mut grad[mlp.w_in.clone()], MatRef::new(ln2_in, n_out, d).t(), MatRef::new(dh_buf, n_out, m), true);
-        add_col_sums(&mut grad[mlp.b_in.clone()], dh_buf);
-        let w_in = MatRef::new(&p.data[mlp.w_in.clone()], d, m);
-        match &idx.ln2 {
-            Some(ln) => {
-                matmul(&mut g.d_ln[..n_out * d], MatRef::new(dh_buf, n_out, m), w_in.t(), false);
-                let (dw, db) = two_mut(grad, &ln.w, &ln.b);
-                ops::layernorm_backward(&g.d_ln[..n_out * d], &bb.ln2_xhat, &bb.ln2_scale, &p.data[ln.w.clone()], dw, db, d_mid, true);
-            }
-            None => matmul(d_mid, MatRef::new(dh_buf, n_out, m), w_in.t(), true),
-        }
+        mlp_backward(p, mlp, idx.ln2.as_ref(), bb, n_out, g, grad);
     }
     // Attention output projection.
     let a = &idx.attn;
