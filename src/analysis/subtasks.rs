@@ -11,6 +11,7 @@ use super::columns::Columns;
 use super::intervene::{cache_activation, predict_from, Intervention, Interventions, Prefix, Units};
 use super::naming::Node;
 use super::pca::{pca, separation_of, Separation};
+use crate::eval::predict::Predictions;
 use crate::model::HookPoint;
 use crate::task::{tricase, Format, Op, Question};
 use crate::task_model::TaskModel;
@@ -385,38 +386,39 @@ pub fn tag_by_patching(
             // From the clean set's residual stream at the node's block and position.
             let prefix = prefix.get_or_insert_with(|| Prefix::new(model, &clean, batch));
             let after = predict_from(model, &clean, prefix, &mut ivs, batch);
-            let na = after.n_answer;
-            let (mut informative, mut matched) = (0usize, 0usize);
-            for i in 0..clean.len() {
-                if !impact[ni].iter().any(|&d| predicted[i][d] != truth[i][d]) {
-                    continue;
-                }
-                informative += 1;
-                if impact[ni].iter().all(|&d| after.argmax[i * na + d] == predicted[i][d]) {
-                    matched += 1;
-                }
-            }
-            let match_rate = if informative > 0 { matched as f64 / informative as f64 } else { 0.0 };
+            let (informative, match_rate) = score_patch(&impact[ni], &predicted, &truth, &after);
             tests[ni].push(PatchTest { subtask: task.name(), task, informative, match_rate });
         }
     }
-    groups
-        .iter()
-        .zip(tests)
-        .zip(impact)
-        .map(|((group, tests), imp)| {
-            let mut good: Vec<&PatchTest> = tests.iter().filter(|t| t.informative >= 8 && t.match_rate >= min_match).collect();
-            good.sort_by(|a, b| b.match_rate.total_cmp(&a.match_rate));
-            let name = group.iter().map(Node::name).collect::<Vec<_>>().join("+");
-            let mut tags: Vec<String> = Vec::new();
-            for t in good {
-                if !tags.contains(&t.subtask) {
-                    tags.push(t.subtask.clone());
-                }
+    groups.iter().zip(tests).zip(impact).map(|((group, tests), imp)| NodeTags::from_tests(group, imp, tests, min_match)).collect()
+}
+
+/// Of the pairs where the sub-task's change should move one of the `impact` digits
+/// (informative), the share whose patched answers give every impact digit the predicted value:
+/// (informative pairs, match rate).
+fn score_patch(impact: &[usize], predicted: &[Vec<u32>], truth: &[Vec<u32>], after: &Predictions) -> (usize, f64) {
+    let na = after.n_answer;
+    let informative: Vec<usize> = (0..predicted.len()).filter(|&i| impact.iter().any(|&d| predicted[i][d] != truth[i][d])).collect();
+    let matched = informative.iter().filter(|&&i| impact.iter().all(|&d| after.argmax[i * na + d] == predicted[i][d])).count();
+    let rate = if informative.is_empty() { 0.0 } else { matched as f64 / informative.len() as f64 };
+    (informative.len(), rate)
+}
+
+impl NodeTags {
+    /// A group's tags from its patching tests: every sub-task tested on at least 8 informative
+    /// pairs that matched at `min_match` or more, best match first.
+    fn from_tests(group: &[Node], impact: &[usize], tests: Vec<PatchTest>, min_match: f64) -> NodeTags {
+        let mut good: Vec<&PatchTest> = tests.iter().filter(|t| t.informative >= 8 && t.match_rate >= min_match).collect();
+        good.sort_by(|a, b| b.match_rate.total_cmp(&a.match_rate));
+        let name = group.iter().map(Node::name).collect::<Vec<_>>().join("+");
+        let mut tags: Vec<String> = Vec::new();
+        for t in good {
+            if !tags.contains(&t.subtask) {
+                tags.push(t.subtask.clone());
             }
-            NodeTags { name, node: group[0], group: group.clone(), impact: imp.clone(), tags, tests }
-        })
-        .collect()
+        }
+        NodeTags { name, node: group[0], group: group.to_vec(), impact: impact.to_vec(), tags, tests }
+    }
 }
 
 /// How well one sub-task's classes separate in a head's principal components.
@@ -521,6 +523,19 @@ pub fn pca_nodes(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_patch_is_scored_on_the_pairs_where_the_sub_task_should_move_an_impact_digit() {
+        // Three answer digits; the node's impact is digit 1. Pair 0: the prediction differs from
+        // the truth at digit 1 and the patched answer follows it (match). Pair 1: differs, not
+        // followed. Pair 2: differs only at digit 2, outside the impact (not informative).
+        let truth = vec![vec![1, 2, 3], vec![4, 5, 6], vec![7, 8, 9]];
+        let predicted = vec![vec![1, 0, 3], vec![4, 0, 6], vec![7, 8, 0]];
+        let after = Predictions { n_answer: 3, argmax: vec![1, 0, 3, 4, 5, 6, 7, 8, 9], nll: vec![0.0; 9] };
+        assert_eq!(score_patch(&[1], &predicted, &truth, &after), (2, 0.5));
+        assert_eq!(score_patch(&[2], &predicted, &truth, &after), (1, 0.0));
+        assert_eq!(score_patch(&[0], &predicted, &truth, &after), (0, 0.0));
+    }
 
     #[test]
     fn every_sub_task_name_parses_back_and_applies_to_its_own_questions() {
