@@ -270,41 +270,46 @@ pub fn symbolic(a: &Value) -> Vec<Block> {
          'any formula' estimates the most that any formula over the sub-task values can agree, by asking the model questions with the same \
          column values."
     );
-    let mut lines: Vec<String> = checks
-        .iter()
-        .map(|c| {
-            let beats: f64 = arr(c, "per_class").iter().map(|r| num(r, "model_beats_formula")).filter(|v| v.is_finite()).sum();
-            let beyond =
-                if beats > 0.0 { format!("; the model answers {beats} questions right that it gets wrong") } else { String::new() };
-            let name = text(c, "name");
-            let examples: Vec<String> = arr(c, "examples")
-                .iter()
-                .map(|e| {
-                    format!(
-                        "{} {}{}: model {}, {name} {}",
-                        text(e, "class"),
-                        text(e, "question"),
-                        text(e, "truth"),
-                        text(e, "model"),
-                        text(e, "formula")
-                    )
-                })
-                .collect();
-            let examples = if examples.is_empty() { String::new() } else { format!(". Where they differ: {}", examples.join("; ")) };
-            format!("{name}: {} (mean agreement {:.2}%{beyond}){examples}", text(c, "description"), 100.0 * num(c, "mean_agreement"))
-        })
-        .collect();
+    let mut lines: Vec<String> = checks.iter().map(formula_line).collect();
     if !ceiling.is_null() {
-        let sum = |key: &str| arr(ceiling, "per_class").iter().map(|r| num(r, key)).filter(|v| v.is_finite()).sum::<f64>();
-        lines.push(format!(
-            "any formula: of the model's {} wrong answers, {} are its usual answer for their column values ({} siblings asked per question), \
-             what the best-agreeing formula over sub-task values reproduces",
-            sum("model_wrong"),
-            sum("wrong_usual"),
-            text(ceiling, "siblings")
-        ));
+        lines.push(ceiling_line(ceiling));
     }
     vec![Block::Figure(Figure::new("symbolic_agreement", svg, caption)), Block::List(lines)]
+}
+
+/// One formula's line: what it computes, its mean agreement, how often the model beats it, and
+/// the examples where they differ.
+fn formula_line(c: &Value) -> String {
+    let beats: f64 = arr(c, "per_class").iter().map(|r| num(r, "model_beats_formula")).filter(|v| v.is_finite()).sum();
+    let beyond = if beats > 0.0 { format!("; the model answers {beats} questions right that it gets wrong") } else { String::new() };
+    let name = text(c, "name");
+    let examples: Vec<String> = arr(c, "examples")
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}{}: model {}, {name} {}",
+                text(e, "class"),
+                text(e, "question"),
+                text(e, "truth"),
+                text(e, "model"),
+                text(e, "formula")
+            )
+        })
+        .collect();
+    let examples = if examples.is_empty() { String::new() } else { format!(". Where they differ: {}", examples.join("; ")) };
+    format!("{name}: {} (mean agreement {:.2}%{beyond}){examples}", text(c, "description"), 100.0 * num(c, "mean_agreement"))
+}
+
+/// The ceiling's line: how many of the model's wrong answers any formula over sub-task values could reproduce.
+fn ceiling_line(ceiling: &Value) -> String {
+    let sum = |key: &str| arr(ceiling, "per_class").iter().map(|r| num(r, key)).filter(|v| v.is_finite()).sum::<f64>();
+    format!(
+        "any formula: of the model's {} wrong answers, {} are its usual answer for their column values ({} siblings asked per question), \
+         what the best-agreeing formula over sub-task values reproduces",
+        sum("model_wrong"),
+        sum("wrong_usual"),
+        text(ceiling, "siblings")
+    )
 }
 
 /// Training dynamics as the analysis measured them (section 2 addendum).
