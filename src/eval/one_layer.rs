@@ -7,8 +7,9 @@
 //! [`TIE_MARGIN`] are recomputed by the reference forward pass, so argmax decisions are exactly
 //! those of the model.
 
-use crate::model::linalg::{matmul, MatRef};
+use crate::model::linalg::{add_col_sums, matmul, matmul_into, MatRef};
 use crate::model::ops;
+use crate::model::params::{LnIdx, MlpIdx};
 use crate::model::{ActFn, Params};
 use crate::task::{Format, Question};
 use rayon::prelude::*;
@@ -75,6 +76,39 @@ pub struct FastOut {
     pub near_ties: Vec<usize>,
 }
 
+/// Scaled attention scores `q·k / sqrt(d_head)` of every query pair with every key pair, per
+/// head ([P, H, P]), from the pairs' queries and keys ([P, H * d_head] each).
+fn pair_scores(q: &[f32], k: &[f32], pairs: usize, heads: usize, dh: usize) -> Vec<f32> {
+    let hd = heads * dh;
+    let mut scores = vec![0.0; pairs * heads * pairs];
+    for h in 0..heads {
+        let qh = MatRef::strided(&q[h * dh..], pairs, dh, hd, 1);
+        let kt = MatRef::strided(&k[h * dh..], dh, pairs, 1, hd);
+        matmul_into(&mut scores[h * pairs..], heads * pairs, qh, kt, false);
+    }
+    let scale = 1.0 / (dh as f32).sqrt();
+    scores.iter_mut().for_each(|x| *x *= scale);
+    scores
+}
+
+/// LN2's affine part folded into the MLP input: (diag(ln2.w) W_in [D, M], its column sums [M],
+/// ln2.b W_in + b_in [M]); so `LN2(x) W_in + b_in = ((x - mean) / scale) · first + third`.
+fn fold_ln2_into_w_in(p: &Params, ln2: Option<&LnIdx>, mlp: &MlpIdx) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let (d, m) = (p.config.d_model, p.config.d_mlp);
+    let w_in = &p.data[mlp.w_in.clone()];
+    let (w2, b2): (Vec<f32>, Vec<f32>) = match ln2 {
+        Some(ln) => (p.data[ln.w.clone()].to_vec(), p.data[ln.b.clone()].to_vec()),
+        None => (vec![1.0; d], vec![0.0; d]),
+    };
+    let mut wt = w_in.to_vec();
+    wt.chunks_exact_mut(m).zip(&w2).for_each(|(row, w)| row.iter_mut().for_each(|x| *x *= w));
+    let mut sums = vec![0.0; m];
+    add_col_sums(&mut sums, &wt);
+    let mut bias = p.data[mlp.b_in.clone()].to_vec();
+    matmul(&mut bias, MatRef::new(&b2, 1, d), MatRef::new(w_in, d, m), true);
+    (wt, sums, bias)
+}
+
 impl OneLayerTables {
     /// Tables for `p` predicting positions `q0..t`, or `None` if the model is not a one-layer
     /// model with an MLP.
@@ -97,31 +131,14 @@ impl OneLayerTables {
         let mut e = e0.to_vec();
         let b_o = &p.data[b.attn.b_o.clone()];
         e.chunks_exact_mut(d).for_each(|r| r.iter_mut().zip(b_o).for_each(|(x, y)| *x += y));
-        let mut scores = vec![0.0; pairs * heads * pairs];
-        for h in 0..heads {
-            let qh = MatRef::strided(&qkv[0][h * dh..], pairs, dh, hd, 1);
-            let kt = MatRef::strided(&qkv[1][h * dh..], dh, pairs, 1, hd);
-            crate::model::linalg::matmul_into(&mut scores[h * pairs..], heads * pairs, qh, kt, false);
-        }
-        let scale = 1.0 / (dh as f32).sqrt();
-        scores.iter_mut().for_each(|x| *x *= scale);
+        let scores = pair_scores(&qkv[0], &qkv[1], pairs, heads, dh);
         let mut ov = vec![0.0; pairs * heads * d];
         for h in 0..heads {
             let vh = MatRef::strided(&qkv[2][h * dh..], pairs, dh, hd, 1);
             let wo = MatRef::new(&p.data[b.attn.w_o.start + h * dh * d..][..dh * d], dh, d);
-            crate::model::linalg::matmul_into(&mut ov[h * d..], heads * d, vh, wo, false);
+            matmul_into(&mut ov[h * d..], heads * d, vh, wo, false);
         }
-        let w_in = &p.data[mlp.w_in.clone()];
-        let (w2, b2): (Vec<f32>, Vec<f32>) = match &b.ln2 {
-            Some(ln) => (p.data[ln.w.clone()].to_vec(), p.data[ln.b.clone()].to_vec()),
-            None => (vec![1.0; d], vec![0.0; d]),
-        };
-        let mut wt = w_in.to_vec();
-        wt.chunks_exact_mut(m).zip(&w2).for_each(|(row, w)| row.iter_mut().for_each(|x| *x *= w));
-        let mut s = vec![0.0; m];
-        crate::model::linalg::add_col_sums(&mut s, &wt);
-        let mut cvec = p.data[mlp.b_in.clone()].to_vec();
-        matmul(&mut cvec, MatRef::new(&b2, 1, d), MatRef::new(w_in, d, m), true);
+        let (wt, s, cvec) = fold_ln2_into_w_in(p, b.ln2.as_ref(), mlp);
         let mut pt = vec![0.0; pairs * heads * m];
         matmul(&mut pt, MatRef::new(&ov, pairs * heads, d), MatRef::new(&wt, d, m), false);
         let mut pe = vec![0.0; pairs * m];
