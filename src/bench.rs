@@ -1,5 +1,7 @@
-//! Benchmarks (`arithlens bench`): training steps/s and achieved GFLOP/s next to the peak of a
-//! plain large matrix product measured in the same process, per thread count and batch size.
+//! Benchmarks (`arithlens bench`): training steps/s and achieved GFLOP/s per thread count and
+//! batch size, next to two ceilings measured in the same process: the cores' own peak (a loop of
+//! independent fused multiply-adds, nothing but arithmetic) and the rate of a plain large matrix
+//! product through the same `gemm` kernels training uses.
 
 use crate::model::linalg::{matmul_threads, MatRef};
 use crate::model::{forward_flops, Span};
@@ -58,7 +60,61 @@ fn pool(threads: usize) -> Result<rayon::ThreadPool, String> {
     rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| e.to_string())
 }
 
-/// Peak GFLOP/s of a plain 2048³ f32 matrix product on `threads` threads (best of 5).
+/// Independent FMA chains per thread: more than the FMA latency times the FMA ports of any
+/// current x86 core, so the loop is bound by throughput alone.
+const FMA_CHAINS: usize = 12;
+
+/// `iters` rounds of `acc = acc * x + y` on [`FMA_CHAINS`] 8-lane AVX2 registers; returns the sum
+/// of every lane so the work cannot be optimised away.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fma_chains(iters: u64, x: f32, y: f32) -> f32 {
+    use std::arch::x86_64::*;
+    let mut acc = [_mm256_setzero_ps(); FMA_CHAINS];
+    let (xv, yv) = (_mm256_set1_ps(x), _mm256_set1_ps(y));
+    for _ in 0..iters {
+        for a in acc.iter_mut() {
+            *a = _mm256_fmadd_ps(*a, xv, yv);
+        }
+    }
+    let mut lanes = [0.0f32; 8];
+    let mut sum = 0.0;
+    for a in acc {
+        _mm256_storeu_ps(lanes.as_mut_ptr(), a);
+        sum += lanes.iter().sum::<f32>();
+    }
+    sum
+}
+
+/// The cores' f32 peak in GFLOP/s on `threads` threads running at once (best of 3): each
+/// thread runs [`FMA_CHAINS`] independent 8-lane fused multiply-add chains, 16 FLOP per
+/// instruction. `None` where AVX2 and FMA are unavailable (the table then uses the matrix
+/// product's rate).
+pub fn fma_peak_gflops(threads: usize) -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        let iters = 40_000_000u64;
+        let mut best = f64::INFINITY;
+        for _ in 0..3 {
+            let t = Instant::now();
+            std::thread::scope(|s| {
+                for _ in 0..threads {
+                    // SAFETY: AVX2 and FMA were detected above.
+                    s.spawn(|| std::hint::black_box(unsafe { fma_chains(iters, 0.999_999, 1e-7) }));
+                }
+            });
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        return Some((threads as u64 * iters * (FMA_CHAINS as u64) * 16) as f64 / best / 1e9);
+    }
+    None
+}
+
+/// GFLOP/s of a plain 2048³ f32 matrix product on `threads` threads (best of 5): the ceiling
+/// of the `gemm` kernels themselves on this machine.
 pub fn matmul_peak_gflops(threads: usize) -> f64 {
     let n = 2048;
     let a: Vec<f32> = (0..n * n).map(|i| (i % 7) as f32 * 0.1).collect();
@@ -140,19 +196,45 @@ pub fn run(a: &BenchArgs) -> Result<(), String> {
 
 fn training_table(base: &TrainConfig, threads: &[usize], a: &BenchArgs) -> Result<(), String> {
     println!("training benchmark: {} ({} parameters), {} timed steps", base.name, base.model.n_params(), a.steps);
-    println!("{:>8} {:>7} {:>10} {:>10} {:>12} {:>9}", "threads", "batch", "steps/s", "GFLOP/s", "peak GFLOP/s", "of peak");
+    println!(
+        "{:>8} {:>7} {:>10} {:>10} {:>10} {:>9} {:>12} {:>9}",
+        "threads", "batch", "steps/s", "GFLOP/s", "FMA peak", "of peak", "gemm 2048^3", "of gemm"
+    );
     let mut first = true;
     for &th in threads {
         let p = pool(th)?;
-        let peak = p.install(|| matmul_peak_gflops(th));
+        let gemm = p.install(|| matmul_peak_gflops(th));
+        let fma = fma_peak_gflops(th);
         for &b in &a.batch {
             let cfg = base.with_overrides(&[format!("batch_size={b}")])?;
             let (sps, gf) = p.install(|| training_speed(&cfg, a.steps))?;
             // Memory only grows, so it is read after the first (smallest) configuration.
             let rss = if first { peak_rss_mb().map_or(String::new(), |mb| format!("  max RSS {mb:.0} MB")) } else { String::new() };
             first = false;
-            println!("{th:>8} {b:>7} {sps:>10.2} {gf:>10.1} {peak:>12.1} {:>8.0}%{rss}", 100.0 * gf / peak);
+            let (fma_s, of_fma) = match fma {
+                Some(f) => (format!("{f:.1}"), format!("{:.0}%", 100.0 * gf / f)),
+                None => ("-".into(), "-".into()),
+            };
+            println!("{th:>8} {b:>7} {sps:>10.2} {gf:>10.1} {fma_s:>10} {of_fma:>9} {gemm:>12.1} {:>8.0}%{rss}", 100.0 * gf / gemm);
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn fma_chains_compute_the_recurrence_they_time() {
+        if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+            return;
+        }
+        // acc = acc * 0.5 + 1 from 0: 1, 1.5, 1.75, 1.875 (exact in f32), on 8 lanes of 12 chains.
+        // SAFETY: AVX2 and FMA were detected above.
+        let sum = unsafe { fma_chains(4, 0.5, 1.0) };
+        assert_eq!(sum, 1.875 * (8 * FMA_CHAINS) as f32);
+        assert!(fma_peak_gflops(1).is_some_and(|g| g.is_finite() && g > 0.0));
+    }
 }
