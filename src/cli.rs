@@ -534,18 +534,19 @@ fn cache(path: &Path, questions: &[String], hooks: &[String], out: &Path) -> Res
 }
 
 fn analyze(dir: &Path, a: &AnalyzeArgs) -> Result<(), String> {
-    let model = TaskModel::load(dir)?;
-    let log_path = dir.join(files::TRAINING);
-    let log: Option<crate::train::log::TrainingLog> = match std::fs::read(&log_path) {
-        Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", log_path.display()))?),
-        Err(_) => None,
-    };
     let opts = crate::analysis::AnalyzeOptions {
         questions: a.questions,
         seed: a.seed,
         pairs: a.pairs,
         siblings: a.siblings,
         ..Default::default()
+    };
+    opts.validate()?;
+    let model = TaskModel::load(dir)?;
+    let log_path = dir.join(files::TRAINING);
+    let log: Option<crate::train::log::TrainingLog> = match std::fs::read(&log_path) {
+        Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", log_path.display()))?),
+        Err(_) => None,
     };
     let t0 = std::time::Instant::now();
     let stages = &crate::analysis::stages::STAGES;

@@ -91,6 +91,28 @@ pub struct AnalyzeOptions {
     pub batch: usize,
 }
 
+impl AnalyzeOptions {
+    /// Checks the options a user sets (`arithlens analyze --questions/--pairs`): an analysis over
+    /// too few questions or pairs would measure nothing, so it is refused with the fix.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.questions < MIN_QUESTIONS {
+            return Err(format!(
+                "--questions {} is too few: failure rates of positions and nodes need at least {MIN_QUESTIONS} questions (default {})",
+                self.questions,
+                Self::default().questions
+            ));
+        }
+        if self.pairs == 0 {
+            return Err(format!("--pairs 0 would tag no node with a sub-task: use at least 1 (default {})", Self::default().pairs));
+        }
+        Ok(())
+    }
+}
+
+/// Fewest questions in the ablation set: below this a single failure is over the usefulness
+/// threshold's scale and the per-class halves are nearly empty.
+pub const MIN_QUESTIONS: usize = 20;
+
 impl Default for AnalyzeOptions {
     fn default() -> Self {
         AnalyzeOptions {
@@ -494,5 +516,20 @@ fn findings(
         sign_nodes: tags.iter().filter(|t| t.tags.iter().any(|x| x == "SIGN")).map(|t| t.name.clone()).collect(),
         lookahead_agreement: agreement("lookahead2"),
         derived_agreement: agreement("derived"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_that_would_measure_nothing_are_refused_with_the_fix() {
+        assert!(AnalyzeOptions::default().validate().is_ok());
+        let err = AnalyzeOptions { questions: 0, ..Default::default() }.validate().unwrap_err();
+        assert!(err.contains("--questions 0") && err.contains(&format!("at least {MIN_QUESTIONS}")), "{err}");
+        assert!(AnalyzeOptions { questions: MIN_QUESTIONS, ..Default::default() }.validate().is_ok());
+        let err = AnalyzeOptions { pairs: 0, ..Default::default() }.validate().unwrap_err();
+        assert!(err.contains("--pairs 0"), "{err}");
     }
 }

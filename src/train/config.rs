@@ -260,6 +260,8 @@ impl TrainConfig {
             if !set_field(&mut v, key, parsed) {
                 return Err(format!("unknown config field '{key}': expected one of {}", field_names(&v).join(", ")));
             }
+            // Checked after each override, so the error names the one whose value is wrong.
+            serde_json::from_value::<TrainConfig>(v.clone()).map_err(|e| format!("bad value in --set {key}={value}: {e}"))?;
             set.push(key.to_string());
         }
         let mut c: TrainConfig = serde_json::from_value(v).map_err(|e| format!("bad override value: {e}"))?;
@@ -394,6 +396,8 @@ mod tests {
         let e = p.with_overrides(&["optim.eps=1e-6".into()]).unwrap();
         assert_eq!((e.optim.eps, e.model.eps), (1e-6, 1e-5));
         assert!(p.with_overrides(&["d_modle=3".into()]).unwrap_err().contains("unknown config field 'd_modle'"));
+        let err = p.with_overrides(&["lr=0.001".into(), "d_model=-3".into()]).unwrap_err();
+        assert!(err.contains("--set d_model=-3") && err.contains("expected usize"), "{err}");
         assert!(p.with_overrides(&["sub_share=0.5".into()]).unwrap_err().contains("paper2_sign"));
         assert!(p.with_overrides(&["n_digits=30".into()]).unwrap_err().contains("n_digits 30"));
     }
