@@ -33,7 +33,8 @@ pub struct BenchArgs {
     /// Also time the node-ablation sweep (every head and MLP at every position) on this many questions.
     #[arg(long, default_value_t = 1000)]
     pub ablation_questions: usize,
-    /// Model to evaluate (a run folder or file); default: the preset's freshly initialised model.
+    /// Model to evaluate (a run folder or file); default: the preset's trained model in
+    /// runs/NAME if there is one, else its freshly initialised weights.
     #[arg(long)]
     pub model: Option<std::path::PathBuf>,
 }
@@ -169,7 +170,11 @@ pub fn run(a: &BenchArgs) -> Result<(), String> {
         training_table(&cfg, &threads[threads.len() - 1..], &BenchArgs { batch: vec![cfg.batch_size], ..a.clone() })?;
     }
     if a.eval_questions > 0 {
-        let model = match &a.model {
+        // A trained model where there is one: fresh weights put most answers near a tie, which the
+        // one-layer fast path re-decides through the reference pass, so they time something else.
+        let trained = crate::train::trainer::default_run_dir(&base).join(crate::train::trainer::files::MODEL);
+        let path = a.model.clone().or_else(|| trained.exists().then_some(trained));
+        let model = match &path {
             Some(path) => crate::task_model::TaskModel::load(path)?,
             None => {
                 let t = Trainer::new(base.clone())?;
@@ -185,7 +190,7 @@ pub fn run(a: &BenchArgs) -> Result<(), String> {
         println!(
             "evaluation of {} ({}): {qps:.0} questions/s on {} threads, {} near ties re-checked; 1,000,000 questions in {:.0} s",
             model.name,
-            a.model.as_ref().map_or("fresh weights".into(), |p| p.display().to_string()),
+            path.as_ref().map_or("fresh weights".into(), |p| p.display().to_string()),
             th,
             rechecked,
             1e6 / qps
