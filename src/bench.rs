@@ -91,7 +91,7 @@ unsafe fn fma_chains(iters: u64, x: f32, y: f32) -> f32 {
 }
 
 /// The cores' f32 peak in GFLOP/s on `threads` threads running at once (best of 3): each
-/// thread runs [`FMA_CHAINS`] independent 8-lane fused multiply-add chains, 16 FLOP per
+/// thread runs 12 independent 8-lane fused multiply-add chains, 16 FLOP per
 /// instruction. `None` where AVX2 and FMA are unavailable (the table then uses the matrix
 /// product's rate).
 pub fn fma_peak_gflops(threads: usize) -> Option<f64> {
