@@ -92,8 +92,8 @@ unsafe fn fma_chains(iters: u64, x: f32, y: f32) -> f32 {
 
 /// The cores' f32 peak in GFLOP/s on `threads` threads running at once (best of 3): each
 /// thread runs 12 independent 8-lane fused multiply-add chains, 16 FLOP per
-/// instruction. `None` where AVX2 and FMA are unavailable (the table then uses the matrix
-/// product's rate).
+/// instruction. `None` where AVX2 and FMA are unavailable (the table then shows only `gemm`'s
+/// rate).
 pub fn fma_peak_gflops(threads: usize) -> Option<f64> {
     #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
