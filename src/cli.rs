@@ -48,8 +48,9 @@ pub enum Command {
         #[command(flatten)]
         options: AnalyzeArgs,
     },
-    /// Save the activations of questions under TransformerLens hook names to a safetensors file
-    /// (`run_with_cache`), plus the tokens, for work in Python.
+    /// Save the activations of questions under TransformerLens hook names (`run_with_cache`),
+    /// plus the tokens, for work in Python: a safetensors file, or NumPy's .npz if `--out` ends
+    /// in .npz.
     Cache {
         /// Model file or run folder.
         model: PathBuf,
@@ -59,7 +60,7 @@ pub enum Command {
         /// Hook names to keep (repeatable; default: every hook).
         #[arg(long = "hook")]
         hooks: Vec<String>,
-        /// Output file.
+        /// Output file: NAME.npz for NumPy (`numpy.load`), anything else is safetensors.
         #[arg(long, default_value = "cache.safetensors")]
         out: PathBuf,
     },
@@ -528,7 +529,11 @@ fn cache(path: &Path, questions: &[String], hooks: &[String], out: &Path) -> Res
     let toks: Vec<f32> = qs.iter().flat_map(|q| q.tokens(model.format).unwrap_or_default()).map(|t| t as f32).collect();
     file.tensors.insert("tokens".into(), crate::io::tensors::Tensor { shape: vec![qs.len(), model.n_ctx()], data: toks });
     file.metadata.insert("questions".into(), qs.iter().map(|q| q.text()).collect::<Vec<_>>().join(" "));
-    crate::io::tensors::save(out, &file)?;
+    match out.extension().and_then(|e| e.to_str()) {
+        Some("npz") => crate::io::npy::save_npz(out, &file)?,
+        Some("npy") => return Err(format!("{}: a cache holds several arrays; name it .npz (NumPy) or .safetensors", out.display())),
+        _ => crate::io::tensors::save(out, &file)?,
+    }
     println!("wrote {} tensors for {} question(s) to {}", file.tensors.len(), qs.len(), out.display());
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! The binary itself: Ctrl-C during training leaves a checkpoint that `--resume` continues, and
-//! resuming a finished run changes nothing (nor re-evaluates what is up to date).
+//! resuming a finished run changes nothing (nor re-evaluates what is up to date); `cache` writes
+//! safetensors or NumPy .npz by the output name.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -57,5 +58,32 @@ fn ctrl_c_during_training_saves_a_checkpoint_and_resume_continues_it() {
     let second = run(out);
     assert!(second.contains("eval.json is up to date") && second.contains("analysis.json is up to date"), "{second}");
     assert_eq!(std::fs::metadata(&model).unwrap().modified().unwrap(), written);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn cache_writes_safetensors_or_numpy_npz_by_the_output_name() {
+    let dir = std::env::temp_dir().join(format!("arithlens-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let exe = env!("CARGO_BIN_EXE_arithlens");
+    let run = |args: &[&str]| Command::new(exe).args(args).output().unwrap();
+    let d = dir.to_str().unwrap();
+    assert!(run(&["train", "--preset", "tiny", "--steps", "20", "--quiet", "--out", d]).status.success());
+    let (st, npz) = (dir.join("c.safetensors"), dir.join("c.npz"));
+    let hook = "blocks.0.attn.hook_pattern";
+    for out in [&st, &npz] {
+        let o = run(&["cache", d, "12+34=", "99+1=", "--hook", hook, "--out", out.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let saved = arithlens::io::tensors::load(&st).unwrap();
+    assert_eq!(saved.tensors[hook].shape, [2, 3, 9, 9]);
+    let z = zip::ZipArchive::new(std::fs::File::open(&npz).unwrap()).unwrap();
+    let mut names: Vec<String> = z.file_names().map(|n| n.unwrap().into_owned()).collect();
+    names.sort();
+    assert_eq!(names, [format!("{hook}.npy"), "questions.npy".into(), "tokens.npy".into()]);
+    let o = run(&["cache", d, "12+34=", "--out", dir.join("c.npy").to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("name it .npz"), "{err}");
+    assert!(!dir.join("c.npy").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
