@@ -43,7 +43,9 @@ pub fn save_npz(path: &Path, file: &TensorFile) -> Result<(), String> {
         let stored = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
         for (name, t) in &file.tensors {
             let data: &[u8] = bytemuck::cast_slice(&t.data);
-            z.start_file(format!("{name}.npy"), stored.large_file(data.len() as u64 > u32::MAX as u64 / 2))?;
+            // Entries of 4 GiB and more need zip64, which the writer must be told of in advance.
+            let large = (data.len() + 4096) as u64 > u32::MAX as u64;
+            z.start_file(format!("{name}.npy"), stored.large_file(large))?;
             z.write_all(&npy_header("<f4", &t.shape))?;
             z.write_all(data)?;
         }
