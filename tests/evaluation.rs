@@ -50,6 +50,11 @@ fn exhaustive_evaluation_of_the_tiny_model_is_perfect() {
     assert!(add.exhaustive);
     assert_eq!((add.questions, add.failures, add.nines), (10_000, 0, 4));
     assert!(add.stratified.iter().all(|row| row.failures == 0));
+    // Every question asked: an exact figure, not a lower bound on nines.
+    let line = add.accuracy_line();
+    assert!(line.contains("of all 10000 questions") && line.contains("exact") && !line.contains("at least"), "{line}");
+    let sampled = arithlens::eval::accuracy::OpReport { exhaustive: false, ..add.clone() };
+    assert!(sampled.accuracy_line().contains("random questions correct (100.000000%), 0 failures, at least 4 nines"));
 }
 
 /// Class of a + b by schoolbook addition, written independently of the task module.

@@ -143,6 +143,22 @@ pub struct OpReport {
     pub top_loss: Vec<HardQuestion>,
 }
 
+impl OpReport {
+    /// Accuracy in one line: on a random set with its nines (a lower bound when nothing failed)
+    /// and failures per million; on every question (`--exhaustive`) as the exact figure it is.
+    pub fn accuracy_line(&self) -> String {
+        let (right, n, pct) = (self.questions - self.failures, self.questions, 100.0 * self.accuracy);
+        if self.exhaustive {
+            return format!("{right} of all {n} questions correct ({pct:.6}%, exact: every question asked), {} failures", self.failures);
+        }
+        let bound = if self.failures == 0 { "at least " } else { "" };
+        format!(
+            "{right} of {n} random questions correct ({pct:.6}%), {} failures, {bound}{} nines, {:.1} failures per million",
+            self.failures, self.nines, self.failures_per_million
+        )
+    }
+}
+
 /// eval.json.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EvalReport {
@@ -373,17 +389,7 @@ fn class_counts(top: &[HardQuestion]) -> String {
 /// Findings in words: accuracy and nines, the weakest class, and where the loss sits.
 pub fn summarise(r: &OpReport) -> Vec<String> {
     let op = if r.op == Op::Add { "addition" } else { "subtraction" };
-    let mut v = vec![format!(
-        "{op}: {} of {} {} questions correct ({:.6}%), {} failures, {}{} nines, {:.1} failures per million",
-        r.questions - r.failures,
-        r.questions,
-        if r.exhaustive { "(all)" } else { "random" },
-        100.0 * r.accuracy,
-        r.failures,
-        if r.failures == 0 { "at least " } else { "" },
-        r.nines,
-        r.failures_per_million
-    )];
+    let mut v = vec![format!("{op}: {}", r.accuracy_line())];
     let classes = &r.stratified[..r.stratified.len().saturating_sub(1)];
     if classes.iter().all(|c| c.failures == 0) {
         v.push(format!(

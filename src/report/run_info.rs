@@ -60,24 +60,7 @@ fn config_rows(log: &TrainingLog) -> Vec<Vec<super::page::Cell>> {
 }
 
 fn eval_rows(eval: &EvalReport) -> Vec<Vec<super::page::Cell>> {
-    eval.ops
-        .iter()
-        .map(|r| {
-            let what = if r.exhaustive { "all" } else { "random" };
-            let bound = if r.failures == 0 { "at least " } else { "" };
-            row(
-                &format!("accuracy ({})", r.op.word()),
-                format!(
-                    "{:.6}% on {} {what} questions: {} failures, {bound}{} nines, {:.1} failures per million",
-                    100.0 * r.accuracy,
-                    r.questions,
-                    r.failures,
-                    r.nines,
-                    r.failures_per_million
-                ),
-            )
-        })
-        .collect()
+    eval.ops.iter().map(|r| row(&format!("accuracy ({})", r.op.word()), r.accuracy_line())).collect()
 }
 
 /// The model-and-run section from training.json and eval.json (either may be missing).
