@@ -55,8 +55,15 @@ pub enum Command {
         /// Model file or run folder.
         model: PathBuf,
         /// Questions, e.g. "44445+55555=".
-        #[arg(required = true)]
+        #[arg(required_unless_present = "random")]
         questions: Vec<String>,
+        /// Also this many random questions per operation of the model (a data set for probes or
+        /// PCA in Python), drawn with `--seed`.
+        #[arg(long, default_value_t = 0)]
+        random: usize,
+        /// Seed of the `--random` questions.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
         /// Hook names to keep (repeatable; default: every hook).
         #[arg(long = "hook")]
         hooks: Vec<String>,
@@ -189,7 +196,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Command::Run(a) => run_all(&a),
         Command::Analyze { run_dir, options } => analyze(&run_dir, &options),
         Command::Report { run_dir } => report(&run_dir).map(|_| ()),
-        Command::Cache { model, questions, hooks, out } => cache(&model, &questions, &hooks, &out),
+        Command::Cache { model, questions, random, seed, hooks, out } => cache(&model, &questions, (random, seed), &hooks, &out),
     }
 }
 
@@ -517,9 +524,17 @@ fn run_all(a: &TrainArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn cache(path: &Path, questions: &[String], hooks: &[String], out: &Path) -> Result<(), String> {
+/// `arithlens cache`: the listed questions, then `random.0` random ones per operation.
+fn cache(path: &Path, questions: &[String], random: (usize, u64), hooks: &[String], out: &Path) -> Result<(), String> {
     let model = TaskModel::load(path)?;
-    let qs = questions.iter().map(|q| model.parse_question(q)).collect::<Result<Vec<_>, _>>()?;
+    let mut qs = questions.iter().map(|q| model.parse_question(q)).collect::<Result<Vec<_>, _>>()?;
+    for (i, &op) in model.ops.iter().enumerate() {
+        let seed = random.1.wrapping_add(i as u64);
+        qs.extend(crate::task::generate::random_questions(model.n_digits, op, random.0, seed).map_err(|e| e.to_string())?);
+    }
+    if qs.is_empty() {
+        return Err("no questions to cache: list some (\"12+34=\") or give --random N".into());
+    }
     let n_layers = model.params.config.n_layers;
     for h in hooks {
         crate::model::HookPoint::parse(h, n_layers)?;

@@ -1,6 +1,6 @@
 //! The binary itself: Ctrl-C during training leaves a checkpoint that `--resume` continues, and
 //! resuming a finished run changes nothing (nor re-evaluates what is up to date); `cache` writes
-//! safetensors or NumPy .npz by the output name.
+//! safetensors or NumPy .npz by the output name, for listed and seeded random questions.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -62,7 +62,7 @@ fn ctrl_c_during_training_saves_a_checkpoint_and_resume_continues_it() {
 }
 
 #[test]
-fn cache_writes_safetensors_or_numpy_npz_by_the_output_name() {
+fn cache_writes_listed_and_seeded_random_questions_as_safetensors_or_npz() {
     let dir = std::env::temp_dir().join(format!("arithlens-cache-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let exe = env!("CARGO_BIN_EXE_arithlens");
@@ -81,6 +81,23 @@ fn cache_writes_safetensors_or_numpy_npz_by_the_output_name() {
     let mut names: Vec<String> = z.file_names().map(|n| n.unwrap().into_owned()).collect();
     names.sort();
     assert_eq!(names, [format!("{hook}.npy"), "questions.npy".into(), "tokens.npy".into()]);
+    // Random questions after the listed ones, reproducible by seed.
+    let r = dir.join("r.safetensors");
+    for _ in 0..2 {
+        let o = run(&["cache", d, "12+34=", "--random", "5", "--seed", "3", "--hook", hook, "--out", r.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let cached = arithlens::io::tensors::load(&r).unwrap();
+    assert_eq!(cached.tensors[hook].shape, [6, 3, 9, 9]);
+    assert!(cached.metadata["questions"].starts_with("12+34= "));
+    let random_only = |seed: &str| {
+        assert!(run(&["cache", d, "--random", "5", "--seed", seed, "--hook", hook, "--out", r.to_str().unwrap()]).status.success());
+        arithlens::io::tensors::load(&r).unwrap().metadata["questions"].clone()
+    };
+    assert_eq!(format!("12+34= {}", random_only("3")), cached.metadata["questions"]);
+    assert_ne!(random_only("4"), random_only("3"));
+    let o = run(&["cache", d, "--random", "0"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--random N"));
     let o = run(&["cache", d, "12+34=", "--out", dir.join("c.npy").to_str().unwrap()]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("name it .npz"), "{err}");
