@@ -543,6 +543,7 @@ fn cache(path: &Path, questions: &[String], random: (usize, u64), hooks: &[Strin
     let mut file = crate::analysis::intervene::full_cache(&model, &qs, &names).to_tensor_file();
     let toks: Vec<f32> = qs.iter().flat_map(|q| q.tokens(model.format).unwrap_or_default()).map(|t| t as f32).collect();
     file.tensors.insert("tokens".into(), crate::io::tensors::Tensor { shape: vec![qs.len(), model.n_ctx()], data: toks });
+    file.integer.insert("tokens".into());
     file.metadata.insert("questions".into(), qs.iter().map(|q| q.text()).collect::<Vec<_>>().join(" "));
     match out.extension().and_then(|e| e.to_str()) {
         Some("npz") => crate::io::npy::save_npz(out, &file)?,

@@ -77,6 +77,7 @@ fn cache_writes_listed_and_seeded_random_questions_as_safetensors_or_npz() {
     }
     let saved = arithlens::io::tensors::load(&st).unwrap();
     assert_eq!(saved.tensors[hook].shape, [2, 3, 9, 9]);
+    assert!(saved.integer.contains("tokens") && !saved.integer.contains(hook), "tokens are stored as int64");
     let z = zip::ZipArchive::new(std::fs::File::open(&npz).unwrap()).unwrap();
     let mut names: Vec<String> = z.file_names().map(|n| n.unwrap().into_owned()).collect();
     names.sort();

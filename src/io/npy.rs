@@ -33,20 +33,24 @@ fn npy_string(text: &str) -> Vec<u8> {
     out
 }
 
-/// Writes every tensor of `file` as `NAME.npy` (float32) and every metadata entry as a 0-d
-/// string array `KEY.npy` into an `.npz` at `path`, atomically.
+/// Writes every tensor of `file` as `NAME.npy` (float32, or int64 for its integer tensors) and
+/// every metadata entry as a 0-d string array `KEY.npy` into an `.npz` at `path`, atomically.
 pub fn save_npz(path: &Path, file: &TensorFile) -> Result<(), String> {
     use zip::write::SimpleFileOptions;
     const { assert!(cfg!(target_endian = "little"), ".npy data is written as '<f4'") };
     let write = |tmp: &Path| -> zip::result::ZipResult<()> {
         let mut z = zip::ZipWriter::new(std::io::BufWriter::new(std::fs::File::create(tmp)?));
         let stored = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+        let ints = super::tensors::integer_bytes(file);
         for (name, t) in &file.tensors {
-            let data: &[u8] = bytemuck::cast_slice(&t.data);
+            let (descr, data): (&str, &[u8]) = match ints.get(name.as_str()) {
+                Some((_, bytes)) => ("<i8", bytes),
+                None => ("<f4", bytemuck::cast_slice(&t.data)),
+            };
             // Entries of 4 GiB and more need zip64, which the writer must be told of in advance.
             let large = (data.len() + 4096) as u64 > u32::MAX as u64;
             z.start_file(format!("{name}.npy"), stored.large_file(large))?;
-            z.write_all(&npy_header("<f4", &t.shape))?;
+            z.write_all(&npy_header(descr, &t.shape))?;
             z.write_all(data)?;
         }
         for (key, value) in &file.metadata {
@@ -84,6 +88,7 @@ mod tests {
             Tensor { shape: vec![1, 2, 2, 2], data: (0..8).map(|i| i as f32 * 0.5).collect() },
         );
         f.tensors.insert("tokens".into(), Tensor { shape: vec![3], data: vec![1.0, 10.0, 2.0] });
+        f.integer.insert("tokens".into());
         f.metadata.insert("questions".into(), "1+2= 3+4=".into());
         let path = std::env::temp_dir().join(format!("arithlens-npz-{}.npz", std::process::id()));
         save_npz(&path, &f).unwrap();
@@ -98,7 +103,9 @@ mod tests {
         assert_eq!(dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 2, 2, 2), }");
         assert_eq!(data, bytemuck::cast_slice::<f32, u8>(&f.tensors["blocks.0.attn.hook_pattern"].data));
         let b = read("tokens.npy");
-        assert!(parse(&b).0.contains("'shape': (3,)"), "a 1-d shape needs its trailing comma");
+        let (dict, data) = parse(&b);
+        assert_eq!(dict, "{'descr': '<i8', 'fortran_order': False, 'shape': (3,), }", "a 1-d shape needs its trailing comma");
+        assert_eq!(data, [1i64, 10, 2].iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>());
         let b = read("questions.npy");
         let (dict, data) = parse(&b);
         assert_eq!(dict, "{'descr': '<U9', 'fortran_order': False, 'shape': (), }");

@@ -2,7 +2,7 @@
 //! `safetensors.torch.load_file`), with string metadata.
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 /// One named tensor: row-major f32 data and its shape.
@@ -21,43 +21,66 @@ pub struct TensorFile {
     pub tensors: BTreeMap<String, Tensor>,
     /// The `__metadata__` map.
     pub metadata: BTreeMap<String, String>,
+    /// Names of tensors whose values are integers (token ids): written as int64, so Python gets
+    /// the integer tensor a model takes; read back as f32 like every tensor.
+    pub integer: BTreeSet<String>,
 }
 
 /// A tensor borrowed for writing: name, shape and values (no copy is made).
 pub type TensorRef<'a> = (String, Vec<usize>, &'a [f32]);
 
-fn views<'a>(tensors: &'a [TensorRef<'a>]) -> Result<Vec<(String, TensorView<'a>)>, String> {
+fn views<'a>(tensors: &[TensorRef<'a>]) -> Result<Vec<(String, TensorView<'a>)>, String> {
     const { assert!(cfg!(target_endian = "little"), "safetensors stores little-endian values") };
     tensors
         .iter()
-        .map(|(k, shape, data)| {
-            let bytes: &[u8] = bytemuck::cast_slice(data);
+        .map(|&(ref k, ref shape, data)| {
+            let bytes: &'a [u8] = bytemuck::cast_slice(data);
             TensorView::new(Dtype::F32, shape.clone(), bytes).map(|v| (k.clone(), v)).map_err(|e| format!("tensor {k}: {e}"))
         })
         .collect()
 }
 
 fn borrow(file: &TensorFile) -> Vec<TensorRef<'_>> {
-    file.tensors.iter().map(|(k, t)| (k.clone(), t.shape.clone(), &t.data[..])).collect()
+    file.tensors.iter().filter(|(k, _)| !file.integer.contains(*k)).map(|(k, t)| (k.clone(), t.shape.clone(), &t.data[..])).collect()
+}
+
+/// The little-endian int64 bytes of `file`'s integer tensors, by name.
+pub fn integer_bytes(file: &TensorFile) -> BTreeMap<&str, (Vec<usize>, Vec<u8>)> {
+    let ints = file.integer.iter().filter_map(|k| file.tensors.get_key_value(k));
+    ints.map(|(k, t)| (k.as_str(), (t.shape.clone(), t.data.iter().flat_map(|&v| (v as i64).to_le_bytes()).collect()))).collect()
+}
+
+/// Every tensor of `file` as a view: f32 ones borrowed, integer ones over `ints`.
+fn file_views<'a>(file: &'a TensorFile, ints: &'a BTreeMap<&str, (Vec<usize>, Vec<u8>)>) -> Result<Vec<(String, TensorView<'a>)>, String> {
+    let refs = borrow(file);
+    let mut all = views(&refs)?;
+    for (k, (shape, bytes)) in ints {
+        all.push((k.to_string(), TensorView::new(Dtype::I64, shape.clone(), bytes).map_err(|e| format!("tensor {k}: {e}"))?));
+    }
+    Ok(all)
 }
 
 /// Serialises tensors and metadata to safetensors bytes.
 pub fn to_bytes(file: &TensorFile) -> Result<Vec<u8>, String> {
-    let refs = borrow(file);
+    let ints = integer_bytes(file);
     let meta: HashMap<String, String> = file.metadata.clone().into_iter().collect();
-    safetensors::serialize(views(&refs)?, Some(meta)).map_err(|e| e.to_string())
+    safetensors::serialize(file_views(file, &ints)?, Some(meta)).map_err(|e| e.to_string())
 }
 
 /// Writes tensors atomically to `path`.
 pub fn save(path: &Path, file: &TensorFile) -> Result<(), String> {
-    save_refs(path, &borrow(file), &file.metadata)
+    let ints = integer_bytes(file);
+    write_views(path, file_views(file, &ints)?, &file.metadata)
 }
 
 /// Writes borrowed tensors atomically to `path`, streaming them to disk without copying (a
 /// checkpoint of the paper's model would otherwise need ~80 MB of transient copies).
 pub fn save_refs(path: &Path, tensors: &[TensorRef<'_>], metadata: &BTreeMap<String, String>) -> Result<(), String> {
+    write_views(path, views(tensors)?, metadata)
+}
+
+fn write_views(path: &Path, views: Vec<(String, TensorView<'_>)>, metadata: &BTreeMap<String, String>) -> Result<(), String> {
     let meta: HashMap<String, String> = metadata.clone().into_iter().collect();
-    let views = views(tensors)?;
     super::atomic::write_with(path, |tmp| safetensors::serialize_to_file(views, Some(meta), tmp).map_err(std::io::Error::other))
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
@@ -68,14 +91,17 @@ pub fn from_bytes(bytes: &[u8], what: &str) -> Result<TensorFile, String> {
         .map_err(|e| format!("{what} is not a valid safetensors file ({e}); was it truncated or written by another tool?"))?;
     let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| format!("{what}: {e}"))?;
     let metadata = meta.metadata().clone().unwrap_or_default().into_iter().collect();
-    let mut tensors = BTreeMap::new();
+    let (mut tensors, mut integer) = (BTreeMap::new(), BTreeSet::new());
     for (name, view) in st.iter() {
+        if matches!(view.dtype(), Dtype::I64 | Dtype::I32) {
+            integer.insert(name.to_string());
+        }
         let data = to_f32(view.dtype(), view.data()).ok_or_else(|| {
             format!("{what}: tensor '{name}' has dtype {:?}; arithlens reads F32, F64, BF16 and integer tensors", view.dtype())
         })?;
         tensors.insert(name.to_string(), Tensor { shape: view.shape().to_vec(), data });
     }
-    Ok(TensorFile { tensors, metadata })
+    Ok(TensorFile { tensors, metadata, integer })
 }
 
 /// Reads a safetensors file, with errors that name the file.
@@ -111,6 +137,14 @@ mod tests {
         let back = from_bytes(&bytes, "x").unwrap();
         assert_eq!(back.tensors, f.tensors);
         assert_eq!(back.metadata["k"], "v");
+        assert!(back.integer.is_empty());
+        // An integer tensor is stored as int64 and read back as the same values.
+        f.tensors.insert("tokens".into(), Tensor { shape: vec![3], data: vec![1.0, 14.0, 0.0] });
+        f.integer.insert("tokens".into());
+        let ints = to_bytes(&f).unwrap();
+        assert_eq!(SafeTensors::deserialize(&ints).unwrap().tensor("tokens").unwrap().dtype(), Dtype::I64);
+        let back = from_bytes(&ints, "x").unwrap();
+        assert_eq!((back.tensors, back.integer), (f.tensors, f.integer));
         let err = from_bytes(&bytes[..bytes.len() - 3], "model.safetensors").unwrap_err();
         assert!(err.contains("not a valid safetensors file"), "{err}");
     }

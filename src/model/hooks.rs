@@ -186,7 +186,7 @@ impl Cache {
     /// The cached tensors as a safetensors file (what Python opens with
     /// `safetensors.torch.load_file`), keyed by TransformerLens hook name.
     pub fn to_tensor_file(&self) -> crate::io::tensors::TensorFile {
-        crate::io::tensors::TensorFile { tensors: self.tensors.clone(), metadata: Default::default() }
+        crate::io::tensors::TensorFile { tensors: self.tensors.clone(), ..Default::default() }
     }
 }
 
