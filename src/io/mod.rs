@@ -1,4 +1,5 @@
-//! Files on disk: atomic writes and named f32 tensors in safetensors and NumPy `.npz` format.
+//! Files on disk: atomic writes and named tensors (f32, and int64 for token ids) in safetensors and
+//! NumPy `.npz` format.
 
 pub mod atomic;
 pub mod npy;

@@ -1,4 +1,4 @@
-//! Named f32 tensors in safetensors files (the format Python users open with
+//! Named tensors (f32, or int64 for the integer ones) in safetensors files (the format Python users open with
 //! `safetensors.torch.load_file`), with string metadata.
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
