@@ -1,5 +1,5 @@
-//! Named tensors (f32, or int64 for the integer ones) in safetensors files (the format Python users open with
-//! `safetensors.torch.load_file`), with string metadata.
+//! Named tensors (f32, or int64 for the integer ones) in safetensors files (the format Python
+//! users open with `safetensors.torch.load_file`), with string metadata.
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
