@@ -72,7 +72,7 @@ const FMA_CHAINS: usize = 12;
 /// The CPU must support AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn fma_chains(iters: u64, x: f32, y: f32) -> f32 {
+unsafe fn fma_chains_avx2(iters: u64, x: f32, y: f32) -> f32 {
     use std::arch::x86_64::*;
     let mut acc = [_mm256_setzero_ps(); FMA_CHAINS];
     let (xv, yv) = (_mm256_set1_ps(x), _mm256_set1_ps(y));
@@ -90,26 +90,69 @@ unsafe fn fma_chains(iters: u64, x: f32, y: f32) -> f32 {
     sum
 }
 
-/// The cores' f32 peak in GFLOP/s on `threads` threads running at once (best of 3): each
-/// thread runs 12 independent 8-lane fused multiply-add chains, 16 FLOP per
-/// instruction. `None` where AVX2 and FMA are unavailable (the table then shows only `gemm`'s
-/// rate).
-pub fn fma_peak_gflops(threads: usize) -> Option<f64> {
-    #[cfg(target_arch = "x86_64")]
+/// The same on 16-lane AVX-512 registers, the width `gemm`'s kernels use where the CPU has it.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn fma_chains_avx512(iters: u64, x: f32, y: f32) -> f32 {
+    use std::arch::x86_64::*;
+    let mut acc = [_mm512_setzero_ps(); FMA_CHAINS];
+    let (xv, yv) = (_mm512_set1_ps(x), _mm512_set1_ps(y));
+    for _ in 0..iters {
+        for a in acc.iter_mut() {
+            *a = _mm512_fmadd_ps(*a, xv, yv);
+        }
+    }
+    acc.into_iter().map(|a| _mm512_reduce_add_ps(a)).sum()
+}
+
+/// A vector FMA unit the CPU has.
+#[cfg(target_arch = "x86_64")]
+struct FmaUnit {
+    name: &'static str,
+    /// f32 lanes per register.
+    lanes: u64,
+    /// Its chains ([`fma_chains_avx2`]), safe to call on this CPU.
+    chains: fn(u64, f32, f32) -> f32,
+}
+
+/// The widest FMA unit this CPU has.
+#[cfg(target_arch = "x86_64")]
+fn widest_fma() -> Option<FmaUnit> {
+    if is_x86_feature_detected!("avx512f") {
+        // SAFETY: AVX-512F was detected just above.
+        return Some(FmaUnit { name: "AVX-512", lanes: 16, chains: |n, x, y| unsafe { fma_chains_avx512(n, x, y) } });
+    }
     if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        // SAFETY: AVX2 and FMA were detected just above.
+        return Some(FmaUnit { name: "AVX2", lanes: 8, chains: |n, x, y| unsafe { fma_chains_avx2(n, x, y) } });
+    }
+    None
+}
+
+/// The cores' f32 peak on `threads` threads running at once (best of 3): each thread runs 12
+/// independent fused multiply-add chains on the widest vectors the CPU has (AVX-512 where
+/// present, which `gemm` then uses too, else AVX2), 2 FLOP per lane per instruction. Returns
+/// the unit's name and GFLOP/s; `None` without AVX2 and FMA (the table then shows only `gemm`'s
+/// rate).
+pub fn fma_peak_gflops(threads: usize) -> Option<(&'static str, f64)> {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(FmaUnit { name, lanes, chains }) = widest_fma() {
         let iters = 40_000_000u64;
         let mut best = f64::INFINITY;
         for _ in 0..3 {
             let t = Instant::now();
             std::thread::scope(|s| {
                 for _ in 0..threads {
-                    // SAFETY: AVX2 and FMA were detected above.
-                    s.spawn(|| std::hint::black_box(unsafe { fma_chains(iters, 0.999_999, 1e-7) }));
+                    s.spawn(|| std::hint::black_box(chains(iters, 0.999_999, 1e-7)));
                 }
             });
             best = best.min(t.elapsed().as_secs_f64());
         }
-        return Some((threads as u64 * iters * (FMA_CHAINS as u64) * 16) as f64 / best / 1e9);
+        let flop = threads as u64 * iters * (FMA_CHAINS as u64) * lanes * 2;
+        return Some((name, flop as f64 / best / 1e9));
     }
     let _ = threads; // (only x86-64 measures it)
     None
@@ -202,6 +245,10 @@ pub fn run(a: &BenchArgs) -> Result<(), String> {
 
 fn training_table(base: &TrainConfig, threads: &[usize], a: &BenchArgs) -> Result<(), String> {
     println!("training benchmark: {} ({} parameters), {} timed steps", base.name, base.model.n_params(), a.steps);
+    #[cfg(target_arch = "x86_64")]
+    if let Some(unit) = widest_fma() {
+        println!("FMA peak: {} fused multiply-adds on every thread, the width gemm's kernels use too", unit.name);
+    }
     println!(
         "{:>8} {:>7} {:>10} {:>10} {:>10} {:>9} {:>12} {:>9}",
         "threads", "batch", "steps/s", "GFLOP/s", "FMA peak", "of peak", "gemm 2048^3", "of gemm"
@@ -218,7 +265,7 @@ fn training_table(base: &TrainConfig, threads: &[usize], a: &BenchArgs) -> Resul
             let rss = if first { peak_rss_mb().map_or(String::new(), |mb| format!("  max RSS {mb:.0} MB")) } else { String::new() };
             first = false;
             let (fma_s, of_fma) = match fma {
-                Some(f) => (format!("{f:.1}"), format!("{:.0}%", 100.0 * gf / f)),
+                Some((_, f)) => (format!("{f:.1}"), format!("{:.0}%", 100.0 * gf / f)),
                 None => ("-".into(), "-".into()),
             };
             println!("{th:>8} {b:>7} {sps:>10.2} {gf:>10.1} {fma_s:>10} {of_fma:>9} {gemm:>12.1} {:>8.0}%{rss}", 100.0 * gf / gemm);
@@ -234,13 +281,18 @@ mod tests {
     #[test]
     #[cfg(target_arch = "x86_64")]
     fn fma_chains_compute_the_recurrence_they_time() {
-        if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
-            return;
+        // acc = acc * 0.5 + 1 from 0: 1, 1.5, 1.75, 1.875 (exact in f32), on every lane of 12 chains.
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            // SAFETY: AVX2 and FMA were detected above.
+            assert_eq!(unsafe { fma_chains_avx2(4, 0.5, 1.0) }, 1.875 * (8 * FMA_CHAINS) as f32);
         }
-        // acc = acc * 0.5 + 1 from 0: 1, 1.5, 1.75, 1.875 (exact in f32), on 8 lanes of 12 chains.
-        // SAFETY: AVX2 and FMA were detected above.
-        let sum = unsafe { fma_chains(4, 0.5, 1.0) };
-        assert_eq!(sum, 1.875 * (8 * FMA_CHAINS) as f32);
-        assert!(fma_peak_gflops(1).is_some_and(|g| g.is_finite() && g > 0.0));
+        if is_x86_feature_detected!("avx512f") {
+            // SAFETY: AVX-512F was detected above.
+            assert_eq!(unsafe { fma_chains_avx512(4, 0.5, 1.0) }, 1.875 * (16 * FMA_CHAINS) as f32);
+        }
+        if let Some(u) = widest_fma() {
+            assert_eq!((u.chains)(4, 0.5, 1.0), 1.875 * (u.lanes as usize * FMA_CHAINS) as f32);
+            assert!(fma_peak_gflops(1).is_some_and(|(_, g)| g.is_finite() && g > 0.0));
+        }
     }
 }
