@@ -227,9 +227,11 @@ pub fn run(a: &BenchArgs) -> Result<(), String> {
         };
         let th = threads[threads.len() - 1];
         if a.ablation_questions > 0 {
+            println!("timing the node-ablation sweep on {} questions (--ablation-questions 0 skips it) ...", a.ablation_questions);
             let (nodes, secs) = pool(th)?.install(|| ablation_speed(&model, a.ablation_questions));
             println!("node ablation sweep: {nodes} nodes (every head and MLP at every position that can reach an answer) on {} questions in {secs:.1} s", a.ablation_questions);
         }
+        println!("timing evaluation on {} questions (--eval-questions 0 skips it) ...", a.eval_questions);
         let (qps, rechecked) = pool(th)?.install(|| eval_speed(&model, a.eval_questions))?;
         println!(
             "evaluation of {} ({}): {qps:.0} questions/s on {} threads, {} near ties re-checked; 1,000,000 questions in {:.0} s",
