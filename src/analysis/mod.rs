@@ -153,6 +153,22 @@ pub struct ModelInfo {
     pub d_model: usize,
 }
 
+impl ModelInfo {
+    /// The description of `model`.
+    pub fn of(model: &TaskModel) -> ModelInfo {
+        let c = &model.params.config;
+        ModelInfo {
+            name: model.name.clone(),
+            n_digits: model.n_digits,
+            format: model.format.name().into(),
+            ops: model.ops.clone(),
+            n_layers: c.n_layers,
+            n_heads: c.n_heads,
+            d_model: c.d_model,
+        }
+    }
+}
+
 /// The headline findings, as data.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Findings {
@@ -275,7 +291,6 @@ pub fn analyze_with_progress(
 ) -> Analysis {
     let t0 = std::time::Instant::now();
     let mut watch = stages::Stopwatch::new(report);
-    let c = &model.params.config;
     let b = opts.batch.max(1);
     watch.begin("accuracy");
     let qs = analysis_questions(model, opts.questions, opts.seed);
@@ -313,20 +328,7 @@ pub fn analyze_with_progress(
     let algo = algorithm::assemble(model, &node_abl, &tags, &columns);
 
     watch.begin("symbolic");
-    let sets: Vec<(Class, Vec<Question>)> = model
-        .ops
-        .iter()
-        .flat_map(|&op| stratified_set(model.n_digits, op, opts.per_class, opts.seed.wrapping_add(99)).expect("valid width"))
-        .collect();
-    let preds: Vec<_> = sets.iter().map(|(_, qs)| teacher_forced(model, qs, b)).collect();
-    // (Unhooked passes: the one-layer table path gives the same answers, faster.)
-    let answers = |qs: &[Question]| crate::eval::predict::teacher_forced(model, qs, b);
-    let format = model.format;
-    let formulas =
-        [symbolic::exact(format), symbolic::lookahead(format, 2), derived_formula(model, &algo), fitted_formula(model, opts, answers)];
-    let symbolic: Vec<symbolic::FormulaCheck> = formulas.iter().map(|f| symbolic::check(f, format, &sets, &preds)).collect();
-    watch.begin("ceiling");
-    let ceiling = (opts.siblings > 0).then(|| symbolic::ceiling(format, &sets, &preds, opts.siblings, opts.seed.wrapping_add(7), answers));
+    let (symbolic, ceiling) = check_formulas(model, opts, &algo, &mut watch);
     let dynamics = log.map(|l| dynamics::phases(l, opts.loss_threshold));
 
     let findings = findings(model, &positions, &stairs, &tags, &symbolic);
@@ -334,15 +336,7 @@ pub fn analyze_with_progress(
     let insertion = log.and_then(|l| l.config.insert.as_ref()).map(|ins| inserted_heads(model, ins, &tags, &positions.useful, opts));
     Analysis {
         schema: 1,
-        model: ModelInfo {
-            name: model.name.clone(),
-            n_digits: model.n_digits,
-            format: model.format.name().into(),
-            ops: model.ops.clone(),
-            n_layers: c.n_layers,
-            n_heads: c.n_heads,
-            d_model: c.d_model,
-        },
+        model: ModelInfo::of(model),
         options: opts.clone(),
         accuracy,
         positions,
@@ -434,6 +428,34 @@ fn shared_value_groups(
         out.2.push(cands);
     }
     out
+}
+
+/// The symbolic stage: each candidate formula (exact arithmetic, the one-layer lookahead, the
+/// formula derived from `algo`, the carry table fitted to the model's own answers) checked
+/// against the model per class on stratified questions of every operation, then (stage
+/// "ceiling", unless `opts.siblings` is 0) how far any formula over the sub-tasks could go.
+fn check_formulas(
+    model: &TaskModel,
+    opts: &AnalyzeOptions,
+    algo: &[algorithm::DigitAlgorithm],
+    watch: &mut stages::Stopwatch,
+) -> (Vec<symbolic::FormulaCheck>, Option<symbolic::Ceiling>) {
+    let b = opts.batch.max(1);
+    let sets: Vec<(Class, Vec<Question>)> = model
+        .ops
+        .iter()
+        .flat_map(|&op| stratified_set(model.n_digits, op, opts.per_class, opts.seed.wrapping_add(99)).expect("valid width"))
+        .collect();
+    let preds: Vec<_> = sets.iter().map(|(_, qs)| teacher_forced(model, qs, b)).collect();
+    // (Unhooked passes: the one-layer table path gives the same answers, faster.)
+    let answers = |qs: &[Question]| crate::eval::predict::teacher_forced(model, qs, b);
+    let format = model.format;
+    let formulas =
+        [symbolic::exact(format), symbolic::lookahead(format, 2), derived_formula(model, algo), fitted_formula(model, opts, answers)];
+    let checks = formulas.iter().map(|f| symbolic::check(f, format, &sets, &preds)).collect();
+    watch.begin("ceiling");
+    let ceiling = (opts.siblings > 0).then(|| symbolic::ceiling(format, &sets, &preds, opts.siblings, opts.seed.wrapping_add(7), answers));
+    (checks, ceiling)
 }
 
 /// The formula derived from the nodes: each digit's carry looks as many columns down as its
