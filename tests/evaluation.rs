@@ -12,7 +12,11 @@ use arithlens::train::{TrainConfig, Trainer};
 use std::sync::OnceLock;
 
 fn trained(steps: u64, n_digits: usize) -> TaskModel {
-    let cfg = TrainConfig::preset("tiny").unwrap().with_overrides(&[format!("steps={steps}"), format!("n_digits={n_digits}")]).unwrap();
+    trained_preset("tiny", steps, n_digits)
+}
+
+fn trained_preset(preset: &str, steps: u64, n_digits: usize) -> TaskModel {
+    let cfg = TrainConfig::preset(preset).unwrap().with_overrides(&[format!("steps={steps}"), format!("n_digits={n_digits}")]).unwrap();
     let mut t = Trainer::new(cfg).unwrap();
     for _ in 0..steps {
         t.step().unwrap();
@@ -27,7 +31,9 @@ fn tiny() -> &'static TaskModel {
 
 #[test]
 fn teacher_forced_correctness_equals_greedy_decoding_including_wrong_answers() {
-    for m in [trained(150, 3), trained(600, 3)] {
+    // The one-layer models take the table fast path, the two-layer one the reference pass in
+    // parallel passes of 128 questions (500 per batch: four passes, the last one short).
+    for m in [trained(150, 3), trained(600, 3), trained_preset("tiny_l2", 300, 3)] {
         let qs = random_questions(3, Op::Add, 3000, 11).unwrap();
         let tf = teacher_forced(&m, &qs, 500);
         let gr = greedy(&m, &qs);
