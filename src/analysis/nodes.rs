@@ -83,21 +83,16 @@ pub fn ablate_nodes(
     let means = mean_activations(model, questions, &points, batch);
     let prefix = Prefix::new(model, questions, batch);
     let names = answer_names(model);
-    nodes
-        .iter()
-        .enumerate()
-        .map(|(i, &node)| {
-            let point = if node.head.is_some() { HookPoint::Z(node.layer) } else { HookPoint::MlpPost(node.layer) };
-            let mean = &means[points.iter().position(|&p| p == point).expect("hook listed")];
-            let units = node.head.map_or(Units::All, |h| Units::Heads(vec![h]));
-            let mut ivs = Interventions::new(vec![Intervention::mean(point, Some(vec![node.pos]), units, mean.clone())]);
-            let after = predict_from(model, questions, &prefix, &mut ivs, batch);
-            let (fail_rate, digit_fail) = rates(&changed(clean, &after), names.len());
-            let impact = names.iter().zip(&digit_fail).filter(|(_, &r)| r >= threshold).map(|(n, _)| n.clone()).collect();
-            tick(i + 1, nodes.len());
-            NodeAblation { name: node.name(), node, fail_rate, digit_fail, impact, useful: fail_rate >= threshold }
-        })
-        .collect()
+    super::stages::par_map_ticked(nodes, tick, |&node| {
+        let point = if node.head.is_some() { HookPoint::Z(node.layer) } else { HookPoint::MlpPost(node.layer) };
+        let mean = &means[points.iter().position(|&p| p == point).expect("hook listed")];
+        let units = node.head.map_or(Units::All, |h| Units::Heads(vec![h]));
+        let mut ivs = Interventions::new(vec![Intervention::mean(point, Some(vec![node.pos]), units, mean.clone())]);
+        let after = predict_from(model, questions, &prefix, &mut ivs, batch);
+        let (fail_rate, digit_fail) = rates(&changed(clean, &after), names.len());
+        let impact = names.iter().zip(&digit_fail).filter(|(_, &r)| r >= threshold).map(|(n, _)| n.clone()).collect();
+        NodeAblation { name: node.name(), node, fail_rate, digit_fail, impact, useful: fail_rate >= threshold }
+    })
 }
 
 #[cfg(test)]

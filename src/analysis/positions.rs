@@ -91,23 +91,21 @@ pub fn useful_positions(
     let prefix = Prefix::new(model, questions, batch);
     let names = answer_names(model);
     let n_ans = names.len();
-    let mut ablations = Vec::new();
-    for (point, mean) in points.iter().zip(means) {
-        let last = matches!(point, HookPoint::AttnOut(l) | HookPoint::MlpOut(l) | HookPoint::ResidPost(l) if *l + 1 == nl);
+    let runs: Vec<(usize, usize)> = (0..points.len()).flat_map(|h| (0..model.n_ctx() - 1).map(move |pos| (h, pos))).collect();
+    let ablations = super::stages::par_map_ticked(&runs, tick, |&(h, pos)| {
+        let point = points[h];
+        let last = matches!(point, HookPoint::AttnOut(l) | HookPoint::MlpOut(l) | HookPoint::ResidPost(l) if l + 1 == nl);
         // The last position is never read, and in the last layer the rows before the answer
         // positions reach no logit: ablating them changes nothing, so they are not run.
-        for pos in 0..model.n_ctx() - 1 {
-            let (fail_rate, digit_fail) = if last && pos < q0 {
-                (0.0, vec![0.0; n_ans])
-            } else {
-                let mut ivs = Interventions::new(vec![Intervention::mean(*point, Some(vec![pos]), Units::All, mean.clone())]);
-                let after = predict_from(model, questions, &prefix, &mut ivs, batch);
-                rates(&changed(clean, &after), n_ans)
-            };
-            ablations.push(PositionAblation { hook: point.name(), position: pos, token: position_name(model, pos), fail_rate, digit_fail });
-            tick(ablations.len(), points.len() * (model.n_ctx() - 1));
-        }
-    }
+        let (fail_rate, digit_fail) = if last && pos < q0 {
+            (0.0, vec![0.0; n_ans])
+        } else {
+            let mut ivs = Interventions::new(vec![Intervention::mean(point, Some(vec![pos]), Units::All, means[h].clone())]);
+            let after = predict_from(model, questions, &prefix, &mut ivs, batch);
+            rates(&changed(clean, &after), n_ans)
+        };
+        PositionAblation { hook: point.name(), position: pos, token: position_name(model, pos), fail_rate, digit_fail }
+    });
     let mut useful: Vec<usize> = ablations.iter().filter(|a| a.fail_rate >= threshold).map(|a| a.position).collect();
     useful.sort_unstable();
     useful.dedup();

@@ -70,6 +70,20 @@ impl<'a> Stopwatch<'a> {
     }
 }
 
+/// Maps `f` over `items` in parallel, in order, one item per worker thread at a time (so each
+/// call's matrix products run on its own thread, which on small batches beats spreading every
+/// product over all threads), calling `tick(done, total)` on this thread after each round.
+pub fn par_map_ticked<T: Sync, R: Send>(items: &[T], tick: &mut dyn FnMut(usize, usize), f: impl Fn(&T) -> R + Sync + Send) -> Vec<R> {
+    use rayon::prelude::*;
+    let round = rayon::current_num_threads().max(1);
+    let mut out = Vec::with_capacity(items.len());
+    for chunk in items.chunks(round) {
+        out.par_extend(chunk.par_iter().map(&f));
+        tick(out.len(), items.len());
+    }
+    out
+}
+
 /// "positions 3.1 s, nodes 10.2 s, ...": the stages that took at least a tenth of a second.
 pub fn breakdown(times: &[StageTime]) -> String {
     times.iter().filter(|t| t.seconds >= 0.1).map(|t| format!("{} {:.1} s", t.stage, t.seconds)).collect::<Vec<_>>().join(", ")
@@ -92,6 +106,16 @@ mod tests {
         assert_eq!(seen, vec![(1, 0, 0), (1, 1, 2), (6, 0, 0)]);
         assert_eq!(times.iter().map(|t| t.stage.as_str()).collect::<Vec<_>>(), ["positions", "symbolic"]);
         assert!(times[0].seconds >= 0.12, "{times:?}");
+    }
+
+    #[test]
+    fn par_map_ticked_keeps_the_order_and_ticks_up_to_the_total() {
+        let items: Vec<u64> = (0..37).collect();
+        let mut ticks = Vec::new();
+        let squares = par_map_ticked(&items, &mut |done, total| ticks.push((done, total)), |&x| x * x);
+        assert_eq!(squares, items.iter().map(|x| x * x).collect::<Vec<_>>());
+        assert_eq!(ticks.last(), Some(&(37, 37)));
+        assert!(ticks.windows(2).all(|w| w[0].0 < w[1].0), "{ticks:?}");
     }
 
     #[test]

@@ -359,13 +359,12 @@ pub fn tag_by_patching(
     // Sorted on every field, so equal sub-tasks sit together and each is tested once.
     all.sort_by_key(|t| (t.op == Op::Sub, t.col, t.kind, t.negative));
     all.dedup();
-    let mut tests: Vec<Vec<PatchTest>> = vec![Vec::new(); groups.len()];
-    let n_tasks = all.len();
-    for (ti, task) in all.into_iter().enumerate() {
-        tick(ti + 1, n_tasks);
+    // Each sub-task's pairs are patched into every group that may do it, sub-tasks in parallel.
+    let per_task = super::stages::par_map_ticked(&all, tick, |&task| {
         let ps = pairs(task, n, n_pairs, seed);
+        let mut found: Vec<(usize, PatchTest)> = Vec::new();
         if ps.is_empty() {
-            continue;
+            return found;
         }
         let clean: Vec<Question> = ps.iter().map(|p| p.0).collect();
         let source: Vec<Question> = ps.iter().map(|p| p.1).collect();
@@ -387,8 +386,13 @@ pub fn tag_by_patching(
             let prefix = prefix.get_or_insert_with(|| Prefix::new(model, &clean, batch));
             let after = predict_from(model, &clean, prefix, &mut ivs, batch);
             let (informative, match_rate) = score_patch(&impact[ni], &predicted, &truth, &after);
-            tests[ni].push(PatchTest { subtask: task.name(), task, informative, match_rate });
+            found.push((ni, PatchTest { subtask: task.name(), task, informative, match_rate }));
         }
+        found
+    });
+    let mut tests: Vec<Vec<PatchTest>> = vec![Vec::new(); groups.len()];
+    for (ni, test) in per_task.into_iter().flatten() {
+        tests[ni].push(test);
     }
     groups.iter().zip(tests).zip(impact).map(|((group, tests), imp)| NodeTags::from_tests(group, imp, tests, min_match)).collect()
 }
