@@ -38,6 +38,12 @@ fn npy_string(text: &str) -> Vec<u8> {
 pub fn save_npz(path: &Path, file: &TensorFile) -> Result<(), String> {
     use zip::write::SimpleFileOptions;
     const { assert!(cfg!(target_endian = "little"), ".npy data is written as '<f4'") };
+    if let Some(key) = file.metadata.keys().find(|k| file.tensors.contains_key(k.as_str())) {
+        return Err(format!(
+            "cannot write {}: metadata entry '{key}' has the name of a tensor, and an .npz holds one array per name",
+            path.display()
+        ));
+    }
     let write = |tmp: &Path| -> zip::result::ZipResult<()> {
         let mut z = zip::ZipWriter::new(std::io::BufWriter::new(std::fs::File::create(tmp)?));
         let stored = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
@@ -69,6 +75,20 @@ mod tests {
     use super::*;
     use crate::io::tensors::Tensor;
     use std::io::Read;
+
+    #[test]
+    fn a_metadata_entry_named_like_a_tensor_is_refused_and_nothing_is_written() {
+        let dir = std::env::temp_dir().join(format!("arithlens-npz-clash-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut f = TensorFile::default();
+        f.tensors.insert("tokens".into(), Tensor { shape: vec![1], data: vec![1.0] });
+        f.metadata.insert("tokens".into(), "1+2=".into());
+        let path = dir.join("c.npz");
+        let err = save_npz(&path, &f).unwrap_err();
+        assert!(err.contains("metadata entry 'tokens' has the name of a tensor"), "{err}");
+        assert!(std::fs::read_dir(&dir).unwrap().next().is_none(), "nothing may be left on disk");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     /// Splits a `.npy` into its header dict and data, checking the format-1.0 framing.
     fn parse(bytes: &[u8]) -> (String, &[u8]) {
