@@ -118,7 +118,7 @@ impl<'m> Predictor<'m> {
 /// On the 3-layer mixed model (2 threads, Zen 5) that evaluates 650-870 questions/s (passes of
 /// 256 and 512 were no faster, of 64 no faster either), where one 1,024-question pass with each
 /// product spread over both threads managed 450.
-const LANE: usize = 128;
+pub const LANE: usize = 128;
 
 /// One pass's buffers for the reference pass over up to `ws.batch` questions.
 struct Lane {
