@@ -208,6 +208,10 @@ pub fn ablation_speed(model: &crate::task_model::TaskModel, n: usize) -> (usize,
 pub fn run(a: &BenchArgs) -> Result<(), String> {
     let base = TrainConfig::preset(&a.preset)?;
     let threads = if a.threads.is_empty() { vec![rayon::current_num_threads()] } else { a.threads.clone() };
+    #[cfg(target_arch = "x86_64")]
+    if let Some(unit) = widest_fma() {
+        println!("FMA peak: {} fused multiply-adds on every thread, the width gemm's kernels use too", unit.name);
+    }
     training_table(&base, &threads, a)?;
     for name in &a.also {
         let cfg = TrainConfig::preset(name)?;
@@ -247,10 +251,6 @@ pub fn run(a: &BenchArgs) -> Result<(), String> {
 
 fn training_table(base: &TrainConfig, threads: &[usize], a: &BenchArgs) -> Result<(), String> {
     println!("training benchmark: {} ({} parameters), {} timed steps", base.name, base.model.n_params(), a.steps);
-    #[cfg(target_arch = "x86_64")]
-    if let Some(unit) = widest_fma() {
-        println!("FMA peak: {} fused multiply-adds on every thread, the width gemm's kernels use too", unit.name);
-    }
     println!(
         "{:>8} {:>7} {:>10} {:>10} {:>10} {:>9} {:>12} {:>9}",
         "threads", "batch", "steps/s", "GFLOP/s", "FMA peak", "of peak", "gemm 2048^3", "of gemm"
