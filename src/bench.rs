@@ -134,12 +134,11 @@ fn widest_fma() -> Option<FmaUnit> {
 
 /// The cores' f32 peak on `threads` threads running at once (best of 3): each thread runs 12
 /// independent fused multiply-add chains on the widest vectors the CPU has (AVX-512 where
-/// present, which `gemm` then uses too, else AVX2), 2 FLOP per lane per instruction. Returns
-/// the unit's name and GFLOP/s; `None` without AVX2 and FMA (the table then shows only `gemm`'s
-/// rate).
-pub fn fma_peak_gflops(threads: usize) -> Option<(&'static str, f64)> {
+/// present, which `gemm` then uses too, else AVX2), 2 FLOP per lane per instruction. `None`
+/// without AVX2 and FMA (the table then shows only `gemm`'s rate).
+pub fn fma_peak_gflops(threads: usize) -> Option<f64> {
     #[cfg(target_arch = "x86_64")]
-    if let Some(FmaUnit { name, lanes, chains }) = widest_fma() {
+    if let Some(FmaUnit { lanes, chains, .. }) = widest_fma() {
         let iters = 40_000_000u64;
         let mut best = f64::INFINITY;
         for _ in 0..3 {
@@ -152,7 +151,7 @@ pub fn fma_peak_gflops(threads: usize) -> Option<(&'static str, f64)> {
             best = best.min(t.elapsed().as_secs_f64());
         }
         let flop = threads as u64 * iters * (FMA_CHAINS as u64) * lanes * 2;
-        return Some((name, flop as f64 / best / 1e9));
+        return Some(flop as f64 / best / 1e9);
     }
     let _ = threads; // (only x86-64 measures it)
     None
@@ -267,7 +266,7 @@ fn training_table(base: &TrainConfig, threads: &[usize], a: &BenchArgs) -> Resul
             let rss = if first { peak_rss_mb().map_or(String::new(), |mb| format!("  max RSS {mb:.0} MB")) } else { String::new() };
             first = false;
             let (fma_s, of_fma) = match fma {
-                Some((_, f)) => (format!("{f:.1}"), format!("{:.0}%", 100.0 * gf / f)),
+                Some(f) => (format!("{f:.1}"), format!("{:.0}%", 100.0 * gf / f)),
                 None => ("-".into(), "-".into()),
             };
             println!("{th:>8} {b:>7} {sps:>10.2} {gf:>10.1} {fma_s:>10} {of_fma:>9} {gemm:>12.1} {:>8.0}%{rss}", 100.0 * gf / gemm);
@@ -294,7 +293,7 @@ mod tests {
         }
         if let Some(u) = widest_fma() {
             assert_eq!((u.chains)(4, 0.5, 1.0), 1.875 * (u.lanes as usize * FMA_CHAINS) as f32);
-            assert!(fma_peak_gflops(1).is_some_and(|(_, g)| g.is_finite() && g > 0.0));
+            assert!(fma_peak_gflops(1).is_some_and(|g| g.is_finite() && g > 0.0));
         }
     }
 }
