@@ -273,7 +273,8 @@ impl Progress {
             b.set_position(t.step_count());
             b.set_message(msg);
         } else if !self.quiet && (self.last_line.elapsed().as_secs() >= 10 || t.step_count() == t.cfg.steps) {
-            eprintln!("step {}/{}  {msg}", t.step_count(), t.cfg.steps);
+            let left = eta((t.cfg.steps - t.step_count()) as f64, t.log.steps_per_s);
+            eprintln!("step {}/{}  {msg}{left}", t.step_count(), t.cfg.steps);
             self.last_line = std::time::Instant::now();
         }
     }
@@ -384,19 +385,36 @@ fn print_eval(r: &crate::eval::EvalReport) {
     println!("{:.1} s, {:.0} questions/s", r.seconds, r.questions_per_s);
 }
 
-/// A progress bar per stage on a terminal; otherwise (a log file) a line every 30 seconds and at
-/// the end of each stage; nothing with `hidden`.
+/// `"  eta 1h05m"`: how long `remaining` units take at `rate` units per second, for progress
+/// lines in a log file (a terminal's bar shows its own); empty while no rate is known and once
+/// nothing remains.
+fn eta(remaining: f64, rate: f64) -> String {
+    if !(rate > 0.0 && remaining > 0.0 && remaining.is_finite()) {
+        return String::new();
+    }
+    let s = (remaining / rate).ceil() as u64;
+    match (s / 3600, s / 60 % 60, s % 60) {
+        (0, 0, s) => format!("  eta {s}s"),
+        (0, m, s) => format!("  eta {m}m{s:02}s"),
+        (h, m, _) => format!("  eta {h}h{m:02}m"),
+    }
+}
+
+/// A progress bar per stage on a terminal; otherwise (a log file) a line every 30 seconds, with
+/// the time left at the stage's rate so far, and at the end of each stage; nothing with `hidden`.
 struct StageBar {
     bar: Option<indicatif::ProgressBar>,
     stage: String,
     hidden: bool,
     terminal: bool,
     last: Option<(std::time::Instant, u64, u64)>,
+    /// When the current stage began, and how much of it was done then (a resumed evaluation).
+    started: Option<(std::time::Instant, u64)>,
 }
 
 impl StageBar {
     fn new(hidden: bool) -> StageBar {
-        StageBar { bar: None, stage: String::new(), hidden, terminal: std::io::stderr().is_terminal(), last: None }
+        StageBar { bar: None, stage: String::new(), hidden, terminal: std::io::stderr().is_terminal(), last: None, started: None }
     }
 
     fn update(&mut self, stage: &str, done: u64, total: u64) {
@@ -415,12 +433,15 @@ impl StageBar {
                 self.bar = Some(b);
             }
             self.last = Some((std::time::Instant::now(), done, total));
+            self.started = Some((std::time::Instant::now(), done));
         }
         if let Some(b) = &self.bar {
             b.set_position(done);
         } else if let Some((at, _, _)) = self.last {
             if at.elapsed().as_secs() >= 30 {
-                eprintln!("{stage}: {done}/{total}");
+                let (since, from) = self.started.expect("set with the stage");
+                let rate = done.saturating_sub(from) as f64 / since.elapsed().as_secs_f64();
+                eprintln!("{stage}: {done}/{total}{}", eta(total.saturating_sub(done) as f64, rate));
                 self.last = Some((std::time::Instant::now(), done, total));
             } else {
                 self.last = Some((at, done, total));
@@ -588,4 +609,18 @@ fn analyze(dir: &Path, a: &AnalyzeArgs) -> Result<(), String> {
     print!("{}", crate::analysis::summary(&result));
     println!("wrote {} in {:.1} s", out.display(), t0.elapsed().as_secs_f64());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::eta;
+
+    #[test]
+    fn eta_reads_as_hours_minutes_or_seconds() {
+        assert_eq!(eta(100.0, 4.0), "  eta 25s");
+        assert_eq!(eta(36_000.0, 4.0), "  eta 2h30m");
+        assert_eq!(eta(1_000.0, 4.0), "  eta 4m10s");
+        assert_eq!(eta(1_000.0, 0.0), "", "no rate yet, no estimate");
+        assert_eq!(eta(0.0, 4.0), "", "nothing left, no estimate");
+    }
 }
