@@ -33,7 +33,12 @@ fn strings(v: &Value, k: &str) -> Vec<String> {
 }
 
 fn spec(title: &str, x: &str, y: &str, width: f64, height: f64) -> ChartSpec {
-    ChartSpec { title: title.into(), x_label: x.into(), y_label: y.into(), log_y: false, width, height }
+    ChartSpec { title: title.into(), x_label: x.into(), y_label: y.into(), log_y: false, width, height, y_max: None }
+}
+
+/// [`spec`] for a percentage, whose axis ends at 100.
+fn percent(title: &str, x: &str, y: &str, width: f64, height: f64) -> ChartSpec {
+    ChartSpec { y_max: Some(100.0), ..spec(title, x, y, width, height) }
 }
 
 fn pct_opts() -> HeatmapOpts {
@@ -204,7 +209,7 @@ pub fn pca_summary(a: &Value) -> Vec<Block> {
         .map(|n| (pca_label(n), arr(n, "explained").iter().map(|v| 100.0 * v.as_f64().unwrap_or(f64::NAN)).collect()))
         .collect();
     let svg = bar_chart(
-        &spec("Explained variance of head outputs", "principal component", "variance explained (%)", 760.0, 340.0),
+        &percent("Explained variance of head outputs", "principal component", "variance explained (%)", 760.0, 340.0),
         &cats,
         &groups,
     );
@@ -259,7 +264,7 @@ pub fn symbolic(a: &Value) -> Vec<Block> {
         groups.push(("any formula (best, estimated)".into(), per_class(ceiling, "ceiling")));
     }
     let svg = bar_chart(
-        &spec("Symbolic formulas vs the model", "complexity class", "questions where formula = model (%)", 760.0, 360.0),
+        &percent("Symbolic formulas vs the model", "complexity class", "questions where formula = model (%)", 760.0, 360.0),
         &classes,
         &groups,
     );
@@ -377,7 +382,7 @@ pub fn insertion(a: &Value) -> Vec<Block> {
             })
             .collect();
         let svg = bar_chart(
-            &spec("Inserted heads: who needs them now", "inserted head", "questions failing when ablated (%)", 760.0, 360.0),
+            &percent("Inserted heads: who needs them now", "inserted head", "questions failing when ablated (%)", 760.0, 360.0),
             &names,
             &groups,
         );

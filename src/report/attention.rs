@@ -44,7 +44,7 @@ pub fn patterns(model: &TaskModel, questions: &[Question]) -> Vec<Vec<f32>> {
 }
 
 fn heat_spec(title: &str, x: &str, y: &str, width: f64, height: f64) -> ChartSpec {
-    ChartSpec { title: title.into(), x_label: x.into(), y_label: y.into(), log_y: false, width, height }
+    ChartSpec { title: title.into(), x_label: x.into(), y_label: y.into(), log_y: false, width, height, y_max: None }
 }
 
 fn opts() -> HeatmapOpts {

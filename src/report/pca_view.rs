@@ -79,6 +79,7 @@ pub fn figure(model: &TaskModel, node: &str, subtask: &str) -> Option<Figure> {
         log_y: false,
         width: 560.0,
         height: 380.0,
+        y_max: None,
     };
     let caption = format!(
         "Output of head {head} of layer {layer} at position {pos} (attn.hook_z, d_head values) for {} random questions the sub-task applies to (seed {PCA_SEED}), \

@@ -45,11 +45,22 @@ pub struct ChartSpec {
     pub width: f64,
     /// Height in pixels (at least 120; non-finite means default).
     pub height: f64,
+    /// The most the y quantity can be (100 for a percentage): a bar chart's axis, padded above
+    /// the tallest bar for its value label, stops here instead of running past it.
+    pub y_max: Option<f64>,
 }
 
 impl Default for ChartSpec {
     fn default() -> Self {
-        ChartSpec { title: String::new(), x_label: String::new(), y_label: String::new(), log_y: false, width: 640.0, height: 360.0 }
+        ChartSpec {
+            title: String::new(),
+            x_label: String::new(),
+            y_label: String::new(),
+            log_y: false,
+            width: 640.0,
+            height: 360.0,
+            y_max: None,
+        }
     }
 }
 
@@ -213,7 +224,8 @@ pub fn bar_chart(spec: &ChartSpec, categories: &[String], groups: &[(String, Vec
     let nc = categories.len().max(groups.iter().map(|g| g.1.len()).max().unwrap_or(0));
     let (lo, hi) = if spec.log_y { (lo, hi * 1.5) } else { (lo.min(0.0), hi.max(0.0)) };
     let pad = if spec.log_y || hi <= 0.0 { 0.0 } else { (hi - lo) * 0.08 };
-    let yax = value_axis(lo, hi + pad, spec.log_y, 6, true);
+    let top = spec.y_max.map_or(hi + pad, |m| (hi + pad).min(m).max(hi));
+    let yax = value_axis(lo, top, spec.log_y, 6, true);
     let cats = tick_names(categories, nc);
     let names: Vec<String> = groups.iter().map(|g| g.0.clone()).collect();
     let show_legend = names.iter().any(|n| !n.is_empty());
@@ -1198,6 +1210,18 @@ mod tests {
         for want in ["Question class", "Accuracy", "UseCarry1", "2 layers"] {
             assert!(t.iter().any(|s| s == want), "missing text {want}");
         }
+    }
+
+    #[test]
+    fn a_bounded_bar_chart_stops_its_axis_at_the_bound() {
+        let cats = strings(&["S0", "S1"]);
+        let groups = vec![(String::new(), vec![100.0, 96.0])];
+        let ticks = |y_max| {
+            let svg = bar_chart(&ChartSpec { y_max, ..spec("accuracy", false) }, &cats, &groups);
+            texts(&parse(&svg)).into_iter().filter_map(|t| t.parse::<f64>().ok()).fold(f64::MIN, f64::max)
+        };
+        assert!(ticks(None) > 100.0, "unbounded, the axis is padded past the tallest bar");
+        assert_eq!(ticks(Some(100.0)), 100.0, "a percentage axis ends at 100");
     }
 
     #[test]

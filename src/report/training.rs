@@ -47,6 +47,7 @@ fn spec(title: &str) -> ChartSpec {
         log_y: true,
         width: 760.0,
         height: 380.0,
+        y_max: None,
     }
 }
 
