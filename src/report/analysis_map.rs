@@ -32,13 +32,9 @@ fn strings(v: &Value, k: &str) -> Vec<String> {
     arr(v, k).iter().map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string)).collect()
 }
 
-fn spec(title: &str, x: &str, y: &str, width: f64, height: f64) -> ChartSpec {
-    ChartSpec { title: title.into(), x_label: x.into(), y_label: y.into(), log_y: false, width, height, y_max: None }
-}
-
-/// [`spec`] for a percentage, whose axis ends at 100.
+/// [`ChartSpec::new`] for a percentage, whose axis ends at 100.
 fn percent(title: &str, x: &str, y: &str, width: f64, height: f64) -> ChartSpec {
-    ChartSpec { y_max: Some(100.0), ..spec(title, x, y, width, height) }
+    ChartSpec { y_max: Some(100.0), ..ChartSpec::new(title, x, y, width, height) }
 }
 
 fn pct_opts() -> HeatmapOpts {
@@ -72,7 +68,7 @@ pub fn positions(a: &Value) -> Vec<Block> {
             .map(|d| rows.iter().map(|x| arr(x, "digit_fail").get(d).and_then(Value::as_f64).unwrap_or(f64::NAN)).collect())
             .collect();
         let svg = heatmap(
-            &spec(&format!("Ablating {hook}"), "ablated position (token)", "answer digit", 760.0, 300.0),
+            &ChartSpec::new(&format!("Ablating {hook}"), "ablated position (token)", "answer digit", 760.0, 300.0),
             &cols,
             &names,
             &values,
@@ -180,7 +176,7 @@ pub fn node_map(a: &Value) -> Vec<Block> {
     let col_names: Vec<String> = cols.iter().map(|p| format!("P{p}")).collect();
     let row_names: Vec<String> = rows.iter().map(|(l, h)| h.map_or(format!("L{l}M"), |h| format!("L{l}H{h}"))).collect();
     let height = 140.0 + 70.0 * rows.len() as f64;
-    let svg = node_grid(&spec("Useful nodes", "position", "layer / head or MLP", 760.0, height), &col_names, &row_names, &cells);
+    let svg = node_grid(&ChartSpec::new("Useful nodes", "position", "layer / head or MLP", 760.0, height), &col_names, &row_names, &cells);
     let caption = format!(
         "Each useful node (head or MLP at one position; its mean ablation changes at least {:.0}% of answers): first line the answer digits \
          it affects, second line its best intervention tag (the sub-task whose activation patching moves the answer as predicted), colour \

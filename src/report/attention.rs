@@ -43,10 +43,6 @@ pub fn patterns(model: &TaskModel, questions: &[Question]) -> Vec<Vec<f32>> {
     names.iter().map(|n| cache.get(n).map(|t| t.data.clone()).unwrap_or_default()).collect()
 }
 
-fn heat_spec(title: &str, x: &str, y: &str, width: f64, height: f64) -> ChartSpec {
-    ChartSpec { title: title.into(), x_label: x.into(), y_label: y.into(), log_y: false, width, height, y_max: None }
-}
-
 fn opts() -> HeatmapOpts {
     HeatmapOpts { min: Some(0.0), max: Some(1.0), diverging: false, cell_text: false, value_fmt_pct: true }
 }
@@ -74,7 +70,8 @@ pub fn staircase_figures(model: &TaskModel) -> Vec<Figure> {
                 .iter()
                 .map(|&q| cols.iter().map(|&k| (0..qs.len()).map(|b| at(b, q, k)).sum::<f64>() / qs.len() as f64).collect())
                 .collect();
-            let spec = heat_spec(&format!("Staircase, L{l}H{head}"), "source token", "query position → token it predicts", 520.0, 300.0);
+            let spec =
+                ChartSpec::new(&format!("Staircase, L{l}H{head}"), "source token", "query position → token it predicts", 520.0, 300.0);
             let caption = format!(
                 "Mean attention weight of layer {l} head {head} from each answer-predicting position (rows; the token predicted there \
                  after the arrow) to each question token (columns), over {} random {}-digit questions (seed {STAIRCASE_SEED}); \
@@ -118,7 +115,7 @@ pub fn question_figures(model: &TaskModel, q: &Question, tag: &str) -> Vec<Figur
             let values: Vec<Vec<f64>> = (0..ctx)
                 .map(|qp| (0..ctx).map(|k| if k > qp { f64::NAN } else { pat[(head * t + qp) * t + k] as f64 }).collect())
                 .collect();
-            let spec = heat_spec(&format!("{full}: L{l}H{head}"), "key (attended) token", "query token", 560.0, 460.0);
+            let spec = ChartSpec::new(&format!("{full}: L{l}H{head}"), "key (attended) token", "query token", 560.0, 460.0);
             let caption = format!(
                 "Attention pattern of layer {l} head {head} on the {tag} question {full}, one forward pass with the true answer as input: \
                  row = query position, column = attended position, cell = attention weight (hover for its value; grey = causal mask)."

@@ -50,6 +50,13 @@ pub struct ChartSpec {
     pub y_max: Option<f64>,
 }
 
+impl ChartSpec {
+    /// A linear-axis chart of the given title, axis labels and size in pixels.
+    pub fn new(title: &str, x_label: &str, y_label: &str, width: f64, height: f64) -> Self {
+        ChartSpec { title: title.into(), x_label: x_label.into(), y_label: y_label.into(), width, height, ..Default::default() }
+    }
+}
+
 impl Default for ChartSpec {
     fn default() -> Self {
         ChartSpec {
