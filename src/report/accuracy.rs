@@ -24,14 +24,12 @@ fn per_class(rows: &[ClassRow], classes: &[String], f: impl Fn(&ClassRow) -> f64
     classes.iter().map(|c| rows.iter().find(|r| &r.class == c).map_or(f64::NAN, &f)).collect()
 }
 
-/// Bars of `f` per class, random and stratified sets side by side; `spec` gives the title and
-/// the y axis.
-fn bars(r: &OpReport, spec: ChartSpec, f: impl Fn(&ClassRow) -> f64 + Copy) -> String {
+/// Bars of `f` per class, random and stratified sets side by side.
+fn bars(r: &OpReport, spec: &ChartSpec, f: impl Fn(&ClassRow) -> f64 + Copy) -> String {
     let cats = classes(r);
     let random = if r.exhaustive { "every question" } else { "random questions" };
     let groups = vec![(random.to_string(), per_class(&r.random, &cats, f)), ("stratified".to_string(), per_class(&r.stratified, &cats, f))];
-    let spec = ChartSpec { x_label: "complexity class".into(), width: 640.0, height: 340.0, ..spec };
-    bar_chart(&spec, &cats, &groups)
+    bar_chart(spec, &cats, &groups)
 }
 
 fn class_figures(r: &OpReport) -> Vec<Block> {
@@ -42,20 +40,11 @@ fn class_figures(r: &OpReport) -> Vec<Block> {
         "measured on {sample} and on about {n_strat} stratified questions per class (classes S0 no carry, S1 carry, S2.. a carry cascading \
          through 1.. sum-9 columns; M/N for subtraction); a question counts as correct when every answer token is the teacher-forced argmax"
     );
-    let acc_spec = ChartSpec {
-        title: format!("Accuracy by class ({op})"),
-        y_label: "questions answered correctly (%)".into(),
-        y_max: Some(100.0),
-        ..Default::default()
-    };
-    let acc = bars(r, acc_spec, |c| 100.0 * c.accuracy);
-    let loss_spec = ChartSpec {
-        title: format!("Mean loss by class ({op})"),
-        y_label: "mean answer-token loss (log scale)".into(),
-        log_y: true,
-        ..Default::default()
-    };
-    let loss = bars(r, loss_spec, |c| c.mean_loss);
+    let spec = |title: String, y_label| ChartSpec::new(&title, "complexity class", y_label, 640.0, 340.0);
+    let acc_spec = spec(format!("Accuracy by class ({op})"), "questions answered correctly (%)").percent();
+    let acc = bars(r, &acc_spec, |c| 100.0 * c.accuracy);
+    let loss_spec = ChartSpec { log_y: true, ..spec(format!("Mean loss by class ({op})"), "mean answer-token loss (log scale)") };
+    let loss = bars(r, &loss_spec, |c| c.mean_loss);
     vec![
         Block::Figure(Figure::new(&format!("accuracy_{op}"), acc, format!("Share of {op} questions answered entirely correctly per class, {how}."))),
         Block::Figure(Figure::new(

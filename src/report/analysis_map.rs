@@ -32,11 +32,6 @@ fn strings(v: &Value, k: &str) -> Vec<String> {
     arr(v, k).iter().map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string)).collect()
 }
 
-/// [`ChartSpec::new`] for a percentage, whose axis ends at 100.
-fn percent(title: &str, x: &str, y: &str, width: f64, height: f64) -> ChartSpec {
-    ChartSpec { y_max: Some(100.0), ..ChartSpec::new(title, x, y, width, height) }
-}
-
 fn pct_opts() -> HeatmapOpts {
     HeatmapOpts { min: Some(0.0), max: Some(1.0), diverging: false, cell_text: true, value_fmt_pct: true }
 }
@@ -205,7 +200,7 @@ pub fn pca_summary(a: &Value) -> Vec<Block> {
         .map(|n| (pca_label(n), arr(n, "explained").iter().map(|v| 100.0 * v.as_f64().unwrap_or(f64::NAN)).collect()))
         .collect();
     let svg = bar_chart(
-        &percent("Explained variance of head outputs", "principal component", "variance explained (%)", 760.0, 340.0),
+        &ChartSpec::new("Explained variance of head outputs", "principal component", "variance explained (%)", 760.0, 340.0).percent(),
         &cats,
         &groups,
     );
@@ -260,7 +255,8 @@ pub fn symbolic(a: &Value) -> Vec<Block> {
         groups.push(("any formula (best, estimated)".into(), per_class(ceiling, "ceiling")));
     }
     let svg = bar_chart(
-        &percent("Symbolic formulas vs the model", "complexity class", "questions where formula = model (%)", 760.0, 360.0),
+        &ChartSpec::new("Symbolic formulas vs the model", "complexity class", "questions where formula = model (%)", 760.0, 360.0)
+            .percent(),
         &classes,
         &groups,
     );
@@ -378,7 +374,8 @@ pub fn insertion(a: &Value) -> Vec<Block> {
             })
             .collect();
         let svg = bar_chart(
-            &percent("Inserted heads: who needs them now", "inserted head", "questions failing when ablated (%)", 760.0, 360.0),
+            &ChartSpec::new("Inserted heads: who needs them now", "inserted head", "questions failing when ablated (%)", 760.0, 360.0)
+                .percent(),
             &names,
             &groups,
         );

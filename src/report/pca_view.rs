@@ -72,15 +72,13 @@ pub fn figure(model: &TaskModel, node: &str, subtask: &str) -> Option<Figure> {
             label: q.full_text(model.format).unwrap_or_else(|_| q.text()),
         })
         .collect();
-    let spec = ChartSpec {
-        title: format!("{node} coloured by {subtask}"),
-        x_label: format!("PC1 ({:.0}% of variance)", 100.0 * shares[0]),
-        y_label: format!("PC2 ({:.0}%)", 100.0 * shares[1]),
-        log_y: false,
-        width: 560.0,
-        height: 380.0,
-        y_max: None,
-    };
+    let spec = ChartSpec::new(
+        &format!("{node} coloured by {subtask}"),
+        &format!("PC1 ({:.0}% of variance)", 100.0 * shares[0]),
+        &format!("PC2 ({:.0}%)", 100.0 * shares[1]),
+        560.0,
+        380.0,
+    );
     let caption = format!(
         "Output of head {head} of layer {layer} at position {pos} (attn.hook_z, d_head values) for {} random questions the sub-task applies to (seed {PCA_SEED}), \
          projected on its top two principal components (together {:.0}% of the variance) and coloured by the class of {subtask}, the sub-task \

@@ -55,6 +55,11 @@ impl ChartSpec {
     pub fn new(title: &str, x_label: &str, y_label: &str, width: f64, height: f64) -> Self {
         ChartSpec { title: title.into(), x_label: x_label.into(), y_label: y_label.into(), width, height, ..Default::default() }
     }
+
+    /// This chart with a percentage y axis, which ends at 100.
+    pub fn percent(self) -> Self {
+        ChartSpec { y_max: Some(100.0), ..self }
+    }
 }
 
 impl Default for ChartSpec {

@@ -40,15 +40,7 @@ pub fn phase_change(name: &str, points: &[(f64, f64)]) -> Option<PhaseChange> {
 }
 
 fn spec(title: &str) -> ChartSpec {
-    ChartSpec {
-        title: title.into(),
-        x_label: "training step".into(),
-        y_label: "loss (log scale)".into(),
-        log_y: true,
-        width: 760.0,
-        height: 380.0,
-        y_max: None,
-    }
+    ChartSpec { log_y: true, ..ChartSpec::new(title, "training step", "loss (log scale)", 760.0, 380.0) }
 }
 
 /// Per-answer-digit loss curves (and the total), each with its phase change.
