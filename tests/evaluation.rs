@@ -118,7 +118,7 @@ fn bad_requests_get_clear_errors() {
 #[test]
 fn one_layer_fast_path_matches_the_reference_forward_pass() {
     use arithlens::eval::predict::{Predictions, Predictor};
-    let fixtures = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/transformer_lens");
+    let fixtures = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/transformer_lens");
     let models = [
         trained(300, 3),
         TaskModel::load(&fixtures.join("sub_d2_l1_noln_gelu.model.safetensors")).unwrap(),

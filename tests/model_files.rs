@@ -31,7 +31,7 @@ fn round_trip_keeps_weights_config_and_task() {
 
 #[test]
 fn a_transformer_lens_state_dict_without_metadata_loads() {
-    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/transformer_lens/add_d3_l2_ln_relu.model.safetensors");
+    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/transformer_lens/add_d3_l2_ln_relu.model.safetensors");
     let mut f = tensors::load(&fixture).unwrap();
     f.metadata.clear();
     let dir = std::env::temp_dir().join(format!("arithlens-files-{}-tl", std::process::id()));

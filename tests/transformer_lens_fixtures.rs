@@ -1,5 +1,5 @@
 //! The forward pass (every hook), loss, backward pass and one AdamW step against golden
-//! fixtures made with real TransformerLens 2.18 (../shared/fixtures/transformer_lens).
+//! fixtures made with real TransformerLens 2.18 (tests/fixtures/transformer_lens, copied from the TransformerLens scripts there).
 
 use arithlens::io::tensors::{self, Tensor, TensorFile};
 use arithlens::model::file::ModelFile;
@@ -10,7 +10,7 @@ use std::path::PathBuf;
 const FIXTURES: [&str; 3] = ["add_d3_l2_ln_relu", "sub_d2_l1_noln_gelu", "add_d2_l1_attnonly"];
 
 fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/transformer_lens")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/transformer_lens")
 }
 
 struct Fixture {

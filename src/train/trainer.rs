@@ -170,11 +170,20 @@ impl Trainer {
     /// One optimiser step on a fresh batch; returns the batch's loss, or an error if the loss
     /// is not finite (the weights are then left as they were before the step).
     pub fn step(&mut self) -> Result<f64, String> {
+        let questions = batch_for_step(&self.cfg, self.opt.step);
+        self.step_on(&questions)
+    }
+
+    /// One optimiser step on the given batch instead of the run's own (`batch_size` questions of
+    /// its task): lets tests replay batches recorded elsewhere, e.g. by TransformerLens.
+    pub fn step_on(&mut self, questions: &[Question]) -> Result<f64, String> {
+        if questions.len() != self.cfg.batch_size {
+            return Err(format!("a step takes batch_size = {} questions, not {}", self.cfg.batch_size, questions.len()));
+        }
         let step = self.opt.step;
-        let questions = batch_for_step(&self.cfg, step);
         let fmt = self.cfg.task.format;
         let (params, targets) = (&self.params, &self.targets);
-        self.shards.par_iter_mut().for_each(|s| s.run(params, &questions, fmt, targets));
+        self.shards.par_iter_mut().for_each(|s| s.run(params, questions, fmt, targets));
         let batch = questions.len() as f64;
         let l: f64 = self.shards.iter().map(|s| s.loss * s.rows.len() as f64 / batch).sum();
         if !l.is_finite() {
@@ -195,7 +204,7 @@ impl Trainer {
                 super::insert::reimpose(from, &mut self.params, ins.mlps);
             }
         }
-        self.acc.add(&questions, fmt, &self.nll, l);
+        self.acc.add(questions, fmt, &self.nll, l);
         Ok(l)
     }
 
