@@ -1,6 +1,6 @@
 //! The analyses against planted ground truth on small models trained in the test.
 
-use arithlens::analysis::columns::Columns;
+use arithlens::task::Columns;
 use arithlens::analysis::intervene::{
     cache_activation, full_cache, mean_activations, predict, predict_from, Intervention, Interventions, Prefix, Units,
 };

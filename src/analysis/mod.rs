@@ -42,7 +42,6 @@
 
 pub mod algorithm;
 pub mod attention;
-pub mod columns;
 pub mod dynamics;
 pub mod insertion;
 pub mod intervene;

@@ -12,7 +12,7 @@
 //! how often the model gives one answer across them. Where the model's answers change with the
 //! digits themselves, no sub-task formula can follow it.
 
-use super::columns::{same_columns, Columns};
+use crate::task::columns::{same_columns, Columns};
 use crate::eval::predict::Predictions;
 use crate::task::{Class, Format, Op, Question};
 use rand::SeedableRng;

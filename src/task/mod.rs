@@ -1,10 +1,11 @@
-//! The arithmetic task: token formats, questions, per-column labels,
-//! complexity classes and question generators.
+//! The arithmetic task: token formats, questions, per-column labels and the column model (carries,
+//! borrows and the answer they imply), complexity classes and question generators.
 //!
 //! Reproduces the data side of Quirke & Barez, "Understanding Addition in
 //! Transformers", and its follow-up on mixed addition/subtraction.
 
 pub mod classes;
+pub mod columns;
 pub mod curated;
 pub mod error;
 pub mod format;
@@ -14,6 +15,7 @@ pub mod question;
 pub mod stratified;
 
 pub use classes::{classes_for, Class};
+pub use columns::Columns;
 pub use curated::{curated, CURATED_PER_CLASS};
 pub use error::TaskError;
 pub use format::{Format, Op};
