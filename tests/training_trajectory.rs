@@ -41,9 +41,8 @@ fn load(name: &str) -> Trajectory {
     let n_digits: usize = traj.metadata["n_digits"].parse().unwrap();
     let tokens = &traj.tensors["tokens"];
     let (steps, batch, n_ctx) = (tokens.shape[0], tokens.shape[1], tokens.shape[2]);
-    let batches = (0..steps)
-        .map(|s| (0..batch).map(|b| question(&tokens.data[(s * batch + b) * n_ctx..][..n_ctx], n_digits)).collect())
-        .collect();
+    let batches =
+        (0..steps).map(|s| (0..batch).map(|b| question(&tokens.data[(s * batch + b) * n_ctx..][..n_ctx], n_digits)).collect()).collect();
     Trajectory { start, traj, optim, batches, checked }
 }
 

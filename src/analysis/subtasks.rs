@@ -7,12 +7,12 @@
 //! output (`hook_z` of the head at its position) over questions, and how well each candidate
 //! sub-task's classes separate in the top components.
 
-use crate::task::columns::Columns;
 use super::intervene::{cache_activation, predict_from, Intervention, Interventions, Prefix, Units};
 use super::naming::Node;
 use super::pca::{pca, separation_of, Separation};
 use crate::eval::predict::Predictions;
 use crate::model::HookPoint;
+use crate::task::columns::Columns;
 use crate::task::{tricase, Format, Op, Question};
 use crate::task_model::TaskModel;
 use rand::{Rng, SeedableRng};

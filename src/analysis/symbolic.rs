@@ -12,8 +12,8 @@
 //! how often the model gives one answer across them. Where the model's answers change with the
 //! digits themselves, no sub-task formula can follow it.
 
-use crate::task::columns::{same_columns, Columns};
 use crate::eval::predict::Predictions;
+use crate::task::columns::{same_columns, Columns};
 use crate::task::{Class, Format, Op, Question};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,652 @@
+//! Failure families: a model's wrong answers grouped, without being told what to look for, into
+//! a few kinds, each a rule over per-column features a researcher reads at a glance ("A4 loses
+//! its carry: the column below sums to 9, over a column summing to exactly 10").
+//!
+//! Each wrong answer is described at its first wrong token in the order the model emits them
+//! (the sign, then A_n down to A_0): how that digit is wrong (a carry or borrow added or lost,
+//! judged by the carry the digit implies, or otherwise) and the columns beneath it (its own
+//! column's sum or difference, the column below, the run of sum-9 / equal-digit columns below
+//! it, the column at the run's foot and the one under that, and the true carry in). For each way
+//! of being wrong a shallow decision tree ([`super::rule_tree`]) separates those sites from the
+//! model's right digits; its positive leaves are the families. A family's precision is then
+//! measured on fresh questions drawn to match its rule, so rare rules are measured too.
+
+use super::rule_tree::{self, Data, Growth, Interval};
+use crate::task::{Class, Columns, Format, Op, Question};
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The features of an answer site, in order (the tree's feature indices).
+const FEATURES: [Feature; 7] =
+    [Feature::Digit, Feature::Own, Feature::Below, Feature::Run, Feature::Foot, Feature::UnderFoot, Feature::CarryIn];
+
+/// One per-column feature of an answer site (answer digit k).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Feature {
+    /// k: the answer digit (n + 1 for the sign token).
+    Digit,
+    /// Column k's sum (addition) or difference (subtraction).
+    Own,
+    /// Column k-1's value.
+    Below,
+    /// How many sum-9 (equal-digit) columns lie directly below column k.
+    Run,
+    /// The value of the first column below that run.
+    Foot,
+    /// The value of the column below the foot.
+    UnderFoot,
+    /// The true carry (borrow) into column k: 0 or 1.
+    CarryIn,
+}
+
+/// A column that does not exist (below the units, or above the top).
+const NONE: i16 = -99;
+
+/// How a wrong token is wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The digit is one more than it should be (addition) or one less (subtraction): it takes a
+    /// carry or borrow that is not there.
+    Added,
+    /// The digit lacks the carry or borrow that comes in.
+    Lost,
+    /// Any other wrong digit.
+    Other,
+    /// The sign token is wrong.
+    Sign,
+}
+
+impl ErrorKind {
+    fn all() -> [ErrorKind; 4] {
+        [ErrorKind::Added, ErrorKind::Lost, ErrorKind::Other, ErrorKind::Sign]
+    }
+
+    fn words(self, op: Op) -> &'static str {
+        match (self, op) {
+            (ErrorKind::Added, Op::Add) => "adds a carry that is not there",
+            (ErrorKind::Added, Op::Sub) => "takes a borrow that is not there",
+            (ErrorKind::Lost, Op::Add) => "loses the carry that comes in",
+            (ErrorKind::Lost, Op::Sub) => "loses the borrow that comes in",
+            (ErrorKind::Other, _) => "is wrong by more than a carry",
+            (ErrorKind::Sign, _) => "has the wrong sign",
+        }
+    }
+
+    fn short(self, op: Op) -> &'static str {
+        match (self, op) {
+            (ErrorKind::Added, Op::Add) => "carry added",
+            (ErrorKind::Added, Op::Sub) => "borrow added",
+            (ErrorKind::Lost, Op::Add) => "carry lost",
+            (ErrorKind::Lost, Op::Sub) => "borrow lost",
+            (ErrorKind::Other, _) => "other digit error",
+            (ErrorKind::Sign, _) => "sign error",
+        }
+    }
+}
+
+/// One family of wrong answers (the JSON of `failure_families` in eval.json and analysis.json).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FailureFamily {
+    /// Short name, e.g. "carry lost at A3-A5 (foot 10)".
+    pub name: String,
+    /// The rule in plain words.
+    pub description: String,
+    /// The rule as conditions on the features, e.g. "carry lost & digit 3..=5 & below = 9".
+    pub rule: String,
+    /// The operation it describes.
+    pub op: Op,
+    /// Wrong answers it covers.
+    pub count: usize,
+    /// `count` over all the wrong answers of this operation.
+    pub share_of_failures: f64,
+    /// Of questions drawn to match the rule, the share the model gets wrong (None when none
+    /// could be drawn).
+    pub precision: Option<f64>,
+    /// How many questions `precision` was measured on.
+    pub precision_questions: usize,
+    /// Covered wrong answers per complexity class.
+    pub classes: BTreeMap<String, usize>,
+    /// Up to five covered questions: [question, model answer, true answer].
+    pub examples: Vec<[String; 3]>,
+}
+
+/// The families of one operation's wrong answers, and what they leave out.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FailureFamilies {
+    /// Families, largest first.
+    pub families: Vec<FailureFamily>,
+    /// Wrong answers examined.
+    pub failures: usize,
+    /// Wrong answers no family covers.
+    pub uncovered: usize,
+    /// What the uncovered ones are, by how they are wrong, e.g. "other digit error": 12.
+    pub uncovered_kinds: BTreeMap<String, usize>,
+    /// Each family's rule, in the order of `families`.
+    #[serde(skip)]
+    rules: Vec<Rule>,
+}
+
+/// A question with the model's answer tokens (the answer part only, as the format lays it out).
+#[derive(Clone, Debug)]
+pub struct Answered {
+    /// The question.
+    pub question: Question,
+    /// The model's answer tokens.
+    pub tokens: Vec<u32>,
+}
+
+/// How families are searched and measured.
+#[derive(Clone, Copy, Debug)]
+pub struct FamilyOptions {
+    /// Deepest rule (conditions on a path).
+    pub max_depth: usize,
+    /// Smallest family, as a share of the operation's failures (at least 3 answers).
+    pub min_share: f64,
+    /// Questions drawn per family to measure its precision.
+    pub precision_questions: usize,
+    /// Seed of those questions.
+    pub seed: u64,
+}
+
+impl Default for FamilyOptions {
+    fn default() -> Self {
+        FamilyOptions { max_depth: 5, min_share: 0.02, precision_questions: 2_000, seed: 90210 }
+    }
+}
+
+/// An answer site: question `q`, answer digit `k` (n + 1 is the sign).
+fn features(q: &Question, k: usize) -> Vec<i16> {
+    let c = Columns::of(q);
+    let n = c.n();
+    // The column's sum (base + 10 when it makes a carry) or difference (base - 10 when it
+    // makes a borrow).
+    let value = |j: usize| -> i16 {
+        let ten = if c.make[j] { 10 } else { 0 };
+        match c.op {
+            Op::Add => c.base[j] as i16 + ten,
+            Op::Sub => c.base[j] as i16 - ten,
+        }
+    };
+    let at = |j: Option<usize>| j.filter(|&j| j < n).map_or(NONE, value);
+    let top = k.min(n);
+    let run = (0..top).rev().take_while(|&j| c.pass[j]).count();
+    let foot = top.checked_sub(run + 1);
+    let under = foot.and_then(|f| f.checked_sub(1));
+    let carry = c.carries()[top] as i16;
+    vec![k as i16, at(Some(k)), at(top.checked_sub(1)), run as i16, at(foot), at(under), carry]
+}
+
+/// The first wrong token of an answer, in the order the model emits them: `(k, kind)`, or None
+/// when the answer is right.
+fn first_wrong(a: &Answered, format: Format) -> Option<(usize, ErrorKind)> {
+    let q = &a.question;
+    let n = q.n_digits;
+    let truth = q.answer_tokens(format);
+    if a.tokens.len() != truth.len() || a.tokens == truth {
+        return (a.tokens != truth).then_some((n + 1, ErrorKind::Other));
+    }
+    if truth.len() > n + 1 && a.tokens[0] != truth[0] {
+        return Some((n + 1, ErrorKind::Sign));
+    }
+    let c = Columns::of(q);
+    let got = Columns::answer_digits(&a.tokens, n);
+    let want = Columns::answer_digits(&truth, n);
+    let k = (0..=n).rev().find(|&k| got[k] != want[k])?;
+    let kind = match (c.implied_carries(&got)[k], c.carries()[k]) {
+        (Some(true), false) => ErrorKind::Added,
+        (Some(false), true) => ErrorKind::Lost,
+        _ => ErrorKind::Other,
+    };
+    Some((k, kind))
+}
+
+/// The sites a tree learns from: every first wrong token (positive for its kind), and every
+/// right token emitted before it (all of a right answer's tokens).
+struct Sites {
+    rows: Vec<Vec<i16>>,
+    kind: Vec<Option<ErrorKind>>,
+    answer: Vec<usize>,
+}
+
+fn sites(answers: &[Answered], format: Format) -> Sites {
+    let mut s = Sites { rows: Vec::new(), kind: Vec::new(), answer: Vec::new() };
+    for (i, a) in answers.iter().enumerate() {
+        let n = a.question.n_digits;
+        let wrong = first_wrong(a, format);
+        let signed = format.n_answer(n) > n + 1;
+        // Emission order: the sign (n + 1) if the format has one, then n down to 0.
+        let order = signed.then_some(n + 1).into_iter().chain((0..=n).rev());
+        for k in order {
+            let kind = wrong.filter(|w| w.0 == k).map(|w| w.1);
+            s.rows.push(features(&a.question, k));
+            s.kind.push(kind);
+            s.answer.push(i);
+            if kind.is_some() {
+                break;
+            }
+        }
+    }
+    s
+}
+
+/// Finds the families of wrong answers among `answers` (one operation's questions, right and
+/// wrong, as evaluated), then measures each family's precision by asking `model` questions
+/// drawn to match its rule (`model` returns each question's answer tokens).
+pub fn find_families(
+    answers: &[Answered],
+    format: Format,
+    opts: &FamilyOptions,
+    model: &mut dyn FnMut(&[Question]) -> Vec<Vec<u32>>,
+) -> FailureFamilies {
+    let sites = sites(answers, format);
+    let failures = sites.kind.iter().filter(|k| k.is_some()).count();
+    let mut out = FailureFamilies { failures, ..Default::default() };
+    let Some(first) = answers.first() else { return out };
+    let (op, n) = (first.question.op, first.question.n_digits);
+    let signed = format.n_answer(n) > n + 1;
+    let everywhere = observed(&sites, 0..sites.rows.len());
+    let mut covered = vec![false; sites.rows.len()];
+    for kind in ErrorKind::all() {
+        let positives = sites.kind.iter().filter(|&&k| k == Some(kind)).count();
+        let min_rows = ((opts.min_share * failures as f64).ceil() as usize).max(3);
+        if positives < min_rows {
+            continue;
+        }
+        for leaf in grow_for(&sites, kind, positives, opts.max_depth, min_rows) {
+            let rows: Vec<usize> = leaf.rows.iter().copied().filter(|&r| sites.kind[r] == Some(kind)).collect();
+            rows.iter().for_each(|&r| covered[r] = true);
+            let conditions = tighten(&leaf.conditions, &everywhere, &observed(&sites, rows.iter().copied()));
+            let rule = Rule { op, n, signed, kind, conditions };
+            let mut family = rule.family(&rows, &sites, answers, format, failures);
+            (family.precision, family.precision_questions) = rule.precision(format, opts, model);
+            out.families.push(family);
+            out.rules.push(rule);
+        }
+    }
+    for (r, kind) in sites.kind.iter().enumerate() {
+        if let (Some(kind), false) = (kind, covered[r]) {
+            out.uncovered += 1;
+            *out.uncovered_kinds.entry(kind.short(op).to_string()).or_default() += 1;
+        }
+    }
+    out
+}
+
+/// Each feature's smallest and largest value over the given sites.
+fn observed(sites: &Sites, rows: impl Iterator<Item = usize>) -> Vec<(i16, i16)> {
+    let mut range = vec![(i16::MAX, i16::MIN); FEATURES.len()];
+    for r in rows {
+        for (f, &v) in sites.rows[r].iter().enumerate() {
+            range[f] = (range[f].0.min(v), range[f].1.max(v));
+        }
+    }
+    range
+}
+
+/// A family's conditions: its tree path's intervals, narrowed to the range its wrong answers
+/// actually span on every feature where that is narrower than what all sites span. This states
+/// what the path implies (a carry in with the column below at most 10 is a column of exactly
+/// 10) and loses none of the family's answers, which all lie on the path.
+fn tighten(path: &[Interval], everywhere: &[(i16, i16)], family: &[(i16, i16)]) -> Vec<Interval> {
+    let mut out = Vec::new();
+    for (feature, (&all, &(lo, hi))) in everywhere.iter().zip(family).enumerate() {
+        let on_path = path.iter().find(|c| c.feature == feature);
+        if on_path.is_some() || (lo, hi) != all {
+            let (plo, phi) = on_path.map_or((i16::MIN, i16::MAX), |c| (c.lo, c.hi));
+            out.push(Interval { feature, lo: lo.max(plo), hi: hi.min(phi) });
+        }
+    }
+    out
+}
+
+/// The positive leaves of a tree separating `kind`'s sites from the right tokens, each class
+/// weighing half.
+fn grow_for(sites: &Sites, kind: ErrorKind, positives: usize, max_depth: usize, min_rows: usize) -> Vec<rule_tree::Leaf> {
+    let idx: Vec<usize> = (0..sites.rows.len()).filter(|&r| sites.kind[r].is_none() || sites.kind[r] == Some(kind)).collect();
+    let rows: Vec<Vec<i16>> = idx.iter().map(|&r| sites.rows[r].clone()).collect();
+    let positive: Vec<bool> = idx.iter().map(|&r| sites.kind[r] == Some(kind)).collect();
+    let negatives = (idx.len() - positives).max(1);
+    let weight: Vec<f64> = positive.iter().map(|&p| if p { 0.5 / positives as f64 } else { 0.5 / negatives as f64 }).collect();
+    let leaves =
+        rule_tree::grow(&Data { rows: &rows, positive: &positive, weight: &weight }, Growth { max_depth, min_positive_rows: min_rows });
+    leaves
+        .into_iter()
+        .filter(|l| l.is_positive())
+        .map(|mut l| {
+            l.rows = l.rows.iter().map(|&i| idx[i]).collect();
+            l
+        })
+        .collect()
+}
+
+/// A family's rule: a way of being wrong at the sites whose features lie in the intervals.
+#[derive(Clone, Debug, PartialEq)]
+struct Rule {
+    op: Op,
+    n: usize,
+    /// Whether the answer has a sign token (answer site n + 1).
+    signed: bool,
+    kind: ErrorKind,
+    conditions: Vec<Interval>,
+}
+
+impl Rule {
+    /// The allowed range of feature `f` (the whole domain when the rule says nothing of it).
+    fn range(&self, f: Feature) -> (i16, i16) {
+        let i = FEATURES.iter().position(|&x| x == f).expect("a listed feature");
+        self.conditions.iter().find(|c| c.feature == i).map_or((i16::MIN, i16::MAX), |c| (c.lo, c.hi))
+    }
+
+    fn matches(&self, row: &[i16]) -> bool {
+        self.conditions.iter().all(|c| (c.lo..=c.hi).contains(&row[c.feature]))
+    }
+
+    /// The values a column can take: sums 0..=18 or differences -9..=9.
+    fn domain(&self) -> (i16, i16) {
+        match self.op {
+            Op::Add => (0, 18),
+            Op::Sub => (-9, 9),
+        }
+    }
+
+    fn family(&self, rows: &[usize], sites: &Sites, answers: &[Answered], format: Format, failures: usize) -> FailureFamily {
+        let mut classes: BTreeMap<String, usize> = BTreeMap::new();
+        for &r in rows {
+            *classes.entry(Class::of(&answers[sites.answer[r]].question).to_string()).or_default() += 1;
+        }
+        let examples = rows
+            .iter()
+            .take(5)
+            .map(|&r| {
+                let a = &answers[sites.answer[r]];
+                [a.question.text(), format.tokens_text(&a.tokens), format.tokens_text(&a.question.answer_tokens(format))]
+            })
+            .collect();
+        FailureFamily {
+            name: self.name(),
+            description: self.describe(),
+            rule: self.text(),
+            op: self.op,
+            count: rows.len(),
+            share_of_failures: rows.len() as f64 / failures.max(1) as f64,
+            precision: None,
+            precision_questions: 0,
+            classes,
+            examples,
+        }
+    }
+}
+
+/// Words for the rules.
+impl Rule {
+    fn value_words(&self, (lo, hi): (i16, i16)) -> Option<String> {
+        let (min, max) = self.domain();
+        let (lo, hi) = (lo.max(NONE), hi.min(max));
+        let verb = if self.op == Op::Add { "sums to" } else { "has difference" };
+        Some(match (lo, hi) {
+            (NONE, NONE) => "does not exist".to_string(),
+            (l, h) if l <= NONE && h >= max => return None,
+            (l, h) if l <= NONE => format!("{verb} at most {h} (or does not exist)"),
+            (l, h) if l == h => format!("{verb} exactly {l}"),
+            (l, h) if l <= min => format!("{verb} at most {h}"),
+            (l, h) if h >= max => format!("{verb} at least {l}"),
+            (l, h) => format!("{verb} {l} to {h}"),
+        })
+    }
+
+    fn digits_words(&self) -> String {
+        let (lo, hi) = self.range(Feature::Digit);
+        let top = self.n + self.signed as usize;
+        let (lo, hi) = (lo.max(0) as usize, (hi.max(0) as usize).min(top));
+        let name = |k: usize| if k > self.n { "the sign".to_string() } else { format!("A{k}") };
+        if lo == hi {
+            name(lo)
+        } else {
+            format!("{}-{}", name(lo), name(hi))
+        }
+    }
+
+    fn name(&self) -> String {
+        let name = format!("{} at {}", self.kind.short(self.op), self.digits_words());
+        match self.run_words() {
+            Some(run) => format!("{name}, {run}"),
+            None => name,
+        }
+    }
+
+    /// The run condition in words, e.g. "2 to 4 sum-9 columns below it"; None when the rule
+    /// says nothing of it.
+    fn run_words(&self) -> Option<String> {
+        let (lo, hi) = self.range(Feature::Run);
+        let (lo, hi, n) = (lo.max(0), hi.min(self.n as i16), self.n as i16);
+        Some(match (lo, hi) {
+            (0, h) if h >= n => return None,
+            (0, 0) => format!("no {} directly below it", self.pass_word(1)),
+            (l, h) if l == h => format!("exactly {l} {} below it", self.pass_word(l)),
+            (l, h) if h >= n => format!("at least {l} {} below it", self.pass_word(2)),
+            (l, h) => format!("{l} to {h} {} below it", self.pass_word(2)),
+        })
+    }
+
+    fn pass_word(&self, count: i16) -> String {
+        let what = if self.op == Op::Add { "sum-9 column" } else { "equal-digit column" };
+        if count == 1 {
+            what.to_string()
+        } else {
+            format!("{what}s")
+        }
+    }
+
+    /// The rule in plain words.
+    fn describe(&self) -> String {
+        let value = |f: Feature, what: &str| self.value_words(self.range(f)).map(|w| format!("{what} {w}"));
+        let below = (self.range(Feature::Run).0 < 1).then(|| value(Feature::Below, "the column below")).flatten();
+        let mut parts: Vec<String> = [value(Feature::Own, "its own column"), below, self.run_words()]
+            .into_iter()
+            .chain([value(Feature::Foot, "the first column below that run"), value(Feature::UnderFoot, "the column under that")])
+            .flatten()
+            .collect();
+        let carry = if self.op == Op::Add { "carry" } else { "borrow" };
+        match self.range(Feature::CarryIn) {
+            (lo, _) if lo >= 1 => parts.push(format!("a {carry} comes in")),
+            (_, hi) if hi <= 0 => parts.push(format!("no {carry} comes in")),
+            _ => {}
+        }
+        let tail = if parts.is_empty() { String::new() } else { format!(" when {}", parts.join(", ")) };
+        format!("{} {}{tail}.", self.digits_words(), self.kind.words(self.op))
+    }
+
+    /// The conditions as text, e.g. "carry lost & digit = 3 & below = 9 & run >= 1".
+    fn text(&self) -> String {
+        let names = ["digit", "own", "below", "run", "foot", "under_foot", "carry_in"];
+        let mut parts = vec![self.kind.short(self.op).to_string()];
+        for c in &self.conditions {
+            let (lo, hi) = (c.lo.max(NONE), c.hi);
+            parts.push(match (lo, hi) {
+                (l, h) if l == h => format!("{} = {l}", names[c.feature]),
+                (l, h) if h >= i16::MAX / 2 => format!("{} >= {l}", names[c.feature]),
+                (l, h) if l <= NONE => format!("{} <= {h}", names[c.feature]),
+                (l, h) => format!("{} in {l}..={h}", names[c.feature]),
+            });
+        }
+        parts.join(" & ")
+    }
+}
+
+/// Drawing questions that match a rule, and the model's error rate on them.
+impl Rule {
+    /// The share of questions drawn to match the rule that `model` answers wrong, and how many
+    /// were drawn (fewer than asked when the rule is hard to meet; None when none could be).
+    fn precision(&self, format: Format, opts: &FamilyOptions, model: &mut dyn FnMut(&[Question]) -> Vec<Vec<u32>>) -> (Option<f64>, usize) {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed);
+        let mut qs = Vec::with_capacity(opts.precision_questions);
+        for _ in 0..opts.precision_questions * 50 {
+            if qs.len() == opts.precision_questions {
+                break;
+            }
+            qs.extend(self.draw(&mut rng));
+        }
+        if qs.is_empty() {
+            return (None, 0);
+        }
+        let answers = model(&qs);
+        let wrong = qs.iter().zip(&answers).filter(|(q, a)| **a != q.answer_tokens(format)).count();
+        (Some(wrong as f64 / qs.len() as f64), qs.len())
+    }
+
+    /// One question built to meet the rule's column conditions at a digit it allows, kept only
+    /// if its features there really match.
+    fn draw(&self, rng: &mut impl Rng) -> Option<Question> {
+        let n = self.n;
+        let pick = |rng: &mut dyn rand::RngCore, (lo, hi): (i16, i16), (min, max): (i16, i16)| -> Option<i16> {
+            let (lo, hi) = (lo.max(min), hi.min(max));
+            (lo <= hi).then(|| rng.gen_range(lo..=hi))
+        };
+        let domain = self.domain();
+        let pass = if self.op == Op::Add { 9 } else { 0 };
+        // The column below is the run's first column when it passes a carry on, else the foot.
+        let below = self.range(Feature::Below);
+        let (mut run_lo, mut run_hi) = self.range(Feature::Run);
+        if below == (pass, pass) {
+            run_lo = run_lo.max(1);
+        } else if !(below.0..=below.1).contains(&pass) {
+            run_hi = 0;
+        }
+        // A digit with room for the run below it.
+        let (dlo, dhi) = self.range(Feature::Digit);
+        let k = pick(rng, (dlo.max(run_lo), dhi), (0, (n + self.signed as usize) as i16))? as usize;
+        let top = k.min(n);
+        // Leave room for the foot column when the rule needs one.
+        let foot_needed = self.range(Feature::Foot).0 > NONE;
+        let run = pick(rng, (run_lo, run_hi), (0, top as i16 - foot_needed as i16))? as usize;
+        let mut values: Vec<Option<i16>> = vec![None; n];
+        if k < n {
+            values[k] = Some(pick(rng, self.range(Feature::Own), domain)?);
+        }
+        (top - run..top).for_each(|j| values[j] = Some(pass));
+        if let Some(f) = top.checked_sub(run + 1) {
+            let foot = (0..8).find_map(|_| pick(rng, self.range(Feature::Foot), domain).filter(|&v| v != pass));
+            values[f] = Some(foot?);
+            if let Some(u) = f.checked_sub(1) {
+                values[u] = Some(pick(rng, self.range(Feature::UnderFoot), domain)?);
+            }
+        }
+        let q = self.question(&values, rng)?;
+        self.matches(&features(&q, k)).then_some(q)
+    }
+
+    /// A question whose columns have the given values (random where None); for subtraction
+    /// the values are those of the larger operand minus the smaller, in either order.
+    fn question(&self, values: &[Option<i16>], rng: &mut impl Rng) -> Option<Question> {
+        let (mut a, mut b) = (0u128, 0u128);
+        for v in values.iter().rev() {
+            let (x, y) = match (self.op, v) {
+                (_, None) => (rng.gen_range(0..10), rng.gen_range(0..10)),
+                (Op::Add, Some(v)) => {
+                    let x = rng.gen_range((v - 9).max(0)..=(*v).min(9));
+                    (x, v - x)
+                }
+                (Op::Sub, Some(v)) => {
+                    let x = rng.gen_range((*v).max(0)..=(9 + v).min(9));
+                    (x, x - v)
+                }
+            };
+            a = a * 10 + x as u128;
+            b = b * 10 + y as u128;
+        }
+        if self.op == Op::Sub && a < b {
+            return None;
+        }
+        let (x, y) = if self.op == Op::Sub && rng.gen_bool(0.5) { (b, a) } else { (a, b) };
+        Question::new(x, y, self.op, self.n).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::random_questions;
+
+    /// Exact answers, except for two planted failures of A_k (k >= 2): the carry is lost when
+    /// column k-1 sums to 9 over a column summing to exactly 10, and added when column k-1
+    /// sums to 9 over one summing to 8.
+    fn planted(q: &Question) -> Vec<u32> {
+        let c = Columns::of(q);
+        let sum = |j: usize| c.base[j] + if c.make[j] { 10 } else { 0 };
+        let mut digits = c.digits(&c.carries());
+        for k in (2..=q.n_digits).rev() {
+            if sum(k - 1) == 9 && (sum(k - 2) == 10 || sum(k - 2) == 8) {
+                digits[k] = if sum(k - 2) == 10 { (digits[k] + 9) % 10 } else { (digits[k] + 1) % 10 };
+                break;
+            }
+        }
+        Columns::tokens(&digits, q, Format::Paper1)
+    }
+
+    fn lost_planted(q: &Question, k: usize) -> bool {
+        let sums: Vec<u8> = (0..q.n_digits).map(|j| q.digit_x(j) + q.digit_y(j)).collect();
+        k >= 2 && sums[k - 1] == 9 && sums[k - 2] == 10
+    }
+
+    #[test]
+    fn finds_planted_carry_rules_with_full_coverage_and_precision() {
+        let qs = random_questions(5, Op::Add, 200_000, 7).unwrap();
+        let answers: Vec<Answered> = qs.iter().map(|q| Answered { question: *q, tokens: planted(q) }).collect();
+        let mut model = |qs: &[Question]| qs.iter().map(planted).collect::<Vec<_>>();
+        let f = find_families(&answers, Format::Paper1, &FamilyOptions::default(), &mut model);
+        let lost: Vec<&Rule> = f.rules.iter().filter(|r| r.kind == ErrorKind::Lost).collect();
+        assert!(f.failures > 5_000, "{}", f.failures);
+        assert_eq!(f.uncovered, 0, "{f:#?}");
+        let kinds: Vec<&str> = f.families.iter().map(|x| x.rule.split(" & ").next().unwrap()).collect();
+        assert!(kinds.contains(&"carry lost") && kinds.contains(&"carry added"), "{kinds:?}");
+        for fam in &f.families {
+            assert!(fam.precision.unwrap() > 0.95, "{fam:#?}");
+            assert!(fam.precision_questions >= 1_000, "{fam:#?}");
+        }
+        // The lost-carry rules hold at exactly the planted sites (as the first wrong digit).
+        for q in qs.iter().take(20_000) {
+            let first = first_wrong(&Answered { question: *q, tokens: planted(q) }, Format::Paper1);
+            for k in 0..=5 {
+                let by_rule = lost.iter().any(|r| r.matches(&features(q, k)));
+                if first.is_none_or(|w| w.0 <= k) {
+                    assert_eq!(by_rule, lost_planted(q, k), "{} at A{k}: {lost:?}", q.text());
+                }
+            }
+        }
+        let text = &f.families.iter().find(|x| x.rule.starts_with("carry lost")).unwrap().description;
+        assert!(text.contains("exactly 1 sum-9 column below it") && text.contains("sums to exactly 10"), "{text}");
+    }
+
+    #[test]
+    fn the_first_wrong_token_and_how_it_is_wrong() {
+        let q = Question::parse("44445+55555=", 5).unwrap();
+        let a = |t: &str| Answered { question: q, tokens: t.bytes().map(|b| (b - b'0') as u32).collect() };
+        assert_eq!(first_wrong(&a("090000"), Format::Paper1), Some((5, ErrorKind::Lost)));
+        assert_eq!(first_wrong(&a("100000"), Format::Paper1), None);
+        assert_eq!(first_wrong(&a("100500"), Format::Paper1), Some((2, ErrorKind::Other)));
+        let q = Question::parse("04796+63201=", 5).unwrap();
+        let a = Answered { question: q, tokens: "068997".bytes().map(|b| (b - b'0') as u32).collect() };
+        assert_eq!(first_wrong(&a, Format::Paper1), Some((3, ErrorKind::Added)));
+        assert_eq!(features(&q, 3), vec![3, 7, 9, 2, 7, NONE, 0], "A3: 4+3, over 7+2 and 9+0, over 6+1");
+    }
+
+    #[test]
+    fn drawn_questions_match_their_rule() {
+        let rule = Rule {
+            op: Op::Sub,
+            n: 4,
+            signed: true,
+            kind: ErrorKind::Lost,
+            conditions: vec![Interval { feature: 3, lo: 2, hi: 3 }, Interval { feature: 4, lo: -9, hi: -1 }],
+        };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let drawn: Vec<Question> = (0..2000).filter_map(|_| rule.draw(&mut rng)).collect();
+        assert!(drawn.len() > 200, "{}", drawn.len());
+        assert!(drawn.iter().any(|q| q.x < q.y) && drawn.iter().any(|q| q.x > q.y), "both signs");
+        for q in &drawn {
+            assert!((0..=5).any(|k| rule.matches(&features(q, k))), "{q:?}");
+        }
+    }
+}
