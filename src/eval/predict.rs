@@ -115,9 +115,7 @@ impl<'m> Predictor<'m> {
 
 /// Questions per reference pass: a batch is split into passes of this size run in parallel, each
 /// pass's products on one thread, and small passes keep their activations in the cores' caches.
-/// On the 3-layer mixed model (2 threads, Zen 5) that evaluates 650-870 questions/s (passes of
-/// 256 and 512 were no faster, of 64 no faster either), where one 1,024-question pass with each
-/// product spread over both threads managed 450.
+/// Measurements of the pass size: docs/speed.md (Evaluation speed).
 pub const LANE: usize = 128;
 
 /// One pass's buffers for the reference pass over up to `ws.batch` questions.
