@@ -246,7 +246,6 @@ pub fn find_families(
     let Some(first) = answers.first() else { return out };
     let (op, n) = (first.question.op, first.question.n_digits);
     let signed = format.n_answer(n) > n + 1;
-    let everywhere = observed(&sites, 0..sites.rows.len());
     let mut covered = vec![false; sites.rows.len()];
     for kind in ErrorKind::all() {
         let positives = sites.kind.iter().filter(|&&k| k == Some(kind)).count();
@@ -257,7 +256,7 @@ pub fn find_families(
         for leaf in grow_for(&sites, kind, positives, opts.max_depth, min_rows) {
             let rows: Vec<usize> = leaf.rows.iter().copied().filter(|&r| sites.kind[r] == Some(kind)).collect();
             rows.iter().for_each(|&r| covered[r] = true);
-            let conditions = tighten(&leaf.conditions, &everywhere, &observed(&sites, rows.iter().copied()));
+            let conditions = tighten(&leaf.conditions, &observed(&sites, rows.iter().copied()));
             let rule = Rule { op, n, signed, kind, conditions };
             let mut family = rule.family(&rows, &sites, answers, format, failures);
             (family.precision, family.precision_questions) = rule.precision(format, opts, model);
@@ -285,20 +284,12 @@ fn observed(sites: &Sites, rows: impl Iterator<Item = usize>) -> Vec<(i16, i16)>
     range
 }
 
-/// A family's conditions: its tree path's intervals, narrowed to the range its wrong answers
-/// actually span on every feature where that is narrower than what all sites span. This states
-/// what the path implies (a carry in with the column below at most 10 is a column of exactly
-/// 10) and loses none of the family's answers, which all lie on the path.
-fn tighten(path: &[Interval], everywhere: &[(i16, i16)], family: &[(i16, i16)]) -> Vec<Interval> {
-    let mut out = Vec::new();
-    for (feature, (&all, &(lo, hi))) in everywhere.iter().zip(family).enumerate() {
-        let on_path = path.iter().find(|c| c.feature == feature);
-        if on_path.is_some() || (lo, hi) != all {
-            let (plo, phi) = on_path.map_or((i16::MIN, i16::MAX), |c| (c.lo, c.hi));
-            out.push(Interval { feature, lo: lo.max(plo), hi: hi.min(phi) });
-        }
-    }
-    out
+/// A family's conditions: its tree path's intervals, each narrowed to the range its wrong
+/// answers actually span. This states what the path implies (a carry in with the column below
+/// at most 10 is a column of exactly 10) and loses none of the family's answers, which all lie
+/// on the path; features the path does not test stay free.
+fn tighten(path: &[Interval], family: &[(i16, i16)]) -> Vec<Interval> {
+    path.iter().map(|c| Interval { lo: c.lo.max(family[c.feature].0), hi: c.hi.min(family[c.feature].1), ..*c }).collect()
 }
 
 /// The positive leaves of a tree separating `kind`'s sites from the right tokens, each class
@@ -388,6 +379,7 @@ impl Rule {
         Some(match (lo, hi) {
             (NONE, NONE) => "does not exist".to_string(),
             (l, h) if l <= NONE && h >= max => return None,
+            (l, h) if l <= min && h >= max => "exists".to_string(),
             (l, h) if l <= NONE => format!("{verb} at most {h} (or does not exist)"),
             (l, h) if l == h => format!("{verb} exactly {l}"),
             (l, h) if l <= min => format!("{verb} at most {h}"),
@@ -396,10 +388,17 @@ impl Rule {
         })
     }
 
+    /// The answer digits the rule applies to, e.g. "A2-A4": its digit range, narrowed by what its
+    /// own-column condition implies (only the top digit, and the sign, have no column).
     fn digits_words(&self) -> String {
         let (lo, hi) = self.range(Feature::Digit);
         let top = self.n + self.signed as usize;
-        let (lo, hi) = (lo.max(0) as usize, (hi.max(0) as usize).min(top));
+        let (mut lo, mut hi) = (lo.max(0) as usize, (hi.max(0) as usize).min(top));
+        match self.range(Feature::Own) {
+            (_, h) if h <= NONE => lo = lo.max(self.n),
+            (l, _) if l > NONE => hi = hi.min(self.n - 1),
+            _ => {}
+        }
         let name = |k: usize| if k > self.n { "the sign".to_string() } else { format!("A{k}") };
         if lo == hi {
             name(lo)
@@ -441,13 +440,21 @@ impl Rule {
 
     /// The rule in plain words.
     fn describe(&self) -> String {
-        let value = |f: Feature, what: &str| self.value_words(self.range(f)).map(|w| format!("{what} {w}"));
-        let below = (self.range(Feature::Run).0 < 1).then(|| value(Feature::Below, "the column below")).flatten();
-        let mut parts: Vec<String> = [value(Feature::Own, "its own column"), below, self.run_words()]
-            .into_iter()
-            .chain([value(Feature::Foot, "the first column below that run"), value(Feature::UnderFoot, "the column under that")])
-            .flatten()
-            .collect();
+        let words = |range: (i16, i16), what: &str| self.value_words(range).map(|w| format!("{what} {w}"));
+        // Whether the digit has a column of its own is in the digits' names already.
+        let own = words(self.range(Feature::Own), "its own column").filter(|w| !w.ends_with("exists") && !w.ends_with("does not exist"));
+        let (run, below, foot) = (self.range(Feature::Run), self.range(Feature::Below), self.range(Feature::Foot));
+        let (below, foot) = if run.1 <= 0 {
+            // No run: the foot is the column below.
+            (None, words((below.0.max(foot.0), below.1.min(foot.1)), "the column below"))
+        } else if run.0 >= 1 {
+            // The run's first column is the one below.
+            (None, words(foot, "the first column below that run"))
+        } else {
+            (words(below, "the column below"), words(foot, "the first column below the sum-9 run"))
+        };
+        let under = words(self.range(Feature::UnderFoot), if run.1 <= 0 { "the column under that" } else { "the column under the foot" });
+        let mut parts: Vec<String> = [own, below, self.run_words(), foot, under].into_iter().flatten().collect();
         let carry = if self.op == Op::Add { "carry" } else { "borrow" };
         match self.range(Feature::CarryIn) {
             (lo, _) if lo >= 1 => parts.push(format!("a {carry} comes in")),
@@ -562,6 +569,26 @@ impl Rule {
         let (x, y) = if self.op == Op::Sub && rng.gen_bool(0.5) { (b, a) } else { (a, b) };
         Question::new(x, y, self.op, self.n).ok()
     }
+}
+
+/// The families of `model`'s wrong answers among `questions` (all of one operation), found
+/// from its teacher-forced answers (whose first wrong token is greedy decoding's) and measured
+/// on questions drawn to match each rule; the examples show the greedy answers.
+pub fn model_families(model: &crate::task_model::TaskModel, questions: &[Question], opts: &FamilyOptions) -> FailureFamilies {
+    let n = model.n_answer();
+    let mut ask = |qs: &[Question]| -> Vec<Vec<u32>> {
+        let p = super::predict::teacher_forced(model, qs, 1024);
+        p.argmax.chunks_exact(n).map(<[u32]>::to_vec).collect()
+    };
+    let answers: Vec<Answered> = questions.iter().zip(ask(questions)).map(|(q, tokens)| Answered { question: *q, tokens }).collect();
+    let mut families = find_families(&answers, model.format, opts, &mut ask);
+    for f in &mut families.families {
+        let qs: Vec<Question> = f.examples.iter().filter_map(|e| model.parse_question(&e[0]).ok()).collect();
+        for (e, (tokens, _)) in f.examples.iter_mut().zip(super::predict::greedy(model, &qs)) {
+            e[1] = model.format.tokens_text(&tokens);
+        }
+    }
+    families
 }
 
 #[cfg(test)]
