@@ -122,3 +122,31 @@ fn one_adamw_step_matches_torch() {
         }
     }
 }
+
+/// The reference model (`model::reference`, the readable specification) against TransformerLens
+/// directly: every hook, the logits, the loss and every gradient.
+#[test]
+fn the_reference_model_matches_every_hook_the_loss_and_the_gradients() {
+    use arithlens::model::reference;
+    for name in FIXTURES {
+        let f = load(name);
+        let mut cache = Cache::default();
+        let acts = reference::forward(&f.params, &f.tokens, f.batch, f.n_ctx, &mut cache);
+        for (k, t) in &cache.tensors {
+            let w = &f.io.tensors[&format!("cache.{k}")];
+            assert_eq!(t.shape, w.shape, "{name}: {k} shape");
+            assert_close(&format!("{name} reference: {k}"), &t.data, w, 2e-5);
+        }
+        let want: Vec<&String> = f.io.tensors.keys().filter(|k| k.starts_with("cache.")).collect();
+        assert_eq!(cache.tensors.len(), want.len(), "{name}: every hook fires");
+        assert_close(&format!("{name} reference: logits"), &acts.logits, &f.io.tensors["logits"], 2e-5);
+        let (l, dlogits) = reference::loss(&acts, f.params.config.d_vocab_out, f.targets.first, f.targets.n);
+        let want = f.io.tensors["loss"].data[0] as f64;
+        assert!((l - want).abs() < 1e-5 * want.max(1.0), "{name}: loss {l} vs {want}");
+        let grads = reference::backward(&f.params, &acts, &dlogits);
+        assert_eq!(grads.len(), f.params.layout.entries.len(), "{name}: a gradient for every parameter");
+        for e in &f.params.layout.entries {
+            assert_close(&format!("{name} reference: grad {}", e.name), &grads[&e.name], &f.io.tensors[&format!("grad.{}", e.name)], 2e-4);
+        }
+    }
+}

@@ -7,7 +7,7 @@
 //! judged by the carry the digit implies, or otherwise) and the columns beneath it (its own
 //! column's sum or difference, the column below, the run of sum-9 / equal-digit columns below
 //! it, the column at the run's foot and the one under that, and the true carry in). For each way
-//! of being wrong a shallow decision tree ([`super::rule_tree`]) separates those sites from the
+//! of being wrong a shallow decision tree (`eval::rule_tree`) separates those sites from the
 //! model's right digits; its positive leaves are the families. A family's precision is then
 //! measured on fresh questions drawn to match its rule, so rare rules are measured too.
 

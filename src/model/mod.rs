@@ -8,6 +8,7 @@ pub mod linalg;
 pub mod ops;
 pub mod pairs;
 pub mod params;
+pub mod reference;
 pub mod transformer;
 
 pub use config::{ActFn, ModelConfig, Norm};

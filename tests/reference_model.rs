@@ -1,0 +1,130 @@
+//! The fast passes equal the reference model (`model::reference`, itself checked against
+//! TransformerLens in `tests/transformer_lens_fixtures.rs`): the hooked pass over every position,
+//! the training pass over the answer rows with layer 0 per distinct (token, position) pair, its
+//! backward pass, and the intervention pass that recomputes only the rows after a cached prefix.
+
+use arithlens::model::hooks::{HookPoint, HookTensor, Hooks};
+use arithlens::model::{backward, forward, forward_blocks, loss, reference, Cache, NoHooks, Params, Span, Targets, Workspace};
+use arithlens::task::random_questions;
+use arithlens::train::{TrainConfig, Trainer};
+
+/// A few hundred steps of a preset: weights with real structure (sharp attention, dead ReLUs).
+fn trained(preset: &str, steps: u64) -> (Params, TrainConfig) {
+    let cfg = TrainConfig::preset(preset).unwrap().with_overrides(&[format!("steps={steps}")]).unwrap();
+    let mut t = Trainer::new(cfg.clone()).unwrap();
+    for _ in 0..steps {
+        t.step().unwrap();
+    }
+    (t.params, cfg)
+}
+
+/// Token rows [batch, n_ctx] of random questions with their answers.
+fn tokens(cfg: &TrainConfig, batch: usize) -> Vec<u32> {
+    let t = &cfg.task;
+    let mut out = Vec::new();
+    for (i, op) in t.ops().into_iter().enumerate() {
+        for q in random_questions(t.n_digits, op, batch / t.ops().len(), 11 + i as u64).unwrap() {
+            out.extend(q.tokens(t.format).unwrap());
+        }
+    }
+    out
+}
+
+fn assert_close(what: &str, got: &[f32], want: &[f32], rtol: f32) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let scale = want.iter().filter(|v| v.is_finite()).fold(0.0f32, |m, v| m.max(v.abs())).max(1e-3);
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let ok = if w.is_finite() { (g - w).abs() <= rtol * scale } else { g == w };
+        assert!(ok, "{what}[{i}]: fast {g}, reference {w} (scale {scale})");
+    }
+}
+
+const PRESETS: [&str; 4] = ["tiny", "tiny_l2", "tiny_sub", "tiny_mix"];
+
+#[test]
+fn the_hooked_pass_over_every_position_equals_the_reference() {
+    for preset in PRESETS {
+        let (p, cfg) = trained(preset, 150);
+        let (n_ctx, batch) = (p.config.n_ctx, 24);
+        let toks = tokens(&cfg, batch);
+        let mut want = Cache::default();
+        let acts = reference::forward(&p, &toks, batch, n_ctx, &mut want);
+        let mut got = Cache::default();
+        let mut ws = Workspace::new(&p.config, batch, Span::full(n_ctx));
+        forward(&p, &toks, n_ctx, &mut ws, &mut got);
+        assert_eq!(got.tensors.keys().collect::<Vec<_>>(), want.tensors.keys().collect::<Vec<_>>(), "{preset}: hook names");
+        for (k, t) in &want.tensors {
+            assert_eq!(got.tensors[k].shape, t.shape, "{preset}: {k}");
+            assert_close(&format!("{preset}: {k}"), &got.tensors[k].data, &t.data, 1e-5);
+        }
+        assert_close(&format!("{preset}: logits"), &ws.logits, &acts.logits, 1e-5);
+    }
+}
+
+#[test]
+fn the_training_pass_and_its_gradients_equal_the_reference() {
+    for preset in PRESETS {
+        let (p, cfg) = trained(preset, 150);
+        let (n_ctx, batch) = (p.config.n_ctx, 32);
+        let toks = tokens(&cfg, batch);
+        let fmt = cfg.task.format;
+        let targets = Targets { first: fmt.answer_start(cfg.task.n_digits) - 1, n: fmt.n_answer(cfg.task.n_digits) };
+        let acts = reference::forward(&p, &toks, batch, n_ctx, &mut NoHooks);
+        let (want_loss, dlogits) = reference::loss(&acts, p.config.d_vocab_out, targets.first, targets.n);
+        let want = reference::backward(&p, &acts, &dlogits);
+        // Answer rows only, layer 0 from the pair table (no hooks): what a training step runs.
+        let span = Span::predictions(targets.first, targets.n);
+        let mut ws = Workspace::new(&p.config, batch, span);
+        forward(&p, &toks, n_ctx, &mut ws, &mut NoHooks);
+        assert!(ws.layer0_pairs().is_some(), "{preset}: the pass should use the pair table");
+        let v = p.config.d_vocab_out;
+        let rows: Vec<f32> = acts.logits.chunks_exact(n_ctx * v).flat_map(|s| s[span.q0 * v..span.t * v].to_vec()).collect();
+        assert_close(&format!("{preset}: answer-row logits"), &ws.logits, &rows, 1e-5);
+        let mut nll = vec![0.0; batch * targets.n];
+        let l = loss(&mut ws, &toks, n_ctx, v, &targets, &mut nll, true);
+        assert!((l - want_loss).abs() < 1e-6 * want_loss.max(1.0), "{preset}: loss {l} vs {want_loss}");
+        let mut grad = vec![0.0; p.data.len()];
+        backward(&p, &toks, n_ctx, &mut ws, &mut grad);
+        for e in &p.layout.entries {
+            assert_close(&format!("{preset}: grad {}", e.name), &grad[e.range.clone()], &want[&e.name], 1e-4);
+        }
+    }
+}
+
+/// Adds a fixed pattern to `blocks.L.attn.hook_z` from position `from` on.
+struct Nudge {
+    layer: usize,
+    from: usize,
+}
+
+impl Hooks for Nudge {
+    fn call(&mut self, point: HookPoint, t: HookTensor) {
+        if point != HookPoint::Z(self.layer) {
+            return;
+        }
+        let (pos, per_pos) = (t.shape[1], t.shape[2] * t.shape[3]);
+        for (r, row) in t.data.chunks_exact_mut(per_pos).enumerate() {
+            if r % pos + t.pos_offset >= self.from {
+                row.iter_mut().enumerate().for_each(|(i, x)| *x += 0.05 * ((i % 7) as f32 - 3.0));
+            }
+        }
+    }
+}
+
+#[test]
+fn an_intervention_pass_from_a_cached_prefix_equals_the_reference() {
+    let (p, cfg) = trained("tiny_l2", 150);
+    let (n_ctx, batch, from) = (p.config.n_ctx, 16, 5);
+    let toks = tokens(&cfg, batch);
+    let want = reference::forward(&p, &toks, batch, n_ctx, &mut Nudge { layer: 0, from });
+    // The clean pass leaves every block's output in the workspace; the intervention pass then
+    // computes block 0's queries, attention and MLP only for the rows from `from` on, keeping
+    // the clean rows before it.
+    let mut ws = Workspace::new(&p.config, batch, Span::full(n_ctx));
+    forward(&p, &toks, n_ctx, &mut ws, &mut NoHooks);
+    ws.set_first_row(from);
+    forward_blocks(&p, &toks, n_ctx, 0..2, &mut ws, &mut Nudge { layer: 0, from });
+    let clean = reference::forward(&p, &toks, batch, n_ctx, &mut NoHooks);
+    assert!(want.logits.iter().zip(&clean.logits).any(|(a, b)| (a - b).abs() > 1e-3), "the nudge changes the answer");
+    assert_close("partial recompute: logits", &ws.logits, &want.logits, 1e-5);
+}
