@@ -196,7 +196,7 @@ pub fn ablation_speed(model: &crate::task_model::TaskModel, n: usize) -> (usize,
     use crate::analysis::{analysis_questions, nodes};
     let qs = analysis_questions(model, n, 1);
     let start = Instant::now();
-    let clean = crate::eval::predict::teacher_forced_reference(model, &qs, 500);
+    let clean = crate::eval::predict::teacher_forced_transformer(model, &qs, 500);
     let positions: Vec<usize> = (0..model.n_ctx() - 1).collect();
     let all = nodes::candidate_nodes(model, &positions);
     nodes::ablate_nodes(model, &qs, &clean, &all, 0.01, 500, &mut |_, _| {});

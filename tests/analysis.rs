@@ -6,7 +6,7 @@ use arithlens::analysis::intervene::{
 use arithlens::analysis::naming::{answer_names, Node};
 use arithlens::analysis::subtasks::{pairs, Kind, SubTask};
 use arithlens::analysis::{analyze, nodes, positions, summary, symbolic, Analysis, AnalyzeOptions};
-use arithlens::eval::predict::{teacher_forced_reference as teacher_forced, Predictions};
+use arithlens::eval::predict::{teacher_forced_transformer as teacher_forced, Predictions};
 use arithlens::model::{forward, HookPoint, Span, Workspace};
 use arithlens::task::Columns;
 use arithlens::task::{all_questions, random_questions, stratified_set, Class, Format, Op, Question};

@@ -129,7 +129,7 @@ fn one_layer_fast_path_matches_the_reference_forward_pass() {
         let qs = random_questions(m.n_digits, op, 2000, 5).unwrap();
         let (mut fast, mut slow) = (Predictions::default(), Predictions::default());
         Predictor::new(m, 512).run_all(&qs, &mut fast);
-        Predictor::reference(m, 512).run_all(&qs, &mut slow);
+        Predictor::transformer(m, 512).run_all(&qs, &mut slow);
         assert_eq!(fast.argmax, slow.argmax, "{}", m.name);
         for (a, b) in fast.nll.iter().zip(&slow.nll) {
             assert!((a - b).abs() < 1e-3 * b.max(1.0), "{}: nll {a} vs {b}", m.name);

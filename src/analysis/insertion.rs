@@ -9,7 +9,7 @@ use super::naming::Node;
 use super::nodes::{ablate_nodes, candidate_nodes, NodeAblation};
 use super::subtasks::{head_roles, NodeTags};
 use super::{analysis_questions, Analysis};
-use crate::eval::predict::teacher_forced_reference as teacher_forced;
+use crate::eval::predict::teacher_forced_transformer;
 use crate::model::Params;
 use crate::task::Op;
 use crate::task_model::TaskModel;
@@ -118,7 +118,18 @@ pub fn examine(
         .iter()
         .map(|&op| {
             let q: Vec<_> = qs.iter().filter(|q| q.op == op).copied().collect();
-            (op, ablate_nodes(model, &q, &teacher_forced(model, &q, opts.batch), &nodes, opts.threshold, opts.batch, &mut |_, _| {}))
+            (
+                op,
+                ablate_nodes(
+                    model,
+                    &q,
+                    &teacher_forced_transformer(model, &q, opts.batch),
+                    &nodes,
+                    opts.threshold,
+                    opts.batch,
+                    &mut |_, _| {},
+                ),
+            )
         })
         .collect();
     heads
@@ -133,7 +144,7 @@ pub fn examine(
                 .collect();
             let roles_by_op: Vec<(Op, Vec<String>)> = model.ops.iter().map(|&op| (op, head_roles(tags, layer, h, Some(op)))).collect();
             InsertedHead {
-                head: format!("L{layer}H{h}"),
+                head: super::naming::head_name(layer, h),
                 layer,
                 index: h,
                 drift: head_drift(&source.params, &model.params, layer, h),

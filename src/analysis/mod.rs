@@ -54,7 +54,7 @@ pub mod subtasks;
 pub mod summary;
 pub mod symbolic;
 
-use crate::eval::predict::{teacher_forced_reference as teacher_forced, Predictions};
+use crate::eval::predict::{teacher_forced, teacher_forced_transformer, Predictions};
 use crate::task::{random_questions, stratified_set, Class, Op, Question};
 use crate::task_model::TaskModel;
 use crate::train::log::TrainingLog;
@@ -293,7 +293,9 @@ pub fn analyze_with_progress(
     let b = opts.batch.max(1);
     watch.begin("accuracy");
     let qs = analysis_questions(model, opts.questions, opts.seed);
-    let clean = teacher_forced(model, &qs, b);
+    // The baseline of hooked passes, which take the transformer pass: the same pass, the same
+    // floats.
+    let clean = teacher_forced_transformer(model, &qs, b);
     let correct = qs.iter().enumerate().filter(|(i, q)| clean.correct(*i, &q.answer_tokens(model.format))).count();
     let accuracy = correct as f64 / qs.len().max(1) as f64;
 
@@ -313,12 +315,14 @@ pub fn analyze_with_progress(
     let candidates = head_candidates(model, &patterns, &useful_heads);
     let impact = head_impacts(model, &node_abl, &useful_heads);
     watch.begin("tags");
-    let singles: Vec<Vec<Node>> = useful_heads.iter().map(|&n| vec![n]).collect();
-    let mut tags =
-        subtasks::tag_by_patching(model, &singles, &impact, &candidates, opts.pairs, opts.min_match, opts.seed, b, &mut watch.tick());
-    let (gn, gi, gc) = shared_value_groups(&tags, &impact, &candidates, &attn);
-    if !gn.is_empty() {
-        tags.extend(subtasks::tag_by_patching(model, &gn, &gi, &gc, opts.pairs, opts.min_match, opts.seed, b, &mut |_, _| {}));
+    let singles: Vec<subtasks::PatchGroup> = (useful_heads.iter().zip(&impact).zip(&candidates))
+        .map(|((&n, imp), cands)| subtasks::PatchGroup { nodes: vec![n], impact: imp.clone(), candidates: cands.clone() })
+        .collect();
+    let settings = subtasks::PatchSettings { pairs: opts.pairs, min_match: opts.min_match, seed: opts.seed, batch: b };
+    let mut tags = subtasks::tag_by_patching(model, &singles, &settings, &mut watch.tick());
+    let shared = shared_value_groups(&tags, &singles, &attn);
+    if !shared.is_empty() {
+        tags.extend(subtasks::tag_by_patching(model, &shared, &settings, &mut |_, _| {}));
     }
     watch.begin("pca");
     let pca = subtasks::pca_nodes(model, &sample, &useful_heads, &candidates, 3, b);
@@ -397,36 +401,28 @@ fn head_impacts(model: &TaskModel, node_abl: &[nodes::NodeAblation], useful_head
 /// Groups of two or more untagged heads that share a position, layer, impact and attended
 /// column, with their impact and common candidates: they may split one value between them, so
 /// they are patched together.
-#[allow(clippy::type_complexity)]
 fn shared_value_groups(
     tags: &[subtasks::NodeTags],
-    impact: &[Vec<usize>],
-    candidates: &[Vec<SubTask>],
+    singles: &[subtasks::PatchGroup],
     attn: &[attention::NodeAttention],
-) -> (Vec<Vec<Node>>, Vec<Vec<usize>>, Vec<Vec<SubTask>>) {
+) -> Vec<subtasks::PatchGroup> {
     let column = |n: Node| attn.iter().find(|a| a.node == n).and_then(|a| a.column);
-    let mut groups: Vec<(Vec<Node>, Vec<usize>, Vec<SubTask>)> = Vec::new();
-    for (i, t) in tags.iter().enumerate().filter(|(i, t)| t.tags.is_empty() && !impact[*i].is_empty()) {
-        let same = |g: &&mut (Vec<Node>, Vec<usize>, Vec<SubTask>)| {
-            let n = g.0[0];
-            n.pos == t.node.pos && n.layer == t.node.layer && g.1 == impact[i] && column(n) == column(t.node)
+    let mut groups: Vec<subtasks::PatchGroup> = Vec::new();
+    for (t, single) in tags.iter().zip(singles).filter(|(t, g)| t.tags.is_empty() && !g.impact.is_empty()) {
+        let same = |g: &&mut subtasks::PatchGroup| {
+            let n = g.nodes[0];
+            n.pos == t.node.pos && n.layer == t.node.layer && g.impact == single.impact && column(n) == column(t.node)
         };
         match groups.iter_mut().find(same) {
             Some(g) => {
-                g.0.push(t.node);
-                g.2.retain(|c| candidates[i].contains(c));
+                g.nodes.push(t.node);
+                g.candidates.retain(|c| single.candidates.contains(c));
             }
-            None => groups.push((vec![t.node], impact[i].clone(), candidates[i].clone())),
+            None => groups.push(single.clone()),
         }
     }
-    let groups = groups.into_iter().filter(|g| g.0.len() > 1);
-    let mut out = (Vec::new(), Vec::new(), Vec::new());
-    for (nodes, imp, cands) in groups {
-        out.0.push(nodes);
-        out.1.push(imp);
-        out.2.push(cands);
-    }
-    out
+    groups.retain(|g| g.nodes.len() > 1);
+    groups
 }
 
 /// The symbolic stage: each candidate formula (exact arithmetic, the one-layer lookahead, the
@@ -445,9 +441,9 @@ fn check_formulas(
         .iter()
         .flat_map(|&op| stratified_set(model.n_digits, op, opts.per_class, opts.seed.wrapping_add(99)).expect("valid width"))
         .collect();
-    let preds: Vec<_> = sets.iter().map(|(_, qs)| teacher_forced(model, qs, b)).collect();
+    let preds: Vec<_> = sets.iter().map(|(_, qs)| teacher_forced_transformer(model, qs, b)).collect();
     // (Unhooked passes: the one-layer table path gives the same answers, faster.)
-    let answers = |qs: &[Question]| crate::eval::predict::teacher_forced(model, qs, b);
+    let answers = |qs: &[Question]| teacher_forced(model, qs, b);
     let format = model.format;
     let formulas =
         [symbolic::exact(format), symbolic::lookahead(format, 2), derived_formula(model, algo), fitted_formula(model, opts, answers)];
@@ -521,7 +517,7 @@ fn findings(
         let kinds = subtasks::head_roles(tags, s.layer, s.head, None);
         // Every head with a role; untagged heads only from the last layer (as "-").
         if !kinds.is_empty() || s.layer + 1 == nl {
-            head_roles.push((format!("L{}H{}", s.layer, s.head), kinds));
+            head_roles.push((naming::head_name(s.layer, s.head), kinds));
         }
     }
     let agreement = |name: &str| symbolic.iter().find(|f| f.name == name).map(|f| f.mean_agreement);
@@ -530,8 +526,8 @@ fn findings(
         starts_at_token: positions.first_useful.map(|p| naming::position_name(model, p)),
         starts_at_equals: positions.first_useful.is_some_and(|p| p >= positions.equals_position),
         one_before: positions.digits.iter().filter(|d| d.one_before && !d.constant).map(|d| d.digit.clone()).collect(),
-        staircase_heads: stairs.iter().filter(|s| s.is_staircase).map(|s| format!("L{}H{}", s.layer, s.head)).collect(),
-        head_offsets: stairs.iter().map(|s| (format!("L{}H{}", s.layer, s.head), s.typical_offset)).collect(),
+        staircase_heads: stairs.iter().filter(|s| s.is_staircase).map(|s| naming::head_name(s.layer, s.head)).collect(),
+        head_offsets: stairs.iter().map(|s| (naming::head_name(s.layer, s.head), s.typical_offset)).collect(),
         head_roles,
         operator_nodes: tags.iter().filter(|t| t.tags.iter().any(|x| x == "OP")).map(|t| t.name.clone()).collect(),
         sign_nodes: tags.iter().filter(|t| t.tags.iter().any(|x| x == "SIGN")).map(|t| t.name.clone()).collect(),

@@ -67,6 +67,11 @@ pub fn predicting_position(model: &TaskModel, i: usize) -> usize {
     model.answer_start() - 1 + i
 }
 
+/// A head's name, `L0H1`: layer 0, head 1 (a [`Node`] adds its position, `P13L0H1`).
+pub fn head_name(layer: usize, head: usize) -> String {
+    format!("L{layer}H{head}")
+}
+
 /// A node: one head, or the MLP, of one layer at one position.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Node {
@@ -82,7 +87,7 @@ impl Node {
     /// `P13L0H1` or `P13L0M`.
     pub fn name(&self) -> String {
         match self.head {
-            Some(h) => format!("P{}L{}H{}", self.pos, self.layer, h),
+            Some(h) => format!("P{}{}", self.pos, head_name(self.layer, h)),
             None => format!("P{}L{}M", self.pos, self.layer),
         }
     }

@@ -338,30 +338,42 @@ pub fn head_roles(tags: &[NodeTags], layer: usize, h: usize, op: Option<Op>) -> 
     kinds
 }
 
-/// Patches each node group (nodes of one position and layer, patched together; usually one
-/// node) from source into clean questions for each of its candidate sub-tasks.
-/// `candidates[i]` lists the sub-tasks to test for `groups[i]`; `impact[i]` its affected answer
-/// tokens. Returns one entry per group; `tick(done, total)` follows the sub-tasks tested.
-#[allow(clippy::too_many_arguments)]
-pub fn tag_by_patching(
-    model: &TaskModel,
-    groups: &[Vec<Node>],
-    impact: &[Vec<usize>],
-    candidates: &[Vec<SubTask>],
-    n_pairs: usize,
-    min_match: f64,
-    seed: u64,
-    batch: usize,
-    tick: &mut dyn FnMut(usize, usize),
-) -> Vec<NodeTags> {
-    let n = model.n_digits;
-    let mut all: Vec<SubTask> = candidates.iter().flatten().copied().collect();
+/// Nodes patched together (of one position and layer; usually one node), with the answer
+/// tokens they affect and the sub-tasks to test them for.
+#[derive(Clone, Debug)]
+pub struct PatchGroup {
+    /// The nodes.
+    pub nodes: Vec<Node>,
+    /// Answer tokens their ablation changes.
+    pub impact: Vec<usize>,
+    /// Sub-tasks to test.
+    pub candidates: Vec<SubTask>,
+}
+
+/// How sub-tasks are tested by patching.
+#[derive(Clone, Copy, Debug)]
+pub struct PatchSettings {
+    /// Question pairs per sub-task.
+    pub pairs: usize,
+    /// Share of informative pairs whose patched answer must match the prediction.
+    pub min_match: f64,
+    /// Seed of the pairs.
+    pub seed: u64,
+    /// Questions per forward pass.
+    pub batch: usize,
+}
+
+/// Patches each group from source into clean questions for each of its candidate sub-tasks.
+/// Returns one entry per group; `tick(done, total)` follows the sub-tasks tested.
+pub fn tag_by_patching(model: &TaskModel, groups: &[PatchGroup], s: &PatchSettings, tick: &mut dyn FnMut(usize, usize)) -> Vec<NodeTags> {
+    let (n, batch) = (model.n_digits, s.batch);
+    let mut all: Vec<SubTask> = groups.iter().flat_map(|g| g.candidates.iter()).copied().collect();
     // Sorted on every field, so equal sub-tasks sit together and each is tested once.
     all.sort_by_key(|t| (t.op == Op::Sub, t.col, t.kind, t.negative));
     all.dedup();
     // Each sub-task's pairs are patched into every group that may do it, sub-tasks in parallel.
     let per_task = super::stages::par_map_ticked(&all, tick, |&task| {
-        let ps = pairs(task, n, n_pairs, seed);
+        let ps = pairs(task, n, s.pairs, s.seed);
         let mut found: Vec<(usize, PatchTest)> = Vec::new();
         if ps.is_empty() {
             return found;
@@ -373,19 +385,19 @@ pub fn tag_by_patching(
         let mut cached: std::collections::HashMap<(HookPoint, usize), super::intervene::Stored> = Default::default();
         let mut prefix: Option<Prefix> = None;
         for (ni, group) in groups.iter().enumerate() {
-            if !candidates[ni].contains(&task) || impact[ni].is_empty() {
+            if !group.candidates.contains(&task) || group.impact.is_empty() {
                 continue;
             }
-            let node = group[0];
+            let node = group.nodes[0];
             let point = if node.head.is_some() { HookPoint::Z(node.layer) } else { HookPoint::MlpPost(node.layer) };
             let src =
                 cached.entry((point, node.pos)).or_insert_with(|| cache_activation(model, &source, point, node.pos, 1, batch)).clone();
-            let units = if node.head.is_some() { Units::Heads(group.iter().filter_map(|n| n.head).collect()) } else { Units::All };
+            let units = if node.head.is_some() { Units::Heads(group.nodes.iter().filter_map(|n| n.head).collect()) } else { Units::All };
             let mut ivs = Interventions::new(vec![Intervention::patch(point, Some(vec![node.pos]), units, src)]);
             // From the clean set's residual stream at the node's block and position.
             let prefix = prefix.get_or_insert_with(|| Prefix::new(model, &clean, batch));
             let after = predict_from(model, &clean, prefix, &mut ivs, batch);
-            let (informative, match_rate) = score_patch(&impact[ni], &predicted, &truth, &after);
+            let (informative, match_rate) = score_patch(&group.impact, &predicted, &truth, &after);
             found.push((ni, PatchTest { subtask: task.name(), task, informative, match_rate }));
         }
         found
@@ -394,7 +406,7 @@ pub fn tag_by_patching(
     for (ni, test) in per_task.into_iter().flatten() {
         tests[ni].push(test);
     }
-    groups.iter().zip(tests).zip(impact).map(|((group, tests), imp)| NodeTags::from_tests(group, imp, tests, min_match)).collect()
+    groups.iter().zip(tests).map(|(g, tests)| NodeTags::from_tests(&g.nodes, &g.impact, tests, s.min_match)).collect()
 }
 
 /// Of the pairs where the sub-task's change should move one of the `impact` digits

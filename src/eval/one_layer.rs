@@ -4,7 +4,7 @@
 //! `v W_O`, and that output pushed through LN2's weight and `W_in`; a question's MLP input is
 //! then a pattern-weighted sum of table rows (~10x fewer multiply-adds than `x · W_in`), and
 //! only `post · W_out` remains a matrix product. Rows whose top two logits lie within
-//! [`TIE_MARGIN`] are recomputed by the reference forward pass, so argmax decisions are exactly
+//! [`TIE_MARGIN`] are recomputed by the transformer pass (`model::forward`), so argmax decisions are exactly
 //! those of the model.
 
 use crate::model::linalg::{add_col_sums, matmul, matmul_into, MatRef};
@@ -17,7 +17,7 @@ use rayon::prelude::*;
 /// Questions per parallel task: enough rows (x answer tokens) for an efficient `post · W_out`.
 const CHUNK: usize = 48;
 
-/// Logit gap below which a row's argmax is re-decided by the reference forward pass.
+/// Logit gap below which a row's argmax is re-decided by the transformer pass (`model::forward`).
 pub const TIE_MARGIN: f32 = 2e-3;
 
 /// Per-pair tables of a one-layer model.

@@ -32,38 +32,38 @@ pub fn argmax(row: &[f32]) -> usize {
 
 /// Reusable buffers for teacher-forced passes over batches of up to `batch` questions. One-layer
 /// models go through the exact table-based fast path (`one_layer`), others through the
-/// reference forward pass, which splits each batch into passes of [`LANE`] questions run in
+/// transformer pass (`model::forward`), which splits each batch into passes of [`LANE`] questions run in
 /// parallel.
 pub struct Predictor<'m> {
     model: &'m TaskModel,
     batch: usize,
-    /// The reference pass's buffers per [`LANE`] questions of the batch, made on first use (the
+    /// The transformer pass's buffers per [`LANE`] questions of the batch, made on first use (the
     /// fast path rarely needs them).
     lanes: Vec<Lane>,
     targets: Targets,
     fast: Option<super::one_layer::OneLayerTables>,
-    /// Questions whose near-tie logits were re-decided by the reference pass.
+    /// Questions whose near-tie logits were re-decided by the transformer pass.
     pub rechecked: u64,
 }
 
 impl<'m> Predictor<'m> {
     /// Buffers for batches of `batch` questions, with the one-layer fast path where it applies.
     pub fn new(model: &'m TaskModel, batch: usize) -> Predictor<'m> {
-        let mut p = Self::reference(model, batch);
+        let mut p = Self::transformer(model, batch);
         let span = Span::predictions(p.targets.first, p.targets.n);
         p.fast = super::one_layer::OneLayerTables::new(&model.params, span.t, span.q0);
         p
     }
 
-    /// The reference forward pass only (what hooked passes compare against; no tables built).
-    pub fn reference(model: &'m TaskModel, batch: usize) -> Predictor<'m> {
+    /// The transformer pass (`model::forward`) only (what hooked passes compare against; no tables built).
+    pub fn transformer(model: &'m TaskModel, batch: usize) -> Predictor<'m> {
         let targets = Targets { first: model.answer_start() - 1, n: model.n_answer() };
         Predictor { model, batch, lanes: Vec::new(), targets, fast: None, rechecked: 0 }
     }
 
     /// Predicts `questions` (at most the batch size), appending to `out`.
     pub fn run(&mut self, questions: &[Question], out: &mut Predictions) {
-        let Some(fast) = &self.fast else { return self.run_reference(questions, out) };
+        let Some(fast) = &self.fast else { return self.run_transformer(questions, out) };
         let r = fast.predict(&self.model.params, self.model.format, questions);
         let (start, n) = (out.argmax.len(), self.targets.n);
         out.n_answer = n;
@@ -75,7 +75,7 @@ impl<'m> Predictor<'m> {
         let tied: Vec<Question> = r.near_ties.iter().map(|&i| questions[i]).collect();
         let mut exact = Predictions::default();
         for chunk in tied.chunks(self.batch) {
-            self.run_reference(chunk, &mut exact);
+            self.run_transformer(chunk, &mut exact);
         }
         for (k, &i) in r.near_ties.iter().enumerate() {
             let (dst, src) = (start + i * n..start + (i + 1) * n, k * n..(k + 1) * n);
@@ -92,8 +92,8 @@ impl<'m> Predictor<'m> {
         }
     }
 
-    /// Predicts `questions` with the reference forward pass, [`LANE`] questions per parallel pass.
-    pub fn run_reference(&mut self, questions: &[Question], out: &mut Predictions) {
+    /// Predicts `questions` with the transformer pass (`model::forward`), [`LANE`] questions per parallel pass.
+    pub fn run_transformer(&mut self, questions: &[Question], out: &mut Predictions) {
         use rayon::prelude::*;
         assert!(questions.len() <= self.batch, "more questions than the batch holds");
         if self.lanes.is_empty() {
@@ -113,12 +113,12 @@ impl<'m> Predictor<'m> {
     }
 }
 
-/// Questions per reference pass: a batch is split into passes of this size run in parallel, each
+/// Questions per transformer pass: a batch is split into passes of this size run in parallel, each
 /// pass's products on one thread, and small passes keep their activations in the cores' caches.
 /// Measurements of the pass size: docs/speed.md (Evaluation speed).
 pub const LANE: usize = 128;
 
-/// One pass's buffers for the reference pass over up to `ws.batch` questions.
+/// One pass's buffers for the transformer pass over up to `ws.batch` questions.
 struct Lane {
     ws: Workspace,
     tokens: Vec<u32>,
@@ -165,11 +165,11 @@ pub fn teacher_forced(model: &TaskModel, questions: &[Question], batch: usize) -
     out
 }
 
-/// Teacher-forced predictions through the reference forward pass only (no one-layer tables):
-/// the baseline that hooked passes, which always take the reference path, compare against.
-pub fn teacher_forced_reference(model: &TaskModel, questions: &[Question], batch: usize) -> Predictions {
+/// Teacher-forced predictions through the transformer pass (`model::forward`) only (no one-layer tables):
+/// the baseline that hooked passes, which always take the transformer pass, compare against.
+pub fn teacher_forced_transformer(model: &TaskModel, questions: &[Question], batch: usize) -> Predictions {
     let mut out = Predictions::default();
-    Predictor::reference(model, batch.min(questions.len()).max(1)).run_all(questions, &mut out);
+    Predictor::transformer(model, batch.min(questions.len()).max(1)).run_all(questions, &mut out);
     out
 }
 

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Behaviour check for refactors that must change nothing: trains each preset once with BEFORE,
+# then runs `analyze` and `report` on two copies of the run, one with each binary, and compares
+# analysis.json (timing fields removed) and every report figure (figures/*.svg) byte for byte.
+#
+#   scripts/compare_outputs.sh BEFORE_BIN AFTER_BIN [PRESET ...]   (default: tiny tiny_l2 tiny_mix)
+#
+# Build BEFORE from the commit before the change (e.g. in a `git worktree`), AFTER from the
+# change. Exits non-zero, listing what differs, if anything does.
+set -euo pipefail
+before=$(realpath "$1"); after=$(realpath "$2"); shift 2
+presets=("$@")
+[ $# -gt 0 ] || presets=(tiny tiny_l2 tiny_mix)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+status=0
+for p in "${presets[@]}"; do
+    "$before" train --preset "$p" --out "$work/$p/base" --quiet --threads 1
+    "$before" eval "$work/$p/base" --exhaustive --per-class 200 >/dev/null 2>&1
+    for side in before after; do
+        bin=$before; [ "$side" = after ] && bin=$after
+        cp -r "$work/$p/base" "$work/$p/$side"
+        "$bin" analyze "$work/$p/$side" --threads 1 >/dev/null 2>&1
+        "$bin" report "$work/$p/$side" >/dev/null
+        # Timings differ from run to run: drop every "seconds" field and the stage timings.
+        python3 - "$work/$p/$side/analysis.json" <<'PY'
+import json, sys
+def strip(v):
+    if isinstance(v, dict):
+        return {k: strip(x) for k, x in v.items() if k not in ("seconds", "stages")}
+    if isinstance(v, list):
+        return [strip(x) for x in v]
+    return v
+path = sys.argv[1]
+json.dump(strip(json.load(open(path))), open(path + ".untimed", "w"), indent=1, sort_keys=True)
+PY
+    done
+    if ! cmp -s "$work/$p/before/analysis.json.untimed" "$work/$p/after/analysis.json.untimed"; then
+        echo "$p: analysis.json differs:"; diff "$work/$p/before/analysis.json.untimed" "$work/$p/after/analysis.json.untimed" | head -20
+        status=1
+    fi
+    if ! diff -r -q "$work/$p/before/figures" "$work/$p/after/figures"; then
+        echo "$p: report figures differ"; status=1
+    fi
+    n=$(ls "$work/$p/after/figures" | wc -l)
+    [ "$status" = 0 ] && echo "$p: analysis.json and all $n figures identical"
+done
+exit $status
