@@ -13,6 +13,7 @@ use super::pca::{pca, separation_of, Separation};
 use crate::eval::predict::Predictions;
 use crate::model::HookPoint;
 use crate::task::columns::Columns;
+use crate::task::labels::carry_out;
 use crate::task::{tricase, Format, Op, Question};
 use crate::task_model::TaskModel;
 use rand::{Rng, SeedableRng};
@@ -118,10 +119,10 @@ impl SubTask {
             Kind::UsePass => {
                 let (cc, sc) = (c.carries(), s.carries());
                 let mut v = cc.clone();
-                v[k] = c.make[k - 1] || (s.pass[k - 1] && sc[k - 1]);
+                v[k] = carry_out(c.make[k - 1], s.pass[k - 1], sc[k - 1]);
                 // The changed carry into k runs on up through the clean question's columns.
                 for j in k..c.n() {
-                    v[j + 1] = c.make[j] || (c.pass[j] && v[j]);
+                    v[j + 1] = carry_out(c.make[j], c.pass[j], v[j]);
                 }
                 carries = Some(v);
             }

@@ -14,6 +14,7 @@
 
 use crate::eval::predict::Predictions;
 use crate::task::columns::{same_columns, Columns};
+use crate::task::labels::carry_out;
 use crate::task::{Class, Format, Op, Question};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -113,7 +114,7 @@ impl CarryTable {
     pub fn departures(&self) -> Vec<String> {
         let mut v: Vec<(u32, String)> = Vec::new();
         for ((op, k, states, carry_in), &[no, yes]) in &self.votes {
-            let exact = states.iter().rev().fold(*carry_in, |carry, &s| s >= 2 || (s == 1 && carry));
+            let exact = states.iter().rev().fold(*carry_in, |carry, &s| carry_out(s >= 2, s == 1, carry));
             if no == yes || no + yes < MIN_VOTES || (yes > no) == exact {
                 continue;
             }

@@ -4,6 +4,7 @@
 //! |x - y|): base difference MD_k, make-borrow MB_k, make-zero MZ_k (equal digits); they play
 //! the same roles (generate / propagate a carry or borrow) and share the code.
 
+use crate::task::labels::carry_out;
 use crate::task::{Op, Question};
 use rand::Rng;
 
@@ -55,7 +56,7 @@ impl Columns {
                 let mut carry = false;
                 let lo = k.saturating_sub(depth);
                 for j in lo..k {
-                    carry = self.make[j] || (self.pass[j] && carry);
+                    carry = carry_out(self.make[j], self.pass[j], carry);
                 }
                 carry
             })

@@ -62,6 +62,12 @@ pub struct SubLabels {
     pub cascade_depth: usize,
 }
 
+/// The carry (borrow) out of a column: it makes one, or passes on the one that comes in. The
+/// one recurrence every carry chain in arithlens follows.
+pub fn carry_out(make: bool, pass: bool, carry_in: bool) -> bool {
+    make || (pass && carry_in)
+}
+
 /// Carries into each column, and the longest run of propagating columns
 /// a carry passes through, from per-column "generate" and "propagate".
 pub(crate) fn carry_chain(generate: &[bool], propagate: &[bool]) -> (Vec<bool>, usize) {
@@ -71,7 +77,7 @@ pub(crate) fn carry_chain(generate: &[bool], propagate: &[bool]) -> (Vec<bool>, 
         carry_in.push(carry);
         run = if carry && p { run + 1 } else { 0 };
         depth = depth.max(run);
-        carry = g || (p && carry);
+        carry = carry_out(g, p, carry);
     }
     (carry_in, depth)
 }

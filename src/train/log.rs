@@ -1,7 +1,7 @@
 //! The training record (training.json): loss curves overall, per answer digit, and per
 //! sub-task, the curves the paper uses to show each digit being learned semi-independently.
 
-use crate::task::{Format, Op, Question};
+use crate::task::{Format, Question};
 use serde::{Deserialize, Serialize};
 
 /// What an answer digit needs from the columns below it, in one question: nothing (base add /
@@ -23,20 +23,11 @@ pub const NEEDS: [DigitNeed; 3] = [DigitNeed::Base, DigitNeed::Carry, DigitNeed:
 /// What each answer token of `q` needs, in token order (the sign token, if any, counts as Base).
 pub fn digit_needs(q: &Question, format: Format) -> Vec<DigitNeed> {
     let n = q.n_digits;
-    let (make, pass, carry_in) = match q.op {
-        Op::Add => {
-            let l = q.add_labels();
-            (l.mc, l.ms, l.carry_in)
-        }
-        Op::Sub => {
-            let l = q.sub_labels();
-            (l.mb, l.mz, l.borrow_in)
-        }
-    };
-    let carry_into = |k: usize| if k < n { carry_in[k] } else { make[n - 1] || (pass[n - 1] && carry_in[n - 1]) };
+    let c = crate::task::Columns::of(q);
+    let carry_into = c.carries();
     let mut v: Vec<DigitNeed> = (0..=n)
         .rev()
-        .map(|k| match (carry_into(k), k > 0 && make[k - 1]) {
+        .map(|k| match (carry_into[k], k > 0 && c.make[k - 1]) {
             (false, _) => DigitNeed::Base,
             (true, true) => DigitNeed::Carry,
             (true, false) => DigitNeed::Cascade,
