@@ -45,6 +45,7 @@ pub mod attention;
 pub mod dynamics;
 pub mod insertion;
 pub mod intervene;
+pub mod logit_attribution;
 pub mod naming;
 pub mod nodes;
 pub mod pca;
