@@ -268,12 +268,12 @@ impl Progress {
     fn update(&mut self, t: &Trainer) {
         // The loss of the last logged record (none before the first `log_every` steps).
         let loss = t.last_loss().map_or("-".to_string(), |l| format!("{l:.3e}"));
-        let msg = format!("loss {loss}  {:.1} steps/s", t.log.steps_per_s);
+        let msg = format!("loss {loss}  {:.1} steps/s", t.steps_per_s());
         if let Some(b) = &self.bar {
             b.set_position(t.step_count());
             b.set_message(msg);
         } else if !self.quiet && (self.last_line.elapsed().as_secs() >= 10 || t.step_count() == t.cfg.steps) {
-            let left = eta((t.cfg.steps - t.step_count()) as f64, t.log.steps_per_s);
+            let left = eta((t.cfg.steps - t.step_count()) as f64, t.steps_per_s());
             eprintln!("step {}/{}  {msg}{left}", t.step_count(), t.cfg.steps);
             self.last_line = std::time::Instant::now();
         }
@@ -284,7 +284,7 @@ impl Progress {
             b.finish();
         }
         if !self.quiet {
-            eprintln!("done: final loss {:.3e}, {:.1} steps/s", t.last_loss().unwrap_or(f64::NAN), t.log.steps_per_s);
+            eprintln!("done: final loss {:.3e}, {:.1} steps/s", t.last_loss().unwrap_or(f64::NAN), t.steps_per_s());
         }
     }
 }
