@@ -20,15 +20,7 @@ fn config_rows(log: &TrainingLog, timing: Option<&Timing>) -> Vec<Vec<super::pag
     let steps = log.records.last().map_or(0, |r| r.step);
     vec![
         row("name", c.name.clone()),
-        row(
-            "task",
-            format!(
-                "{}-digit {}, token format {}",
-                c.task.n_digits,
-                c.task.ops().iter().map(|o| o.word()).collect::<Vec<_>>().join(" and "),
-                c.task.format.name()
-            ),
-        ),
+        row("task", format!("{}-digit {}, token format {}", c.task.n_digits, crate::task::Op::words(&c.task.ops()), c.task.format.name())),
         row(
             "model",
             format!(
