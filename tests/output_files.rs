@@ -94,6 +94,13 @@ fn the_next_command_in_a_folder_removes_what_killed_writers_left_and_nothing_els
     check(&dir, &gone, &run(&["train", "--preset", "tiny", "--steps", "20", "--resume", "--quiet", "--out", d]));
     let gone = leftovers(&dir);
     check(&dir, &gone, &run(&["eval", d, "--questions", "100", "--per-class", "2"]));
+    let figures = dir.join("figures");
+    std::fs::create_dir_all(&figures).unwrap();
+    let mut gone = leftovers(&dir);
+    gone.extend(leftovers(&figures));
+    let o = run(&["report", d]);
+    check(&dir, &gone, &o);
+    check(&figures, &gone, &o);
     let other = dir.join("caches");
     std::fs::create_dir_all(&other).unwrap();
     let gone = leftovers(&other);

@@ -76,3 +76,23 @@ pub fn section(log: Option<&TrainingLog>, timing: Option<&Timing>, eval: Option<
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn training_time(timing: Option<&Timing>) -> String {
+        let log =
+            TrainingLog { config: crate::train::TrainConfig::preset("tiny").unwrap(), answer_names: vec![], records: vec![], threads: 1 };
+        let s = section(Some(&log), timing, None);
+        let Some(Block::Table(t)) = s.blocks.first() else { panic!("no table") };
+        t.rows.iter().find(|r| r[0].text == "training time").map(|r| r[1].text.clone()).unwrap()
+    }
+
+    #[test]
+    fn training_time_and_speed_come_from_timing_json() {
+        let t = Timing { step: 2000, elapsed_s: 61.25, steps_per_s: 32.7, threads: 2, records: vec![] };
+        assert_eq!(training_time(Some(&t)), "61.2 s on 2 thread(s), 32.7 steps/s");
+        assert_eq!(training_time(None), "not recorded (no timing.json), 1 thread(s)");
+    }
+}
