@@ -141,13 +141,17 @@ fn a_non_finite_loss_stops_training_with_a_clear_error() {
     assert!(err.contains("the checkpoint of step 20 is kept in"), "{err}");
     assert_eq!(std::fs::read(dir.join(files::CHECKPOINT)).unwrap(), before, "the last good checkpoint is kept");
     assert!(!dir.join(files::MODEL).exists());
-    std::fs::remove_dir_all(&dir).unwrap();
-    // Before the first checkpoint, nothing is on disk, and the message says so.
+    // Before its first checkpoint a run has saved nothing, and the message says so, and whose
+    // the checkpoint on disk is.
     let mut t = Trainer::new(tiny(&["steps=50", "checkpoint_every=10"])).unwrap();
     t.params.data[0] = f32::NAN;
     let err = t.train(&dir, &mut |_| {}).unwrap_err();
     assert!(err.contains("loss became NaN at step 1 of 50"), "{err}");
     assert!(err.contains("nothing of this run was saved") && !err.contains("checkpoint is kept"), "{err}");
+    assert!(err.contains("checkpoint.safetensors is an earlier run's"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+    let err = t.train(&dir, &mut |_| {}).unwrap_err();
+    assert!(err.contains("nothing of this run was saved") && !err.contains("earlier run"), "{err}");
     assert!(!dir.join(files::CHECKPOINT).exists());
 }
 

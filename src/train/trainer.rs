@@ -262,10 +262,14 @@ impl Trainer {
     fn kept(&self, dir: &Path) -> String {
         match self.saved_step {
             Some(s) => format!("the checkpoint of step {s} is kept in {}", dir.join(files::CHECKPOINT).display()),
-            None => format!(
-                "nothing of this run was saved (its first checkpoint was due at step {})",
-                self.cfg.checkpoint_every.min(self.cfg.steps)
-            ),
+            None => {
+                let path = dir.join(files::CHECKPOINT);
+                let earlier = if path.exists() { format!("; {} is an earlier run's", path.display()) } else { String::new() };
+                format!(
+                    "nothing of this run was saved (its first checkpoint was due at step {}){earlier}",
+                    self.cfg.checkpoint_every.min(self.cfg.steps)
+                )
+            }
         }
     }
 
