@@ -1,5 +1,6 @@
 //! The training loop: fresh random questions every step, AdamW, records into training.json,
-//! atomic checkpoints that resume bit-identically, and a progress bar.
+//! atomic checkpoints that resume bit-identically (the model, the checkpoint and training.json are
+//! the same bytes, resumed or not; wall-clock time goes to timing.json), and a progress bar.
 
 use super::config::TrainConfig;
 use super::log::{answer_names, Accumulator, Record, TrainingLog};
@@ -18,7 +19,7 @@ use std::time::Instant;
 pub mod files {
     /// The trained model.
     pub const MODEL: &str = "model.safetensors";
-    /// Weights and optimiser state of the last checkpoint.
+    /// Weights, optimiser state and the loss sums of the record in progress at the last checkpoint.
     pub const CHECKPOINT: &str = "checkpoint.safetensors";
     /// Loss curves and the run's config.
     pub const TRAINING: &str = "training.json";
