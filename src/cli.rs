@@ -188,6 +188,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
         }
         rayon::ThreadPoolBuilder::new().num_threads(n).build_global().map_err(|e| e.to_string())?;
     }
+    remove_leftovers(&cli.command);
     match cli.command {
         Command::Train(a) => train(&a).map(|_| ()),
         Command::Ask { model, question } => ask(&model, &question),
@@ -197,6 +198,32 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Command::Analyze { run_dir, options } => analyze(&run_dir, &options),
         Command::Report { run_dir } => report(&run_dir).map(|_| ()),
         Command::Cache { model, questions, random, seed, hooks, out } => cache(&model, &questions, (random, seed), &hooks, &out),
+    }
+}
+
+/// The folders `command` writes into.
+fn output_folders(command: &Command) -> Vec<PathBuf> {
+    let in_dir = |d: &Path| if d.is_dir() { d.to_path_buf() } else { d.parent().unwrap_or(Path::new("")).to_path_buf() };
+    let run_folder = |d: &Path| vec![d.to_path_buf(), d.join(crate::report::files::FIGURES)];
+    match command {
+        Command::Train(a) => a.config().map(|c| vec![a.dir(&c)]).unwrap_or_default(),
+        Command::Run(a) => a.config().map(|c| run_folder(&a.dir(&c))).unwrap_or_default(),
+        Command::Eval(a) => vec![a.model.clone()],
+        Command::Analyze { run_dir, .. } => vec![in_dir(run_dir)],
+        Command::Report { run_dir } => run_folder(run_dir),
+        Command::Cache { out, .. } => vec![out.parent().unwrap_or(Path::new("")).to_path_buf()],
+        Command::Ask { .. } | Command::Bench(_) => Vec::new(),
+    }
+}
+
+/// Removes the temporary files that killed processes left in the folders `command` writes into
+/// (see [`crate::io::atomic::remove_stale_temporaries`]), saying which.
+fn remove_leftovers(command: &Command) {
+    for dir in output_folders(command) {
+        let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+        for path in crate::io::atomic::remove_stale_temporaries(&dir) {
+            eprintln!("removed {}, left by a process killed while writing it", path.display());
+        }
     }
 }
 
@@ -268,12 +295,12 @@ impl Progress {
     fn update(&mut self, t: &Trainer) {
         // The loss of the last logged record (none before the first `log_every` steps).
         let loss = t.last_loss().map_or("-".to_string(), |l| format!("{l:.3e}"));
-        let msg = format!("loss {loss}  {:.1} steps/s", t.log.steps_per_s);
+        let msg = format!("loss {loss}  {:.1} steps/s", t.steps_per_s());
         if let Some(b) = &self.bar {
             b.set_position(t.step_count());
             b.set_message(msg);
         } else if !self.quiet && (self.last_line.elapsed().as_secs() >= 10 || t.step_count() == t.cfg.steps) {
-            let left = eta((t.cfg.steps - t.step_count()) as f64, t.log.steps_per_s);
+            let left = eta((t.cfg.steps - t.step_count()) as f64, t.steps_per_s());
             eprintln!("step {}/{}  {msg}{left}", t.step_count(), t.cfg.steps);
             self.last_line = std::time::Instant::now();
         }
@@ -284,7 +311,7 @@ impl Progress {
             b.finish();
         }
         if !self.quiet {
-            eprintln!("done: final loss {:.3e}, {:.1} steps/s", t.last_loss().unwrap_or(f64::NAN), t.log.steps_per_s);
+            eprintln!("done: final loss {:.3e}, {:.1} steps/s", t.last_loss().unwrap_or(f64::NAN), t.steps_per_s());
         }
     }
 }
@@ -350,7 +377,7 @@ fn print_eval(r: &crate::eval::EvalReport) {
         for (title, rows) in
             [(if op.exhaustive { "every question" } else { "random questions" }, &op.random), ("stratified by class", &op.stratified)]
         {
-            println!("\n{:?}, {title}:", op.op);
+            println!("\n{}, {title}:", op.op.word());
             println!("  {:>5} {:>9} {:>9} {:>11} {:>10}  per-digit accuracy", "class", "n", "failures", "accuracy", "mean loss");
             for row in rows {
                 let digits: Vec<String> = row.digit_accuracy.iter().map(|a| format!("{:.4}", a)).collect();

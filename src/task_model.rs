@@ -92,7 +92,12 @@ impl TaskModel {
         }
         self.format.check(q.op).map_err(|e: TaskError| e.to_string())?;
         if !self.ops.contains(&q.op) {
-            return Err(format!("the model was trained on {:?} only, not on '{}' questions", self.ops, q.op.symbol()));
+            return Err(format!(
+                "the model was trained on {} only, not on {} ('{}') questions",
+                Op::words(&self.ops),
+                q.op.word(),
+                q.op.symbol()
+            ));
         }
         Ok(())
     }

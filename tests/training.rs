@@ -1,6 +1,6 @@
 //! Training end to end on the tiny preset: it learns 2-digit addition exactly, runs are
-//! reproducible from their seed, resume is bit-identical (after a crash or a requested stop), and a
-//! diverging run stops cleanly.
+//! reproducible from their seed, resume is bit-identical (after a crash or a requested stop) down to
+//! the bytes of every file, and a diverging run stops cleanly and says what is on disk.
 
 use arithlens::eval::predict::teacher_forced;
 use arithlens::task::generate::all_questions;
@@ -69,9 +69,7 @@ fn resumed_run_ends_bit_identical_to_an_uninterrupted_one() {
     let wa = TaskModel::load(&a).unwrap().params.data;
     let wb = TaskModel::load(&b).unwrap().params.data;
     assert!(wa == wb, "weights differ after resume");
-    let la: serde_json::Value = serde_json::from_slice(&std::fs::read(a.join(files::TRAINING)).unwrap()).unwrap();
-    let lb: serde_json::Value = serde_json::from_slice(&std::fs::read(b.join(files::TRAINING)).unwrap()).unwrap();
-    assert_eq!(la["records"].as_array().unwrap().len(), lb["records"].as_array().unwrap().len());
+    assert_same_files(&a, &b);
     let other = tiny(&["steps=120", "lr=0.5"]);
     let err = Trainer::resume(&b, Some(other)).err().unwrap();
     assert!(err.contains("config differs"), "{err}");
@@ -97,6 +95,34 @@ fn a_stop_request_checkpoints_the_step_and_resume_continues_bit_identically() {
     assert_eq!(resumed.step_count(), 53, "the checkpoint holds the step in progress, not the last periodic one");
     resumed.train(&b, &mut |_| {}).unwrap();
     assert!(TaskModel::load(&a).unwrap().params.data == TaskModel::load(&b).unwrap().params.data, "weights differ after the stop");
+    // Step 53 is between two records (40, 60): the record at 60 must average steps 41-60.
+    assert_same_files(&a, &b);
+    for d in [a, b] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
+
+/// The model, the checkpoint and training.json of two run folders are the same bytes.
+fn assert_same_files(a: &std::path::Path, b: &std::path::Path) {
+    for name in [files::MODEL, files::CHECKPOINT, files::TRAINING] {
+        let (x, y) = (std::fs::read(a.join(name)).unwrap(), std::fs::read(b.join(name)).unwrap());
+        assert!(x == y, "{name} differs between {} and {}", a.display(), b.display());
+    }
+}
+
+#[test]
+fn two_runs_of_the_same_seed_write_the_same_bytes() {
+    let cfg = tiny(&["steps=40", "checkpoint_every=20", "log_every=10"]);
+    let (a, b) = (tmp("bytes-a"), tmp("bytes-b"));
+    Trainer::new(cfg.clone()).unwrap().train(&a, &mut |_| {}).unwrap();
+    Trainer::new(cfg).unwrap().train(&b, &mut |_| {}).unwrap();
+    assert_same_files(&a, &b);
+    // The wall-clock figures are in timing.json alone.
+    let log = std::fs::read_to_string(a.join(files::TRAINING)).unwrap();
+    assert!(!log.contains("elapsed_s") && !log.contains("steps_per_s"), "{log}");
+    let timing = arithlens::train::timing::Timing::load(&a).unwrap();
+    assert_eq!((timing.step, timing.records.len()), (40, 4));
+    assert!(timing.elapsed_s > 0.0 && timing.steps_per_s > 0.0);
     for d in [a, b] {
         std::fs::remove_dir_all(d).unwrap();
     }
@@ -110,10 +136,23 @@ fn a_non_finite_loss_stops_training_with_a_clear_error() {
     let before = std::fs::read(dir.join(files::CHECKPOINT)).unwrap();
     t.params.data[0] = f32::NAN;
     let err = t.train(&dir, &mut |_| {}).unwrap_err();
-    assert!(err.contains("loss became NaN at step 20"), "{err}");
+    // 20 steps were done: the 21st failed (steps count from 1, as in "stopped after step 20").
+    assert!(err.contains("loss became NaN at step 21 of 50"), "{err}");
+    assert!(err.contains("the checkpoint of step 20 is kept in"), "{err}");
     assert_eq!(std::fs::read(dir.join(files::CHECKPOINT)).unwrap(), before, "the last good checkpoint is kept");
     assert!(!dir.join(files::MODEL).exists());
-    std::fs::remove_dir_all(dir).unwrap();
+    // Before its first checkpoint a run has saved nothing, and the message says so, and whose
+    // the checkpoint on disk is.
+    let mut t = Trainer::new(tiny(&["steps=50", "checkpoint_every=10"])).unwrap();
+    t.params.data[0] = f32::NAN;
+    let err = t.train(&dir, &mut |_| {}).unwrap_err();
+    assert!(err.contains("loss became NaN at step 1 of 50"), "{err}");
+    assert!(err.contains("nothing of this run was saved") && !err.contains("checkpoint is kept"), "{err}");
+    assert!(err.contains("checkpoint.safetensors is an earlier run's"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+    let err = t.train(&dir, &mut |_| {}).unwrap_err();
+    assert!(err.contains("nothing of this run was saved") && !err.contains("earlier run"), "{err}");
+    assert!(!dir.join(files::CHECKPOINT).exists());
 }
 
 #[test]

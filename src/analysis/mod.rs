@@ -463,7 +463,7 @@ fn derived_formula(model: &TaskModel, algo: &[algorithm::DigitAlgorithm]) -> sym
     let format = model.format;
     symbolic::Formula {
         name: "derived".into(),
-        description: format!("A_k = (BA_k + carry from the columns its nodes read: depths by column {depths:?}) mod 10"),
+        description: format!("A_k = (BA_k + carry from the columns its nodes read: depths by column {}) mod 10", summary::list(&depths)),
         answer: Box::new(move |q| symbolic::lookahead_tokens(q, format, &depths)),
     }
 }

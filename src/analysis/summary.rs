@@ -27,6 +27,11 @@ pub fn summary(a: &Analysis) -> String {
     s
 }
 
+/// Numbers as a comma-separated list ("5, 6, 7"), for positions and the like.
+pub fn list(v: &[usize]) -> String {
+    v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")
+}
+
 fn pct(x: f64) -> String {
     format!("{:.1}%", 100.0 * x)
 }
@@ -35,13 +40,13 @@ fn pct(x: f64) -> String {
 fn model_line(a: &Analysis) -> String {
     let m = &a.model;
     format!(
-        "Model {}: {} layer(s), {} heads, d_model {}, {}-digit {:?} ({}); accuracy on the analysis set {}.\n",
+        "Model {}: {} layer(s), {} heads, d_model {}, {}-digit {} ({}); accuracy on the analysis set {}.\n",
         m.name,
         m.n_layers,
         m.n_heads,
         m.d_model,
         m.n_digits,
-        m.ops,
+        Op::words(&m.ops),
         m.format,
         pct(a.accuracy)
     )
@@ -55,10 +60,10 @@ fn positions_section(a: &Analysis) -> String {
     match f.computation_starts_at {
         Some(p) => {
             s += &format!(
-                "Computation starts at position {p} (token '{}'){}; useful positions {:?}.\n",
+                "Computation starts at position {p} (token '{}'){}; useful positions {}.\n",
                 f.starts_at_token.clone().unwrap_or_default(),
                 if f.starts_at_equals { ": nothing before the '=' token matters" } else { ", before the '=' token" },
-                a.positions.useful
+                list(&a.positions.useful)
             );
         }
         None => s += "No position's ablation changes the answers.\n",
@@ -198,7 +203,7 @@ fn timing_summary(p: &positions::Positions) -> String {
     let mut groups: Vec<(Vec<usize>, Vec<&str>)> = Vec::new();
     for d in varying.iter().filter(|d| !d.one_before) {
         if !d.computed_at.contains(&d.predicted_at) {
-            s += &format!("  {} (predicted at {}) depends on positions {:?}\n", d.digit, d.predicted_at, d.computed_at);
+            s += &format!("  {} (predicted at {}) depends on positions {}\n", d.digit, d.predicted_at, list(&d.computed_at));
             continue;
         }
         let also = d.also_at();
@@ -209,13 +214,13 @@ fn timing_summary(p: &positions::Positions) -> String {
     }
     for (also, digits) in groups {
         s += &format!(
-            "  {} {} computed one position before {} emitted, and also {} what is computed at position{} {:?}\n",
+            "  {} {} computed one position before {} emitted, and also {} what is computed at position{} {}\n",
             digits.join(" "),
             if digits.len() == 1 { "is" } else { "are" },
             if digits.len() == 1 { "it is" } else { "they are" },
             if digits.len() == 1 { "uses" } else { "use" },
             if also.len() == 1 { "" } else { "s" },
-            also
+            list(&also)
         );
     }
     s
@@ -228,7 +233,7 @@ fn insertion_summary(ins: &insertion::Insertion) -> String {
         if ins.every > 0 { format!(", re-imposed every {} steps", ins.every) } else { String::new() }
     );
     for h in &ins.heads {
-        let fails: Vec<String> = h.fail_by_op.iter().map(|(op, f)| format!("{op:?} {:.0}%", 100.0 * f)).collect();
+        let fails: Vec<String> = h.fail_by_op.iter().map(|(op, f)| format!("{} {:.0}%", op.word(), 100.0 * f)).collect();
         let src = h.source_roles.as_ref().map(|r| format!("; in the source: {}", if r.is_empty() { "-".into() } else { r.join("+") }));
         s += &format!(
             "  {}: {} (ablation fails {}; weights moved {:.0}%{})\n",
@@ -328,9 +333,9 @@ mod tests {
             "{s}"
         );
         assert!(
-            s.contains("  A1 A0 are computed one position before they are emitted, and also use what is computed at position [6]\n"),
+            s.contains("  A1 A0 are computed one position before they are emitted, and also use what is computed at position 6\n"),
             "{s}"
         );
-        assert!(s.contains("  X (predicted at 9) depends on positions [5]\n"), "{s}");
+        assert!(s.contains("  X (predicted at 9) depends on positions 5\n"), "{s}");
     }
 }

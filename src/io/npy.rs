@@ -46,7 +46,9 @@ pub fn save_npz(path: &Path, file: &TensorFile) -> Result<(), String> {
     }
     let write = |tmp: &Path| -> zip::result::ZipResult<()> {
         let mut z = zip::ZipWriter::new(std::io::BufWriter::new(std::fs::File::create(tmp)?));
-        let stored = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+        // A fixed entry time (1980-01-01): the same arrays give the same bytes.
+        let stored =
+            SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored).last_modified_time(zip::DateTime::default());
         let ints = super::tensors::integer_bytes(file);
         for (name, t) in &file.tensors {
             let (descr, data): (&str, &[u8]) = match ints.get(name.as_str()) {

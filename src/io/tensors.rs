@@ -1,8 +1,9 @@
 //! Named tensors (f32, or int64 for the integer ones) in safetensors files (the format Python
 //! users open with `safetensors.torch.load_file`), with string metadata.
 
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use safetensors::tensor::{Dtype, SafeTensors, TensorInfo, TensorView, View};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
 use std::path::Path;
 
 /// One named tensor: row-major f32 data and its shape.
@@ -60,11 +61,40 @@ fn file_views<'a>(file: &'a TensorFile, ints: &'a BTreeMap<&str, (Vec<usize>, Ve
     Ok(all)
 }
 
-/// Serialises tensors and metadata to safetensors bytes.
+/// The safetensors header of `views` in the order their data follows it: the 8-byte length,
+/// then the JSON (`__metadata__` first, its keys sorted, then the tensors as safetensors orders
+/// them: by dtype, widest first, then by name), padded with spaces to a multiple of 8 bytes.
+/// Written here rather than by the safetensors crate, whose metadata is a `HashMap`: its key
+/// order changes from run to run, and the same model must give the same bytes.
+fn header<'a>(
+    mut views: Vec<(String, TensorView<'a>)>,
+    metadata: &BTreeMap<String, String>,
+) -> Result<(Vec<u8>, Vec<TensorView<'a>>), String> {
+    views.sort_by(|(a, x), (b, y)| y.dtype().cmp(&x.dtype()).then(a.cmp(b)));
+    let mut json = format!("{{\"__metadata__\":{}", serde_json::to_string(metadata).map_err(|e| e.to_string())?);
+    let mut offset = 0;
+    for (name, v) in &views {
+        let end = offset + v.data_len();
+        let info = TensorInfo { dtype: v.dtype(), shape: v.shape().to_vec(), data_offsets: (offset, end) };
+        let (name, info) = (serde_json::to_string(name), serde_json::to_string(&info));
+        json += &format!(",{}:{}", name.map_err(|e| e.to_string())?, info.map_err(|e| e.to_string())?);
+        offset = end;
+    }
+    json.push('}');
+    while !json.len().is_multiple_of(8) {
+        json.push(' ');
+    }
+    let mut bytes = (json.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(json.as_bytes());
+    Ok((bytes, views.into_iter().map(|(_, v)| v).collect()))
+}
+
+/// Serialises tensors and metadata to safetensors bytes (the same bytes for the same contents).
 pub fn to_bytes(file: &TensorFile) -> Result<Vec<u8>, String> {
     let ints = integer_bytes(file);
-    let meta: HashMap<String, String> = file.metadata.clone().into_iter().collect();
-    safetensors::serialize(file_views(file, &ints)?, Some(meta)).map_err(|e| e.to_string())
+    let (mut bytes, views) = header(file_views(file, &ints)?, &file.metadata)?;
+    views.iter().for_each(|v| bytes.extend_from_slice(v.data()));
+    Ok(bytes)
 }
 
 /// Writes tensors atomically to `path`.
@@ -80,9 +110,15 @@ pub fn save_refs(path: &Path, tensors: &[TensorRef<'_>], metadata: &BTreeMap<Str
 }
 
 fn write_views(path: &Path, views: Vec<(String, TensorView<'_>)>, metadata: &BTreeMap<String, String>) -> Result<(), String> {
-    let meta: HashMap<String, String> = metadata.clone().into_iter().collect();
-    super::atomic::write_with(path, |tmp| safetensors::serialize_to_file(views, Some(meta), tmp).map_err(std::io::Error::other))
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    let (head, views) = header(views, metadata)?;
+    super::atomic::write_with(path, |tmp| {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(tmp)?);
+        w.write_all(&head)?;
+        views.iter().try_for_each(|v| w.write_all(v.data()))?;
+        w.into_inner().map_err(|e| e.into_error())?;
+        Ok(())
+    })
+    .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// Parses safetensors bytes; f64, bf16 and integer tensors are converted to f32.
@@ -147,5 +183,47 @@ mod tests {
         assert_eq!((back.tensors, back.integer), (f.tensors, f.integer));
         let err = from_bytes(&bytes[..bytes.len() - 3], "model.safetensors").unwrap_err();
         assert!(err.contains("not a valid safetensors file"), "{err}");
+    }
+
+    fn sample(keys: usize) -> TensorFile {
+        let mut f = TensorFile::default();
+        f.tensors.insert("b.W".into(), Tensor { shape: vec![2, 2], data: vec![1.0, -2.0, 3.5, 0.0] });
+        f.tensors.insert("a.b".into(), Tensor { shape: vec![3], data: vec![0.25, 1.0, 2.0] });
+        f.tensors.insert("tokens".into(), Tensor { shape: vec![2], data: vec![3.0, 11.0] });
+        f.integer.insert("tokens".into());
+        f.metadata = (0..keys).map(|i| (format!("key{i}"), format!("value \"{i}\""))).collect();
+        f
+    }
+
+    #[test]
+    fn the_same_contents_give_the_same_bytes_whatever_the_metadata_order() {
+        // Each HashMap gets its own random order: the old writer gave different bytes here.
+        let first = to_bytes(&sample(12)).unwrap();
+        for _ in 0..8 {
+            assert_eq!(to_bytes(&sample(12)).unwrap(), first, "metadata order must not change the bytes");
+        }
+        let n = u64::from_le_bytes(first[..8].try_into().unwrap()) as usize;
+        let head = std::str::from_utf8(&first[8..8 + n]).unwrap();
+        let keys: Vec<usize> = (0..12).map(|i| head.find(&format!("\"key{i}\"")).unwrap()).collect();
+        let mut sorted_by_name: Vec<(String, usize)> = (0..12).map(|i| (format!("key{i}"), keys[i])).collect();
+        sorted_by_name.sort();
+        assert!(sorted_by_name.windows(2).all(|w| w[0].1 < w[1].1), "metadata keys are written sorted: {head}");
+        // Streaming to a file gives the same bytes as `to_bytes`.
+        let path = std::env::temp_dir().join(format!("arithlens-tensors-{}.safetensors", std::process::id()));
+        save(&path, &sample(12)).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), first);
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn the_layout_is_the_one_the_safetensors_crate_writes() {
+        // With at most one metadata key there is no order to differ: the bytes must be equal.
+        for keys in [0, 1] {
+            let f = sample(keys);
+            let ints = integer_bytes(&f);
+            let meta = f.metadata.clone().into_iter().collect();
+            let theirs = safetensors::serialize(file_views(&f, &ints).unwrap(), Some(meta)).unwrap();
+            assert_eq!(to_bytes(&f).unwrap(), theirs);
+        }
     }
 }

@@ -250,7 +250,8 @@ impl Params {
         }
         let unknown: Vec<&String> = file.tensors.keys().filter(|k| p.layout.entry(k).is_none() && !is_ignored_extra(k)).collect();
         if !unknown.is_empty() {
-            return Err(format!("{what}: tensors {unknown:?} do not belong to a model with this config"));
+            let names: Vec<String> = unknown.iter().map(|k| format!("'{k}'")).collect();
+            return Err(format!("{what}: tensors {} do not belong to a model with this config", names.join(", ")));
         }
         Ok(p)
     }

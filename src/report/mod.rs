@@ -1,6 +1,6 @@
 //! The report: figures as standalone SVG, and the HTML page that shows a run.
 //!
-//! `arithlens report RUN_DIR` reads training.json, eval.json, analysis.json (each optional) and
+//! `arithlens report RUN_DIR` reads training.json, timing.json, eval.json, analysis.json (each optional) and
 //! the model, builds a [`page::Page`] of eight sections (run, training, accuracy, positions,
 //! attention, node map, PCA, algorithm), and writes RUN_DIR/report.html plus every figure as
 //! RUN_DIR/figures/NAME.svg.
@@ -39,6 +39,8 @@ pub struct RunData {
     pub dir: PathBuf,
     /// training.json, if present.
     pub log: Option<TrainingLog>,
+    /// timing.json (or an older training.json's timing), if present.
+    pub timing: Option<crate::train::timing::Timing>,
     /// eval.json, if present.
     pub eval: Option<EvalReport>,
     /// The trained model, if present.
@@ -65,6 +67,7 @@ impl RunData {
         Ok(RunData {
             dir: dir.to_path_buf(),
             log: read_json(&dir.join(crate::train::trainer::files::TRAINING))?,
+            timing: crate::train::timing::Timing::load(dir),
             eval: read_json(&dir.join(files::EVAL))?,
             model: if model_file.exists() { Some(TaskModel::load(dir)?) } else { None },
             analysis: read_json(&dir.join(files::ANALYSIS))?,
@@ -129,7 +132,7 @@ pub fn build_page(d: &RunData) -> Page {
     training.blocks.extend(a.map(analysis_map::dynamics).unwrap_or_default());
     let name = d.log.as_ref().map(|l| l.config.name.clone()).or_else(|| d.model.as_ref().map(|m| m.name.clone())).unwrap_or_default();
     let sections = vec![
-        run_info::section(d.log.as_ref(), d.eval.as_ref()),
+        run_info::section(d.log.as_ref(), d.timing.as_ref(), d.eval.as_ref()),
         training,
         accuracy::section(d.eval.as_ref()),
         analysis_section("positions", "Where computation happens", a, |a| {

@@ -23,6 +23,11 @@ impl Op {
         }
     }
 
+    /// Operations in words for messages: "addition", "addition and subtraction".
+    pub fn words(ops: &[Op]) -> String {
+        ops.iter().map(|o| o.word()).collect::<Vec<_>>().join(" and ")
+    }
+
     /// The character written between the operands.
     pub fn symbol(self) -> char {
         match self {

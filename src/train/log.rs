@@ -48,13 +48,13 @@ pub fn answer_names(format: Format, n_digits: usize) -> Vec<String> {
     v
 }
 
-/// One point of the training curves: means over the steps since the previous record.
+/// One point of the training curves: means over the steps since the previous record. Its
+/// seconds are in timing.json ([`super::timing`]), so that the record is the same byte for byte
+/// whether the run was stopped and resumed or not.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     /// Steps done.
     pub step: u64,
-    /// Seconds of training so far.
-    pub elapsed_s: f64,
     /// Learning rate at this step.
     pub lr: f64,
     /// Mean loss.
@@ -77,14 +77,13 @@ pub struct TrainingLog {
     pub answer_names: Vec<String>,
     /// Records, every `log_every` steps.
     pub records: Vec<Record>,
-    /// Training steps per second over the whole run so far.
-    pub steps_per_s: f64,
-    /// Threads used.
+    /// Threads used (results depend on the seed and the thread count).
     pub threads: usize,
 }
 
-/// Sums between two records.
-#[derive(Clone, Debug)]
+/// Sums between two records. A checkpoint holds them, so that the first record after a resume
+/// averages over the same steps as an uninterrupted run's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Accumulator {
     steps: u64,
     loss: f64,
@@ -111,6 +110,15 @@ impl Accumulator {
         }
     }
 
+    /// Whether these sums are for `n_answer` answer tokens (sums read from a damaged checkpoint
+    /// may not be).
+    pub fn fits(&self, n_answer: usize) -> bool {
+        self.digit.len() == n_answer
+            && self.need.len() == NEEDS.len()
+            && self.need.iter().all(|v| v.len() == n_answer)
+            && self.question.len() == NEEDS.len()
+    }
+
     /// Adds one step: its batch, and `nll` [batch, n_answer].
     pub fn add(&mut self, questions: &[Question], format: Format, nll: &[f64], loss: f64) {
         let n = self.digit.len();
@@ -131,10 +139,9 @@ impl Accumulator {
     }
 
     /// The record for the steps added so far, then starts afresh.
-    pub fn take(&mut self, step: u64, elapsed_s: f64, lr: f64) -> Record {
+    pub fn take(&mut self, step: u64, lr: f64) -> Record {
         let r = Record {
             step,
-            elapsed_s,
             lr,
             loss: self.loss / self.steps.max(1) as f64,
             digit_loss: self.digit.iter().map(|s| s / self.rows.max(1) as f64).collect(),

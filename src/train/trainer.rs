@@ -1,9 +1,11 @@
 //! The training loop: fresh random questions every step, AdamW, records into training.json,
-//! atomic checkpoints that resume bit-identically, and a progress bar.
+//! atomic checkpoints that resume bit-identically (the model, the checkpoint and training.json are
+//! the same bytes, resumed or not; wall-clock time goes to timing.json), and a progress bar.
 
 use super::config::TrainConfig;
-use super::log::{answer_names, Accumulator, TrainingLog};
+use super::log::{answer_names, Accumulator, Record, TrainingLog};
 use super::optim::AdamW;
+use super::timing::{TimePoint, Timing};
 use crate::io::tensors::{self, TensorFile};
 use crate::model::file::{save_weights, ModelFile};
 use crate::model::{backward, forward, loss, NoHooks, Params, Span, Targets, Workspace};
@@ -17,7 +19,7 @@ use std::time::Instant;
 pub mod files {
     /// The trained model.
     pub const MODEL: &str = "model.safetensors";
-    /// Weights and optimiser state of the last checkpoint.
+    /// Weights, optimiser state and the loss sums of the record in progress at the last checkpoint.
     pub const CHECKPOINT: &str = "checkpoint.safetensors";
     /// Loss curves and the run's config.
     pub const TRAINING: &str = "training.json";
@@ -40,7 +42,22 @@ pub struct Trainer {
     acc: Accumulator,
     targets: Targets,
     elapsed_before: f64,
+    times: Vec<TimePoint>,
+    steps_per_s: f64,
+    /// The step of the checkpoint on disk that this run wrote or resumed from.
+    saved_step: Option<u64>,
     stop_flag: Option<&'static std::sync::atomic::AtomicBool>,
+}
+
+/// What a run carries from its earlier sessions: the records, the sums since the last one, and
+/// the time spent (nothing for a fresh run).
+#[derive(Default)]
+struct Earlier {
+    records: Vec<Record>,
+    acc: Option<Accumulator>,
+    elapsed_s: f64,
+    times: Vec<TimePoint>,
+    saved_step: Option<u64>,
 }
 
 /// One thread's share of a batch: rows `rows` of it, with its own buffers and gradient. Splitting
@@ -116,17 +133,10 @@ impl Trainer {
             eprintln!("initialised from {}", ins.from.display());
         }
         let opt = AdamW::new(cfg.optim.clone(), params.data.len());
-        Self::with_state(cfg, params, opt, Vec::new(), 0.0, from)
+        Self::with_state(cfg, params, opt, Earlier::default(), from)
     }
 
-    fn with_state(
-        cfg: TrainConfig,
-        params: Params,
-        opt: AdamW,
-        records: Vec<super::log::Record>,
-        elapsed_before: f64,
-        inserted: Option<Params>,
-    ) -> Result<Trainer, String> {
+    fn with_state(cfg: TrainConfig, params: Params, opt: AdamW, earlier: Earlier, inserted: Option<Params>) -> Result<Trainer, String> {
         // Kept only when the run re-imposes it.
         let inserted = inserted.filter(|_| cfg.insert.as_ref().is_some_and(|i| i.every > 0));
         let (n, fmt) = (cfg.task.n_digits, cfg.task.format);
@@ -138,17 +148,19 @@ impl Trainer {
         let log = TrainingLog {
             config: cfg.clone(),
             answer_names: answer_names(fmt, n),
-            records,
-            steps_per_s: 0.0,
+            records: earlier.records,
             threads: rayon::current_num_threads(),
         };
         Ok(Trainer {
             inserted,
             nll: vec![0.0; cfg.batch_size * targets.n],
-            acc: Accumulator::new(targets.n),
+            acc: earlier.acc.filter(|a| a.fits(targets.n)).unwrap_or_else(|| Accumulator::new(targets.n)),
             shards,
             targets,
-            elapsed_before,
+            elapsed_before: earlier.elapsed_s,
+            times: earlier.times,
+            steps_per_s: 0.0,
+            saved_step: earlier.saved_step,
             stop_flag: None,
             cfg,
             params,
@@ -167,8 +179,14 @@ impl Trainer {
         self.opt.step
     }
 
+    /// Training steps per second in this session so far.
+    pub fn steps_per_s(&self) -> f64 {
+        self.steps_per_s
+    }
+
     /// One optimiser step on a fresh batch; returns the batch's loss, or an error if the loss
-    /// is not finite (the weights are then left as they were before the step).
+    /// is not finite (the weights are then left as they were before the step), which numbers
+    /// the step from 1 as every other message does.
     pub fn step(&mut self) -> Result<f64, String> {
         let questions = batch_for_step(&self.cfg, self.opt.step);
         self.step_on(&questions)
@@ -187,7 +205,7 @@ impl Trainer {
         let batch = questions.len() as f64;
         let l: f64 = self.shards.iter().map(|s| s.loss * s.rows.len() as f64 / batch).sum();
         if !l.is_finite() {
-            return Err(format!("the loss became {l} at step {step}: training stopped; the last checkpoint is kept (try a lower lr)"));
+            return Err(format!("the loss became {l} at step {} of {}", step + 1, self.cfg.steps));
         }
         let n = self.targets.n;
         for s in &self.shards {
@@ -219,13 +237,16 @@ impl Trainer {
         let start = Instant::now();
         let first = self.opt.step;
         while self.opt.step < stop.min(self.cfg.steps) {
-            self.step()?;
+            if let Err(e) = self.step() {
+                return Err(format!("{e}: training stopped; {}; try a lower lr", self.kept(dir)));
+            }
             let step = self.opt.step;
             let elapsed = self.elapsed_before + start.elapsed().as_secs_f64();
-            self.log.steps_per_s = (step - first) as f64 / start.elapsed().as_secs_f64().max(1e-9);
+            self.steps_per_s = (step - first) as f64 / start.elapsed().as_secs_f64().max(1e-9);
             if step.is_multiple_of(self.cfg.log_every) || step == self.cfg.steps {
                 let lr = self.cfg.optim.lr * self.cfg.schedule.factor(step - 1);
-                self.log.records.push(self.acc.take(step, elapsed, lr));
+                self.log.records.push(self.acc.take(step, lr));
+                self.times.push(TimePoint { step, elapsed_s: elapsed });
             }
             let checkpoint = step.is_multiple_of(self.cfg.checkpoint_every) || step == self.cfg.steps;
             if checkpoint {
@@ -246,10 +267,26 @@ impl Trainer {
         Ok(())
     }
 
+    /// What of this run is on disk in `dir` after a failed step: the checkpoint it wrote (or
+    /// resumed from), or nothing.
+    fn kept(&self, dir: &Path) -> String {
+        match self.saved_step {
+            Some(s) => format!("the checkpoint of step {s} is kept in {}", dir.join(files::CHECKPOINT).display()),
+            None => {
+                let path = dir.join(files::CHECKPOINT);
+                let earlier = if path.exists() { format!("; {} is an earlier run's", path.display()) } else { String::new() };
+                format!(
+                    "nothing of this run was saved (its first checkpoint was due at step {}){earlier}",
+                    self.cfg.checkpoint_every.min(self.cfg.steps)
+                )
+            }
+        }
+    }
+
     /// Makes the loop save a checkpoint and stop (with an error saying how to continue) after
     /// the first step that ends with `flag` set, e.g. by [`crate::interrupt::Guard`]. A run
-    /// resumed from there has the same weights as one never stopped; its first loss record
-    /// after the stop averages only the steps since.
+    /// resumed from there writes the same files, byte for byte, as one never stopped (the
+    /// checkpoint holds the sums the next loss record averages).
     pub fn stop_when(&mut self, flag: &'static std::sync::atomic::AtomicBool) {
         self.stop_flag = Some(flag);
     }
@@ -284,14 +321,26 @@ impl Trainer {
         save_weights(&self.params, &self.metadata(), &[], path)
     }
 
-    fn save_checkpoint(&self, dir: &Path, elapsed: f64) -> Result<(), String> {
+    /// Writes training.json, the checkpoint (weights, optimiser state, and the sums of the loss
+    /// record in progress) and timing.json. Wall-clock time goes only into timing.json, so the
+    /// first two are the same bytes for the same step, resumed or not.
+    fn save_checkpoint(&mut self, dir: &Path, elapsed: f64) -> Result<(), String> {
         let mut meta = self.metadata();
-        meta.insert("elapsed_s".into(), elapsed.to_string());
+        meta.insert(LOG_SUMS.into(), serde_json::to_string(&self.acc).map_err(|e| format!("cannot record the loss sums: {e}"))?);
         let mut optim = self.params.refs("optim.m.", &self.opt.m);
         optim.extend(self.params.refs("optim.v.", &self.opt.v));
         // training.json first: a checkpoint never points past the records on disk.
         crate::io::atomic::write_json(&dir.join(files::TRAINING), &self.log).map_err(|e| format!("cannot write training.json: {e}"))?;
-        save_weights(&self.params, &meta, &optim, &dir.join(files::CHECKPOINT))
+        save_weights(&self.params, &meta, &optim, &dir.join(files::CHECKPOINT))?;
+        self.saved_step = Some(self.opt.step);
+        let timing = Timing {
+            step: self.opt.step,
+            elapsed_s: elapsed,
+            steps_per_s: self.steps_per_s,
+            threads: rayon::current_num_threads(),
+            records: self.times.clone(),
+        };
+        timing.save(dir)
     }
 
     /// Continues the run whose checkpoint is in `dir`; `cfg` must match the checkpoint's config
@@ -309,7 +358,15 @@ impl Trainer {
             None => saved,
         };
         let step: u64 = f.metadata.get("steps_done").and_then(|s| s.parse().ok()).ok_or("checkpoint has no steps_done")?;
-        let elapsed: f64 = f.metadata.get("elapsed_s").and_then(|s| s.parse().ok()).unwrap_or(0.0);
+        // Checkpoints from before timing.json held the seconds themselves.
+        let timing = Timing::load(dir).unwrap_or_default();
+        let elapsed: f64 = f.metadata.get("elapsed_s").and_then(|s| s.parse().ok()).unwrap_or_else(|| timing.elapsed_at(step));
+        let times = timing.records.into_iter().filter(|t| t.step <= step).collect();
+        // Checkpoints from before the sums were kept start the record in progress afresh.
+        let acc = match f.metadata.get(LOG_SUMS) {
+            Some(json) => Some(serde_json::from_str(json).map_err(|e| format!("{}: bad {LOG_SUMS}: {e}", path.display()))?),
+            None => None,
+        };
         let mut opt = AdamW::new(cfg.optim.clone(), 0);
         let layout = crate::model::params::ParamLayout::new(&cfg.model);
         for (prefix, buf) in [("optim.m.", &mut opt.m), ("optim.v.", &mut opt.v)] {
@@ -330,7 +387,8 @@ impl Trainer {
             Some(ins) if ins.every > 0 => Some(load_inserted(&cfg)?),
             _ => None,
         };
-        Self::with_state(cfg, model.params, opt, records, elapsed, inserted)
+        let earlier = Earlier { records, acc, elapsed_s: elapsed, times, saved_step: Some(step) };
+        Self::with_state(cfg, model.params, opt, earlier, inserted)
     }
 }
 
@@ -366,6 +424,9 @@ fn load_inserted(cfg: &TrainConfig) -> Result<Params, String> {
     }
     Ok(m.params)
 }
+
+/// The checkpoint's metadata entry with the sums of the loss record in progress (JSON).
+const LOG_SUMS: &str = "log_sums";
 
 /// The default run folder of a config: `runs/<name>`.
 pub fn default_run_dir(cfg: &TrainConfig) -> PathBuf {
