@@ -618,13 +618,13 @@ fn analyze(dir: &Path, a: &AnalyzeArgs) -> Result<(), String> {
         Err(_) => None,
     };
     let t0 = std::time::Instant::now();
-    let stages = &crate::analysis::stages::STAGES;
     let mut bar = StageBar::new(false);
     let mut report = |p: crate::analysis::stages::Progress| {
-        let name = stages[p.stage];
+        let name = p.stage.name();
         if p.total == 0 {
             bar.finish();
-            eprintln!("analyze [{}/{}] {name} ({:.0} s so far)", p.stage + 1, stages.len(), t0.elapsed().as_secs_f64());
+            let of = crate::analysis::stages::Stage::ALL.len();
+            eprintln!("analyze [{}/{of}] {name} ({:.0} s so far)", p.stage.number(), t0.elapsed().as_secs_f64());
         } else {
             bar.update(&format!("analyze {name}"), p.done as u64, p.total as u64);
         }

@@ -282,7 +282,7 @@ pub fn analyze(model: &TaskModel, log: Option<&TrainingLog>, opts: &AnalyzeOptio
     analyze_with_progress(model, log, opts, &mut |_| {})
 }
 
-/// [`analyze`], reporting each of [`stages::STAGES`] as it begins and its passes as they finish.
+/// [`analyze`], reporting each of [`stages::Stage::ALL`] as it begins and its passes as they finish.
 pub fn analyze_with_progress(
     model: &TaskModel,
     log: Option<&TrainingLog>,
@@ -292,7 +292,7 @@ pub fn analyze_with_progress(
     let t0 = std::time::Instant::now();
     let mut watch = stages::Stopwatch::new(report);
     let b = opts.batch.max(1);
-    watch.begin("accuracy");
+    watch.begin(stages::Stage::Accuracy);
     let qs = analysis_questions(model, opts.questions, opts.seed);
     // The baseline of hooked passes, which take the transformer pass: the same pass, the same
     // floats.
@@ -300,14 +300,14 @@ pub fn analyze_with_progress(
     let correct = qs.iter().enumerate().filter(|(i, q)| clean.correct(*i, &q.answer_tokens(model.format))).count();
     let accuracy = correct as f64 / qs.len().max(1) as f64;
 
-    watch.begin("positions");
+    watch.begin(stages::Stage::Positions);
     let positions = positions::useful_positions(model, &qs, &clean, opts.threshold, b, &mut watch.tick());
-    watch.begin("nodes");
+    watch.begin(stages::Stage::Nodes);
     let cands = nodes::candidate_nodes(model, &positions.useful);
     let node_abl = nodes::ablate_nodes(model, &qs, &clean, &cands, opts.threshold, b, &mut watch.tick());
     let useful_heads: Vec<Node> = node_abl.iter().filter(|a| a.useful && a.node.head.is_some()).map(|a| a.node).collect();
 
-    watch.begin("attention");
+    watch.begin(stages::Stage::Attention);
     let sample = analysis_questions(model, opts.sample, opts.seed.wrapping_add(17));
     let patterns = attention::mean_patterns(model, &sample, 100);
     let attn = attention::node_attention(model, &patterns, &useful_heads);
@@ -315,7 +315,7 @@ pub fn analyze_with_progress(
 
     let candidates = head_candidates(model, &patterns, &useful_heads);
     let impact = head_impacts(model, &node_abl, &useful_heads);
-    watch.begin("tags");
+    watch.begin(stages::Stage::Tags);
     let singles: Vec<subtasks::PatchGroup> = (useful_heads.iter().zip(&impact).zip(&candidates))
         .map(|((&n, imp), cands)| subtasks::PatchGroup { nodes: vec![n], impact: imp.clone(), candidates: cands.clone() })
         .collect();
@@ -325,18 +325,18 @@ pub fn analyze_with_progress(
     if !shared.is_empty() {
         tags.extend(subtasks::tag_by_patching(model, &shared, &settings, &mut |_, _| {}));
     }
-    watch.begin("pca");
+    watch.begin(stages::Stage::Pca);
     let pca = subtasks::pca_nodes(model, &sample, &useful_heads, &candidates, 3, b);
 
     let columns: Vec<(Node, Option<usize>)> = attn.iter().map(|a| (a.node, a.column)).collect();
     let algo = algorithm::assemble(model, &node_abl, &tags, &columns);
 
-    watch.begin("symbolic");
+    watch.begin(stages::Stage::Symbolic);
     let (symbolic, ceiling) = check_formulas(model, opts, &algo, &mut watch);
     let dynamics = log.map(|l| dynamics::phases(l, opts.loss_threshold));
 
     let findings = findings(model, &positions, &stairs, &tags, &symbolic);
-    watch.begin("insertion");
+    watch.begin(stages::Stage::Insertion);
     let insertion = log.and_then(|l| l.config.insert.as_ref()).map(|ins| inserted_heads(model, ins, &tags, &positions.useful, opts));
     Analysis {
         schema: 1,
@@ -449,7 +449,7 @@ fn check_formulas(
     let formulas =
         [symbolic::exact(format), symbolic::lookahead(format, 2), derived_formula(model, algo), fitted_formula(model, opts, answers)];
     let checks = formulas.iter().map(|f| symbolic::check(f, format, &sets, &preds)).collect();
-    watch.begin("ceiling");
+    watch.begin(stages::Stage::Ceiling);
     let ceiling = (opts.siblings > 0).then(|| symbolic::ceiling(format, &sets, &preds, opts.siblings, opts.seed.wrapping_add(7), answers));
     (checks, ceiling)
 }

@@ -6,24 +6,80 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-/// The stages [`super::analyze`] runs, in order.
-pub const STAGES: [&str; 9] = ["accuracy", "positions", "nodes", "attention", "tags", "pca", "symbolic", "ceiling", "insertion"];
+/// A stage of [`super::analyze`]; serialised by its lower-case name ("accuracy", ...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// The model's accuracy on the analysis questions.
+    Accuracy,
+    /// Which positions matter (ablation per position).
+    Positions,
+    /// Which nodes matter (ablation per node).
+    Nodes,
+    /// Where the useful heads attend.
+    Attention,
+    /// Sub-task tags by activation patching.
+    Tags,
+    /// PCA of the heads' outputs.
+    Pca,
+    /// Symbolic formulas against the model's answers.
+    Symbolic,
+    /// How far any formula over sub-tasks can agree.
+    Ceiling,
+    /// What became of inserted heads.
+    Insertion,
+}
+
+impl Stage {
+    /// Every stage, in the order they run.
+    pub const ALL: [Stage; 9] = [
+        Stage::Accuracy,
+        Stage::Positions,
+        Stage::Nodes,
+        Stage::Attention,
+        Stage::Tags,
+        Stage::Pca,
+        Stage::Symbolic,
+        Stage::Ceiling,
+        Stage::Insertion,
+    ];
+
+    /// The lower-case name, as in analysis.json.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Accuracy => "accuracy",
+            Stage::Positions => "positions",
+            Stage::Nodes => "nodes",
+            Stage::Attention => "attention",
+            Stage::Tags => "tags",
+            Stage::Pca => "pca",
+            Stage::Symbolic => "symbolic",
+            Stage::Ceiling => "ceiling",
+            Stage::Insertion => "insertion",
+        }
+    }
+
+    /// 1-based place in [`Stage::ALL`], for "[3/9]".
+    pub fn number(self) -> usize {
+        Stage::ALL.iter().position(|&s| s == self).expect("every stage is listed") + 1
+    }
+}
 
 /// One stage and the seconds it took.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StageTime {
-    /// Stage name (one of [`STAGES`]).
-    pub stage: String,
+    /// The stage.
+    pub stage: Stage,
     /// Wall-clock seconds.
     pub seconds: f64,
 }
 
-/// Where an analysis is: stage `stage` (an index into [`STAGES`]) has finished `done` of its
-/// `total` passes (both 0 as the stage begins, and for stages too short to count).
+/// Where an analysis is: stage `stage` has finished `done` of its `total` passes (both 0 as the
+/// stage begins, and for stages too short to count).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Progress {
-    /// Index into [`STAGES`].
-    pub stage: usize,
+    /// The running stage.
+    pub stage: Stage,
     /// Work units finished.
     pub done: usize,
     /// Work units in the stage.
@@ -32,7 +88,7 @@ pub struct Progress {
 
 /// Times stages one after another and reports each one's start and progress to `report`.
 pub struct Stopwatch<'a> {
-    current: Option<(usize, Instant)>,
+    current: Option<(Stage, Instant)>,
     times: Vec<StageTime>,
     report: &'a mut dyn FnMut(Progress),
 }
@@ -43,17 +99,16 @@ impl<'a> Stopwatch<'a> {
         Stopwatch { current: None, times: Vec::new(), report }
     }
 
-    /// Ends the running stage (if any) and begins `stage`, which must be one of [`STAGES`].
-    pub fn begin(&mut self, stage: &'static str) {
+    /// Ends the running stage (if any) and begins `stage`.
+    pub fn begin(&mut self, stage: Stage) {
         self.end();
-        let index = STAGES.iter().position(|&s| s == stage).expect("a known stage");
-        (self.report)(Progress { stage: index, done: 0, total: 0 });
-        self.current = Some((index, Instant::now()));
+        (self.report)(Progress { stage, done: 0, total: 0 });
+        self.current = Some((stage, Instant::now()));
     }
 
     /// A callback for the running stage's work: `tick(done, total)`.
     pub fn tick(&mut self) -> impl FnMut(usize, usize) + use<'_, 'a> {
-        let stage = self.current.map_or(0, |(i, _)| i);
+        let stage = self.current.map_or(Stage::Accuracy, |(s, _)| s);
         move |done, total| (self.report)(Progress { stage, done, total })
     }
 
@@ -65,7 +120,7 @@ impl<'a> Stopwatch<'a> {
 
     fn end(&mut self) {
         if let Some((stage, t)) = self.current.take() {
-            self.times.push(StageTime { stage: STAGES[stage].to_string(), seconds: t.elapsed().as_secs_f64() });
+            self.times.push(StageTime { stage, seconds: t.elapsed().as_secs_f64() });
         }
     }
 }
@@ -86,7 +141,7 @@ pub fn par_map_ticked<T: Sync, R: Send>(items: &[T], tick: &mut dyn FnMut(usize,
 
 /// "positions 3.1 s, nodes 10.2 s, ...": the stages that took at least a tenth of a second.
 pub fn breakdown(times: &[StageTime]) -> String {
-    times.iter().filter(|t| t.seconds >= 0.1).map(|t| format!("{} {:.1} s", t.stage, t.seconds)).collect::<Vec<_>>().join(", ")
+    times.iter().filter(|t| t.seconds >= 0.1).map(|t| format!("{} {:.1} s", t.stage.name(), t.seconds)).collect::<Vec<_>>().join(", ")
 }
 
 #[cfg(test)]
@@ -98,13 +153,15 @@ mod tests {
         let mut seen = Vec::new();
         let mut report = |p: Progress| seen.push((p.stage, p.done, p.total));
         let mut w = Stopwatch::new(&mut report);
-        w.begin("positions");
+        w.begin(Stage::Positions);
         w.tick()(1, 2);
         std::thread::sleep(std::time::Duration::from_millis(120));
-        w.begin("symbolic");
+        w.begin(Stage::Symbolic);
         let times = w.finish();
-        assert_eq!(seen, vec![(1, 0, 0), (1, 1, 2), (6, 0, 0)]);
-        assert_eq!(times.iter().map(|t| t.stage.as_str()).collect::<Vec<_>>(), ["positions", "symbolic"]);
+        assert_eq!(seen, vec![(Stage::Positions, 0, 0), (Stage::Positions, 1, 2), (Stage::Symbolic, 0, 0)]);
+        assert_eq!(times.iter().map(|t| t.stage.name()).collect::<Vec<_>>(), ["positions", "symbolic"]);
+        assert_eq!(serde_json::to_string(&times[1].stage).unwrap(), "\"symbolic\"", "analysis.json keeps the names");
+        assert_eq!((Stage::Accuracy.number(), Stage::Insertion.number()), (1, Stage::ALL.len()));
         assert!(times[0].seconds >= 0.12, "{times:?}");
     }
 
@@ -120,7 +177,7 @@ mod tests {
 
     #[test]
     fn breakdown_names_the_stages_that_took_time() {
-        let t = |stage: &str, seconds| StageTime { stage: stage.into(), seconds };
-        assert_eq!(breakdown(&[t("accuracy", 0.01), t("nodes", 12.34), t("pca", 0.5)]), "nodes 12.3 s, pca 0.5 s");
+        let t = |stage, seconds| StageTime { stage, seconds };
+        assert_eq!(breakdown(&[t(Stage::Accuracy, 0.01), t(Stage::Nodes, 12.34), t(Stage::Pca, 0.5)]), "nodes 12.3 s, pca 0.5 s");
     }
 }
