@@ -69,7 +69,7 @@ down() {
     pkill -x munged 2>/dev/null || true
     # Wait for them to exit, so an `up` right after starts fresh daemons.
     for _ in $(seq 30); do
-        pgrep -x 'slurmd|slurmctld|munged' >/dev/null || break
+        pgrep -x slurmd >/dev/null || pgrep -x slurmctld >/dev/null || pgrep -x munged >/dev/null || break
         sleep 1
     done
     echo "slurm stopped"
