@@ -85,14 +85,16 @@ fn cache_writes_listed_and_seeded_random_questions_as_safetensors_or_npz() {
     // Random questions after the listed ones, reproducible by seed.
     let r = dir.join("r.safetensors");
     for _ in 0..2 {
-        let o = run(&["cache", d, "12+34=", "--random", "5", "--seed", "3", "--hook", hook, "--out", r.to_str().unwrap()]);
+        let o = run(&["cache", d, "12+34=", "--random", "5", "--seed", "3", "--hook", hook, "--out", r.to_str().unwrap(), "--force"]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
     let cached = arithlens::io::tensors::load(&r).unwrap();
     assert_eq!(cached.tensors[hook].shape, [6, 3, 9, 9]);
     assert!(cached.metadata["questions"].starts_with("12+34= "));
     let random_only = |seed: &str| {
-        assert!(run(&["cache", d, "--random", "5", "--seed", seed, "--hook", hook, "--out", r.to_str().unwrap()]).status.success());
+        assert!(run(&["cache", d, "--random", "5", "--seed", seed, "--hook", hook, "--out", r.to_str().unwrap(), "--force"])
+            .status
+            .success());
         arithlens::io::tensors::load(&r).unwrap().metadata["questions"].clone()
     };
     assert_eq!(format!("12+34= {}", random_only("3")), cached.metadata["questions"]);

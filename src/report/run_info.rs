@@ -63,11 +63,16 @@ fn eval_rows(eval: &EvalReport) -> Vec<Vec<super::page::Cell>> {
     eval.ops.iter().map(|r| row(&format!("accuracy ({})", r.op.word()), r.accuracy_line())).collect()
 }
 
-/// The model-and-run section from training.json and eval.json (either may be missing).
-pub fn section(log: Option<&TrainingLog>, eval: Option<&EvalReport>) -> Section {
+/// The model-and-run section from training.json and eval.json (either may be missing); `withheld`
+/// are the notes on files present but not shown (they do not belong to the model), shown first.
+pub fn section(log: Option<&TrainingLog>, eval: Option<&EvalReport>, withheld: &[String]) -> Section {
     let mut s = Section::new("run", "The model and the run");
+    s.blocks.extend(withheld.iter().map(|n| Block::Note(n.clone())));
     let mut rows = log.map(config_rows).unwrap_or_default();
     rows.extend(eval.map(eval_rows).unwrap_or_default());
+    if rows.is_empty() && !withheld.is_empty() {
+        return s;
+    }
     if rows.is_empty() {
         s.push(Block::Note("Neither training.json nor eval.json is in this run folder: run `arithlens run`.".into()));
         return s;
@@ -75,7 +80,7 @@ pub fn section(log: Option<&TrainingLog>, eval: Option<&EvalReport>) -> Section 
     let caption = "Configuration from training.json; time and speed of the training loop (checkpoints excluded); accuracy from eval.json \
                    (nines: floor(log10(questions / max(failures, 1))), as the follow-up paper counts them).";
     s.push(Block::Table(Table { head: vec!["".into(), "".into()], rows, caption: caption.into() }));
-    if log.is_some() && eval.is_none() {
+    if log.is_some() && eval.is_none() && withheld.is_empty() {
         s.push(Block::Note("No eval.json yet: run `arithlens eval RUN_DIR` for accuracy and nines.".into()));
     }
     s

@@ -90,6 +90,11 @@ pub struct TrainingLog {
     pub steps_per_s: f64,
     /// Threads used.
     pub threads: usize,
+    /// Hex SHA-256 of the model.safetensors this run wrote when it finished (`None` while it
+    /// runs, and in files of older versions): the report shows these curves only beside that
+    /// model.
+    #[serde(default)]
+    pub model_sha256: Option<String>,
 }
 
 /// Sums between two records.

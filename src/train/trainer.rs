@@ -141,6 +141,7 @@ impl Trainer {
             records,
             steps_per_s: 0.0,
             threads: rayon::current_num_threads(),
+            model_sha256: None,
         };
         Ok(Trainer {
             inserted,
@@ -202,7 +203,7 @@ impl Trainer {
     /// Trains to `cfg.steps`, writing records, checkpoints and finally the model into `dir`.
     pub fn train(&mut self, dir: &Path, progress: &mut dyn FnMut(&Trainer)) -> Result<(), String> {
         self.train_until(dir, self.cfg.steps, progress)?;
-        self.save_model(&dir.join(files::MODEL))
+        self.save_model(dir)
     }
 
     /// Trains until `stop` steps are done (as if interrupted there), with records and checkpoints.
@@ -271,8 +272,23 @@ impl Trainer {
         metadata.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }
 
-    fn save_model(&self, path: &Path) -> Result<(), String> {
-        save_weights(&self.params, &self.metadata(), &[], path)
+    /// Writes DIR/model.safetensors and a training.json that records its hash: the model goes
+    /// to a temporary file first, training.json names its hash, then the model is renamed into
+    /// place. A model already there stays whole and usable until the new one is complete.
+    fn save_model(&mut self, dir: &Path) -> Result<(), String> {
+        let path = dir.join(files::MODEL);
+        let tmp = dir.join(format!(".{}.{}.tmp", files::MODEL, std::process::id()));
+        save_weights(&self.params, &self.metadata(), &[], &tmp)?;
+        let result = (|| {
+            self.log.model_sha256 = Some(crate::provenance::sha256_file(&tmp)?);
+            let log = dir.join(files::TRAINING);
+            crate::io::atomic::write_json(&log, &self.log).map_err(|e| format!("cannot write {}: {e}", log.display()))?;
+            std::fs::rename(&tmp, &path).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
     }
 
     fn save_checkpoint(&self, dir: &Path, elapsed: f64) -> Result<(), String> {
