@@ -484,6 +484,7 @@ impl StageBar {
 pub fn report(dir: &Path) -> Result<PathBuf, String> {
     if dir.is_dir() {
         crate::io::outputs::check_file(&dir.join(crate::report::files::REPORT), "the report")?;
+        crate::io::outputs::check_dir(&dir.join(crate::report::files::FIGURES), "the report's figures folder")?;
     }
     let path = crate::report::write_report(dir)?;
     println!("{}", path.display());

@@ -277,3 +277,25 @@ fn report_says_an_empty_analysis_holds_no_usable_analysis() {
     assert!(html.contains("analysis.json holds no usable analysis") && html.contains("arithlens analyze RUN_DIR"), "{html}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn checkpoints_record_their_config_and_the_model_they_started_from() {
+    let (src, dir) = (tmp("insert-src"), tmp("insert-dst"));
+    let small = ["--set", "d_model=24", "--set", "d_head=8", "--set", "d_mlp=96", "--steps", "5", "--quiet"];
+    let mut args = vec!["train", "--preset", "add_d2_l2_h3_t1K_s1", "--out", src.to_str().unwrap()];
+    args.extend(small);
+    ok(&args);
+    let from = format!("insert.from={}", src.display());
+    let mut args = vec!["train", "--preset", "ins1_mix_d2_l2_h3_t1K_s1", "--set", &from, "--out", dir.to_str().unwrap()];
+    args.extend(small);
+    ok(&args);
+    let sha = sha256sum(&src.join("model.safetensors"));
+    for f in ["checkpoint.safetensors", "model.safetensors"] {
+        let meta = arithlens::io::tensors::load(&dir.join(f)).unwrap().metadata;
+        assert_eq!(meta["insert_from_sha256"], sha, "{f}");
+        let cfg: serde_json::Value = serde_json::from_str(&meta["train_config"]).unwrap();
+        assert_eq!(cfg["model"]["d_model"], 24, "{f}");
+    }
+    std::fs::remove_dir_all(src).unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -257,7 +257,8 @@ impl Trainer {
         ModelFile { params: self.params.clone(), metadata: self.metadata() }
     }
 
-    /// The model file's metadata: the task and the training config.
+    /// The model file's (and checkpoint's) metadata: the task, the training config and steps
+    /// done, and for a run started from another model by insertion, that model's SHA-256.
     fn metadata(&self) -> std::collections::BTreeMap<String, String> {
         let t = &self.cfg.task;
         let ops: Vec<&str> = t.ops().iter().map(|o| if *o == crate::task::Op::Add { "add" } else { "sub" }).collect();
@@ -269,7 +270,14 @@ impl Trainer {
             ("train_config", serde_json::to_string(&self.cfg).expect("config serialises")),
             ("steps_done", self.opt.step.to_string()),
         ];
-        metadata.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+        let mut metadata: std::collections::BTreeMap<String, String> = metadata.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        // Provenance of a run started from another model: that model file's hash.
+        if let Some(ins) = &self.cfg.insert {
+            if let Ok(sha) = crate::provenance::sha256_file(&crate::task_model::model_path(&ins.from)) {
+                metadata.insert("insert_from_sha256".into(), sha);
+            }
+        }
+        metadata
     }
 
     /// Writes DIR/model.safetensors and a training.json that records its hash: the model goes
