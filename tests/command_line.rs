@@ -81,7 +81,8 @@ fn cache_writes_listed_and_seeded_random_questions_as_safetensors_or_npz() {
     let z = zip::ZipArchive::new(std::fs::File::open(&npz).unwrap()).unwrap();
     let mut names: Vec<String> = z.file_names().map(|n| n.unwrap().into_owned()).collect();
     names.sort();
-    assert_eq!(names, [format!("{hook}.npy"), "questions.npy".into(), "tokens.npy".into()]);
+    // The provenance (model hash and options) is a string array too.
+    assert_eq!(names, [format!("{hook}.npy"), "provenance.npy".into(), "questions.npy".into(), "tokens.npy".into()]);
     // Random questions after the listed ones, reproducible by seed.
     let r = dir.join("r.safetensors");
     for _ in 0..2 {
