@@ -23,7 +23,8 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Train a model; writes DIR/model.safetensors, DIR/training.json and checkpoints.
+    /// Train a model; writes DIR/model.safetensors, DIR/training.json and checkpoints (never over
+    /// files already there without --force).
     Train(TrainArgs),
     /// Ask a model a question: its greedy answer, the true answer, and each digit's probability.
     Ask {
