@@ -23,7 +23,8 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Train a model; writes DIR/model.safetensors, DIR/training.json and checkpoints.
+    /// Train a model; writes DIR/model.safetensors, DIR/training.json and checkpoints (never over
+    /// files already there without --force).
     Train(TrainArgs),
     /// Ask a model a question: its greedy answer, the true answer, and each digit's probability.
     Ask {
@@ -70,6 +71,10 @@ pub enum Command {
         /// Output file: NAME.npz for NumPy (`numpy.load`), anything else is safetensors.
         #[arg(long, default_value = "cache.safetensors")]
         out: PathBuf,
+        /// Replace `--out` if it exists. Even so, a model, a checkpoint, or a file in a run
+        /// folder that is not a cache written by `arithlens cache` is never replaced.
+        #[arg(long)]
+        force: bool,
     },
     /// Write RUN_DIR/report.html (one self-contained page) and RUN_DIR/figures/*.svg from what the
     /// run folder holds (training.json, eval.json, analysis.json, the model).
@@ -157,7 +162,9 @@ pub struct TrainArgs {
     /// Continue the run in the folder from its last checkpoint.
     #[arg(long)]
     pub resume: bool,
-    /// Retrain even if the folder holds a finished model (`run` only).
+    /// Train a new model even if the folder holds one (or a checkpoint or training.json):
+    /// `train` and `run` never replace them without it. The old model stays whole and usable
+    /// until the new one is complete.
     #[arg(long)]
     pub force: bool,
     /// No progress output.
@@ -197,7 +204,10 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Command::Run(a) => run_all(&a),
         Command::Analyze { run_dir, options } => analyze(&run_dir, &options),
         Command::Report { run_dir } => report(&run_dir).map(|_| ()),
-        Command::Cache { model, questions, random, seed, hooks, out } => cache(&model, &questions, (random, seed), &hooks, &out),
+        Command::Cache { model, questions, random, seed, hooks, out, force } => {
+            crate::io::outputs::check_new_file(&out, "the cache file (--out)", force, cache_replaceable)?;
+            cache(&model, &questions, (random, seed), &hooks, &out)
+        }
     }
 }
 
@@ -231,15 +241,11 @@ fn remove_leftovers(command: &Command) {
 pub fn train(a: &TrainArgs) -> Result<PathBuf, String> {
     let cfg = a.config()?;
     let dir = a.dir(&cfg);
+    crate::io::outputs::check_dir(&dir, "the run folder (--out)")?;
     let mut t = if a.resume {
         Trainer::resume(&dir, Some(cfg.clone()))?
     } else {
-        if dir.join(files::CHECKPOINT).exists() && !a.force {
-            return Err(format!(
-                "{} already holds a run: pass --resume to continue it, --force to start over, or --out for another folder",
-                dir.display()
-            ));
-        }
+        refuse_to_replace(&dir, a.force)?;
         Trainer::new(cfg.clone())?
     };
     if t.step_count() >= t.cfg.steps && dir.join(files::MODEL).exists() {
@@ -271,6 +277,20 @@ pub fn train(a: &TrainArgs) -> Result<PathBuf, String> {
     }
     progress.finish(&t);
     Ok(dir)
+}
+
+/// Refuses (unless `force`) a fresh run in a folder holding a model, checkpoint or training.json,
+/// whoever put them there: a model may have taken hours to train.
+fn refuse_to_replace(dir: &Path, force: bool) -> Result<(), String> {
+    let held = [files::MODEL, files::CHECKPOINT, files::TRAINING].into_iter().find(|f| dir.join(f).exists());
+    match held {
+        Some(f) if !force => Err(format!(
+            "{} already exists: pass --force to train a new model in its place (the old model stays until the new one is complete), \
+             --resume to continue its checkpoint, or --out for another folder",
+            dir.join(f).display()
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Progress output: a bar on a terminal, periodic lines otherwise.
@@ -344,6 +364,9 @@ fn ask(path: &Path, question: &str) -> Result<(), String> {
 
 /// Evaluates per `a`, prints the result and writes eval.json beside a run folder's model.
 pub fn eval(a: &EvalArgs) -> Result<crate::eval::EvalReport, String> {
+    if a.model.is_dir() {
+        crate::io::outputs::check_file(&a.model.join(crate::report::files::EVAL), "the evaluation's output")?;
+    }
     let model = TaskModel::load(&a.model)?;
     let mut opts = a.options();
     // Progress is kept next to the model, so Ctrl-C (or a killed session) loses at most a slice.
@@ -487,6 +510,10 @@ impl StageBar {
 
 /// Writes the report of a run folder and prints its path.
 pub fn report(dir: &Path) -> Result<PathBuf, String> {
+    if dir.is_dir() {
+        crate::io::outputs::check_file(&dir.join(crate::report::files::REPORT), "the report")?;
+        crate::io::outputs::check_dir(&dir.join(crate::report::files::FIGURES), "the report's figures folder")?;
+    }
     let path = crate::report::write_report(dir)?;
     println!("{}", path.display());
     Ok(path)
@@ -499,17 +526,31 @@ fn stage(k: usize, what: &str) {
     eprintln!("[{k}/{STAGES}] {what}");
 }
 
-/// Whether `output` is missing or older than `input` (so it must be recomputed).
-fn stale(output: &Path, input: &Path) -> bool {
-    match (modified(output), modified(input)) {
-        (Some(o), Some(i)) => o < i,
-        _ => true,
+/// Whether the derived file `name` in `dir` must be (re)computed for the model hashing to `sha`
+/// with `options`: prints stage `k` as skipped when it is current, or with the reason when it
+/// is not (missing files need none).
+fn needs_recompute<T: crate::provenance::Derived>(
+    k: usize,
+    what: &str,
+    dir: &Path,
+    name: &str,
+    (sha, options): (&str, &serde_json::Value),
+) -> bool {
+    let path = dir.join(name);
+    match crate::provenance::read_current::<T>(&path, sha, Some(options)) {
+        Ok(_) => {
+            stage(k, &format!("{what}: {} is up to date; skipping", path.display()));
+            false
+        }
+        Err(crate::provenance::Stale::Missing) => {
+            stage(k, what);
+            true
+        }
+        Err(why) => {
+            stage(k, &format!("{what}: {} {}; recomputing it", path.display(), why.reason()));
+            true
+        }
     }
-}
-
-/// When `path` was last written, if it exists.
-fn modified(path: &Path) -> Option<std::time::SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 /// The evaluation `run` does: every question for n <= 3, else a million random ones.
@@ -525,46 +566,39 @@ fn run_eval_args(dir: &Path, cfg: &TrainConfig) -> EvalArgs {
     }
 }
 
-/// The analysis stage of `run`: writes RUN_DIR/analysis.json (which the report's sections 4-8
-/// read) unless it is newer than the model.
-fn analyze_stage(dir: &Path, force: bool) -> Result<(), String> {
-    let out = dir.join(crate::report::files::ANALYSIS);
-    if out.exists() && !force && !stale(&out, &crate::task_model::model_path(dir)) {
-        eprintln!("  {} is up to date; skipping", out.display());
-        return Ok(());
-    }
+/// The analysis `run` does: the defaults of `analyze`.
+fn run_analyze_args() -> AnalyzeArgs {
     let defaults = crate::analysis::AnalyzeOptions::default();
-    analyze(dir, &AnalyzeArgs { questions: defaults.questions, seed: defaults.seed, pairs: defaults.pairs, siblings: defaults.siblings })
+    AnalyzeArgs { questions: defaults.questions, seed: defaults.seed, pairs: defaults.pairs, siblings: defaults.siblings }
 }
 
 fn run_all(a: &TrainArgs) -> Result<(), String> {
     let cfg = a.config()?;
     let dir = a.dir(&cfg);
+    crate::io::outputs::check_dir(&dir, "the run folder (--out)")?;
     let model = dir.join(files::MODEL);
-    let written = modified(&model);
-    if written.is_none() || a.force || a.resume {
+    if !model.exists() || a.force || a.resume {
         let mut a = a.clone();
         // An interrupted run (a checkpoint but no model) continues where it stopped.
         a.resume |= !a.force && !model.exists() && dir.join(files::CHECKPOINT).exists();
         stage(1, if a.resume { "train (resuming from the last checkpoint)" } else { "train" });
-        a.force = true;
         train(&a)?;
     } else {
         stage(1, &format!("train: {} already holds a trained model; skipping training (--force retrains)", dir.display()));
     }
-    // Only a model this run wrote makes the evaluation and analysis out of date (resuming a
-    // finished run writes none).
-    let retrain = modified(&model) != written;
-    let eval_file = dir.join(crate::report::files::EVAL);
-    if retrain || stale(&eval_file, &model) {
-        stage(2, "evaluate");
-        let e = eval(&run_eval_args(&dir, &cfg))?;
+    // What to recompute follows from the model's hash and the options each file records.
+    let sha = crate::provenance::sha256_file(&model)?;
+    let eval_args = run_eval_args(&dir, &cfg);
+    let eval_options = eval_args.options().provenance_options();
+    if needs_recompute::<crate::eval::EvalReport>(2, "evaluate", &dir, crate::report::files::EVAL, (&sha, &eval_options)) {
+        let e = eval(&eval_args)?;
         eprintln!("  {}", e.summary.first().cloned().unwrap_or_default());
-    } else {
-        stage(2, &format!("evaluate: {} is up to date; skipping", eval_file.display()));
     }
-    stage(3, "analyze");
-    analyze_stage(&dir, retrain)?;
+    let analyze_args = run_analyze_args();
+    let analyze_options = serde_json::to_value(analyze_args.options()).map_err(|e| e.to_string())?;
+    if needs_recompute::<crate::analysis::Analysis>(3, "analyze", &dir, crate::report::files::ANALYSIS, (&sha, &analyze_options)) {
+        analyze(&dir, &analyze_args)?;
+    }
     stage(4, "report");
     let path = crate::report::write_report(&dir)?;
     eprintln!("report: {}", path.display());
@@ -593,6 +627,10 @@ fn cache(path: &Path, questions: &[String], random: (usize, u64), hooks: &[Strin
     file.tensors.insert("tokens".into(), crate::io::tensors::Tensor { shape: vec![qs.len(), model.n_ctx()], data: toks });
     file.integer.insert("tokens".into());
     file.metadata.insert("questions".into(), qs.iter().map(|q| q.text()).collect::<Vec<_>>().join(" "));
+    let options = serde_json::json!({"hooks": hooks, "random": random.0, "seed": random.1});
+    if let Some(p) = model.provenance(&options) {
+        file.metadata.insert(CACHE_PROVENANCE.into(), serde_json::to_string(&p).map_err(|e| e.to_string())?);
+    }
     match out.extension().and_then(|e| e.to_str()) {
         Some("npz") => crate::io::npy::save_npz(out, &file)?,
         Some("npy") => return Err(format!("{}: a cache holds several arrays; name it .npz (NumPy) or .safetensors", out.display())),
@@ -602,15 +640,58 @@ fn cache(path: &Path, questions: &[String], random: (usize, u64), hooks: &[Strin
     Ok(())
 }
 
-fn analyze(dir: &Path, a: &AnalyzeArgs) -> Result<(), String> {
-    let opts = crate::analysis::AnalyzeOptions {
-        questions: a.questions,
-        seed: a.seed,
-        pairs: a.pairs,
-        siblings: a.siblings,
-        ..Default::default()
+impl AnalyzeArgs {
+    /// The analysis options these arguments select.
+    fn options(&self) -> crate::analysis::AnalyzeOptions {
+        crate::analysis::AnalyzeOptions {
+            questions: self.questions,
+            seed: self.seed,
+            pairs: self.pairs,
+            siblings: self.siblings,
+            ..Default::default()
+        }
+    }
+}
+
+/// The metadata entry (a JSON [`crate::provenance::Provenance`]) that marks a file as a cache
+/// `arithlens cache` wrote: in safetensors metadata, or as `provenance.npy` in an .npz.
+const CACHE_PROVENANCE: &str = "provenance";
+
+/// Whether `cache --force` may replace the existing file `path`: a cache it wrote may be
+/// replaced; a model or checkpoint never, nor any other file inside a run folder.
+fn cache_replaceable(path: &Path) -> Result<(), String> {
+    use crate::io::outputs::{is_model_file, safetensors_header};
+    let marked = match safetensors_header(path) {
+        Some(h) => h.get("__metadata__").and_then(|m| m.get(CACHE_PROVENANCE)).is_some() && !is_model_file(path),
+        None => std::fs::File::open(path)
+            .ok()
+            .and_then(|f| zip::ZipArchive::new(f).ok())
+            .is_some_and(|z| z.file_names().any(|n| n.is_ok_and(|n| n == format!("{CACHE_PROVENANCE}.npy")))),
     };
+    if marked {
+        return Ok(());
+    }
+    if is_model_file(path) {
+        return Err(format!(
+            "{} is a model or checkpoint: `cache` never replaces one, even with --force; choose another --out",
+            path.display()
+        ));
+    }
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if [files::MODEL, files::CHECKPOINT].iter().any(|f| parent.join(f).exists()) {
+        return Err(format!(
+            "{} is in a run folder and is not a cache written by `arithlens cache`: it is not replaced, even with --force; choose another --out",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+fn analyze(dir: &Path, a: &AnalyzeArgs) -> Result<(), String> {
+    let opts = a.options();
     opts.validate()?;
+    let out = if dir.is_dir() { dir.join("analysis.json") } else { dir.with_file_name("analysis.json") };
+    crate::io::outputs::check_file(&out, "the analysis's output")?;
     let model = TaskModel::load(dir)?;
     let log_path = dir.join(files::TRAINING);
     let log: Option<crate::train::log::TrainingLog> = match std::fs::read(&log_path) {
@@ -631,7 +712,6 @@ fn analyze(dir: &Path, a: &AnalyzeArgs) -> Result<(), String> {
     };
     let result = crate::analysis::analyze_with_progress(&model, log.as_ref(), &opts, &mut report);
     bar.finish();
-    let out = if dir.is_dir() { dir.join("analysis.json") } else { dir.with_file_name("analysis.json") };
     crate::io::atomic::write_json(&out, &result).map_err(|e| format!("writing {}: {e}", out.display()))?;
     print!("{}", crate::analysis::summary(&result));
     println!("wrote {} in {:.1} s", out.display(), t0.elapsed().as_secs_f64());

@@ -9,6 +9,7 @@
 //! - [`analysis`]: interventions on the hooks and the analyses that find the algorithm;
 //! - [`report`]: figures and the HTML report;
 //! - [`task_model`]: a model file together with the task it answers;
+//! - [`provenance`]: the model hash and options every derived file records;
 //! - [`interrupt`]: Ctrl-C stops training and evaluation at a point they can continue from;
 //! - [`io`], [`bench`](mod@bench), [`cli`]: files, benchmarks and the command line.
 
@@ -19,6 +20,7 @@ pub mod eval;
 pub mod interrupt;
 pub mod io;
 pub mod model;
+pub mod provenance;
 pub mod report;
 pub mod task;
 pub mod task_model;

@@ -19,6 +19,9 @@ pub struct TaskModel {
     pub ops: Vec<Op>,
     /// Run or model name.
     pub name: String,
+    /// Hex SHA-256 of the model file it was loaded from (`None` for a model built in memory):
+    /// the provenance of everything computed from it.
+    pub sha256: Option<String>,
 }
 
 /// The model file a path names: the path itself, or `model.safetensors` inside a run folder.
@@ -38,7 +41,9 @@ impl TaskModel {
         if !file.exists() {
             return Err(format!("no model at {}: give a model .safetensors file or a run folder holding model.safetensors (train one with `arithlens train`)", file.display()));
         }
-        Self::from_file(ModelFile::load(&file)?, &file.display().to_string())
+        let mut model = Self::from_file(ModelFile::load(&file)?, &file.display().to_string())?;
+        model.sha256 = Some(crate::provenance::sha256_file(&file)?);
+        Ok(model)
     }
 
     /// Interprets a loaded model file.
@@ -75,7 +80,7 @@ impl TaskModel {
             Some(_) | None => vec![Op::Add],
         };
         let name = f.metadata.get("name").cloned().unwrap_or_else(|| "model".into());
-        Ok(TaskModel { params: f.params, n_digits, format, ops, name })
+        Ok(TaskModel { params: f.params, n_digits, format, ops, name, sha256: None })
     }
 
     /// Parses question text for this model: the right number of digits and an operation it knows.
@@ -83,6 +88,12 @@ impl TaskModel {
         let q = Question::parse(text, self.n_digits).map_err(|e| e.to_string())?;
         self.check(&q)?;
         Ok(q)
+    }
+
+    /// The provenance of a file computed from this model with `options`, if it was loaded from a
+    /// file (a model built in memory has no file to hash).
+    pub fn provenance(&self, options: &impl serde::Serialize) -> Option<crate::provenance::Provenance> {
+        self.sha256.as_deref().map(|sha| crate::provenance::Provenance::new(sha, options))
     }
 
     /// Checks that this model can answer `q` (operand width and operation).

@@ -81,18 +81,21 @@ fn cache_writes_listed_and_seeded_random_questions_as_safetensors_or_npz() {
     let z = zip::ZipArchive::new(std::fs::File::open(&npz).unwrap()).unwrap();
     let mut names: Vec<String> = z.file_names().map(|n| n.unwrap().into_owned()).collect();
     names.sort();
-    assert_eq!(names, [format!("{hook}.npy"), "questions.npy".into(), "tokens.npy".into()]);
+    // The provenance (model hash and options) is a string array too.
+    assert_eq!(names, [format!("{hook}.npy"), "provenance.npy".into(), "questions.npy".into(), "tokens.npy".into()]);
     // Random questions after the listed ones, reproducible by seed.
     let r = dir.join("r.safetensors");
     for _ in 0..2 {
-        let o = run(&["cache", d, "12+34=", "--random", "5", "--seed", "3", "--hook", hook, "--out", r.to_str().unwrap()]);
+        let o = run(&["cache", d, "12+34=", "--random", "5", "--seed", "3", "--hook", hook, "--out", r.to_str().unwrap(), "--force"]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
     let cached = arithlens::io::tensors::load(&r).unwrap();
     assert_eq!(cached.tensors[hook].shape, [6, 3, 9, 9]);
     assert!(cached.metadata["questions"].starts_with("12+34= "));
     let random_only = |seed: &str| {
-        assert!(run(&["cache", d, "--random", "5", "--seed", seed, "--hook", hook, "--out", r.to_str().unwrap()]).status.success());
+        assert!(run(&["cache", d, "--random", "5", "--seed", seed, "--hook", hook, "--out", r.to_str().unwrap(), "--force"])
+            .status
+            .success());
         arithlens::io::tensors::load(&r).unwrap().metadata["questions"].clone()
     };
     assert_eq!(format!("12+34= {}", random_only("3")), cached.metadata["questions"]);

@@ -143,8 +143,16 @@ fn report_without_analysis_has_every_section_and_says_to_run_analyze() {
 }
 
 /// A minimal analysis.json in the schema of `crate::analysis::Analysis` (version 1) for the tiny
-/// model (2 digits: positions 0-8, answer A2 A1 A0 predicted at 5, 6, 7).
+/// model (2 digits: positions 0-8, answer A2 A1 A0 predicted at 5, 6, 7), recording the shared
+/// model's hash so the report shows it.
 fn synthetic_analysis() -> serde_json::Value {
+    let sha = arithlens::provenance::sha256_file(&trained_run().join("model.safetensors")).unwrap();
+    let mut a = synthetic_analysis_body();
+    a["provenance"] = serde_json::json!({"model_sha256": sha, "options": {}});
+    a
+}
+
+fn synthetic_analysis_body() -> serde_json::Value {
     let node = |pos: u64, head: Option<u64>| serde_json::json!({"pos": pos, "layer": 0, "head": head});
     let abl = |hook: &str, p: u64, tok: &str, f: [f64; 3]| serde_json::json!({"hook": hook, "position": p, "token": tok, "fail_rate": f[0].max(f[1]).max(f[2]), "digit_fail": f});
     serde_json::json!({

@@ -6,6 +6,8 @@
 //! # analysis.json (schema version 1)
 //! One [`Analysis`] object:
 //! - `schema` (1), `model` ([`ModelInfo`]), `options` ([`AnalyzeOptions`]), `seconds`;
+//! - `provenance` ([`crate::provenance::Provenance`]): {model_sha256 of the model file, options
+//!   (the [`AnalyzeOptions`] again)}; `run` and `report` use it to tell whose analysis it is;
 //! - `accuracy`: the model's teacher-forced accuracy on the analysis question set;
 //! - `positions` ([`positions::Positions`]): `ablations[]` {hook, position, token, fail_rate,
 //!   digit_fail[answer token]}, `useful[]` positions, `equals_position`, `first_useful`,
@@ -242,6 +244,16 @@ pub struct Analysis {
     pub stages: Vec<stages::StageTime>,
     /// Seconds taken.
     pub seconds: f64,
+    /// The model file's hash and the options; `None` for a model built in memory or an
+    /// analysis.json of an older arithlens.
+    #[serde(default)]
+    pub provenance: Option<crate::provenance::Provenance>,
+}
+
+impl crate::provenance::Derived for Analysis {
+    fn provenance(&self) -> Option<&crate::provenance::Provenance> {
+        self.provenance.as_ref()
+    }
 }
 
 /// The ablation question set: per operation, half uniform questions and half spread evenly over
@@ -357,6 +369,7 @@ pub fn analyze_with_progress(
         insertion,
         stages: watch.finish(),
         seconds: t0.elapsed().as_secs_f64(),
+        provenance: model.provenance(opts),
     }
 }
 

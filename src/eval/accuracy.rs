@@ -37,6 +37,20 @@ pub struct EvalOptions {
     pub stop: Option<&'static AtomicBool>,
 }
 
+impl EvalOptions {
+    /// The options that change the report, as recorded in eval.json's provenance (the batch
+    /// size, progress file and stop flag do not change it).
+    pub fn provenance_options(&self) -> serde_json::Value {
+        serde_json::json!({
+            "questions": self.questions,
+            "seed": self.seed,
+            "exhaustive": self.exhaustive,
+            "per_class": self.per_class,
+            "top_k": self.top_k,
+        })
+    }
+}
+
 impl Default for EvalOptions {
     fn default() -> Self {
         EvalOptions {
@@ -176,6 +190,16 @@ pub struct EvalReport {
     pub ops: Vec<OpReport>,
     /// Findings in words.
     pub summary: Vec<String>,
+    /// The model file's hash and the options (see [`EvalOptions::provenance_options`]); `None`
+    /// for a model built in memory or an eval.json of an older arithlens.
+    #[serde(default)]
+    pub provenance: Option<crate::provenance::Provenance>,
+}
+
+impl crate::provenance::Derived for EvalReport {
+    fn provenance(&self) -> Option<&crate::provenance::Provenance> {
+        self.provenance.as_ref()
+    }
 }
 
 /// Runs `questions` through the model in batches, folding results into `tallies` and `top`;
@@ -263,6 +287,7 @@ pub fn evaluate(model: &TaskModel, opts: &EvalOptions, progress: &mut dyn FnMut(
         questions_per_s: total_q as f64 / seconds,
         ops,
         summary,
+        provenance: model.provenance(&opts.provenance_options()),
     })
 }
 

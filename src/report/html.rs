@@ -15,6 +15,9 @@ pub fn render(page: &Page) -> String {
     let mut s = String::with_capacity(1 << 20);
     s.push_str("<!DOCTYPE html>\n<html lang=\"en\" xmlns=\"http://www.w3.org/1999/xhtml\">\n<head>\n<meta charset=\"utf-8\"/>\n");
     s.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"/>\n");
+    for (name, content) in &page.meta {
+        let _ = writeln!(s, "<meta name=\"{}\" content=\"{}\"/>", escape_xml(name), escape_xml(content));
+    }
     let _ = writeln!(s, "<title>{}</title>\n<style>{}</style>\n</head>\n<body>", escape_xml(&page.title), css());
     let _ = writeln!(s, "<header><h1>{}</h1><p class=\"subtitle\">{}</p>", escape_xml(&page.title), escape_xml(&page.subtitle));
     s.push_str(&toc(&page.sections));
@@ -169,7 +172,7 @@ mod tests {
         sec.push(Block::Figure(Figure::new("f one", svg.into(), "caption <x>")));
         let t = Table { head: vec!["q".into()], rows: vec![vec![Cell { text: "0123".into(), marked: vec![1, 3] }]], caption: "c".into() };
         sec.push(Block::Table(t));
-        let page = Page { title: "t".into(), subtitle: "s".into(), sections: vec![sec] };
+        let page = Page { title: "t".into(), subtitle: "s".into(), sections: vec![sec], meta: vec![("k".into(), "\"v\"".into())] };
         let html = render(&page);
         let opts = roxmltree::ParsingOptions { allow_dtd: true, ..Default::default() };
         let doc = roxmltree::Document::parse_with_options(&html, opts).expect("well-formed");
@@ -177,5 +180,7 @@ mod tests {
         assert_eq!(marks, ["1", "3"]);
         assert!(doc.descendants().any(|n| n.has_tag_name("figcaption")));
         assert!(html.contains("id=\"fig-f_one\""));
+        let meta = doc.descendants().find(|n| n.attribute("name") == Some("k")).expect("the meta entry");
+        assert_eq!(meta.attribute("content"), Some("\"v\""));
     }
 }

@@ -4,6 +4,12 @@
 //! the model, builds a [`page::Page`] of eight sections (run, training, accuracy, positions,
 //! attention, node map, PCA, algorithm), and writes RUN_DIR/report.html plus every figure as
 //! RUN_DIR/figures/NAME.svg.
+//!
+//! Nothing is shown as current that does not belong to the folder's model: a file whose
+//! recorded model hash differs from model.safetensors's SHA-256 (or that records none, or does
+//! not parse as what arithlens writes) is not drawn; its sections show a note saying which file,
+//! why, and what to run instead. The page records the model hash it was made for in a
+//! `<meta name="arithlens-provenance">` entry.
 
 pub mod accuracy;
 pub mod analysis_map;
@@ -47,6 +53,100 @@ pub struct RunData {
     pub model: Option<TaskModel>,
     /// analysis.json as untyped JSON, if present (see [`analysis_map`]).
     pub analysis: Option<serde_json::Value>,
+    /// Hex SHA-256 of model.safetensors, if present.
+    pub model_sha256: Option<String>,
+    /// Why training.json, eval.json or analysis.json is present but not shown (it does not
+    /// belong to the model, or holds nothing usable), by file name: shown in their sections.
+    pub withheld: Vec<(&'static str, String)>,
+}
+
+/// The parts of analysis.json the report needs to trust it: a file lacking them (e.g. `{}`)
+/// holds no usable analysis.
+#[derive(serde::Deserialize)]
+struct AnalysisHead {
+    #[allow(dead_code)]
+    schema: u32,
+    #[allow(dead_code)]
+    positions: serde_json::Map<String, serde_json::Value>,
+    #[allow(dead_code)]
+    nodes: Vec<serde_json::Value>,
+    #[serde(default)]
+    provenance: Option<crate::provenance::Provenance>,
+}
+
+impl crate::provenance::Derived for AnalysisHead {
+    fn provenance(&self) -> Option<&crate::provenance::Provenance> {
+        self.provenance.as_ref()
+    }
+}
+
+/// What to run to replace each derived file with one of the folder's model.
+fn remedy(file: &str) -> &'static str {
+    match file {
+        files::EVAL => "run `arithlens eval RUN_DIR` (or `arithlens run`) to evaluate this model",
+        files::ANALYSIS => "run `arithlens analyze RUN_DIR` (or `arithlens run`) to analyse this model",
+        _ => "finish or redo the training that writes the model (`arithlens train --resume`, `--force`, or `arithlens run`)",
+    }
+}
+
+/// The note shown instead of a withheld file's figures.
+fn withheld_note(file: &str, kind: &str, why: &crate::provenance::Stale) -> String {
+    let what = match why {
+        crate::provenance::Stale::Unusable(e) => format!("holds no usable {kind} ({e})"),
+        other => other.reason(),
+    };
+    format!("{file} {what}. Its figures are not shown: {}.", remedy(file))
+}
+
+/// A derived file of `dir` checked against the model hash `sha` (`None`: no model to check
+/// against, so only its contents are checked); a file not shown leaves its note in `withheld`.
+fn checked<T: crate::provenance::Derived>(
+    dir: &Path,
+    file: &'static str,
+    kind: &str,
+    sha: Option<&str>,
+    withheld: &mut Vec<(&'static str, String)>,
+) -> Result<Option<T>, String> {
+    let path = dir.join(file);
+    let found = match sha {
+        Some(sha) => crate::provenance::read_current::<T>(&path, sha, None),
+        None => crate::provenance::read_parsed::<T>(&path),
+    };
+    match found {
+        Ok(v) => Ok(Some(v)),
+        Err(crate::provenance::Stale::Missing) => Ok(None),
+        Err(why) => {
+            withheld.push((file, withheld_note(file, kind, &why)));
+            Ok(None)
+        }
+    }
+}
+
+/// training.json, if it belongs to the model hashing to `sha` (the hash it records when its
+/// run finished); otherwise its note goes to `withheld`.
+fn checked_log(dir: &Path, sha: Option<&str>, withheld: &mut Vec<(&'static str, String)>) -> Option<TrainingLog> {
+    use crate::provenance::{short, Stale};
+    const TRAINING: &str = crate::train::trainer::files::TRAINING;
+    let why = match (crate::provenance::read_parsed::<TrainingLog>(&dir.join(TRAINING)), sha) {
+        (Err(Stale::Missing), _) => return None,
+        (Ok(log), None) => return Some(log),
+        (Ok(log), Some(sha)) => match log.model_sha256.as_deref() {
+            Some(s) if s == sha => return Some(log),
+            Some(s) => Stale::Foreign(format!(
+                "it records the model of another run (SHA-256 {}..., this folder's model is {}...)",
+                short(s),
+                short(sha)
+            )),
+            None => Stale::Foreign(
+                "it records no finished model (a training in progress or interrupted, or written by an older arithlens), \
+                 so it cannot be shown to belong to this model"
+                    .into(),
+            ),
+        },
+        (Err(e), _) => e,
+    };
+    withheld.push((TRAINING, withheld_note(TRAINING, "training record", &why)));
+    None
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, String> {
@@ -58,20 +158,33 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, S
 }
 
 impl RunData {
-    /// Loads what `dir` holds; unreadable files are errors, missing ones are `None`.
+    /// Loads what `dir` holds; missing files are `None`, and so are files that do not parse or
+    /// do not belong to the model (their notes go to `withheld`); an unreadable model is an error.
     pub fn load(dir: &Path) -> Result<RunData, String> {
         if !dir.is_dir() {
             return Err(format!("{} is not a run folder", dir.display()));
         }
         let model_file = crate::task_model::model_path(dir);
-        Ok(RunData {
-            dir: dir.to_path_buf(),
-            log: read_json(&dir.join(crate::train::trainer::files::TRAINING))?,
-            timing: crate::train::timing::Timing::load(dir),
-            eval: read_json(&dir.join(files::EVAL))?,
-            model: if model_file.exists() { Some(TaskModel::load(dir)?) } else { None },
-            analysis: read_json(&dir.join(files::ANALYSIS))?,
-        })
+        let model = if model_file.exists() { Some(TaskModel::load(dir)?) } else { None };
+        let sha = model.as_ref().and_then(|m| m.sha256.clone());
+        let mut withheld = Vec::new();
+        let log = checked_log(dir, sha.as_deref(), &mut withheld);
+        let eval = checked::<EvalReport>(dir, files::EVAL, "evaluation", sha.as_deref(), &mut withheld)?;
+        let head = checked::<AnalysisHead>(dir, files::ANALYSIS, "analysis", sha.as_deref(), &mut withheld)?;
+        let analysis = if head.is_some() { read_json(&dir.join(files::ANALYSIS))? } else { None };
+        // timing.json goes with training.json: shown only beside a training log that belongs here.
+        let timing = log.as_ref().and_then(|_| crate::train::timing::Timing::load(dir));
+        Ok(RunData { dir: dir.to_path_buf(), log, timing, eval, model, analysis, model_sha256: sha, withheld })
+    }
+
+    /// The note for a file that is not shown, if it is withheld.
+    pub fn withheld(&self, file: &str) -> Option<&str> {
+        self.withheld.iter().find(|(f, _)| *f == file).map(|(_, n)| n.as_str())
+    }
+
+    /// The note shown where analysis.json's content would be.
+    fn analysis_note(&self) -> String {
+        self.withheld(files::ANALYSIS).unwrap_or(ANALYZE_NOTE).to_string()
     }
 }
 
@@ -79,16 +192,16 @@ impl RunData {
 pub const ANALYZE_NOTE: &str =
     "No analysis.json in this run folder: run `arithlens analyze RUN_DIR` (or `arithlens run`) to fill this section.";
 
-/// A section built from analysis.json by `f`, or the note to run the analysis.
+/// A section built from analysis.json by `f`, or `missing` (the note to run the analysis).
 pub fn analysis_section(
     id: &str,
     title: &str,
-    analysis: Option<&serde_json::Value>,
+    (analysis, missing): (Option<&serde_json::Value>, &str),
     f: impl Fn(&serde_json::Value) -> Vec<Block>,
 ) -> Section {
     let mut s = Section::new(id, title);
     match analysis {
-        None => s.blocks.push(Block::Note(ANALYZE_NOTE.into())),
+        None => s.blocks.push(Block::Note(missing.into())),
         Some(a) => {
             let blocks = f(a);
             if blocks.is_empty() {
@@ -108,13 +221,13 @@ fn attention_section(d: &RunData) -> Section {
     }
     match &d.analysis {
         Some(a) => s.blocks.extend(analysis_map::attention_table(a)),
-        None => s.blocks.push(Block::Note(ANALYZE_NOTE.into())),
+        None => s.blocks.push(Block::Note(d.analysis_note())),
     }
     s
 }
 
 fn pca_section(d: &RunData) -> Section {
-    analysis_section("pca", "PCA of useful heads", d.analysis.as_ref(), |a| {
+    analysis_section("pca", "PCA of useful heads", (d.analysis.as_ref(), &d.analysis_note()), |a| {
         let mut b = analysis_map::pca_summary(a);
         if let Some(m) = &d.model {
             let targets = analysis_map::pca_targets(a);
@@ -127,14 +240,22 @@ fn pca_section(d: &RunData) -> Section {
 
 /// The page for a run.
 pub fn build_page(d: &RunData) -> Page {
-    let a = d.analysis.as_ref();
-    let mut training = training::section(d.log.as_ref());
-    training.blocks.extend(a.map(analysis_map::dynamics).unwrap_or_default());
+    let note = d.analysis_note();
+    let a = (d.analysis.as_ref(), note.as_str());
+    let withheld = |mut s: Section, file: &str| {
+        if let Some(n) = d.withheld(file) {
+            s.blocks = vec![Block::Note(n.into())];
+        }
+        s
+    };
+    let mut training = withheld(training::section(d.log.as_ref()), crate::train::trainer::files::TRAINING);
+    training.blocks.extend(d.analysis.as_ref().map(analysis_map::dynamics).unwrap_or_default());
     let name = d.log.as_ref().map(|l| l.config.name.clone()).or_else(|| d.model.as_ref().map(|m| m.name.clone())).unwrap_or_default();
+    let notes: Vec<String> = d.withheld.iter().map(|(_, n)| n.clone()).collect();
     let sections = vec![
-        run_info::section(d.log.as_ref(), d.timing.as_ref(), d.eval.as_ref()),
+        run_info::section(d.log.as_ref(), d.timing.as_ref(), d.eval.as_ref(), &notes),
         training,
-        accuracy::section(d.eval.as_ref()),
+        withheld(accuracy::section(d.eval.as_ref()), files::EVAL),
         analysis_section("positions", "Where computation happens", a, |a| {
             let mut b = analysis_map::findings(a);
             b.extend(analysis_map::positions(a));
@@ -153,11 +274,23 @@ pub fn build_page(d: &RunData) -> Page {
             b
         }),
     ];
+    let model = d.model_sha256.as_ref().map_or(String::new(), |s| format!(" Model SHA-256 {s}."));
     Page {
         title: format!("arithlens report: {name}"),
-        subtitle: format!("Run folder {}. Figures are also saved as SVG under {}/.", d.dir.display(), files::FIGURES),
+        subtitle: format!("Run folder {}.{model} Figures are also saved as SVG under {}/.", d.dir.display(), files::FIGURES),
         sections,
+        meta: d.model_sha256.iter().map(|sha| ("arithlens-provenance".to_string(), provenance(d, sha))).collect(),
     }
+}
+
+/// report.html's provenance: the model hash, and which files it shows (with their options).
+fn provenance(d: &RunData, sha: &str) -> String {
+    let options = serde_json::json!({
+        "training.json": d.log.is_some(),
+        "eval.json": d.eval.as_ref().and_then(|e| e.provenance.as_ref()).map(|p| &p.options),
+        "analysis.json": d.analysis.as_ref().and_then(|a| a.get("provenance")).and_then(|p| p.get("options")),
+    });
+    serde_json::to_string(&crate::provenance::Provenance::new(sha, &options)).unwrap_or_default()
 }
 
 /// Writes RUN_DIR/report.html and RUN_DIR/figures/*.svg (each atomically); returns the page's path.

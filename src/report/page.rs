@@ -127,4 +127,6 @@ pub struct Page {
     pub subtitle: String,
     /// Sections in order.
     pub sections: Vec<Section>,
+    /// `<meta name content>` pairs for the page's head (e.g. its provenance, for tools).
+    pub meta: Vec<(String, String)>,
 }

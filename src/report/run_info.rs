@@ -59,11 +59,17 @@ fn eval_rows(eval: &EvalReport) -> Vec<Vec<super::page::Cell>> {
     eval.ops.iter().map(|r| row(&format!("accuracy ({})", r.op.word()), r.accuracy_line())).collect()
 }
 
-/// The model-and-run section from training.json, timing.json and eval.json (any may be missing).
-pub fn section(log: Option<&TrainingLog>, timing: Option<&Timing>, eval: Option<&EvalReport>) -> Section {
+/// The model-and-run section from training.json, timing.json and eval.json (any may be missing);
+/// `withheld` are the notes on files present but not shown (they do not belong to the model),
+/// shown first.
+pub fn section(log: Option<&TrainingLog>, timing: Option<&Timing>, eval: Option<&EvalReport>, withheld: &[String]) -> Section {
     let mut s = Section::new("run", "The model and the run");
+    s.blocks.extend(withheld.iter().map(|n| Block::Note(n.clone())));
     let mut rows = log.map(|l| config_rows(l, timing)).unwrap_or_default();
     rows.extend(eval.map(eval_rows).unwrap_or_default());
+    if rows.is_empty() && !withheld.is_empty() {
+        return s;
+    }
     if rows.is_empty() {
         s.push(Block::Note("Neither training.json nor eval.json is in this run folder: run `arithlens run`.".into()));
         return s;
@@ -71,7 +77,7 @@ pub fn section(log: Option<&TrainingLog>, timing: Option<&Timing>, eval: Option<
     let caption = "Configuration from training.json; time and speed (timing.json) of the training loop (checkpoints excluded); accuracy from eval.json \
                    (nines: floor(log10(questions / max(failures, 1))), as the follow-up paper counts them).";
     s.push(Block::Table(Table { head: vec!["".into(), "".into()], rows, caption: caption.into() }));
-    if log.is_some() && eval.is_none() {
+    if log.is_some() && eval.is_none() && withheld.is_empty() {
         s.push(Block::Note("No eval.json yet: run `arithlens eval RUN_DIR` for accuracy and nines.".into()));
     }
     s
@@ -82,9 +88,9 @@ mod tests {
     use super::*;
 
     fn training_time(timing: Option<&Timing>) -> String {
-        let log =
-            TrainingLog { config: crate::train::TrainConfig::preset("tiny").unwrap(), answer_names: vec![], records: vec![], threads: 1 };
-        let s = section(Some(&log), timing, None);
+        let config = crate::train::TrainConfig::preset("tiny").unwrap();
+        let log = TrainingLog { config, answer_names: vec![], records: vec![], threads: 1, model_sha256: None };
+        let s = section(Some(&log), timing, None, &[]);
         let Some(Block::Table(t)) = s.blocks.first() else { panic!("no table") };
         t.rows.iter().find(|r| r[0].text == "training time").map(|r| r[1].text.clone()).unwrap()
     }

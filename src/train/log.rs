@@ -79,6 +79,11 @@ pub struct TrainingLog {
     pub records: Vec<Record>,
     /// Threads used (results depend on the seed and the thread count).
     pub threads: usize,
+    /// Hex SHA-256 of the model.safetensors this run wrote when it finished (`None` while it
+    /// runs, and in files of older versions): the report shows these curves only beside that
+    /// model.
+    #[serde(default)]
+    pub model_sha256: Option<String>,
 }
 
 /// Sums between two records. A checkpoint holds them, so that the first record after a resume

@@ -150,6 +150,7 @@ impl Trainer {
             answer_names: answer_names(fmt, n),
             records: earlier.records,
             threads: rayon::current_num_threads(),
+            model_sha256: None,
         };
         Ok(Trainer {
             inserted,
@@ -229,7 +230,7 @@ impl Trainer {
     /// Trains to `cfg.steps`, writing records, checkpoints and finally the model into `dir`.
     pub fn train(&mut self, dir: &Path, progress: &mut dyn FnMut(&Trainer)) -> Result<(), String> {
         self.train_until(dir, self.cfg.steps, progress)?;
-        self.save_model(&dir.join(files::MODEL))
+        self.save_model(dir)
     }
 
     /// Trains until `stop` steps are done (as if interrupted there), with records and checkpoints.
@@ -302,7 +303,8 @@ impl Trainer {
         ModelFile { params: self.params.clone(), metadata: self.metadata() }
     }
 
-    /// The model file's metadata: the task and the training config.
+    /// The model file's (and checkpoint's) metadata: the task, the training config and steps
+    /// done, and for a run started from another model by insertion, that model's SHA-256.
     fn metadata(&self) -> std::collections::BTreeMap<String, String> {
         let t = &self.cfg.task;
         let ops: Vec<&str> = t.ops().iter().map(|o| if *o == crate::task::Op::Add { "add" } else { "sub" }).collect();
@@ -314,11 +316,33 @@ impl Trainer {
             ("train_config", serde_json::to_string(&self.cfg).expect("config serialises")),
             ("steps_done", self.opt.step.to_string()),
         ];
-        metadata.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+        let mut metadata: std::collections::BTreeMap<String, String> = metadata.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        // Provenance of a run started from another model: that model file's hash.
+        if let Some(ins) = &self.cfg.insert {
+            if let Ok(sha) = crate::provenance::sha256_file(&crate::task_model::model_path(&ins.from)) {
+                metadata.insert("insert_from_sha256".into(), sha);
+            }
+        }
+        metadata
     }
 
-    fn save_model(&self, path: &Path) -> Result<(), String> {
-        save_weights(&self.params, &self.metadata(), &[], path)
+    /// Writes DIR/model.safetensors and a training.json that records its hash: the model goes
+    /// to a temporary file first, training.json names its hash, then the model is renamed into
+    /// place. A model already there stays whole and usable until the new one is complete.
+    fn save_model(&mut self, dir: &Path) -> Result<(), String> {
+        let path = dir.join(files::MODEL);
+        let tmp = dir.join(format!(".{}.{}.tmp", files::MODEL, std::process::id()));
+        save_weights(&self.params, &self.metadata(), &[], &tmp)?;
+        let result = (|| {
+            self.log.model_sha256 = Some(crate::provenance::sha256_file(&tmp)?);
+            let log = dir.join(files::TRAINING);
+            crate::io::atomic::write_json(&log, &self.log).map_err(|e| format!("cannot write {}: {e}", log.display()))?;
+            std::fs::rename(&tmp, &path).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
     }
 
     /// Writes training.json, the checkpoint (weights, optimiser state, and the sums of the loss
