@@ -10,6 +10,7 @@
 //! - [`report`]: figures and the HTML report;
 //! - [`task_model`]: a model file together with the task it answers;
 //! - [`interrupt`]: Ctrl-C stops training and evaluation at a point they can continue from;
+//! - [`limits`]: the largest sizes and counts accepted, and the memory they would need;
 //! - [`io`], [`bench`](mod@bench), [`cli`]: files, benchmarks and the command line.
 
 pub mod analysis;
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod eval;
 pub mod interrupt;
 pub mod io;
+pub mod limits;
 pub mod model;
 pub mod report;
 pub mod task;

@@ -1,7 +1,7 @@
 //! A trained model together with the task it answers (operand width, token format, operations),
 //! loaded from a model file or a run folder.
 
-use crate::model::file::ModelFile;
+use crate::model::file::{LoadOptions, ModelFile};
 use crate::model::Params;
 use crate::task::{Format, Op, Question, TaskError};
 use std::path::{Path, PathBuf};
@@ -34,11 +34,16 @@ impl TaskModel {
     /// Loads a model file or run folder. A file without task metadata (e.g. a TransformerLens
     /// state dict) gets its task from its vocabulary and context length.
     pub fn load(path: &Path) -> Result<TaskModel, String> {
+        Self::load_with(path, LoadOptions::default())
+    }
+
+    /// [`TaskModel::load`] with options (e.g. to load non-finite weights on purpose).
+    pub fn load_with(path: &Path, opts: LoadOptions) -> Result<TaskModel, String> {
         let file = model_path(path);
         if !file.exists() {
             return Err(format!("no model at {}: give a model .safetensors file or a run folder holding model.safetensors (train one with `arithlens train`)", file.display()));
         }
-        Self::from_file(ModelFile::load(&file)?, &file.display().to_string())
+        Self::from_file(ModelFile::load_with(&file, opts)?, &file.display().to_string())
     }
 
     /// Interprets a loaded model file.

@@ -18,11 +18,42 @@ pub struct ModelFile {
     pub metadata: BTreeMap<String, String>,
 }
 
+/// How a model file is loaded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Load weights that are NaN or infinite instead of refusing the file (a diverged run,
+    /// inspected on purpose); the caller should warn, see [`non_finite`].
+    pub allow_non_finite: bool,
+}
+
+/// Tensors of `params` holding NaN or infinite values, with how many each holds.
+pub fn non_finite(params: &Params) -> Vec<(String, usize)> {
+    let entries = params.layout.entries.iter();
+    let counts = entries.map(|e| (e.name.clone(), params.data[e.range.clone()].iter().filter(|v| !v.is_finite()).count()));
+    counts.filter(|&(_, n)| n > 0).collect()
+}
+
 impl ModelFile {
     /// Reads and checks a model file; errors say what is wrong with which tensor or field.
+    /// Non-finite weights are refused (see [`ModelFile::load_with`]).
     pub fn load(path: &Path) -> Result<ModelFile, String> {
+        Self::load_with(path, LoadOptions::default())
+    }
+
+    /// [`ModelFile::load`] with options.
+    pub fn load_with(path: &Path, opts: LoadOptions) -> Result<ModelFile, String> {
         let file = tensors::load(path)?;
-        Self::from_tensor_file(file, &path.display().to_string())
+        let m = Self::from_tensor_file(file, &path.display().to_string())?;
+        let bad = non_finite(&m.params);
+        if let (Some((name, n)), false) = (bad.first(), opts.allow_non_finite) {
+            let total: usize = bad.iter().map(|b| b.1).sum();
+            return Err(format!(
+                "{}: tensor '{name}' holds {n} NaN or infinite value(s) ({total} in {} tensor(s) in all): the model diverged or the file is damaged; pass --allow-non-finite to load it anyway",
+                path.display(),
+                bad.len()
+            ));
+        }
+        Ok(m)
     }
 
     /// Builds a model from named tensors and metadata.

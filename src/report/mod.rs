@@ -58,6 +58,11 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, S
 impl RunData {
     /// Loads what `dir` holds; unreadable files are errors, missing ones are `None`.
     pub fn load(dir: &Path) -> Result<RunData, String> {
+        Self::load_with(dir, Default::default())
+    }
+
+    /// [`RunData::load`] with the model loaded per `opts`.
+    pub fn load_with(dir: &Path, opts: crate::model::file::LoadOptions) -> Result<RunData, String> {
         if !dir.is_dir() {
             return Err(format!("{} is not a run folder", dir.display()));
         }
@@ -66,7 +71,7 @@ impl RunData {
             dir: dir.to_path_buf(),
             log: read_json(&dir.join(crate::train::trainer::files::TRAINING))?,
             eval: read_json(&dir.join(files::EVAL))?,
-            model: if model_file.exists() { Some(TaskModel::load(dir)?) } else { None },
+            model: if model_file.exists() { Some(TaskModel::load_with(dir, opts)?) } else { None },
             analysis: read_json(&dir.join(files::ANALYSIS))?,
         })
     }
@@ -159,7 +164,12 @@ pub fn build_page(d: &RunData) -> Page {
 
 /// Writes RUN_DIR/report.html and RUN_DIR/figures/*.svg (each atomically); returns the page's path.
 pub fn write_report(dir: &Path) -> Result<PathBuf, String> {
-    let data = RunData::load(dir)?;
+    write_report_with(dir, Default::default())
+}
+
+/// [`write_report`] with the model loaded per `opts`.
+pub fn write_report_with(dir: &Path, opts: crate::model::file::LoadOptions) -> Result<PathBuf, String> {
+    let data = RunData::load_with(dir, opts)?;
     let page = build_page(&data);
     let fig_dir = dir.join(files::FIGURES);
     let mut written = std::collections::HashSet::new();

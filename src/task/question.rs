@@ -188,6 +188,9 @@ fn split_question(text: &str) -> Result<(&str, Op, &str), TaskError> {
         other => return Err(TaskError::UnknownOperator { op: other, text: trimmed.to_string() }),
     };
     let (left, right) = (body[..i].trim(), body[i + c.len_utf8()..].trim());
+    if left.is_empty() && c == '-' && !right.is_empty() {
+        return Err(TaskError::NegativeOperand { text: trimmed.to_string() });
+    }
     for (side, operand) in [("left", left), ("right", right)] {
         if operand.is_empty() {
             return Err(TaskError::MissingOperand { text: trimmed.to_string(), side });
@@ -217,6 +220,9 @@ fn is_operator_like(c: char) -> bool {
 
 /// Error unless `s` is made only of ASCII decimal digits.
 fn check_number(s: &str) -> Result<(), TaskError> {
+    if s.len() > 1 && s.starts_with('-') && s[1..].trim_start().bytes().all(|b| b.is_ascii_digit()) {
+        return Err(TaskError::NegativeOperand { text: s.to_string() });
+    }
     if s.bytes().all(|b| b.is_ascii_digit()) {
         Ok(())
     } else {
