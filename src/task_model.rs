@@ -58,7 +58,11 @@ impl TaskModel {
             }
         };
         let n_digits = match f.metadata.get("n_digits") {
-            Some(s) => s.parse().map_err(|_| format!("{what}: metadata n_digits '{s}' is not a number"))?,
+            Some(s) => s
+                .parse()
+                .ok()
+                .filter(|n| (1..=crate::task::MAX_DIGITS).contains(n))
+                .ok_or_else(|| format!("{what}: metadata n_digits '{s}' is not a number from 1 to {}", crate::task::MAX_DIGITS))?,
             None => (1..=crate::task::MAX_DIGITS)
                 .find(|&n| format.n_ctx(n) == c.n_ctx)
                 .ok_or_else(|| format!("{what}: no 'n_digits' metadata and n_ctx {} fits no operand width", c.n_ctx))?,

@@ -42,14 +42,18 @@ impl ModelFile {
 
     /// [`ModelFile::load`] with options.
     pub fn load_with(path: &Path, opts: LoadOptions) -> Result<ModelFile, String> {
-        let file = tensors::load(path)?;
-        let m = Self::from_tensor_file(file, &path.display().to_string())?;
+        let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        Self::from_bytes_with(&bytes, &path.display().to_string(), opts)
+    }
+
+    /// A model from the bytes of a model file; `what` names it in errors.
+    pub fn from_bytes_with(bytes: &[u8], what: &str, opts: LoadOptions) -> Result<ModelFile, String> {
+        let m = Self::from_tensor_file(tensors::from_bytes(bytes, what)?, what)?;
         let bad = non_finite(&m.params);
         if let (Some((name, n)), false) = (bad.first(), opts.allow_non_finite) {
             let total: usize = bad.iter().map(|b| b.1).sum();
             return Err(format!(
-                "{}: tensor '{name}' holds {n} NaN or infinite value(s) ({total} in {} tensor(s) in all): the model diverged or the file is damaged; pass --allow-non-finite to load it anyway",
-                path.display(),
+                "{what}: tensor '{name}' holds {n} NaN or infinite value(s) ({total} in {} tensor(s) in all): the model diverged or the file is damaged; pass --allow-non-finite to load it anyway",
                 bad.len()
             ));
         }
@@ -98,7 +102,7 @@ fn infer_config(f: &TensorFile) -> Result<ModelConfig, String> {
         return Err("the embedding, positional embedding, W_Q or W_U tensors do not have TransformerLens's shapes".into());
     }
     let n_layers = (0..).take_while(|l| f.tensors.contains_key(&format!("blocks.{l}.attn.W_Q"))).count();
-    let d_mlp = shape("blocks.0.mlp.W_in").map(|s| s[1]).unwrap_or(0);
+    let d_mlp = shape("blocks.0.mlp.W_in").ok().and_then(|s| s.get(1).copied()).unwrap_or(0);
     Ok(ModelConfig {
         n_layers,
         n_heads: wq[0],

@@ -289,6 +289,9 @@ impl TrainConfig {
 
     fn derive_dependent_fields(&mut self, set: &[String]) -> Result<(), String> {
         let is_set = |k: &str| set.iter().any(|s| s == k);
+        if !(1..=crate::task::MAX_DIGITS).contains(&self.task.n_digits) {
+            return Ok(()); // validate() names the bad width; nothing can be derived from it
+        }
         if !is_set("n_ctx") {
             self.model.n_ctx = self.task.format.n_ctx(self.task.n_digits);
         }
