@@ -303,10 +303,9 @@ impl TrainConfig {
         }
         if !is_set("d_head") && (is_set("d_model") || is_set("n_heads")) {
             let (d, h) = (self.model.d_model, self.model.n_heads);
-            if h == 0 || d % h != 0 {
+            if h == 0 || h > d {
                 return Err(format!(
-                    "n_heads={h} must divide d_model={d} (d_head = d_model / n_heads would be {}): use n_heads from 1 to {d} that divides it, or set d_head explicitly",
-                    d.checked_div(h).map_or("undefined".into(), |q| if d % h == 0 { q.to_string() } else { format!("{d}/{h}, not a whole number") })
+                    "n_heads={h} does not fit d_model={d}: d_head = d_model / n_heads would be 0; use n_heads from 1 to {d} (ideally one that divides d_model), or set d_head explicitly"
                 ));
             }
             self.model.d_head = d / h;
@@ -515,5 +514,24 @@ mod tests {
         assert!(err.contains("--set d_model=-3") && err.contains("expected usize"), "{err}");
         assert!(p.with_overrides(&["sub_share=0.5".into()]).unwrap_err().contains("paper2_sign"));
         assert!(p.with_overrides(&["n_digits=30".into()]).unwrap_err().contains("n_digits 30"));
+    }
+
+    #[test]
+    fn text_fields_keep_text_that_looks_like_a_number() {
+        let ins = TrainConfig::preset("ins1_mix_d2_l2_h3_t1K_s1").unwrap();
+        let c = ins.with_overrides(&["insert.from=123".into(), "name=007".into()]).unwrap();
+        assert_eq!((c.insert.unwrap().from, c.name.as_str()), (PathBuf::from("123"), "007"));
+        let e = ins.with_overrides(&["n_digits=18446744073709551615".into()]).unwrap_err();
+        assert!(e.contains("n_digits 18446744073709551615 is out of range"), "{e}");
+    }
+
+    #[test]
+    fn preset_numbers_are_checked_for_overflow_and_limits() {
+        let e = TrainConfig::preset("add_d2_l1_h1_t18446744073709552K_s1").unwrap_err();
+        assert!(e.contains("'t18446744073709552K' is too large"), "{e}");
+        assert!(TrainConfig::preset("add_d2_l1_h1_t18446744073709551K_s1").unwrap_err().contains("too many"));
+        assert!(TrainConfig::preset("add_d99999999999999999999_l1_h1_t1K_s1").unwrap_err().contains("too large"));
+        assert!(TrainConfig::preset("add_d2_l1_h+1_t1K_s1").unwrap_err().contains("unknown preset"));
+        assert_eq!(TrainConfig::preset("add_d2_l1_h1_t2K_s18446744073709551615").unwrap().data_seed, u64::MAX);
     }
 }
