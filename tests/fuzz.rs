@@ -449,7 +449,7 @@ fn mutated_eval_progress_and_checkpoint_metadata_never_panic() {
     }
     let original = std::fs::read(run_dir().join("checkpoint.safetensors")).unwrap();
     let (header, data) = split_header(&original);
-    runner(800)
+    runner(1500)
         .run(&(edits(3), edits(1)), |(m, h)| {
             let mut header = header.clone();
             if let Some(Value::Object(meta)) = header.get_mut("__metadata__") {
@@ -465,7 +465,8 @@ fn mutated_eval_progress_and_checkpoint_metadata_never_panic() {
             bytes.extend(header);
             bytes.extend_from_slice(data);
             std::fs::write(dir.join("checkpoint.safetensors"), bytes).unwrap();
-            no_panic("a checkpoint with edited metadata", || Trainer::resume(&dir, None).map(|_| ()))?.ok();
+            // A checkpoint that loads must also train on.
+            no_panic("a checkpoint with edited metadata", || Trainer::resume(&dir, None).and_then(|mut t| t.step().map(|_| ())))?.ok();
             Ok(())
         })
         .unwrap();
