@@ -240,14 +240,21 @@ fn check_args(a: &BenchArgs, base: &TrainConfig) -> Result<(), String> {
         crate::limits::check_threads("--threads", t)?;
     }
     for name in &a.also {
-        TrainConfig::preset(name)?;
+        TrainConfig::preset(name)?.with_overrides(&[])?;
+    }
+    use crate::limits::{check_range, MAX_ANALYZE_QUESTIONS, MAX_HELD_QUESTIONS, MAX_STEPS};
+    check_range("--steps", a.steps, MAX_STEPS, "the default is 40")?;
+    if a.eval_questions > MAX_HELD_QUESTIONS || a.ablation_questions > MAX_ANALYZE_QUESTIONS {
+        return Err(format!(
+            "--eval-questions must be at most {MAX_HELD_QUESTIONS} and --ablation-questions at most {MAX_ANALYZE_QUESTIONS} (all are held in memory)"
+        ));
     }
     Ok(())
 }
 
 /// [`run`] with the evaluated model loaded per `load`.
 pub fn run_with(a: &BenchArgs, load: crate::model::file::LoadOptions) -> Result<(), String> {
-    let base = TrainConfig::preset(&a.preset)?;
+    let base = TrainConfig::preset(&a.preset)?.with_overrides(&[])?;
     check_args(a, &base)?;
     let model = if a.eval_questions > 0 { Some(bench_model(a, &base, load)?) } else { None };
     let threads = if a.threads.is_empty() { vec![rayon::current_num_threads()] } else { a.threads.clone() };

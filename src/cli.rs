@@ -343,6 +343,7 @@ pub fn eval(a: &EvalArgs) -> Result<crate::eval::EvalReport, String> {
 
 /// [`eval`] with the model loaded per `load`.
 pub fn eval_with(a: &EvalArgs, load: LoadOptions) -> Result<crate::eval::EvalReport, String> {
+    check_eval_args(a)?;
     let model = load_model(&a.model, load)?;
     let mut opts = a.options();
     // Progress is kept next to the model, so Ctrl-C (or a killed session) loses at most a slice.
@@ -645,6 +646,21 @@ fn analyze_with(dir: &Path, a: &AnalyzeArgs, load: LoadOptions) -> Result<(), St
     crate::io::atomic::write_json(&out, &result).map_err(|e| format!("writing {}: {e}", out.display()))?;
     print!("{}", crate::analysis::summary(&result));
     println!("wrote {} in {:.1} s", out.display(), t0.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Refuses `eval` counts that could not be held in memory, before the model is loaded.
+fn check_eval_args(a: &EvalArgs) -> Result<(), String> {
+    use crate::limits::{MAX_HELD_QUESTIONS, MAX_TOP};
+    if a.per_class > MAX_HELD_QUESTIONS {
+        return Err(format!(
+            "--per-class {} is too many: at most {MAX_HELD_QUESTIONS} (all are held in memory; default 10000)",
+            a.per_class
+        ));
+    }
+    if a.top > MAX_TOP {
+        return Err(format!("--top {} is too many: at most {MAX_TOP}", a.top));
+    }
     Ok(())
 }
 

@@ -28,6 +28,14 @@ pub const MAX_STEPS: u64 = 1_000_000_000_000;
 /// Most questions `analyze --questions` takes: 100 times the default 1000; every node is
 /// ablated at every position on each, so more would take days.
 pub const MAX_ANALYZE_QUESTIONS: usize = 100_000;
+/// Most question pairs per sub-task (`analyze --pairs`) and questions per symbolic-check
+/// question (`--siblings`): 1000 times the defaults' order; each is a forward pass per node.
+pub const MAX_ANALYZE_PAIRS: usize = 100_000;
+/// Most stratified questions per class (`eval --per-class`) and questions a benchmark times:
+/// 10^7, a thousand times the default 10,000; all of them are held in memory at once.
+pub const MAX_HELD_QUESTIONS: usize = 10_000_000;
+/// Most highest-loss questions listed (`eval --top`).
+pub const MAX_TOP: usize = 100_000;
 /// Most threads: 1024; more only adds scheduling (a thread per core is fastest).
 pub const MAX_THREADS: usize = 1024;
 

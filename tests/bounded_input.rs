@@ -89,6 +89,9 @@ fn question_counts_are_bounded_and_bench_checks_its_options_first() {
     trained(&dir);
     fails_with(&dir, &["cache", "run", "--random", "100000000"], &["a cache of 100000000 question(s) would need ~", "GiB"]);
     fails_with(&dir, &["analyze", "run", "--questions", "100000000"], &["--questions 100000000 is too many", "at most 100000"]);
+    fails_with(&dir, &["analyze", "run", "--pairs", "100000000"], &["--pairs 100000000 is too many"]);
+    fails_with(&dir, &["eval", "run", "--per-class", "100000000000"], &["--per-class 100000000000 is too many"]);
+    fails_with(&dir, &["bench", "--preset", "tiny", "--eval-questions", "100000000000"], &["--eval-questions must be at most"]);
     // bench: each bad option is reported at once, before the minutes of peak measurement.
     fails_with(&dir, &["bench", "--preset", "tiny", "--batch", "0"], &["--batch 0"]);
     fails_with(&dir, &["bench", "--preset", "tiny", "--threads", "100000"], &["--threads = 100000 is too large"]);

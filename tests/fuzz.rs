@@ -284,9 +284,12 @@ fn model_bytes() -> &'static [u8] {
     static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
     BYTES.get_or_init(|| {
         let cfg = TrainConfig::preset("tiny").unwrap().with_overrides(&["d_model=12".into(), "n_heads=2".into()]).unwrap();
-        let path = tmp("model").join("m.safetensors");
+        let dir = tmp("model");
+        let path = dir.join("m.safetensors");
         Trainer::new(cfg).unwrap().model_file().save(&path).unwrap();
-        std::fs::read(&path).unwrap()
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::remove_dir_all(dir).unwrap();
+        bytes
     })
 }
 
@@ -352,10 +355,10 @@ fn tmp(name: &str) -> PathBuf {
 
 /// A run folder made by the library: model, checkpoint, training.json, eval.json,
 /// eval.partial.json (of an evaluation stopped after its first slice) and analysis.json.
-fn run_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = tmp("run");
+/// Each test makes its own (removed at its end), so no folder outlives the tests.
+fn run_dir(name: &str) -> PathBuf {
+    {
+        let dir = tmp(&format!("run-{name}"));
         let cfg = TrainConfig::preset("tiny").unwrap();
         let cfg =
             cfg.with_overrides(&["steps=40".into(), "log_every=10".into(), "checkpoint_every=20".into(), "d_model=24".into()]).unwrap();
@@ -382,7 +385,7 @@ fn run_dir() -> &'static Path {
         let analysis = arithlens::analysis::analyze(&model, Some(&log), &a);
         arithlens::io::atomic::write_json(&dir.join("analysis.json"), &analysis).unwrap();
         dir
-    })
+    }
 }
 
 fn eval_options(dir: &Path) -> arithlens::eval::EvalOptions {
@@ -393,12 +396,12 @@ fn eval_options(dir: &Path) -> arithlens::eval::EvalOptions {
 }
 
 /// Feeds mutations of `name` (read from `original`) in a copy of the run folder to `load`.
-fn fuzz_artifact(name: &str, original: &str, cases: u32, load: impl Fn(&Path) -> Result<(), String>) {
+fn fuzz_artifact(run: &Path, name: &str, original: &str, cases: u32, load: impl Fn(&Path) -> Result<(), String>) {
     let dir = tmp(&format!("artifact-{name}"));
     for f in ["model.safetensors", "checkpoint.safetensors", "training.json", "eval.json", "analysis.json", "partial.orig"] {
-        std::fs::copy(run_dir().join(f), dir.join(f)).unwrap();
+        std::fs::copy(run.join(f), dir.join(f)).unwrap();
     }
-    let text = std::fs::read(run_dir().join(original)).unwrap();
+    let text = std::fs::read(run.join(original)).unwrap();
     let (backup, target) = (dir.join(original), dir.join(name));
     let strategy = (edits(4), edits(2), any::<bool>());
     runner(cases)
@@ -426,14 +429,17 @@ fn report_path(dir: &Path) -> Result<(), String> {
 
 #[test]
 fn mutated_training_eval_and_analysis_json_never_panic_the_report() {
+    let run = run_dir("report");
     for name in ["training.json", "eval.json", "analysis.json"] {
-        fuzz_artifact(name, name, 700, report_path);
+        fuzz_artifact(&run, name, name, 700, report_path);
     }
+    std::fs::remove_dir_all(run).unwrap();
 }
 
 #[test]
 fn mutated_eval_progress_and_checkpoint_metadata_never_panic() {
-    fuzz_artifact("eval.partial.json", "partial.orig", 700, |dir| {
+    let run = run_dir("progress");
+    fuzz_artifact(&run, "eval.partial.json", "partial.orig", 700, |dir| {
         let model = TaskModel::load(dir)?;
         // Progress that is refused is ignored (a fresh evaluation, tested elsewhere); accepted
         // progress, however edited, is continued from.
@@ -445,9 +451,9 @@ fn mutated_eval_progress_and_checkpoint_metadata_never_panic() {
     // The checkpoint's metadata (config, step, log state), edited as JSON strings and as bytes.
     let dir = tmp("checkpoint");
     for f in ["model.safetensors", "training.json"] {
-        std::fs::copy(run_dir().join(f), dir.join(f)).unwrap();
+        std::fs::copy(run.join(f), dir.join(f)).unwrap();
     }
-    let original = std::fs::read(run_dir().join("checkpoint.safetensors")).unwrap();
+    let original = std::fs::read(run.join("checkpoint.safetensors")).unwrap();
     let (header, data) = split_header(&original);
     runner(1500)
         .run(&(edits(3), edits(1)), |(m, h)| {
@@ -471,4 +477,5 @@ fn mutated_eval_progress_and_checkpoint_metadata_never_panic() {
         })
         .unwrap();
     std::fs::remove_dir_all(dir).unwrap();
+    std::fs::remove_dir_all(run).unwrap();
 }

@@ -110,6 +110,14 @@ impl AnalyzeOptions {
                 Self::default().questions
             ));
         }
+        for (flag, v) in [("--pairs", self.pairs), ("--siblings", self.siblings)] {
+            if v > crate::limits::MAX_ANALYZE_PAIRS {
+                return Err(format!(
+                    "{flag} {v} is too many: at most {} (each is a forward pass per node)",
+                    crate::limits::MAX_ANALYZE_PAIRS
+                ));
+            }
+        }
         if self.pairs == 0 {
             return Err(format!("--pairs 0 would tag no node with a sub-task: use at least 1 (default {})", Self::default().pairs));
         }
