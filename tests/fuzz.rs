@@ -318,6 +318,9 @@ fn mutate_model(header_edits: &[Edit], meta_edits: &[Edit], length: Option<u64>,
     edit_bytes(out, byte_edits)
 }
 
+/// Damaged files that still loaded (a flipped bit in the weights leaves a valid model).
+static LOADED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 fn check_model(bytes: &[u8]) -> Result<(), TestCaseError> {
     for allow in [false, true] {
         let loaded = no_panic("a model file", || {
@@ -325,6 +328,7 @@ fn check_model(bytes: &[u8]) -> Result<(), TestCaseError> {
             TaskModel::from_file(f, "m.safetensors")
         })?;
         if let Ok(m) = loaded {
+            LOADED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             prop_assert!(m.params.config.validate().is_ok());
             prop_assert_eq!(m.params.data.len(), m.params.config.n_params());
             prop_assert!(allow || m.params.data.iter().all(|v| v.is_finite()), "non-finite weights loaded without the option");
@@ -342,6 +346,8 @@ fn damaged_model_files_never_panic_and_load_only_as_valid_models() {
     runner(1500).run(&(0..len, edits(8)), |(cut, e)| check_model(&edit_bytes(model_bytes()[..cut as usize].to_vec(), &e))).unwrap();
     let header = (edits(3), edits(3), prop::option::weighted(0.1, any::<u64>()), edits(2));
     runner(2000).run(&header, |(h, m, l, b)| check_model(&mutate_model(&h, &m, l, &b))).unwrap();
+    let loaded = LOADED.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(loaded > 100, "only {loaded} damaged files loaded: the mutations should leave many valid ones");
 }
 
 // (d) JSON artifacts -------------------------------------------------------------------------
