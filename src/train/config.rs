@@ -165,7 +165,7 @@ fn follow_up(name: &str) -> Result<TrainConfig, String> {
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad());
         }
-        let too_large = || format!("preset '{name}': the number in '{p}' is too large (at most {} fits)", u64::MAX);
+        let too_large = || format!("preset '{name}': the number in '{p}' is too large: it does not fit in 64 bits (at most {})", u64::MAX);
         digits.parse::<u64>().map_err(|_| too_large())?.checked_mul(mult).ok_or_else(too_large)
     };
     let small = |p: &str, prefix: char, max: usize, what: &str| -> Result<usize, String> {
