@@ -39,6 +39,25 @@ pub struct BenchArgs {
     pub model: Option<std::path::PathBuf>,
 }
 
+/// The model the evaluation benchmark times: `--model`, else a trained model where there is one
+/// (fresh weights put most answers near a tie, which the one-layer fast path re-decides through
+/// the reference pass, so they time something else), else fresh weights.
+/// Returns it with where it came from (a path, or "fresh weights").
+fn bench_model(
+    a: &BenchArgs,
+    base: &TrainConfig,
+    load: crate::model::file::LoadOptions,
+) -> Result<(crate::task_model::TaskModel, String), String> {
+    let trained = crate::train::trainer::default_run_dir(base).join(crate::train::trainer::files::MODEL);
+    match a.model.clone().or_else(|| trained.exists().then_some(trained)) {
+        Some(path) => Ok((crate::cli::load_model(&path, load)?, path.display().to_string())),
+        None => {
+            let t = Trainer::new(base.clone())?;
+            Ok((crate::task_model::TaskModel::from_file(t.model_file(), "fresh model")?, "fresh weights".into()))
+        }
+    }
+}
+
 /// Peak resident memory of this process so far, in MB (Linux `VmHWM`).
 pub fn peak_rss_mb() -> Option<f64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -205,7 +224,39 @@ pub fn ablation_speed(model: &crate::task_model::TaskModel, n: usize) -> (usize,
 
 /// Runs the benchmark and prints a table.
 pub fn run(a: &BenchArgs) -> Result<(), String> {
-    let base = TrainConfig::preset(&a.preset)?;
+    run_with(a, Default::default())
+}
+
+/// Checks every option (batch sizes, thread counts, presets, the model) before anything is
+/// measured, so a typo is reported at once rather than after minutes of peak measurement.
+fn check_args(a: &BenchArgs, base: &TrainConfig) -> Result<(), String> {
+    if a.batch.is_empty() {
+        return Err("--batch needs at least one batch size, e.g. --batch 64".into());
+    }
+    for &b in &a.batch {
+        base.with_overrides(&[format!("batch_size={b}")]).map_err(|e| format!("--batch {b}: {e}"))?;
+    }
+    for &t in &a.threads {
+        crate::limits::check_threads("--threads", t)?;
+    }
+    for name in &a.also {
+        TrainConfig::preset(name)?.with_overrides(&[])?;
+    }
+    use crate::limits::{check_range, MAX_ANALYZE_QUESTIONS, MAX_HELD_QUESTIONS, MAX_STEPS};
+    check_range("--steps", a.steps, MAX_STEPS, "the default is 40")?;
+    if a.eval_questions > MAX_HELD_QUESTIONS || a.ablation_questions > MAX_ANALYZE_QUESTIONS {
+        return Err(format!(
+            "--eval-questions must be at most {MAX_HELD_QUESTIONS} and --ablation-questions at most {MAX_ANALYZE_QUESTIONS} (all are held in memory)"
+        ));
+    }
+    Ok(())
+}
+
+/// [`run`] with the evaluated model loaded per `load`.
+pub fn run_with(a: &BenchArgs, load: crate::model::file::LoadOptions) -> Result<(), String> {
+    let base = TrainConfig::preset(&a.preset)?.with_overrides(&[])?;
+    check_args(a, &base)?;
+    let model = if a.eval_questions > 0 { Some(bench_model(a, &base, load)?) } else { None };
     let threads = if a.threads.is_empty() { vec![rayon::current_num_threads()] } else { a.threads.clone() };
     #[cfg(target_arch = "x86_64")]
     if let Some(unit) = widest_fma() {
@@ -216,18 +267,7 @@ pub fn run(a: &BenchArgs) -> Result<(), String> {
         let cfg = TrainConfig::preset(name)?;
         training_table(&cfg, &threads[threads.len() - 1..], &BenchArgs { batch: vec![cfg.batch_size], ..a.clone() })?;
     }
-    if a.eval_questions > 0 {
-        // A trained model where there is one: fresh weights put most answers near a tie, which the
-        // one-layer fast path re-decides through the reference pass, so they time something else.
-        let trained = crate::train::trainer::default_run_dir(&base).join(crate::train::trainer::files::MODEL);
-        let path = a.model.clone().or_else(|| trained.exists().then_some(trained));
-        let model = match &path {
-            Some(path) => crate::task_model::TaskModel::load(path)?,
-            None => {
-                let t = Trainer::new(base.clone())?;
-                crate::task_model::TaskModel::from_file(t.model_file(), "fresh model")?
-            }
-        };
+    if let Some((model, source)) = model {
         let th = threads[threads.len() - 1];
         if a.ablation_questions > 0 {
             println!("timing the node-ablation sweep on {} questions (--ablation-questions 0 skips it) ...", a.ablation_questions);
@@ -239,7 +279,7 @@ pub fn run(a: &BenchArgs) -> Result<(), String> {
         println!(
             "evaluation of {} ({}): {qps:.0} questions/s on {} threads, {} near ties re-checked; 1,000,000 questions in {:.0} s",
             model.name,
-            path.as_ref().map_or("fresh weights".into(), |p| p.display().to_string()),
+            source,
             th,
             rechecked,
             1e6 / qps

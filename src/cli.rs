@@ -1,6 +1,7 @@
 //! Command-line definitions and their dispatch (`arithlens train|ask|eval|bench|run`).
 
 use crate::eval::predict;
+use crate::model::file::LoadOptions;
 use crate::task_model::TaskModel;
 use crate::train::trainer::{default_run_dir, files};
 use crate::train::{TrainConfig, Trainer};
@@ -15,6 +16,10 @@ pub struct Cli {
     /// Worker threads (default: all cores).
     #[arg(long, global = true)]
     pub threads: Option<usize>,
+    /// Load a model whose weights hold NaN or infinite values (refused otherwise), with a
+    /// warning: for ask, eval, analyze, cache, report and bench --model.
+    #[arg(long, global = true)]
+    pub allow_non_finite: bool,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -190,23 +195,27 @@ impl TrainArgs {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<(), String> {
     if let Some(n) = cli.threads {
-        if n == 0 {
-            return Err("--threads must be at least 1".into());
-        }
+        crate::limits::check_threads("--threads", n)?;
         rayon::ThreadPoolBuilder::new().num_threads(n).build_global().map_err(|e| e.to_string())?;
     }
     remove_leftovers(&cli.command);
+    let load = LoadOptions { allow_non_finite: cli.allow_non_finite };
     match cli.command {
         Command::Train(a) => train(&a).map(|_| ()),
-        Command::Ask { model, question } => ask(&model, &question),
-        Command::Eval(a) => eval(&a).map(|_| ()),
-        Command::Bench(a) => crate::bench::run(&a),
+        Command::Ask { model, question } => ask(&load_model(&model, load)?, &question),
+        Command::Eval(a) => eval_with(&a, load).map(|_| ()),
+        Command::Bench(a) => crate::bench::run_with(&a, load),
         Command::Run(a) => run_all(&a),
-        Command::Analyze { run_dir, options } => analyze(&run_dir, &options),
-        Command::Report { run_dir } => report(&run_dir).map(|_| ()),
+        Command::Analyze { run_dir, options } => analyze_with(&run_dir, &options, load),
+        Command::Report { run_dir } => {
+            if load.allow_non_finite && crate::task_model::model_path(&run_dir).exists() {
+                load_model(&run_dir, load)?; // for its warning
+            }
+            report_with(&run_dir, load).map(|_| ())
+        }
         Command::Cache { model, questions, random, seed, hooks, out, force } => {
             crate::io::outputs::check_new_file(&out, "the cache file (--out)", force, cache_replaceable)?;
-            cache(&model, &questions, (random, seed), &hooks, &out)
+            cache(&load_model(&model, load)?, &questions, (random, seed), &hooks, &out)
         }
     }
 }
@@ -235,6 +244,17 @@ fn remove_leftovers(command: &Command) {
             eprintln!("removed {}, left by a process killed while writing it", path.display());
         }
     }
+}
+
+/// Loads a model per `opts`, warning on standard error when it holds non-finite weights.
+pub fn load_model(path: &Path, opts: LoadOptions) -> Result<TaskModel, String> {
+    let model = TaskModel::load_with(path, opts)?;
+    let bad = crate::model::file::non_finite(&model.params);
+    if !bad.is_empty() {
+        let list: Vec<String> = bad.iter().map(|(name, n)| format!("{name} ({n})")).collect();
+        eprintln!("warning: {} holds NaN or infinite weights in {}; its answers mean nothing", path.display(), list.join(", "));
+    }
+    Ok(model)
 }
 
 /// Trains per `a`, returning the run folder.
@@ -336,10 +356,9 @@ impl Progress {
     }
 }
 
-fn ask(path: &Path, question: &str) -> Result<(), String> {
-    let model = TaskModel::load(path)?;
+fn ask(model: &TaskModel, question: &str) -> Result<(), String> {
     let q = model.parse_question(question)?;
-    let (tokens, probs) = predict::greedy(&model, &[q]).remove(0);
+    let (tokens, probs) = predict::greedy(model, &[q]).remove(0);
     let got = crate::task::decode_answer(model.format, &tokens).map_err(|e| e.to_string());
     let names: Vec<&str> = tokens.iter().map(|&t| model.format.token_name(t)).collect();
     let truth = q.answer_tokens(model.format);
@@ -364,10 +383,16 @@ fn ask(path: &Path, question: &str) -> Result<(), String> {
 
 /// Evaluates per `a`, prints the result and writes eval.json beside a run folder's model.
 pub fn eval(a: &EvalArgs) -> Result<crate::eval::EvalReport, String> {
+    eval_with(a, LoadOptions::default())
+}
+
+/// [`eval`] with the model loaded per `load`.
+pub fn eval_with(a: &EvalArgs, load: LoadOptions) -> Result<crate::eval::EvalReport, String> {
+    check_eval_args(a)?;
     if a.model.is_dir() {
         crate::io::outputs::check_file(&a.model.join(crate::report::files::EVAL), "the evaluation's output")?;
     }
-    let model = TaskModel::load(&a.model)?;
+    let model = load_model(&a.model, load)?;
     let mut opts = a.options();
     // Progress is kept next to the model, so Ctrl-C (or a killed session) loses at most a slice.
     if a.model.is_dir() {
@@ -510,11 +535,16 @@ impl StageBar {
 
 /// Writes the report of a run folder and prints its path.
 pub fn report(dir: &Path) -> Result<PathBuf, String> {
+    report_with(dir, LoadOptions::default())
+}
+
+/// [`report`] with the model loaded per `load`.
+pub fn report_with(dir: &Path, load: LoadOptions) -> Result<PathBuf, String> {
     if dir.is_dir() {
         crate::io::outputs::check_file(&dir.join(crate::report::files::REPORT), "the report")?;
         crate::io::outputs::check_dir(&dir.join(crate::report::files::FIGURES), "the report's figures folder")?;
     }
-    let path = crate::report::write_report(dir)?;
+    let path = crate::report::write_report_with(dir, load)?;
     println!("{}", path.display());
     Ok(path)
 }
@@ -607,8 +637,9 @@ fn run_all(a: &TrainArgs) -> Result<(), String> {
 }
 
 /// `arithlens cache`: the listed questions, then `random.0` random ones per operation.
-fn cache(path: &Path, questions: &[String], random: (usize, u64), hooks: &[String], out: &Path) -> Result<(), String> {
-    let model = TaskModel::load(path)?;
+fn cache(model: &TaskModel, questions: &[String], random: (usize, u64), hooks: &[String], out: &Path) -> Result<(), String> {
+    let format = cache_format(out)?;
+    check_cache_size(model, questions.len(), random.0)?;
     let mut qs = questions.iter().map(|q| model.parse_question(q)).collect::<Result<Vec<_>, _>>()?;
     for (i, &op) in model.ops.iter().enumerate() {
         let seed = random.1.wrapping_add(i as u64);
@@ -622,19 +653,20 @@ fn cache(path: &Path, questions: &[String], random: (usize, u64), hooks: &[Strin
         crate::model::HookPoint::parse(h, n_layers)?;
     }
     let names: Vec<&str> = hooks.iter().map(String::as_str).collect();
-    let mut file = crate::analysis::intervene::full_cache(&model, &qs, &names).to_tensor_file();
+    let mut file = crate::analysis::intervene::full_cache(model, &qs, &names).to_tensor_file();
     let toks: Vec<f32> = qs.iter().flat_map(|q| q.tokens(model.format).unwrap_or_default()).map(|t| t as f32).collect();
     file.tensors.insert("tokens".into(), crate::io::tensors::Tensor { shape: vec![qs.len(), model.n_ctx()], data: toks });
     file.integer.insert("tokens".into());
-    file.metadata.insert("questions".into(), qs.iter().map(|q| q.text()).collect::<Vec<_>>().join(" "));
+    let texts: Vec<String> = qs.iter().map(|q| q.text()).collect();
     let options = serde_json::json!({"hooks": hooks, "random": random.0, "seed": random.1});
     if let Some(p) = model.provenance(&options) {
         file.metadata.insert(CACHE_PROVENANCE.into(), serde_json::to_string(&p).map_err(|e| e.to_string())?);
     }
-    match out.extension().and_then(|e| e.to_str()) {
-        Some("npz") => crate::io::npy::save_npz(out, &file)?,
-        Some("npy") => return Err(format!("{}: a cache holds several arrays; name it .npz (NumPy) or .safetensors", out.display())),
-        _ => crate::io::tensors::save(out, &file)?,
+    if format == CacheFormat::Npz {
+        crate::io::npy::save_npz_with_strings(out, &file, &[("questions", &texts)])?;
+    } else {
+        file.metadata.insert("questions".into(), texts.join(" "));
+        crate::io::tensors::save(out, &file)?;
     }
     println!("wrote {} tensors for {} question(s) to {}", file.tensors.len(), qs.len(), out.display());
     Ok(())
@@ -688,11 +720,15 @@ fn cache_replaceable(path: &Path) -> Result<(), String> {
 }
 
 fn analyze(dir: &Path, a: &AnalyzeArgs) -> Result<(), String> {
+    analyze_with(dir, a, LoadOptions::default())
+}
+
+fn analyze_with(dir: &Path, a: &AnalyzeArgs, load: LoadOptions) -> Result<(), String> {
     let opts = a.options();
     opts.validate()?;
     let out = if dir.is_dir() { dir.join("analysis.json") } else { dir.with_file_name("analysis.json") };
     crate::io::outputs::check_file(&out, "the analysis's output")?;
-    let model = TaskModel::load(dir)?;
+    let model = load_model(dir, load)?;
     let log_path = dir.join(files::TRAINING);
     let log: Option<crate::train::log::TrainingLog> = match std::fs::read(&log_path) {
         Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", log_path.display()))?),
@@ -716,6 +752,52 @@ fn analyze(dir: &Path, a: &AnalyzeArgs) -> Result<(), String> {
     print!("{}", crate::analysis::summary(&result));
     println!("wrote {} in {:.1} s", out.display(), t0.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// Refuses `eval` counts that could not be held in memory, before the model is loaded.
+fn check_eval_args(a: &EvalArgs) -> Result<(), String> {
+    use crate::limits::{MAX_HELD_QUESTIONS, MAX_TOP};
+    if a.per_class > MAX_HELD_QUESTIONS {
+        return Err(format!(
+            "--per-class {} is too many: at most {MAX_HELD_QUESTIONS} (all are held in memory; default 10000)",
+            a.per_class
+        ));
+    }
+    if a.top > MAX_TOP {
+        return Err(format!("--top {} is too many: at most {MAX_TOP}", a.top));
+    }
+    Ok(())
+}
+
+/// What `cache --out` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CacheFormat {
+    Safetensors,
+    Npz,
+}
+
+/// The format by `out`'s extension, in any case (`.npz`, `.NPZ`); `.npy` is refused.
+fn cache_format(out: &Path) -> Result<CacheFormat, String> {
+    match out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("npz") => Ok(CacheFormat::Npz),
+        Some("npy") => Err(format!("{}: a cache holds several arrays; name it .npz (NumPy) or .safetensors", out.display())),
+        _ => Ok(CacheFormat::Safetensors),
+    }
+}
+
+/// Refuses a cache whose activations would not fit in [`crate::limits::MAX_MEMORY_BYTES`],
+/// before any question is generated.
+fn check_cache_size(model: &TaskModel, listed: usize, random: usize) -> Result<(), String> {
+    use crate::limits::{product, sum};
+    let c = &model.params.config;
+    let (d, h, dh, ff, ctx) = (c.d_model as u64, c.n_heads as u64, c.d_head as u64, c.d_mlp as u64, model.n_ctx() as u64);
+    // Every hook of a layer per position: ~8 residual-wide vectors, q/k/v/z, scores and pattern, MLP pre/post.
+    let per_layer = sum(&[product(&[8, d]), product(&[4, h, dh]), product(&[2, h, ctx]), product(&[2, ff])]);
+    let per_question =
+        sum(&[per_layer.and_then(|p| p.checked_mul(c.n_layers as u64)), product(&[3, d])]).and_then(|p| product(&[p, ctx, 4]));
+    let n = (random as u64).checked_mul(model.ops.len() as u64).and_then(|r| r.checked_add(listed as u64));
+    let what = format!("a cache of {} question(s)", n.map_or("too many".into(), |n| n.to_string()));
+    crate::limits::check_memory(&what, n.and_then(|n| per_question?.checked_mul(n)), "their activations (every hook)")
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 //! - [`task_model`]: a model file together with the task it answers;
 //! - [`provenance`]: the model hash and options every derived file records;
 //! - [`interrupt`]: Ctrl-C stops training and evaluation at a point they can continue from;
+//! - [`limits`]: the largest sizes and counts accepted, and the memory they would need;
 //! - [`io`], [`bench`](mod@bench), [`cli`]: files, benchmarks and the command line.
 
 pub mod analysis;
@@ -19,6 +20,7 @@ pub mod cli;
 pub mod eval;
 pub mod interrupt;
 pub mod io;
+pub mod limits;
 pub mod model;
 pub mod provenance;
 pub mod report;

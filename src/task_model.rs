@@ -1,7 +1,7 @@
 //! A trained model together with the task it answers (operand width, token format, operations),
 //! loaded from a model file or a run folder.
 
-use crate::model::file::ModelFile;
+use crate::model::file::{LoadOptions, ModelFile};
 use crate::model::Params;
 use crate::task::{Format, Op, Question, TaskError};
 use std::path::{Path, PathBuf};
@@ -37,11 +37,16 @@ impl TaskModel {
     /// Loads a model file or run folder. A file without task metadata (e.g. a TransformerLens
     /// state dict) gets its task from its vocabulary and context length.
     pub fn load(path: &Path) -> Result<TaskModel, String> {
+        Self::load_with(path, LoadOptions::default())
+    }
+
+    /// [`TaskModel::load`] with options (e.g. to load non-finite weights on purpose).
+    pub fn load_with(path: &Path, opts: LoadOptions) -> Result<TaskModel, String> {
         let file = model_path(path);
         if !file.exists() {
             return Err(format!("no model at {}: give a model .safetensors file or a run folder holding model.safetensors (train one with `arithlens train`)", file.display()));
         }
-        let mut model = Self::from_file(ModelFile::load(&file)?, &file.display().to_string())?;
+        let mut model = Self::from_file(ModelFile::load_with(&file, opts)?, &file.display().to_string())?;
         model.sha256 = Some(crate::provenance::sha256_file(&file)?);
         Ok(model)
     }
@@ -58,7 +63,11 @@ impl TaskModel {
             }
         };
         let n_digits = match f.metadata.get("n_digits") {
-            Some(s) => s.parse().map_err(|_| format!("{what}: metadata n_digits '{s}' is not a number"))?,
+            Some(s) => s
+                .parse()
+                .ok()
+                .filter(|n| (1..=crate::task::MAX_DIGITS).contains(n))
+                .ok_or_else(|| format!("{what}: metadata n_digits '{s}' is not a number from 1 to {}", crate::task::MAX_DIGITS))?,
             None => (1..=crate::task::MAX_DIGITS)
                 .find(|&n| format.n_ctx(n) == c.n_ctx)
                 .ok_or_else(|| format!("{what}: no 'n_digits' metadata and n_ctx {} fits no operand width", c.n_ctx))?,

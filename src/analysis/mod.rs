@@ -104,6 +104,22 @@ impl AnalyzeOptions {
                 Self::default().questions
             ));
         }
+        if self.questions > crate::limits::MAX_ANALYZE_QUESTIONS {
+            return Err(format!(
+                "--questions {} is too many: at most {} (every node is ablated at every position on each question; the default is {})",
+                self.questions,
+                crate::limits::MAX_ANALYZE_QUESTIONS,
+                Self::default().questions
+            ));
+        }
+        for (flag, v) in [("--pairs", self.pairs), ("--siblings", self.siblings)] {
+            if v > crate::limits::MAX_ANALYZE_PAIRS {
+                return Err(format!(
+                    "{flag} {v} is too many: at most {} (each is a forward pass per node)",
+                    crate::limits::MAX_ANALYZE_PAIRS
+                ));
+            }
+        }
         if self.pairs == 0 {
             return Err(format!("--pairs 0 would tag no node with a sub-task: use at least 1 (default {})", Self::default().pairs));
         }

@@ -33,14 +33,34 @@ fn npy_string(text: &str) -> Vec<u8> {
     out
 }
 
+/// A 1-d unicode array (`<U{longest}`, shape `[n]`, UTF-32 little-endian, each entry padded
+/// with NUL characters as NumPy pads them) holding `values`.
+fn npy_string_array(values: &[String]) -> Vec<u8> {
+    let width = values.iter().map(|v| v.chars().count()).max().unwrap_or(0).max(1);
+    let mut out = npy_header(&format!("<U{width}"), &[values.len()]);
+    for v in values {
+        let n = v.chars().count();
+        v.chars().for_each(|c| out.extend_from_slice(&(c as u32).to_le_bytes()));
+        out.extend(std::iter::repeat_n(0u8, 4 * (width - n)));
+    }
+    out
+}
+
 /// Writes every tensor of `file` as `NAME.npy` (float32, or int64 for its integer tensors) and
 /// every metadata entry as a 0-d string array `KEY.npy` into an `.npz` at `path`, atomically.
 pub fn save_npz(path: &Path, file: &TensorFile) -> Result<(), String> {
+    save_npz_with_strings(path, file, &[])
+}
+
+/// [`save_npz`] plus string arrays (`NAME.npy`, shape `[n]`, e.g. one question per entry).
+pub fn save_npz_with_strings(path: &Path, file: &TensorFile, strings: &[(&str, &[String])]) -> Result<(), String> {
     use zip::write::SimpleFileOptions;
     const { assert!(cfg!(target_endian = "little"), ".npy data is written as '<f4'") };
-    if let Some(key) = file.metadata.keys().find(|k| file.tensors.contains_key(k.as_str())) {
+    let mut names: Vec<&str> = file.metadata.keys().map(String::as_str).collect();
+    names.extend(strings.iter().map(|s| s.0));
+    if let Some(key) = names.iter().enumerate().find(|(i, k)| file.tensors.contains_key(**k) || names[..*i].contains(k)).map(|x| x.1) {
         return Err(format!(
-            "cannot write {}: metadata entry '{key}' has the name of a tensor, and an .npz holds one array per name",
+            "cannot write {}: metadata entry '{key}' has the name of a tensor or of another entry, and an .npz holds one array per name",
             path.display()
         ));
     }
@@ -64,6 +84,11 @@ pub fn save_npz(path: &Path, file: &TensorFile) -> Result<(), String> {
         for (key, value) in &file.metadata {
             z.start_file(format!("{key}.npy"), stored)?;
             z.write_all(&npy_string(value))?;
+        }
+        for (key, values) in strings {
+            let bytes = npy_string_array(values);
+            z.start_file(format!("{key}.npy"), stored.large_file((bytes.len() + 4096) as u64 > u32::MAX as u64))?;
+            z.write_all(&bytes)?;
         }
         z.finish()?.flush()?;
         Ok(())

@@ -108,6 +108,7 @@ impl ModelConfig {
                 return Err(format!("config field {name} is 0: it must be at least 1"));
             }
         }
+        self.check_limits()?;
         if self.has_mlp() && self.d_mlp == 0 {
             return Err("config field d_mlp is 0 but attn_only is false: set d_mlp >= 1 or attn_only".into());
         }
@@ -115,6 +116,46 @@ impl ModelConfig {
             return Err(format!("config field eps is {}: it must be a small positive number such as 1e-5", self.eps));
         }
         Ok(())
+    }
+
+    /// Checks every size against [`crate::limits`] and the memory of the weights, with checked
+    /// arithmetic, so no size makes a later allocation overflow or abort.
+    fn check_limits(&self) -> Result<(), String> {
+        use crate::limits::*;
+        let bounds = [
+            ("n_layers", self.n_layers, MAX_LAYERS, "the papers use 1 to 3 layers"),
+            ("n_heads", self.n_heads, MAX_HEADS, "the papers use 3 or 4 heads"),
+            ("d_model", self.d_model, MAX_WIDTH, "the papers use 510"),
+            ("d_head", self.d_head, MAX_WIDTH, "the papers use 170"),
+            ("d_mlp", self.d_mlp.max(1), MAX_WIDTH, "the papers use 2040"),
+            ("n_ctx", self.n_ctx, MAX_CTX, "a 20-digit question with its answer is 64 tokens"),
+            ("d_vocab", self.d_vocab, MAX_VOCAB, "the formats use 12 and 15 tokens"),
+            ("d_vocab_out", self.d_vocab_out, MAX_VOCAB, "the formats use 12 and 15 tokens"),
+        ];
+        for (name, v, max, why) in bounds {
+            check_range(&format!("config field {name}"), v as u64, max as u64, why)?;
+        }
+        let bytes = self.checked_n_params().and_then(|n| n.checked_mul(4));
+        check_memory(&self.size_text(), bytes, "the weights alone")
+    }
+
+    /// "n_layers=.., n_heads=.., d_model=.., d_head=.., d_mlp=..": the sizes memory grows with.
+    pub fn size_text(&self) -> String {
+        format!(
+            "n_layers={}, n_heads={}, d_model={}, d_head={}, d_mlp={}",
+            self.n_layers, self.n_heads, self.d_model, self.d_head, self.d_mlp
+        )
+    }
+
+    /// An upper bound on the parameter count (LayerNorms counted), None if it overflows u64.
+    pub fn checked_n_params(&self) -> Option<u64> {
+        use crate::limits::{product, sum};
+        let (l, h, d, dh, m) = (self.n_layers as u64, self.n_heads as u64, self.d_model as u64, self.d_head as u64, self.d_mlp as u64);
+        let per_layer = sum(&[product(&[4, h, d, dh]), product(&[3, h, dh]), product(&[2, d, m]), sum(&[Some(m), product(&[6, d])])]);
+        sum(&[
+            product(&[self.d_vocab as u64 + self.n_ctx as u64 + self.d_vocab_out as u64 + 3, d]),
+            per_layer.and_then(|p| p.checked_mul(l)),
+        ])
     }
 
     /// Number of trainable parameters.

@@ -18,11 +18,46 @@ pub struct ModelFile {
     pub metadata: BTreeMap<String, String>,
 }
 
+/// How a model file is loaded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Load weights that are NaN or infinite instead of refusing the file (a diverged run,
+    /// inspected on purpose); the caller should warn, see [`non_finite`].
+    pub allow_non_finite: bool,
+}
+
+/// Tensors of `params` holding NaN or infinite values, with how many each holds.
+pub fn non_finite(params: &Params) -> Vec<(String, usize)> {
+    let entries = params.layout.entries.iter();
+    let counts = entries.map(|e| (e.name.clone(), params.data[e.range.clone()].iter().filter(|v| !v.is_finite()).count()));
+    counts.filter(|&(_, n)| n > 0).collect()
+}
+
 impl ModelFile {
     /// Reads and checks a model file; errors say what is wrong with which tensor or field.
+    /// Non-finite weights are refused (see [`ModelFile::load_with`]).
     pub fn load(path: &Path) -> Result<ModelFile, String> {
-        let file = tensors::load(path)?;
-        Self::from_tensor_file(file, &path.display().to_string())
+        Self::load_with(path, LoadOptions::default())
+    }
+
+    /// [`ModelFile::load`] with options.
+    pub fn load_with(path: &Path, opts: LoadOptions) -> Result<ModelFile, String> {
+        let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        Self::from_bytes_with(&bytes, &path.display().to_string(), opts)
+    }
+
+    /// A model from the bytes of a model file; `what` names it in errors.
+    pub fn from_bytes_with(bytes: &[u8], what: &str, opts: LoadOptions) -> Result<ModelFile, String> {
+        let m = Self::from_tensor_file(tensors::from_bytes(bytes, what)?, what)?;
+        let bad = non_finite(&m.params);
+        if let (Some((name, n)), false) = (bad.first(), opts.allow_non_finite) {
+            let total: usize = bad.iter().map(|b| b.1).sum();
+            return Err(format!(
+                "{what}: tensor '{name}' holds {n} NaN or infinite value(s) ({total} in {} tensor(s) in all): the model diverged or the file is damaged; pass --allow-non-finite to load it anyway",
+                bad.len()
+            ));
+        }
+        Ok(m)
     }
 
     /// Builds a model from named tensors and metadata.
@@ -67,7 +102,7 @@ fn infer_config(f: &TensorFile) -> Result<ModelConfig, String> {
         return Err("the embedding, positional embedding, W_Q or W_U tensors do not have TransformerLens's shapes".into());
     }
     let n_layers = (0..).take_while(|l| f.tensors.contains_key(&format!("blocks.{l}.attn.W_Q"))).count();
-    let d_mlp = shape("blocks.0.mlp.W_in").map(|s| s[1]).unwrap_or(0);
+    let d_mlp = shape("blocks.0.mlp.W_in").ok().and_then(|s| s.get(1).copied()).unwrap_or(0);
     Ok(ModelConfig {
         n_layers,
         n_heads: wq[0],

@@ -237,16 +237,21 @@ impl Params {
     /// present with the right shape and that nothing unknown is left over.
     pub fn from_tensor_file(config: &ModelConfig, file: &TensorFile, what: &str) -> Result<Params, String> {
         config.validate().map_err(|e| format!("{what}: {e}"))?;
-        let mut p = Params::zeros(config);
-        for e in &p.layout.entries {
+        // Every tensor is checked before the buffer is allocated, so a config that claims sizes
+        // the file does not hold costs nothing.
+        let layout = ParamLayout::new(config);
+        for e in &layout.entries {
             let t = file
                 .tensors
                 .get(&e.name)
                 .ok_or_else(|| format!("{what}: tensor '{}' is missing (the config needs it with shape {:?})", e.name, e.shape))?;
-            if t.shape != e.shape {
+            if t.shape != e.shape || t.data.len() != e.range.len() {
                 return Err(format!("{what}: tensor '{}' has shape {:?} but the config needs {:?}", e.name, t.shape, e.shape));
             }
-            p.data[e.range.clone()].copy_from_slice(&t.data);
+        }
+        let mut p = Params::zeros(config);
+        for e in &p.layout.entries {
+            p.data[e.range.clone()].copy_from_slice(&file.tensors[&e.name].data);
         }
         let unknown: Vec<&String> = file.tensors.keys().filter(|k| p.layout.entry(k).is_none() && !is_ignored_extra(k)).collect();
         if !unknown.is_empty() {

@@ -161,11 +161,16 @@ impl RunData {
     /// Loads what `dir` holds; missing files are `None`, and so are files that do not parse or
     /// do not belong to the model (their notes go to `withheld`); an unreadable model is an error.
     pub fn load(dir: &Path) -> Result<RunData, String> {
+        Self::load_with(dir, Default::default())
+    }
+
+    /// [`RunData::load`] with the model loaded per `opts`.
+    pub fn load_with(dir: &Path, opts: crate::model::file::LoadOptions) -> Result<RunData, String> {
         if !dir.is_dir() {
             return Err(format!("{} is not a run folder", dir.display()));
         }
         let model_file = crate::task_model::model_path(dir);
-        let model = if model_file.exists() { Some(TaskModel::load(dir)?) } else { None };
+        let model = if model_file.exists() { Some(TaskModel::load_with(dir, opts)?) } else { None };
         let sha = model.as_ref().and_then(|m| m.sha256.clone());
         let mut withheld = Vec::new();
         let log = checked_log(dir, sha.as_deref(), &mut withheld);
@@ -295,7 +300,12 @@ fn provenance(d: &RunData, sha: &str) -> String {
 
 /// Writes RUN_DIR/report.html and RUN_DIR/figures/*.svg (each atomically); returns the page's path.
 pub fn write_report(dir: &Path) -> Result<PathBuf, String> {
-    let data = RunData::load(dir)?;
+    write_report_with(dir, Default::default())
+}
+
+/// [`write_report`] with the model loaded per `opts`.
+pub fn write_report_with(dir: &Path, opts: crate::model::file::LoadOptions) -> Result<PathBuf, String> {
+    let data = RunData::load_with(dir, opts)?;
     let page = build_page(&data);
     let fig_dir = dir.join(files::FIGURES);
     let mut written = std::collections::HashSet::new();

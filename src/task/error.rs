@@ -39,6 +39,11 @@ pub enum TaskError {
         /// The operand as written.
         operand: String,
     },
+    /// An operand is written with a minus sign ("-12+34="): operands are non-negative.
+    NegativeOperand {
+        /// The question text or operand.
+        text: String,
+    },
     /// One side of the operator is empty.
     MissingOperand {
         /// The question text.
@@ -135,6 +140,10 @@ impl fmt::Display for TaskError {
             }
             TooManyDigits { operand, digits } => write!(f, "operand '{operand}' has {digits} digits but at most 20 are supported"),
             NotANumber { operand } => write!(f, "'{operand}' is not a number: operands are decimal digits 0-9"),
+            NegativeOperand { text } => write!(
+                f,
+                "negative operand in '{text}': operands are non-negative integers (e.g. '12+34=', or '12-34=' for a negative answer)"
+            ),
             MissingOperand { text, side } => write!(f, "missing {side} operand in '{text}': expected something like '12345+67890='"),
             MissingOperator { text } => write!(f, "missing operator in '{text}': expected '+' or '-' between two numbers"),
             UnknownOperator { op, text } => write!(f, "unknown operator '{op}' in '{text}': expected '+' or '-'"),

@@ -29,8 +29,10 @@ pub(crate) fn check_n_digits(n_digits: usize) -> Result<(), TaskError> {
     }
 }
 
-/// A question `x op y` whose operands are written with `n_digits` digits.
+/// A question `x op y` whose operands are written with `n_digits` digits. Read from JSON (e.g.
+/// an evaluation's saved progress) it is checked as [`Question::new`] checks it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "RawQuestion")]
 pub struct Question {
     /// First operand, below 10^n_digits.
     pub x: u128,
@@ -40,6 +42,22 @@ pub struct Question {
     pub op: Op,
     /// Operand width in digits, 1..=MAX_DIGITS.
     pub n_digits: usize,
+}
+
+/// A question as stored, before its checks.
+#[derive(Deserialize)]
+struct RawQuestion {
+    x: u128,
+    y: u128,
+    op: Op,
+    n_digits: usize,
+}
+
+impl TryFrom<RawQuestion> for Question {
+    type Error = TaskError;
+    fn try_from(r: RawQuestion) -> Result<Question, TaskError> {
+        Question::new(r.x, r.y, r.op, r.n_digits)
+    }
 }
 
 impl Question {
@@ -188,6 +206,9 @@ fn split_question(text: &str) -> Result<(&str, Op, &str), TaskError> {
         other => return Err(TaskError::UnknownOperator { op: other, text: trimmed.to_string() }),
     };
     let (left, right) = (body[..i].trim(), body[i + c.len_utf8()..].trim());
+    if left.is_empty() && c == '-' && !right.is_empty() {
+        return Err(TaskError::NegativeOperand { text: trimmed.to_string() });
+    }
     for (side, operand) in [("left", left), ("right", right)] {
         if operand.is_empty() {
             return Err(TaskError::MissingOperand { text: trimmed.to_string(), side });
@@ -217,6 +238,9 @@ fn is_operator_like(c: char) -> bool {
 
 /// Error unless `s` is made only of ASCII decimal digits.
 fn check_number(s: &str) -> Result<(), TaskError> {
+    if s.len() > 1 && s.starts_with('-') && s[1..].trim_start().bytes().all(|b| b.is_ascii_digit()) {
+        return Err(TaskError::NegativeOperand { text: s.to_string() });
+    }
     if s.bytes().all(|b| b.is_ascii_digit()) {
         Ok(())
     } else {
@@ -276,6 +300,15 @@ fn answer_rule(format: Format) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stored_question_is_checked_when_read() {
+        let json = serde_json::to_string(&Question::new(12, 34, Op::Add, 2).unwrap()).unwrap();
+        assert_eq!(serde_json::from_str::<Question>(&json).unwrap().text(), "12+34=");
+        let huge = json.replace("\"n_digits\":2", "\"n_digits\":1000000000000");
+        assert!(serde_json::from_str::<Question>(&huge).is_err(), "a width beyond MAX_DIGITS must not load");
+        assert!(serde_json::from_str::<Question>(&json.replace("34", "340")).is_err(), "an operand wider than n_digits");
+    }
 
     fn q(x: u128, y: u128, op: Op, n: usize) -> Question {
         Question::new(x, y, op, n).unwrap()

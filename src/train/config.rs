@@ -162,10 +162,28 @@ fn follow_up(name: &str) -> Result<TrainConfig, String> {
             Some(b) => (b, 1000),
             None => (body, 1),
         };
-        digits.parse::<u64>().map(|v| v * mult).map_err(|_| bad())
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let too_large = || format!("preset '{name}': the number in '{p}' is too large: it does not fit in 64 bits (at most {})", u64::MAX);
+        digits.parse::<u64>().map_err(|_| too_large())?.checked_mul(mult).ok_or_else(too_large)
     };
-    let (n_digits, n_layers, n_heads, steps, seed) =
-        (num(d, 'd')? as usize, num(l, 'l')? as usize, num(h, 'h')? as usize, num(t, 't')?, num(s, 's')?);
+    let small = |p: &str, prefix: char, max: usize, what: &str| -> Result<usize, String> {
+        let v = num(p, prefix)?;
+        usize::try_from(v)
+            .ok()
+            .filter(|&v| v <= max)
+            .ok_or_else(|| format!("preset '{name}': {what} {v} is too large: at most {max} is allowed"))
+    };
+    let (n_digits, n_layers, n_heads) = (
+        small(d, 'd', 20, "digits")?,
+        small(l, 'l', crate::limits::MAX_LAYERS, "layers")?,
+        small(h, 'h', crate::limits::MAX_HEADS, "heads")?,
+    );
+    let (steps, seed) = (num(t, 't')?, num(s, 's')?);
+    if steps > crate::limits::MAX_STEPS {
+        return Err(format!("preset '{name}': {steps} steps is too many: at most {} is allowed", crate::limits::MAX_STEPS));
+    }
     let sub_share = match op {
         "add" => 0.0,
         "sub" => 1.0,
@@ -256,8 +274,7 @@ impl TrainConfig {
         for o in overrides {
             let (key, value) = o.split_once('=').ok_or_else(|| format!("override '{o}' is not key=value (e.g. d_model=256)"))?;
             let (key, value) = (key.trim(), value.trim());
-            let parsed = serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
-            if !set_field(&mut v, key, parsed) {
+            if !set_field(&mut v, key, value) {
                 return Err(format!("unknown config field '{key}': expected one of {}", field_names(&v).join(", ")));
             }
             // Checked after each override, so the error names the one whose value is wrong.
@@ -265,13 +282,16 @@ impl TrainConfig {
             set.push(key.to_string());
         }
         let mut c: TrainConfig = serde_json::from_value(v).map_err(|e| format!("bad override value: {e}"))?;
-        c.derive_dependent_fields(&set);
+        c.derive_dependent_fields(&set)?;
         c.validate()?;
         Ok(c)
     }
 
-    fn derive_dependent_fields(&mut self, set: &[String]) {
+    fn derive_dependent_fields(&mut self, set: &[String]) -> Result<(), String> {
         let is_set = |k: &str| set.iter().any(|s| s == k);
+        if !(1..=crate::task::MAX_DIGITS).contains(&self.task.n_digits) {
+            return Ok(()); // validate() names the bad width; nothing can be derived from it
+        }
         if !is_set("n_ctx") {
             self.model.n_ctx = self.task.format.n_ctx(self.task.n_digits);
         }
@@ -282,7 +302,13 @@ impl TrainConfig {
             self.model.d_vocab_out = self.task.format.d_vocab();
         }
         if !is_set("d_head") && (is_set("d_model") || is_set("n_heads")) {
-            self.model.d_head = self.model.d_model / self.model.n_heads.max(1);
+            let (d, h) = (self.model.d_model, self.model.n_heads);
+            if h == 0 || h > d {
+                return Err(format!(
+                    "n_heads={h} does not fit d_model={d}: d_head = d_model / n_heads would be 0; use n_heads from 1 to {d} (ideally one that divides d_model), or set d_head explicitly"
+                ));
+            }
+            self.model.d_head = d / h;
         }
         if !is_set("d_mlp") && is_set("d_model") {
             self.model.d_mlp = 4 * self.model.d_model;
@@ -292,10 +318,11 @@ impl TrainConfig {
         }
         if let Schedule::WarmupCosine { warmup, total, .. } = &mut self.schedule {
             if is_set("steps") && !is_set("total") {
-                *warmup = (*warmup as f64 * self.steps as f64 / (*total).max(1) as f64).round() as u64;
+                *warmup = ((*warmup as f64 * self.steps as f64 / (*total).max(1) as f64).round() as u64).min(self.steps);
                 *total = self.steps;
             }
         }
+        Ok(())
     }
 
     /// Checks that the run can be trained; the message names the offending field.
@@ -333,31 +360,118 @@ impl TrainConfig {
         if self.batch_size == 0 || self.steps == 0 || self.log_every == 0 || self.checkpoint_every == 0 {
             return Err("batch_size, steps, log_every and checkpoint_every must each be at least 1".into());
         }
-        if !(self.optim.lr > 0.0 && self.optim.lr.is_finite()) {
-            return Err(format!("lr {} must be a positive number such as 8e-5", self.optim.lr));
+        check_name(&self.name)?;
+        self.check_sizes()?;
+        check_optim(&self.optim)?;
+        check_schedule(&self.schedule)?;
+        if let Some(r) = self.model.initializer_range {
+            if !(r > 0.0 && r.is_finite()) {
+                return Err(format!("initializer_range {r} must be a positive number such as 0.035 (or null for 0.8/sqrt(d_model))"));
+            }
         }
         Ok(())
     }
+
+    /// Counts within [`crate::limits`], and the memory of training (weights, gradients, AdamW's
+    /// two moments, one batch's activations) within [`crate::limits::MAX_MEMORY_BYTES`].
+    fn check_sizes(&self) -> Result<(), String> {
+        use crate::limits::*;
+        check_range("batch_size", self.batch_size as u64, MAX_BATCH as u64, "the papers use 64 questions per step")?;
+        for (k, v) in [("steps", self.steps), ("log_every", self.log_every), ("checkpoint_every", self.checkpoint_every)] {
+            check_range(k, v, MAX_STEPS, "the papers train 15,000 to 40,000 steps")?;
+        }
+        let m = &self.model;
+        let (l, h, d, dh, ff, ctx) =
+            (m.n_layers as u64, m.n_heads as u64, m.d_model as u64, m.d_head as u64, m.d_mlp as u64, m.n_ctx as u64);
+        // Per position and layer: ~10 residual-wide vectors, q/k/v/z, scores and pattern, MLP in/out.
+        let per_layer = sum(&[product(&[10, d]), product(&[4, h, dh]), product(&[2, h, ctx]), product(&[2, ff])]);
+        let per_position = sum(&[per_layer.and_then(|p| p.checked_mul(l)), product(&[2, m.d_vocab_out as u64]), product(&[2, d])]);
+        let activations = per_position.and_then(|p| product(&[p, ctx, self.batch_size as u64, 4]));
+        let state = m.checked_n_params().and_then(|p| p.checked_mul(16));
+        let what = format!("{}, batch_size={}", m.size_text(), self.batch_size);
+        check_memory(&what, sum(&[state, activations]), "the weights, gradients, AdamW state and one batch's activations")
+    }
+}
+
+/// Error unless `name` is usable as a folder name under `runs/`: letters, digits, `_`, `-` and
+/// `.`, not starting with `.` (so no `..`, no path separators, no hidden folder), at most 100 long.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+    if name.is_empty() || name.len() > 100 || name.starts_with('.') || !name.chars().all(ok_char) {
+        return Err(format!(
+            "run name '{}' is not allowed: use 1 to 100 letters, digits, '_', '-' or '.', not starting with '.' (it names the folder runs/NAME)",
+            name.escape_debug()
+        ));
+    }
+    Ok(())
+}
+
+/// Error unless AdamW's hyper-parameters are in their valid ranges.
+fn check_optim(o: &AdamWConfig) -> Result<(), String> {
+    if !(o.lr > 0.0 && o.lr.is_finite()) {
+        return Err(format!("lr {} must be a positive number such as 8e-5", o.lr));
+    }
+    for (k, b) in [("betas[0]", o.betas.0), ("betas[1]", o.betas.1)] {
+        if !(0.0..1.0).contains(&b) {
+            return Err(format!("optim {k} = {b} is out of range: a moment decay must be in [0, 1), e.g. betas=[0.9,0.98]"));
+        }
+    }
+    if !(o.eps > 0.0 && o.eps.is_finite()) {
+        return Err(format!("optim.eps {} must be a small positive number such as 1e-8", o.eps));
+    }
+    if !(o.weight_decay >= 0.0 && o.weight_decay.is_finite()) {
+        return Err(format!("weight_decay {} must be 0 or a positive number such as 0.1", o.weight_decay));
+    }
+    Ok(())
+}
+
+/// Error unless the schedule's factors are in (0, 1] and its step counts within the limits.
+fn check_schedule(s: &Schedule) -> Result<(), String> {
+    let max = crate::limits::MAX_STEPS;
+    match *s {
+        Schedule::WarmupConstant { warmup } if warmup > max => Err(format!("warmup {warmup} is too long: at most {max} steps")),
+        Schedule::WarmupConstant { .. } => Ok(()),
+        Schedule::WarmupCosine { warmup, total, start_factor } => {
+            if !(start_factor > 0.0 && start_factor <= 1.0) {
+                return Err(format!(
+                    "start_factor {start_factor} is out of range: the warm-up's first factor must be in (0, 1], e.g. 0.01"
+                ));
+            }
+            if total == 0 || total > max || warmup > total {
+                return Err(format!("schedule warmup {warmup} and total {total}: total must be 1 to {max} steps and warmup at most total"));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The JSON value `raw` gives a field that holds `current`: text for a text field (so
+/// `insert.from=123` stays the path "123"), else the JSON it parses as, else text.
+fn parse_for(current: &serde_json::Value, raw: &str) -> serde_json::Value {
+    if current.is_string() {
+        return serde_json::Value::String(raw.to_string());
+    }
+    serde_json::from_str(raw).unwrap_or_else(|_| serde_json::Value::String(raw.to_string()))
 }
 
 /// Sets the first field named `key` anywhere in the JSON tree; false if there is none.
 /// A dotted key (`optim.eps`) names one field exactly.
-fn set_field(v: &mut serde_json::Value, key: &str, value: serde_json::Value) -> bool {
+fn set_field(v: &mut serde_json::Value, key: &str, value: &str) -> bool {
     if let Some((head, rest)) = key.split_once('.') {
         return v.get_mut(head).is_some_and(|child| set_field_exact(child, rest, value));
     }
     let Some(map) = v.as_object_mut() else { return false };
     if let Some(slot) = map.get_mut(key) {
-        *slot = value;
+        *slot = parse_for(slot, value);
         return true;
     }
-    map.values_mut().any(|child| set_field(child, key, value.clone()))
+    map.values_mut().any(|child| set_field(child, key, value))
 }
 
-fn set_field_exact(v: &mut serde_json::Value, key: &str, value: serde_json::Value) -> bool {
+fn set_field_exact(v: &mut serde_json::Value, key: &str, value: &str) -> bool {
     match key.split_once('.') {
         Some((head, rest)) => v.get_mut(head).is_some_and(|c| set_field_exact(c, rest, value)),
-        None => v.get_mut(key).map(|slot| *slot = value).is_some(),
+        None => v.get_mut(key).map(|slot| *slot = parse_for(slot, value)).is_some(),
     }
 }
 
@@ -400,5 +514,24 @@ mod tests {
         assert!(err.contains("--set d_model=-3") && err.contains("expected usize"), "{err}");
         assert!(p.with_overrides(&["sub_share=0.5".into()]).unwrap_err().contains("paper2_sign"));
         assert!(p.with_overrides(&["n_digits=30".into()]).unwrap_err().contains("n_digits 30"));
+    }
+
+    #[test]
+    fn text_fields_keep_text_that_looks_like_a_number() {
+        let ins = TrainConfig::preset("ins1_mix_d2_l2_h3_t1K_s1").unwrap();
+        let c = ins.with_overrides(&["insert.from=123".into(), "name=007".into()]).unwrap();
+        assert_eq!((c.insert.unwrap().from, c.name.as_str()), (PathBuf::from("123"), "007"));
+        let e = ins.with_overrides(&["n_digits=18446744073709551615".into()]).unwrap_err();
+        assert!(e.contains("n_digits 18446744073709551615 is out of range"), "{e}");
+    }
+
+    #[test]
+    fn preset_numbers_are_checked_for_overflow_and_limits() {
+        let e = TrainConfig::preset("add_d2_l1_h1_t18446744073709552K_s1").unwrap_err();
+        assert!(e.contains("'t18446744073709552K' is too large"), "{e}");
+        assert!(TrainConfig::preset("add_d2_l1_h1_t18446744073709551K_s1").unwrap_err().contains("too many"));
+        assert!(TrainConfig::preset("add_d99999999999999999999_l1_h1_t1K_s1").unwrap_err().contains("too large"));
+        assert!(TrainConfig::preset("add_d2_l1_h+1_t1K_s1").unwrap_err().contains("unknown preset"));
+        assert_eq!(TrainConfig::preset("add_d2_l1_h1_t2K_s18446744073709551615").unwrap().data_seed, u64::MAX);
     }
 }

@@ -374,6 +374,7 @@ impl Trainer {
         let mut f: TensorFile = tensors::load(&path).map_err(|e| format!("cannot resume: {e}"))?;
         let saved: TrainConfig = serde_json::from_str(f.metadata.get("train_config").ok_or("checkpoint has no train_config")?)
             .map_err(|e| format!("{}: bad train_config: {e}", path.display()))?;
+        saved.validate().map_err(|e| format!("{}: bad train_config: {e}", path.display()))?;
         let cfg = match cfg {
             Some(c) if TrainConfig { steps: saved.steps, schedule: saved.schedule.clone(), ..c.clone() } != saved => {
                 return Err(format!("cannot resume {}: its config differs from the one requested (only steps may change)", dir.display()));
@@ -397,11 +398,18 @@ impl Trainer {
             *buf = vec![0.0; layout.total];
             for e in &layout.entries {
                 let t = f.tensors.remove(&format!("{prefix}{}", e.name)).ok_or_else(|| format!("checkpoint lacks {prefix}{}", e.name))?;
+                if t.data.len() != e.range.len() {
+                    let (n, want) = (t.data.len(), e.range.len());
+                    return Err(format!("{}: {prefix}{} holds {n} values but the config needs {want}", path.display(), e.name));
+                }
                 buf[e.range.clone()].copy_from_slice(&t.data);
             }
         }
         opt.step = step;
         let model = ModelFile::from_tensor_file(f, &path.display().to_string())?;
+        if model.params.config != cfg.model {
+            return Err(format!("{}: the weights' config differs from the run's train_config: the checkpoint is damaged", path.display()));
+        }
         let log: TrainingLog = std::fs::read(dir.join(files::TRAINING))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
