@@ -35,7 +35,8 @@ pub enum Command {
     Ask {
         /// Model file or run folder.
         model: PathBuf,
-        /// The question, e.g. "12345+67890=".
+        /// The question, e.g. "12345+67890=" (a leading '-' is read as part of it, not as a flag).
+        #[arg(allow_hyphen_values = true)]
         question: String,
     },
     /// Evaluate a model: accuracy and nines on random questions, per-class tables, the hardest

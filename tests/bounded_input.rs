@@ -124,6 +124,8 @@ fn a_negative_operand_is_named_as_such() {
     let dir = tmp("negative");
     trained(&dir);
     for q in ["-12+34=", "12+-34="] {
+        // As typed, and after `--`: a leading '-' is the question's, not a flag.
+        fails_with(&dir, &["ask", "run", q], &["negative operand", "operands are non-negative integers"]);
         fails_with(&dir, &["ask", "run", "--", q], &["negative operand", "operands are non-negative integers"]);
     }
     std::fs::remove_dir_all(dir).unwrap();
