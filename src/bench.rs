@@ -48,7 +48,7 @@ fn bench_model(
     base: &TrainConfig,
     load: crate::model::file::LoadOptions,
 ) -> Result<(crate::task_model::TaskModel, String), String> {
-    let trained = crate::train::trainer::default_run_dir(base).join(crate::train::trainer::files::MODEL);
+    let trained = crate::train::trainer::default_run_dir(base).join(crate::run_folder::files::MODEL);
     match a.model.clone().or_else(|| trained.exists().then_some(trained)) {
         Some(path) => Ok((crate::cli::load_model(&path, load)?, path.display().to_string())),
         None => {

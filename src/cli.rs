@@ -2,8 +2,9 @@
 
 use crate::eval::predict;
 use crate::model::file::LoadOptions;
+use crate::run_folder::{files, RunFolder};
 use crate::task_model::TaskModel;
-use crate::train::trainer::{default_run_dir, files};
+use crate::train::trainer::default_run_dir;
 use crate::train::{TrainConfig, Trainer};
 use clap::{Args, Parser, Subcommand};
 use std::io::IsTerminal;
@@ -224,7 +225,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
 /// The folders `command` writes into.
 fn output_folders(command: &Command) -> Vec<PathBuf> {
     let in_dir = |d: &Path| if d.is_dir() { d.to_path_buf() } else { d.parent().unwrap_or(Path::new("")).to_path_buf() };
-    let run_folder = |d: &Path| vec![d.to_path_buf(), d.join(crate::report::files::FIGURES)];
+    let run_folder = |d: &Path| vec![d.to_path_buf(), RunFolder::new(d).figures()];
     match command {
         Command::Train(a) => a.config().map(|c| vec![a.dir(&c)]).unwrap_or_default(),
         Command::Run(a) => a.config().map(|c| run_folder(&a.dir(&c))).unwrap_or_default(),
@@ -391,13 +392,13 @@ pub fn eval(a: &EvalArgs) -> Result<crate::eval::EvalReport, String> {
 pub fn eval_with(a: &EvalArgs, load: LoadOptions) -> Result<crate::eval::EvalReport, String> {
     check_eval_args(a)?;
     if a.model.is_dir() {
-        crate::io::outputs::check_file(&a.model.join(crate::report::files::EVAL), "the evaluation's output")?;
+        crate::io::outputs::check_file(&RunFolder::new(&a.model).eval(), "the evaluation's output")?;
     }
     let model = load_model(&a.model, load)?;
     let mut opts = a.options();
     // Progress is kept next to the model, so Ctrl-C (or a killed session) loses at most a slice.
     if a.model.is_dir() {
-        opts.progress_file = Some(a.model.join("eval.partial.json"));
+        opts.progress_file = Some(RunFolder::new(&a.model).eval_partial());
     }
     let guard = crate::interrupt::Guard::install();
     opts.stop = Some(guard.flag());
@@ -411,7 +412,7 @@ pub fn eval_with(a: &EvalArgs, load: LoadOptions) -> Result<crate::eval::EvalRep
     drop(guard);
     let report = report?;
     if a.model.is_dir() {
-        crate::io::atomic::write_json(&a.model.join("eval.json"), &report).map_err(|e| format!("cannot write eval.json: {e}"))?;
+        crate::io::atomic::write_json(&RunFolder::new(&a.model).eval(), &report).map_err(|e| format!("cannot write eval.json: {e}"))?;
     }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
@@ -542,8 +543,9 @@ pub fn report(dir: &Path) -> Result<PathBuf, String> {
 /// [`report`] with the model loaded per `load`.
 pub fn report_with(dir: &Path, load: LoadOptions) -> Result<PathBuf, String> {
     if dir.is_dir() {
-        crate::io::outputs::check_file(&dir.join(crate::report::files::REPORT), "the report")?;
-        crate::io::outputs::check_dir(&dir.join(crate::report::files::FIGURES), "the report's figures folder")?;
+        let run = RunFolder::new(dir);
+        crate::io::outputs::check_file(&run.report(), "the report")?;
+        crate::io::outputs::check_dir(&run.figures(), "the report's figures folder")?;
     }
     let path = crate::report::write_report_with(dir, load)?;
     println!("{}", path.display());
@@ -621,13 +623,13 @@ fn run_all(a: &TrainArgs) -> Result<(), String> {
     let sha = crate::provenance::sha256_file(&model)?;
     let eval_args = run_eval_args(&dir, &cfg);
     let eval_options = eval_args.options().provenance_options();
-    if needs_recompute::<crate::eval::EvalReport>(2, "evaluate", &dir, crate::report::files::EVAL, (&sha, &eval_options)) {
+    if needs_recompute::<crate::eval::EvalReport>(2, "evaluate", &dir, files::EVAL, (&sha, &eval_options)) {
         let e = eval(&eval_args)?;
         eprintln!("  {}", e.summary.first().cloned().unwrap_or_default());
     }
     let analyze_args = run_analyze_args();
     let analyze_options = serde_json::to_value(analyze_args.options()).map_err(|e| e.to_string())?;
-    if needs_recompute::<crate::analysis::Analysis>(3, "analyze", &dir, crate::report::files::ANALYSIS, (&sha, &analyze_options)) {
+    if needs_recompute::<crate::analysis::Analysis>(3, "analyze", &dir, files::ANALYSIS, (&sha, &analyze_options)) {
         analyze(&dir, &analyze_args)?;
     }
     stage(4, "report");
@@ -727,7 +729,7 @@ fn analyze(dir: &Path, a: &AnalyzeArgs) -> Result<(), String> {
 fn analyze_with(dir: &Path, a: &AnalyzeArgs, load: LoadOptions) -> Result<(), String> {
     let opts = a.options();
     opts.validate()?;
-    let out = if dir.is_dir() { dir.join("analysis.json") } else { dir.with_file_name("analysis.json") };
+    let out = if dir.is_dir() { dir.join(files::ANALYSIS) } else { dir.with_file_name(files::ANALYSIS) };
     crate::io::outputs::check_file(&out, "the analysis's output")?;
     let model = load_model(dir, load)?;
     let log_path = dir.join(files::TRAINING);

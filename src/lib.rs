@@ -9,6 +9,7 @@
 //! - [`analysis`]: interventions on the hooks and the analyses that find the algorithm;
 //! - [`report`]: figures and the HTML report;
 //! - [`task_model`]: a model file together with the task it answers;
+//! - [`run_folder`]: the files of a run and where each lives;
 //! - [`provenance`]: the model hash and options every derived file records;
 //! - [`interrupt`]: Ctrl-C stops training and evaluation at a point they can continue from;
 //! - [`limits`]: the largest sizes and counts accepted, and the memory they would need;
@@ -24,6 +25,7 @@ pub mod limits;
 pub mod model;
 pub mod provenance;
 pub mod report;
+pub mod run_folder;
 pub mod task;
 pub mod task_model;
 pub mod train;

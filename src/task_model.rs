@@ -27,7 +27,7 @@ pub struct TaskModel {
 /// The model file a path names: the path itself, or `model.safetensors` inside a run folder.
 pub fn model_path(path: &Path) -> PathBuf {
     if path.is_dir() {
-        path.join(crate::train::trainer::files::MODEL)
+        path.join(crate::run_folder::files::MODEL)
     } else {
         path.to_path_buf()
     }

@@ -5,7 +5,7 @@
 
 #![cfg(unix)]
 
-use arithlens::train::trainer::files;
+use arithlens::run_folder::files;
 use rand::{Rng, SeedableRng};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

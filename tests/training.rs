@@ -3,10 +3,10 @@
 //! the bytes of every file, and a diverging run stops cleanly and says what is on disk.
 
 use arithlens::eval::predict::teacher_forced;
+use arithlens::run_folder::files;
 use arithlens::task::generate::all_questions;
 use arithlens::task::Op;
 use arithlens::task_model::TaskModel;
-use arithlens::train::trainer::files;
 use arithlens::train::{TrainConfig, Trainer};
 use std::path::PathBuf;
 

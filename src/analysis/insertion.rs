@@ -56,7 +56,7 @@ pub struct Insertion {
 pub fn load_source(from: &Path) -> Result<(TaskModel, Option<Analysis>), String> {
     let model = TaskModel::load(from)?;
     let dir = if from.is_dir() { from.to_path_buf() } else { from.parent().map(Path::to_path_buf).unwrap_or_default() };
-    let path = dir.join(crate::report::files::ANALYSIS);
+    let path = dir.join(crate::run_folder::files::ANALYSIS);
     let analysis = match std::fs::read(&path) {
         Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?),
         Err(_) => None,

@@ -22,22 +22,11 @@ pub mod svg;
 pub mod training;
 
 use crate::eval::EvalReport;
+use crate::run_folder::files;
 use crate::task_model::TaskModel;
 use crate::train::log::TrainingLog;
 use page::{Block, Page, Section};
 use std::path::{Path, PathBuf};
-
-/// File names the report reads and writes inside a run folder.
-pub mod files {
-    /// The evaluation (`arithlens eval`).
-    pub const EVAL: &str = "eval.json";
-    /// The analysis (`arithlens analyze`).
-    pub const ANALYSIS: &str = "analysis.json";
-    /// The page.
-    pub const REPORT: &str = "report.html";
-    /// Folder of the standalone figures.
-    pub const FIGURES: &str = "figures";
-}
 
 /// Everything the report shows, as found in a run folder.
 pub struct RunData {
@@ -126,7 +115,7 @@ fn checked<T: crate::provenance::Derived>(
 /// run finished); otherwise its note goes to `withheld`.
 fn checked_log(dir: &Path, sha: Option<&str>, withheld: &mut Vec<(&'static str, String)>) -> Option<TrainingLog> {
     use crate::provenance::{short, Stale};
-    const TRAINING: &str = crate::train::trainer::files::TRAINING;
+    const TRAINING: &str = crate::run_folder::files::TRAINING;
     let why = match (crate::provenance::read_parsed::<TrainingLog>(&dir.join(TRAINING)), sha) {
         (Err(Stale::Missing), _) => return None,
         (Ok(log), None) => return Some(log),
@@ -253,7 +242,7 @@ pub fn build_page(d: &RunData) -> Page {
         }
         s
     };
-    let mut training = withheld(training::section(d.log.as_ref()), crate::train::trainer::files::TRAINING);
+    let mut training = withheld(training::section(d.log.as_ref()), crate::run_folder::files::TRAINING);
     training.blocks.extend(d.analysis.as_ref().map(analysis_map::dynamics).unwrap_or_default());
     let name = d.log.as_ref().map(|l| l.config.name.clone()).or_else(|| d.model.as_ref().map(|m| m.name.clone())).unwrap_or_default();
     let notes: Vec<String> = d.withheld.iter().map(|(_, n)| n.clone()).collect();

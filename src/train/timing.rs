@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// The file's name inside a run folder.
-pub const FILE: &str = "timing.json";
+pub const FILE: &str = crate::run_folder::files::TIMING;
 
 /// Seconds of training at one logged step.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -53,7 +53,7 @@ impl Timing {
         if let Some(t) = std::fs::read(dir.join(FILE)).ok().and_then(|b| serde_json::from_slice(&b).ok()) {
             return Some(t);
         }
-        let bytes = std::fs::read(dir.join(super::trainer::files::TRAINING)).ok()?;
+        let bytes = std::fs::read(dir.join(crate::run_folder::files::TRAINING)).ok()?;
         let old: Legacy = serde_json::from_slice(&bytes).ok()?;
         let records: Vec<TimePoint> = old.records.into_iter().map(|r| TimePoint { step: r.step, elapsed_s: r.elapsed_s }).collect();
         let last = records.last()?;

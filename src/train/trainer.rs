@@ -9,21 +9,12 @@ use super::timing::{TimePoint, Timing};
 use crate::io::tensors::{self, TensorFile};
 use crate::model::file::{save_weights, ModelFile};
 use crate::model::{backward, forward, loss, NoHooks, Params, Span, Targets, Workspace};
+use crate::run_folder::files;
 use crate::task::generate::{Enrichment, OpMix, QuestionGenerator};
 use crate::task::Question;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-
-/// File names inside a run folder.
-pub mod files {
-    /// The trained model.
-    pub const MODEL: &str = "model.safetensors";
-    /// Weights, optimiser state and the loss sums of the record in progress at the last checkpoint.
-    pub const CHECKPOINT: &str = "checkpoint.safetensors";
-    /// Loss curves and the run's config.
-    pub const TRAINING: &str = "training.json";
-}
 
 /// A training run in progress: weights, optimiser, buffers and the log.
 pub struct Trainer {
