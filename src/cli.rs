@@ -115,19 +115,19 @@ pub struct EvalArgs {
     /// Model file or run folder.
     pub model: PathBuf,
     /// Random questions per operation.
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = crate::eval::EvalOptions::default().questions)]
     pub questions: u64,
     /// Seed of the question sets.
-    #[arg(long, default_value_t = 673023)]
+    #[arg(long, default_value_t = crate::eval::EvalOptions::default().seed)]
     pub seed: u64,
     /// Evaluate every question (n <= 3): an exact accuracy, not a sample.
     #[arg(long)]
     pub exhaustive: bool,
     /// Stratified questions per complexity class.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = crate::eval::EvalOptions::default().per_class)]
     pub per_class: usize,
     /// Highest-loss questions to list.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = crate::eval::EvalOptions::default().top_k)]
     pub top: usize,
     /// Print eval.json to standard output instead of the tables.
     #[arg(long)]
@@ -374,7 +374,7 @@ fn ask(model: &TaskModel, question: &str) -> Result<(), String> {
         }
     );
     println!("true:     {}  (= {})", model.format.tokens_text(&truth), q.answer());
-    let answer_names = crate::train::log::answer_names(model.format, model.n_digits);
+    let answer_names = model.format.answer_names(model.n_digits);
     for ((name, p), (&tok, &want)) in answer_names.iter().zip(&probs).zip(tokens.iter().zip(&truth)) {
         let mark = if tok == want { "" } else { "  <- wrong" };
         println!("  {name:>4}: {} with p = {p:.4}{mark}", model.format.token_name(tok));
@@ -586,15 +586,16 @@ fn needs_recompute<T: crate::provenance::Derived>(
     }
 }
 
-/// The evaluation `run` does: every question for n <= 3, else a million random ones.
+/// The evaluation `run` does: `eval`'s defaults, and every question for n <= 3.
 fn run_eval_args(dir: &Path, cfg: &TrainConfig) -> EvalArgs {
+    let d = crate::eval::EvalOptions::default();
     EvalArgs {
         model: dir.to_path_buf(),
-        questions: 1_000_000,
-        seed: 673023,
+        questions: d.questions,
+        seed: d.seed,
         exhaustive: cfg.task.n_digits <= crate::eval::accuracy::EXHAUSTIVE_MAX_DIGITS,
-        per_class: 10_000,
-        top: 20,
+        per_class: d.per_class,
+        top: d.top_k,
         json: false,
     }
 }

@@ -57,7 +57,7 @@ impl TaskModel {
         let format = match f.metadata.get("format") {
             Some(s) => Format::parse_name(s).map_err(|e| format!("{what}: {e}"))?,
             None if c.d_vocab == 12 => Format::Paper1,
-            None if c.d_vocab == 15 => Format::Paper2,
+            None if c.d_vocab == 15 => Format::Paper2Sign,
             None => {
                 return Err(format!("{what}: no 'format' metadata and vocabulary size {} matches neither format (12 or 15)", c.d_vocab))
             }

@@ -328,7 +328,7 @@ fn sub_task_pairs_differ_in_the_sub_task_and_one_column() {
                 assert!((0..3).filter(|&k| k != 1).all(|k| c.digit_x(k) == s.digit_x(k) && c.digit_y(k) == s.digit_y(k)));
                 // Taking every value of the changed column from the source gives its answer.
                 let cs = Columns::of(&s);
-                assert_eq!(Columns::tokens(&cs.digits(&cs.carries()), &s, Format::Paper2), s.answer_tokens(Format::Paper2));
+                assert_eq!(Columns::tokens(&cs.digits(&cs.carries()), &s, Format::Paper2Sign), s.answer_tokens(Format::Paper2Sign));
             }
         }
     }

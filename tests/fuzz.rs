@@ -151,11 +151,11 @@ fn check_question(text: &str) -> Result<(), TestCaseError> {
         match no_panic(text, || Question::parse(text, n))? {
             Ok(q) => {
                 prop_assert_eq!(Question::parse(&q.text(), n), Ok(q), "round trip of {:?}", text);
-                for f in [Format::Paper1, Format::Paper2] {
+                for f in [Format::Paper1, Format::Paper2Sign] {
                     if let Ok(toks) = q.tokens(f) {
                         prop_assert_eq!(toks.len(), f.n_ctx(n));
                         let ans = &toks[f.answer_start(n)..];
-                        if f == Format::Paper2 || q.answer() >= 0 {
+                        if f == Format::Paper2Sign || q.answer() >= 0 {
                             prop_assert_eq!(arithlens::task::decode_answer(f, ans), Ok(q.answer()));
                         }
                     }
@@ -185,7 +185,7 @@ fn question_text_never_panics_and_valid_questions_round_trip() {
     runner(4000).run(&near_valid_question(), |s| check_question(&s)).unwrap();
     runner(2000)
         .run(&prop::collection::vec(0u32..20, 0..30), |toks| {
-            for f in [Format::Paper1, Format::Paper2] {
+            for f in [Format::Paper1, Format::Paper2Sign] {
                 no_panic("answer tokens", || arithlens::task::decode_answer(f, &toks))?.ok();
             }
             Ok(())

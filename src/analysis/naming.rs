@@ -32,7 +32,7 @@ pub fn slot(model: &TaskModel, pos: usize) -> Slot {
         p if p == n => Slot::Op,
         p if p <= 2 * n => Slot::Y(2 * n - p),
         p if p == 2 * n + 1 => Slot::Equals,
-        p if model.format == Format::Paper2 && p == start => Slot::Sign,
+        p if model.format == Format::Paper2Sign && p == start => Slot::Sign,
         p => Slot::A(start + model.n_answer() - 1 - p),
     }
 }
@@ -51,7 +51,7 @@ pub fn position_name(model: &TaskModel, pos: usize) -> String {
 
 /// Names of the answer tokens in order (`sign`, `A5`, .., `A0`).
 pub fn answer_names(model: &TaskModel) -> Vec<String> {
-    crate::train::log::answer_names(model.format, model.n_digits)
+    model.format.answer_names(model.n_digits)
 }
 
 /// The column (k of `A_k`) of answer token `i`; `None` for the sign.

@@ -593,7 +593,7 @@ mod tests {
         assert_eq!(ps.len(), 50);
         for (c, s) in ps {
             assert_eq!((c.x, c.y, c.op, s.op), (s.x, s.y, Op::Add, Op::Sub));
-            assert_eq!(task.predicted_tokens(&c, &s, Format::Paper2), s.answer_tokens(Format::Paper2));
+            assert_eq!(task.predicted_tokens(&c, &s, Format::Paper2Sign), s.answer_tokens(Format::Paper2Sign));
         }
         assert_eq!(task.name(), "OP");
     }
@@ -606,9 +606,9 @@ mod tests {
         for (c, s) in ps {
             assert_ne!(c.x < c.y, s.x < s.y, "{c:?} {s:?}");
             assert_eq!((0..4).filter(|&k| c.digit_x(k) != s.digit_x(k)).count(), 1);
-            let (pc, ps) = (task.predicted_tokens(&c, &s, Format::Paper2), s.answer_tokens(Format::Paper2));
+            let (pc, ps) = (task.predicted_tokens(&c, &s, Format::Paper2Sign), s.answer_tokens(Format::Paper2Sign));
             assert_eq!(pc[0], ps[0], "the sign comes from the source");
-            assert_eq!(pc[1..], c.answer_tokens(Format::Paper2)[1..], "the digits stay the clean ones");
+            assert_eq!(pc[1..], c.answer_tokens(Format::Paper2Sign)[1..], "the digits stay the clean ones");
         }
     }
 

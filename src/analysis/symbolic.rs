@@ -396,7 +396,7 @@ mod tests {
 
     #[test]
     fn a_fitted_carry_table_recovers_the_lookahead_formula_and_names_where_it_departs() {
-        for (op, format) in [(Op::Add, Format::Paper1), (Op::Sub, Format::Paper2)] {
+        for (op, format) in [(Op::Add, Format::Paper1), (Op::Sub, Format::Paper2Sign)] {
             let lookahead = answer_with(format, move |q| lookahead_tokens(q, format, &[2; 6]));
             let exact = answer_with(format, move |q| q.answer_tokens(format));
             let fit_set: Vec<Question> = stratified_set(5, op, 400, 1).unwrap().into_iter().flat_map(|(_, v)| v).collect();

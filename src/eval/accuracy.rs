@@ -363,7 +363,7 @@ fn evaluate_op(
         done += len;
     }
     let all = random.total();
-    let names = crate::train::log::answer_names(model.format, n);
+    let names = model.format.answer_names(n);
     Ok(OpReport {
         op,
         exhaustive: opts.exhaustive,

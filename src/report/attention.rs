@@ -22,7 +22,7 @@ pub fn position_name(format: Format, op: Op, n: usize, pos: usize) -> String {
         p if p == n => format.op_token(op).map_or("op", |t| format.token_name(t)).into(),
         p if p <= 2 * n => format!("D'{}", 2 * n - p),
         p if p == 2 * n + 1 => "=".into(),
-        p if format == Format::Paper2 && p == start => "sign".into(),
+        p if format == Format::Paper2Sign && p == start => "sign".into(),
         p => format!("A{}", start + format.n_answer(n) - 1 - p),
     }
 }

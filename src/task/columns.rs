@@ -202,7 +202,7 @@ mod tests {
 
     #[test]
     fn the_true_answer_implies_the_exact_carries() {
-        for (op, f) in [(Op::Add, Format::Paper1), (Op::Sub, Format::Paper2)] {
+        for (op, f) in [(Op::Add, Format::Paper1), (Op::Sub, Format::Paper2Sign)] {
             for q in all_questions(2, op).unwrap() {
                 let c = Columns::of(&q);
                 let implied = c.implied_carries(&Columns::answer_digits(&q.answer_tokens(f), 2));
@@ -226,7 +226,7 @@ mod tests {
         for op in [Op::Add, Op::Sub] {
             for q in all_questions(2, op).unwrap() {
                 let c = Columns::of(&q);
-                let f = if op == Op::Add { Format::Paper1 } else { Format::Paper2 };
+                let f = if op == Op::Add { Format::Paper1 } else { Format::Paper2Sign };
                 assert_eq!(Columns::tokens(&c.digits(&c.carries()), &q, f), q.answer_tokens(f), "{q:?}");
             }
         }

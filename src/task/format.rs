@@ -48,13 +48,22 @@ pub enum Format {
     /// Follow-up paper: vocab 15 (digits, '+','-','=','*','/' = 10..=14),
     /// `x op y = sign |A|` with `n_ctx = 3n + 4`.
     #[serde(rename = "paper2_sign")]
-    Paper2,
+    Paper2Sign,
 }
 
 const PAPER1_NAMES: [&str; 12] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "+", "="];
 const PAPER2_NAMES: [&str; 15] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "+", "-", "=", "*", "/"];
 
 impl Format {
+    /// Names of the answer tokens in order: `sign` (the follow-up's format), then `A<n>` .. `A0`.
+    pub fn answer_names(self, n_digits: usize) -> Vec<String> {
+        let mut v: Vec<String> = (0..=n_digits).rev().map(|k| format!("A{k}")).collect();
+        if self.n_answer(n_digits) > n_digits + 1 {
+            v.insert(0, "sign".into());
+        }
+        v
+    }
+
     /// Vocabulary size, for the model's embedding and unembedding.
     pub fn d_vocab(self) -> usize {
         self.names().len()
@@ -69,7 +78,7 @@ impl Format {
     pub fn n_answer(self, n_digits: usize) -> usize {
         match self {
             Format::Paper1 => n_digits + 1,
-            Format::Paper2 => n_digits + 2,
+            Format::Paper2Sign => n_digits + 2,
         }
     }
 
@@ -93,7 +102,7 @@ impl Format {
     fn names(self) -> &'static [&'static str] {
         match self {
             Format::Paper1 => &PAPER1_NAMES,
-            Format::Paper2 => &PAPER2_NAMES,
+            Format::Paper2Sign => &PAPER2_NAMES,
         }
     }
 
@@ -101,7 +110,7 @@ impl Format {
     pub fn name(self) -> &'static str {
         match self {
             Format::Paper1 => "paper1",
-            Format::Paper2 => "paper2_sign",
+            Format::Paper2Sign => "paper2_sign",
         }
     }
 
@@ -109,14 +118,14 @@ impl Format {
     pub fn parse_name(name: &str) -> Result<Format, TaskError> {
         match name.trim() {
             "paper1" => Ok(Format::Paper1),
-            "paper2_sign" => Ok(Format::Paper2),
+            "paper2_sign" => Ok(Format::Paper2Sign),
             other => Err(TaskError::UnknownFormat(other.to_string())),
         }
     }
 
     /// Whether the format can express questions of this operation.
     pub fn supports(self, op: Op) -> bool {
-        matches!((self, op), (_, Op::Add) | (Format::Paper2, Op::Sub))
+        matches!((self, op), (_, Op::Add) | (Format::Paper2Sign, Op::Sub))
     }
 
     /// Error unless the format supports `op`; for callers that must check.
@@ -137,7 +146,7 @@ impl Format {
     pub fn minus_token(self) -> Option<u32> {
         match self {
             Format::Paper1 => None,
-            Format::Paper2 => Some(11),
+            Format::Paper2Sign => Some(11),
         }
     }
 
@@ -145,7 +154,7 @@ impl Format {
     pub fn equals_token(self) -> u32 {
         match self {
             Format::Paper1 => 11,
-            Format::Paper2 => 12,
+            Format::Paper2Sign => 12,
         }
     }
 
@@ -165,16 +174,16 @@ mod tests {
     #[test]
     fn layout_sizes() {
         assert_eq!(Format::Paper1.d_vocab(), 12);
-        assert_eq!(Format::Paper2.d_vocab(), 15);
+        assert_eq!(Format::Paper2Sign.d_vocab(), 15);
         assert_eq!(Format::Paper1.n_ctx(5), 18);
-        assert_eq!(Format::Paper2.n_ctx(5), 19);
+        assert_eq!(Format::Paper2Sign.n_ctx(5), 19);
         assert_eq!(Format::Paper1.answer_start(5), 12);
-        assert_eq!(Format::Paper2.n_answer(5), 7);
+        assert_eq!(Format::Paper2Sign.n_answer(5), 7);
     }
 
     #[test]
     fn token_names_and_specials() {
-        let f = Format::Paper2;
+        let f = Format::Paper2Sign;
         assert_eq!(f.token_name(11), "-");
         assert_eq!(f.token_name(12), "=");
         assert_eq!(f.token_name(14), "/");
@@ -186,7 +195,7 @@ mod tests {
 
     #[test]
     fn names_roundtrip_and_serde() {
-        for f in [Format::Paper1, Format::Paper2] {
+        for f in [Format::Paper1, Format::Paper2Sign] {
             assert_eq!(Format::parse_name(f.name()), Ok(f));
             let js = serde_json::to_string(&f).unwrap();
             assert_eq!(js, format!("\"{}\"", f.name()));
@@ -200,7 +209,7 @@ mod tests {
     fn supports_ops() {
         assert!(Format::Paper1.supports(Op::Add));
         assert!(!Format::Paper1.supports(Op::Sub));
-        assert!(Format::Paper2.supports(Op::Sub));
+        assert!(Format::Paper2Sign.supports(Op::Sub));
         assert!(Format::Paper1.check(Op::Sub).is_err());
     }
 }

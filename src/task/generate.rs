@@ -296,11 +296,11 @@ mod tests {
     fn fill_tokens_writes_each_question() {
         let mut g = generator(9, 0.5, Enrichment::paper1(), Enrichment::paper1());
         let mut out = vec![7; 3];
-        let qs = g.fill_tokens(Format::Paper2, 16, &mut out).unwrap();
-        let n_ctx = Format::Paper2.n_ctx(5);
+        let qs = g.fill_tokens(Format::Paper2Sign, 16, &mut out).unwrap();
+        let n_ctx = Format::Paper2Sign.n_ctx(5);
         assert_eq!(out.len(), 16 * n_ctx);
         for (q, chunk) in qs.iter().zip(out.chunks(n_ctx)) {
-            assert_eq!(q.tokens(Format::Paper2).unwrap(), chunk);
+            assert_eq!(q.tokens(Format::Paper2Sign).unwrap(), chunk);
         }
         let e = g.fill_tokens(Format::Paper1, 16, &mut out).unwrap_err();
         assert!(e.to_string().contains("paper2_sign"), "{e}");
@@ -320,7 +320,7 @@ mod tests {
     fn twenty_digit_batches() {
         let mut g = QuestionGenerator::new(20, 1, OpMix { sub_share: 0.5 }, Enrichment::followup(), Enrichment::followup()).unwrap();
         let mut out = Vec::new();
-        for q in g.fill_tokens(Format::Paper2, 64, &mut out).unwrap() {
+        for q in g.fill_tokens(Format::Paper2Sign, 64, &mut out).unwrap() {
             assert!(q.x < pow10(20) && q.y < pow10(20));
         }
     }

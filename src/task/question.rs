@@ -141,7 +141,7 @@ impl Question {
         let answer = self.answer();
         let digits = match format {
             Format::Paper1 => out,
-            Format::Paper2 => {
+            Format::Paper2Sign => {
                 let negative = format.minus_token().filter(|_| answer < 0);
                 out[0] = negative.unwrap_or(format.plus_token());
                 &mut out[1..]
@@ -293,7 +293,7 @@ fn split_sign(format: Format, tokens: &[u32]) -> Result<(bool, &[u32]), TaskErro
 fn answer_rule(format: Format) -> &'static str {
     match format {
         Format::Paper1 => "n_digits + 1",
-        Format::Paper2 => "n_digits + 2",
+        Format::Paper2Sign => "n_digits + 2",
     }
 }
 
@@ -319,9 +319,9 @@ mod tests {
         let add = q(33357, 82243, Op::Add, 5);
         assert_eq!(add.full_text(Format::Paper1).unwrap(), "33357+82243=115600");
         let add6 = q(133357, 182243, Op::Add, 6);
-        assert_eq!(add6.full_text(Format::Paper2).unwrap(), "133357+182243=+0315600");
+        assert_eq!(add6.full_text(Format::Paper2Sign).unwrap(), "133357+182243=+0315600");
         let sub = q(123450, 345670, Op::Sub, 6);
-        assert_eq!(sub.full_text(Format::Paper2).unwrap(), "123450-345670=-0222220");
+        assert_eq!(sub.full_text(Format::Paper2Sign).unwrap(), "123450-345670=-0222220");
         assert_eq!(q(450, 550, Op::Add, 5).text(), "00450+00550=");
     }
 
@@ -330,20 +330,20 @@ mod tests {
         let add = q(1, 2, Op::Add, 2);
         assert_eq!(add.tokens(Format::Paper1).unwrap(), vec![0, 1, 10, 0, 2, 11, 0, 0, 3]);
         let sub = q(1, 2, Op::Sub, 2);
-        assert_eq!(sub.tokens(Format::Paper2).unwrap(), vec![0, 1, 11, 0, 2, 12, 11, 0, 0, 1]);
-        assert_eq!(sub.answer_tokens(Format::Paper2), vec![11, 0, 0, 1]);
+        assert_eq!(sub.tokens(Format::Paper2Sign).unwrap(), vec![0, 1, 11, 0, 2, 12, 11, 0, 0, 1]);
+        assert_eq!(sub.answer_tokens(Format::Paper2Sign), vec![11, 0, 0, 1]);
         assert!(sub.tokens(Format::Paper1).is_err());
-        let mut buf = vec![99; Format::Paper2.n_ctx(2)];
-        sub.write_tokens(Format::Paper2, &mut buf);
-        assert_eq!(buf, sub.tokens(Format::Paper2).unwrap());
+        let mut buf = vec![99; Format::Paper2Sign.n_ctx(2)];
+        sub.write_tokens(Format::Paper2Sign, &mut buf);
+        assert_eq!(buf, sub.tokens(Format::Paper2Sign).unwrap());
     }
 
     #[test]
     fn decode_roundtrip() {
         for (x, y, op) in [(5, 7, Op::Sub), (99, 99, Op::Add), (0, 0, Op::Sub), (70, 3, Op::Sub)] {
             let qq = q(x, y, op, 2);
-            let toks = qq.answer_tokens(Format::Paper2);
-            assert_eq!(decode_answer(Format::Paper2, &toks), Ok(qq.answer()));
+            let toks = qq.answer_tokens(Format::Paper2Sign);
+            assert_eq!(decode_answer(Format::Paper2Sign, &toks), Ok(qq.answer()));
         }
         let add = q(12345, 99999, Op::Add, 5);
         assert_eq!(decode_answer(Format::Paper1, &add.answer_tokens(Format::Paper1)), Ok(112344));
@@ -351,11 +351,11 @@ mod tests {
 
     #[test]
     fn decode_errors() {
-        let e = decode_answer(Format::Paper2, &[12, 0, 1]).unwrap_err();
+        let e = decode_answer(Format::Paper2Sign, &[12, 0, 1]).unwrap_err();
         assert!(e.to_string().contains("expected a sign"), "{e}");
         let e = decode_answer(Format::Paper1, &[0, 11, 1]).unwrap_err();
         assert_eq!(e, TaskError::BadToken { position: 1, token: 11, expected: "a digit 0-9" });
-        let e = decode_answer(Format::Paper2, &[10, 1, 13]).unwrap_err();
+        let e = decode_answer(Format::Paper2Sign, &[10, 1, 13]).unwrap_err();
         assert!(matches!(e, TaskError::BadToken { position: 2, .. }));
         assert!(decode_answer(Format::Paper1, &[1]).is_err());
         assert!(decode_answer(Format::Paper1, &[1; 22]).is_err());
@@ -370,7 +370,7 @@ mod tests {
         assert_eq!(text, format!("{max}+{max}=1{}8", "9".repeat(19)));
         assert_eq!(decode_answer(Format::Paper1, &add.answer_tokens(Format::Paper1)), Ok(add.answer()));
         let sub = q(0, max, Op::Sub, 20);
-        assert_eq!(decode_answer(Format::Paper2, &sub.answer_tokens(Format::Paper2)), Ok(-(max as i128)));
+        assert_eq!(decode_answer(Format::Paper2Sign, &sub.answer_tokens(Format::Paper2Sign)), Ok(-(max as i128)));
         assert_eq!(add.digit_x(19), 9);
         assert_eq!(add.digit_x(20), 0);
         assert!(Question::new(pow10(20), 0, Op::Add, 20).is_err());

@@ -197,10 +197,10 @@ fn follow_up(name: &str) -> Result<TrainConfig, String> {
     // through 680 dimensions), so a 3-head model's heads fit into a 4-head one.
     Ok(TrainConfig {
         name: name.into(),
-        model: ModelConfig { d_head: 170, ..model(n_layers, n_heads, 510, 2040, Format::Paper2, n_digits, seed) },
+        model: ModelConfig { d_head: 170, ..model(n_layers, n_heads, 510, 2040, Format::Paper2Sign, n_digits, seed) },
         task: TaskConfig {
             n_digits,
-            format: Format::Paper2,
+            format: Format::Paper2Sign,
             sub_share,
             add_enrich_batches: 0.6,
             add_enrich_digits: 0.4,
@@ -252,8 +252,8 @@ impl TrainConfig {
             "paper1_constant" => Ok(paper1_constant()),
             "tiny" => Ok(tiny()),
             "tiny_l2" => Ok(small(2, 0.0, Format::Paper1)),
-            "tiny_sub" => Ok(small(2, 1.0, Format::Paper2)),
-            "tiny_mix" => Ok(small(2, 0.5, Format::Paper2)),
+            "tiny_sub" => Ok(small(2, 1.0, Format::Paper2Sign)),
+            "tiny_mix" => Ok(small(2, 0.5, Format::Paper2Sign)),
             other => match other.split_once('_') {
                 Some((ins, rest)) if ins.len() == 4 && ins.starts_with("ins") && (b'1'..=b'3').contains(&ins.as_bytes()[3]) => {
                     insertion(other, ins.as_bytes()[3] - b'0', rest)

@@ -39,15 +39,6 @@ pub fn digit_needs(q: &Question, format: Format) -> Vec<DigitNeed> {
     v
 }
 
-/// Names of the answer tokens in order: `sign` (follow-up format), then `A<n>` .. `A0`.
-pub fn answer_names(format: Format, n_digits: usize) -> Vec<String> {
-    let mut v: Vec<String> = (0..=n_digits).rev().map(|k| format!("A{k}")).collect();
-    if format.n_answer(n_digits) > n_digits + 1 {
-        v.insert(0, "sign".into());
-    }
-    v
-}
-
 /// One point of the training curves: means over the steps since the previous record. Its
 /// seconds are in timing.json ([`super::timing`]), so that the record is the same byte for byte
 /// whether the run was stopped and resumed or not.

@@ -3,7 +3,7 @@
 //! the same bytes, resumed or not; wall-clock time goes to timing.json), and a progress bar.
 
 use super::config::TrainConfig;
-use super::log::{answer_names, Accumulator, Record, TrainingLog};
+use super::log::{Accumulator, Record, TrainingLog};
 use super::optim::AdamW;
 use super::timing::{TimePoint, Timing};
 use crate::io::tensors::{self, TensorFile};
@@ -138,7 +138,7 @@ impl Trainer {
             .collect();
         let log = TrainingLog {
             config: cfg.clone(),
-            answer_names: answer_names(fmt, n),
+            answer_names: fmt.answer_names(n),
             records: earlier.records,
             threads: rayon::current_num_threads(),
             model_sha256: None,
