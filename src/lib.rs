@@ -11,15 +11,14 @@
 //! - [`task_model`]: a model file together with the task it answers;
 //! - [`run_folder`]: the files of a run and where each lives;
 //! - [`provenance`]: the model hash and options every derived file records;
-//! - [`interrupt`]: Ctrl-C stops training and evaluation at a point they can continue from;
 //! - [`limits`]: the largest sizes and counts accepted, and the memory they would need;
-//! - [`io`], [`bench`](mod@bench), [`cli`]: files, benchmarks and the command line.
+//! - [`io`]: tensor files, atomic writes and output checks.
+//!
+//! The command line (`src/bin/arithlens/`: flags, progress bars, Ctrl-C, `bench`) is a thin binary
+//! over this library, which builds without it (`cargo build --lib --no-default-features`).
 
 pub mod analysis;
-pub mod bench;
-pub mod cli;
 pub mod eval;
-pub mod interrupt;
 pub mod io;
 pub mod limits;
 pub mod model;

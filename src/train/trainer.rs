@@ -276,7 +276,7 @@ impl Trainer {
     }
 
     /// Makes the loop save a checkpoint and stop (with an error saying how to continue) after
-    /// the first step that ends with `flag` set, e.g. by [`crate::interrupt::Guard`]. A run
+    /// the first step that ends with `flag` set (the command line sets it on Ctrl-C or SIGTERM). A run
     /// resumed from there writes the same files, byte for byte, as one never stopped (the
     /// checkpoint holds the sums the next loss record averages).
     pub fn stop_when(&mut self, flag: &'static std::sync::atomic::AtomicBool) {

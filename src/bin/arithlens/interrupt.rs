@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Set by the signal handler; polled by [`crate::train::Trainer`] and [`crate::eval::evaluate`].
+/// Set by the signal handler; polled by [`arithlens::train::Trainer`] and [`arithlens::eval::evaluate`].
 static REQUESTED: AtomicBool = AtomicBool::new(false);
 
 /// The handler's lifetime: installing it clears any earlier request; dropping it gives both
@@ -21,7 +21,7 @@ impl Guard {
         Guard(())
     }
 
-    /// The flag the handler sets (for [`crate::train::Trainer::stop_when`] or `EvalOptions::stop`).
+    /// The flag the handler sets (for [`arithlens::train::Trainer::stop_when`] or `EvalOptions::stop`).
     pub fn flag(&self) -> &'static AtomicBool {
         &REQUESTED
     }

@@ -1,6 +1,11 @@
-//! The `arithlens` command line: a thin layer over the library.
+//! The `arithlens` command line: a thin layer over the library. Everything that belongs to a
+//! terminal lives here and not in the library: flags (`clap`), progress bars (`indicatif`),
+//! Ctrl-C and SIGTERM, and `bench`'s tables.
 
-use arithlens::cli;
+mod bench;
+mod cli;
+mod interrupt;
+
 use clap::Parser;
 
 fn main() {

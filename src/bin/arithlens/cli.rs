@@ -1,11 +1,11 @@
 //! Command-line definitions and their dispatch (`arithlens train|ask|eval|bench|run`).
 
-use crate::eval::predict;
-use crate::model::file::LoadOptions;
-use crate::run_folder::{files, RunFolder};
-use crate::task_model::TaskModel;
-use crate::train::trainer::default_run_dir;
-use crate::train::{TrainConfig, Trainer};
+use arithlens::eval::predict;
+use arithlens::model::file::LoadOptions;
+use arithlens::run_folder::{files, RunFolder};
+use arithlens::task_model::TaskModel;
+use arithlens::train::trainer::default_run_dir;
+use arithlens::train::{TrainConfig, Trainer};
 use clap::{Args, Parser, Subcommand};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -95,17 +95,17 @@ pub enum Command {
 #[derive(Args, Debug, Clone)]
 pub struct AnalyzeArgs {
     /// Questions in the ablation set.
-    #[arg(long, default_value_t = crate::analysis::AnalyzeOptions::default().questions)]
+    #[arg(long, default_value_t = arithlens::analysis::AnalyzeOptions::default().questions)]
     pub questions: usize,
     /// Seed of the question sets.
-    #[arg(long, default_value_t = crate::analysis::AnalyzeOptions::default().seed)]
+    #[arg(long, default_value_t = arithlens::analysis::AnalyzeOptions::default().seed)]
     pub seed: u64,
     /// Question pairs per candidate sub-task when tagging nodes by patching.
-    #[arg(long, default_value_t = crate::analysis::AnalyzeOptions::default().pairs)]
+    #[arg(long, default_value_t = arithlens::analysis::AnalyzeOptions::default().pairs)]
     pub pairs: usize,
     /// Questions with the same column values asked per symbolic-check question, to measure how
     /// far any formula over sub-tasks can agree with the model (0 skips it).
-    #[arg(long, default_value_t = crate::analysis::AnalyzeOptions::default().siblings)]
+    #[arg(long, default_value_t = arithlens::analysis::AnalyzeOptions::default().siblings)]
     pub siblings: usize,
 }
 
@@ -115,19 +115,19 @@ pub struct EvalArgs {
     /// Model file or run folder.
     pub model: PathBuf,
     /// Random questions per operation.
-    #[arg(long, default_value_t = crate::eval::EvalOptions::default().questions)]
+    #[arg(long, default_value_t = arithlens::eval::EvalOptions::default().questions)]
     pub questions: u64,
     /// Seed of the question sets.
-    #[arg(long, default_value_t = crate::eval::EvalOptions::default().seed)]
+    #[arg(long, default_value_t = arithlens::eval::EvalOptions::default().seed)]
     pub seed: u64,
     /// Evaluate every question (n <= 3): an exact accuracy, not a sample.
     #[arg(long)]
     pub exhaustive: bool,
     /// Stratified questions per complexity class.
-    #[arg(long, default_value_t = crate::eval::EvalOptions::default().per_class)]
+    #[arg(long, default_value_t = arithlens::eval::EvalOptions::default().per_class)]
     pub per_class: usize,
     /// Highest-loss questions to list.
-    #[arg(long, default_value_t = crate::eval::EvalOptions::default().top_k)]
+    #[arg(long, default_value_t = arithlens::eval::EvalOptions::default().top_k)]
     pub top: usize,
     /// Print eval.json to standard output instead of the tables.
     #[arg(long)]
@@ -135,8 +135,8 @@ pub struct EvalArgs {
 }
 
 impl EvalArgs {
-    fn options(&self) -> crate::eval::EvalOptions {
-        crate::eval::EvalOptions {
+    fn options(&self) -> arithlens::eval::EvalOptions {
+        arithlens::eval::EvalOptions {
             questions: self.questions,
             seed: self.seed,
             exhaustive: self.exhaustive,
@@ -197,7 +197,7 @@ impl TrainArgs {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<(), String> {
     if let Some(n) = cli.threads {
-        crate::limits::check_threads("--threads", n)?;
+        arithlens::limits::check_threads("--threads", n)?;
         rayon::ThreadPoolBuilder::new().num_threads(n).build_global().map_err(|e| e.to_string())?;
     }
     remove_leftovers(&cli.command);
@@ -210,13 +210,13 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Command::Run(a) => run_all(&a),
         Command::Analyze { run_dir, options } => analyze_with(&run_dir, &options, load),
         Command::Report { run_dir } => {
-            if load.allow_non_finite && crate::task_model::model_path(&run_dir).exists() {
+            if load.allow_non_finite && arithlens::task_model::model_path(&run_dir).exists() {
                 load_model(&run_dir, load)?; // for its warning
             }
             report_with(&run_dir, load).map(|_| ())
         }
         Command::Cache { model, questions, random, seed, hooks, out, force } => {
-            crate::io::outputs::check_new_file(&out, "the cache file (--out)", force, cache_replaceable)?;
+            arithlens::io::outputs::check_new_file(&out, "the cache file (--out)", force, cache_replaceable)?;
             cache(&load_model(&model, load)?, &questions, (random, seed), &hooks, &out)
         }
     }
@@ -238,11 +238,11 @@ fn output_folders(command: &Command) -> Vec<PathBuf> {
 }
 
 /// Removes the temporary files that killed processes left in the folders `command` writes into
-/// (see [`crate::io::atomic::remove_stale_temporaries`]), saying which.
+/// (see [`arithlens::io::atomic::remove_stale_temporaries`]), saying which.
 fn remove_leftovers(command: &Command) {
     for dir in output_folders(command) {
         let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
-        for path in crate::io::atomic::remove_stale_temporaries(&dir) {
+        for path in arithlens::io::atomic::remove_stale_temporaries(&dir) {
             eprintln!("removed {}, left by a process killed while writing it", path.display());
         }
     }
@@ -251,7 +251,7 @@ fn remove_leftovers(command: &Command) {
 /// Loads a model per `opts`, warning on standard error when it holds non-finite weights.
 pub fn load_model(path: &Path, opts: LoadOptions) -> Result<TaskModel, String> {
     let model = TaskModel::load_with(path, opts)?;
-    let bad = crate::model::file::non_finite(&model.params);
+    let bad = arithlens::model::file::non_finite(&model.params);
     if !bad.is_empty() {
         let list: Vec<String> = bad.iter().map(|(name, n)| format!("{name} ({n})")).collect();
         eprintln!("warning: {} holds NaN or infinite weights in {}; its answers mean nothing", path.display(), list.join(", "));
@@ -263,7 +263,7 @@ pub fn load_model(path: &Path, opts: LoadOptions) -> Result<TaskModel, String> {
 pub fn train(a: &TrainArgs) -> Result<PathBuf, String> {
     let cfg = a.config()?;
     let dir = a.dir(&cfg);
-    crate::io::outputs::check_dir(&dir, "the run folder (--out)")?;
+    arithlens::io::outputs::check_dir(&dir, "the run folder (--out)")?;
     let mut t = if a.resume {
         Trainer::resume(&dir, Some(cfg.clone()))?
     } else {
@@ -361,7 +361,7 @@ impl Progress {
 fn ask(model: &TaskModel, question: &str) -> Result<(), String> {
     let q = model.parse_question(question)?;
     let (tokens, probs) = predict::greedy(model, &[q]).remove(0);
-    let got = crate::task::decode_answer(model.format, &tokens).map_err(|e| e.to_string());
+    let got = arithlens::task::decode_answer(model.format, &tokens).map_err(|e| e.to_string());
     let names: Vec<&str> = tokens.iter().map(|&t| model.format.token_name(t)).collect();
     let truth = q.answer_tokens(model.format);
     println!("question: {}", q.text());
@@ -384,15 +384,15 @@ fn ask(model: &TaskModel, question: &str) -> Result<(), String> {
 }
 
 /// Evaluates per `a`, prints the result and writes eval.json beside a run folder's model.
-pub fn eval(a: &EvalArgs) -> Result<crate::eval::EvalReport, String> {
+pub fn eval(a: &EvalArgs) -> Result<arithlens::eval::EvalReport, String> {
     eval_with(a, LoadOptions::default())
 }
 
 /// [`eval`] with the model loaded per `load`.
-pub fn eval_with(a: &EvalArgs, load: LoadOptions) -> Result<crate::eval::EvalReport, String> {
+pub fn eval_with(a: &EvalArgs, load: LoadOptions) -> Result<arithlens::eval::EvalReport, String> {
     check_eval_args(a)?;
     if a.model.is_dir() {
-        crate::io::outputs::check_file(&RunFolder::new(&a.model).eval(), "the evaluation's output")?;
+        arithlens::io::outputs::check_file(&RunFolder::new(&a.model).eval(), "the evaluation's output")?;
     }
     let model = load_model(&a.model, load)?;
     let mut opts = a.options();
@@ -402,17 +402,17 @@ pub fn eval_with(a: &EvalArgs, load: LoadOptions) -> Result<crate::eval::EvalRep
     }
     let guard = crate::interrupt::Guard::install();
     opts.stop = Some(guard.flag());
-    let resumed = crate::eval::accuracy::resumed_questions(&model, &opts);
+    let resumed = arithlens::eval::accuracy::resumed_questions(&model, &opts);
     if resumed > 0 {
         eprintln!("continuing an interrupted evaluation: {resumed} random questions already done (eval.partial.json)");
     }
     let mut bar = StageBar::new(a.json);
-    let report = crate::eval::evaluate(&model, &opts, &mut |stage, done, total| bar.update(stage, done, total));
+    let report = arithlens::eval::evaluate(&model, &opts, &mut |stage, done, total| bar.update(stage, done, total));
     bar.finish();
     drop(guard);
     let report = report?;
     if a.model.is_dir() {
-        crate::io::atomic::write_json(&RunFolder::new(&a.model).eval(), &report).map_err(|e| format!("cannot write eval.json: {e}"))?;
+        arithlens::io::atomic::write_json(&RunFolder::new(&a.model).eval(), &report).map_err(|e| format!("cannot write eval.json: {e}"))?;
     }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
@@ -422,7 +422,7 @@ pub fn eval_with(a: &EvalArgs, load: LoadOptions) -> Result<crate::eval::EvalRep
     Ok(report)
 }
 
-fn print_eval(r: &crate::eval::EvalReport) {
+fn print_eval(r: &arithlens::eval::EvalReport) {
     for op in &r.ops {
         for (title, rows) in
             [(if op.exhaustive { "every question" } else { "random questions" }, &op.random), ("stratified by class", &op.stratified)]
@@ -535,19 +535,14 @@ impl StageBar {
     }
 }
 
-/// Writes the report of a run folder and prints its path.
-pub fn report(dir: &Path) -> Result<PathBuf, String> {
-    report_with(dir, LoadOptions::default())
-}
-
-/// [`report`] with the model loaded per `load`.
+/// Writes the report of a run folder, with the model loaded per `load`, and prints its path.
 pub fn report_with(dir: &Path, load: LoadOptions) -> Result<PathBuf, String> {
     if dir.is_dir() {
         let run = RunFolder::new(dir);
-        crate::io::outputs::check_file(&run.report(), "the report")?;
-        crate::io::outputs::check_dir(&run.figures(), "the report's figures folder")?;
+        arithlens::io::outputs::check_file(&run.report(), "the report")?;
+        arithlens::io::outputs::check_dir(&run.figures(), "the report's figures folder")?;
     }
-    let path = crate::report::write_report_with(dir, load)?;
+    let path = arithlens::report::write_report_with(dir, load)?;
     println!("{}", path.display());
     Ok(path)
 }
@@ -562,7 +557,7 @@ fn stage(k: usize, what: &str) {
 /// Whether the derived file `name` in `dir` must be (re)computed for the model hashing to `sha`
 /// with `options`: prints stage `k` as skipped when it is current, or with the reason when it
 /// is not (missing files need none).
-fn needs_recompute<T: crate::provenance::Derived>(
+fn needs_recompute<T: arithlens::provenance::Derived>(
     k: usize,
     what: &str,
     dir: &Path,
@@ -570,12 +565,12 @@ fn needs_recompute<T: crate::provenance::Derived>(
     (sha, options): (&str, &serde_json::Value),
 ) -> bool {
     let path = dir.join(name);
-    match crate::provenance::read_current::<T>(&path, sha, Some(options)) {
+    match arithlens::provenance::read_current::<T>(&path, sha, Some(options)) {
         Ok(_) => {
             stage(k, &format!("{what}: {} is up to date; skipping", path.display()));
             false
         }
-        Err(crate::provenance::Stale::Missing) => {
+        Err(arithlens::provenance::Stale::Missing) => {
             stage(k, what);
             true
         }
@@ -588,12 +583,12 @@ fn needs_recompute<T: crate::provenance::Derived>(
 
 /// The evaluation `run` does: `eval`'s defaults, and every question for n <= 3.
 fn run_eval_args(dir: &Path, cfg: &TrainConfig) -> EvalArgs {
-    let d = crate::eval::EvalOptions::default();
+    let d = arithlens::eval::EvalOptions::default();
     EvalArgs {
         model: dir.to_path_buf(),
         questions: d.questions,
         seed: d.seed,
-        exhaustive: cfg.task.n_digits <= crate::eval::accuracy::EXHAUSTIVE_MAX_DIGITS,
+        exhaustive: cfg.task.n_digits <= arithlens::eval::accuracy::EXHAUSTIVE_MAX_DIGITS,
         per_class: d.per_class,
         top: d.top_k,
         json: false,
@@ -602,14 +597,14 @@ fn run_eval_args(dir: &Path, cfg: &TrainConfig) -> EvalArgs {
 
 /// The analysis `run` does: the defaults of `analyze`.
 fn run_analyze_args() -> AnalyzeArgs {
-    let defaults = crate::analysis::AnalyzeOptions::default();
+    let defaults = arithlens::analysis::AnalyzeOptions::default();
     AnalyzeArgs { questions: defaults.questions, seed: defaults.seed, pairs: defaults.pairs, siblings: defaults.siblings }
 }
 
 fn run_all(a: &TrainArgs) -> Result<(), String> {
     let cfg = a.config()?;
     let dir = a.dir(&cfg);
-    crate::io::outputs::check_dir(&dir, "the run folder (--out)")?;
+    arithlens::io::outputs::check_dir(&dir, "the run folder (--out)")?;
     let model = dir.join(files::MODEL);
     if !model.exists() || a.force || a.resume {
         let mut a = a.clone();
@@ -621,20 +616,20 @@ fn run_all(a: &TrainArgs) -> Result<(), String> {
         stage(1, &format!("train: {} already holds a trained model; skipping training (--force retrains)", dir.display()));
     }
     // What to recompute follows from the model's hash and the options each file records.
-    let sha = crate::provenance::sha256_file(&model)?;
+    let sha = arithlens::provenance::sha256_file(&model)?;
     let eval_args = run_eval_args(&dir, &cfg);
     let eval_options = eval_args.options().provenance_options();
-    if needs_recompute::<crate::eval::EvalReport>(2, "evaluate", &dir, files::EVAL, (&sha, &eval_options)) {
+    if needs_recompute::<arithlens::eval::EvalReport>(2, "evaluate", &dir, files::EVAL, (&sha, &eval_options)) {
         let e = eval(&eval_args)?;
         eprintln!("  {}", e.summary.first().cloned().unwrap_or_default());
     }
     let analyze_args = run_analyze_args();
     let analyze_options = serde_json::to_value(analyze_args.options()).map_err(|e| e.to_string())?;
-    if needs_recompute::<crate::analysis::Analysis>(3, "analyze", &dir, files::ANALYSIS, (&sha, &analyze_options)) {
+    if needs_recompute::<arithlens::analysis::Analysis>(3, "analyze", &dir, files::ANALYSIS, (&sha, &analyze_options)) {
         analyze(&dir, &analyze_args)?;
     }
     stage(4, "report");
-    let path = crate::report::write_report(&dir)?;
+    let path = arithlens::report::write_report(&dir)?;
     eprintln!("report: {}", path.display());
     println!("{}", path.display());
     Ok(())
@@ -647,19 +642,19 @@ fn cache(model: &TaskModel, questions: &[String], random: (usize, u64), hooks: &
     let mut qs = questions.iter().map(|q| model.parse_question(q)).collect::<Result<Vec<_>, _>>()?;
     for (i, &op) in model.ops.iter().enumerate() {
         let seed = random.1.wrapping_add(i as u64);
-        qs.extend(crate::task::generate::random_questions(model.n_digits, op, random.0, seed).map_err(|e| e.to_string())?);
+        qs.extend(arithlens::task::generate::random_questions(model.n_digits, op, random.0, seed).map_err(|e| e.to_string())?);
     }
     if qs.is_empty() {
         return Err("no questions to cache: list some (\"12+34=\") or give --random N".into());
     }
     let n_layers = model.params.config.n_layers;
     for h in hooks {
-        crate::model::HookPoint::parse(h, n_layers)?;
+        arithlens::model::HookPoint::parse(h, n_layers)?;
     }
     let names: Vec<&str> = hooks.iter().map(String::as_str).collect();
-    let mut file = crate::analysis::intervene::full_cache(model, &qs, &names).to_tensor_file();
+    let mut file = arithlens::analysis::intervene::full_cache(model, &qs, &names).to_tensor_file();
     let toks: Vec<f32> = qs.iter().flat_map(|q| q.tokens(model.format).unwrap_or_default()).map(|t| t as f32).collect();
-    file.tensors.insert("tokens".into(), crate::io::tensors::Tensor { shape: vec![qs.len(), model.n_ctx()], data: toks });
+    file.tensors.insert("tokens".into(), arithlens::io::tensors::Tensor { shape: vec![qs.len(), model.n_ctx()], data: toks });
     file.integer.insert("tokens".into());
     let texts: Vec<String> = qs.iter().map(|q| q.text()).collect();
     let options = serde_json::json!({"hooks": hooks, "random": random.0, "seed": random.1});
@@ -667,10 +662,10 @@ fn cache(model: &TaskModel, questions: &[String], random: (usize, u64), hooks: &
         file.metadata.insert(CACHE_PROVENANCE.into(), serde_json::to_string(&p).map_err(|e| e.to_string())?);
     }
     if format == CacheFormat::Npz {
-        crate::io::npy::save_npz_with_strings(out, &file, &[("questions", &texts)])?;
+        arithlens::io::npy::save_npz_with_strings(out, &file, &[("questions", &texts)])?;
     } else {
         file.metadata.insert("questions".into(), texts.join(" "));
-        crate::io::tensors::save(out, &file)?;
+        arithlens::io::tensors::save(out, &file)?;
     }
     println!("wrote {} tensors for {} question(s) to {}", file.tensors.len(), qs.len(), out.display());
     Ok(())
@@ -678,8 +673,8 @@ fn cache(model: &TaskModel, questions: &[String], random: (usize, u64), hooks: &
 
 impl AnalyzeArgs {
     /// The analysis options these arguments select.
-    fn options(&self) -> crate::analysis::AnalyzeOptions {
-        crate::analysis::AnalyzeOptions {
+    fn options(&self) -> arithlens::analysis::AnalyzeOptions {
+        arithlens::analysis::AnalyzeOptions {
             questions: self.questions,
             seed: self.seed,
             pairs: self.pairs,
@@ -689,14 +684,14 @@ impl AnalyzeArgs {
     }
 }
 
-/// The metadata entry (a JSON [`crate::provenance::Provenance`]) that marks a file as a cache
+/// The metadata entry (a JSON [`arithlens::provenance::Provenance`]) that marks a file as a cache
 /// `arithlens cache` wrote: in safetensors metadata, or as `provenance.npy` in an .npz.
 const CACHE_PROVENANCE: &str = "provenance";
 
 /// Whether `cache --force` may replace the existing file `path`: a cache it wrote may be
 /// replaced; a model or checkpoint never, nor any other file inside a run folder.
 fn cache_replaceable(path: &Path) -> Result<(), String> {
-    use crate::io::outputs::{is_model_file, safetensors_header};
+    use arithlens::io::outputs::{is_model_file, safetensors_header};
     let marked = match safetensors_header(path) {
         Some(h) => h.get("__metadata__").and_then(|m| m.get(CACHE_PROVENANCE)).is_some() && !is_model_file(path),
         None => std::fs::File::open(path)
@@ -731,36 +726,36 @@ fn analyze_with(dir: &Path, a: &AnalyzeArgs, load: LoadOptions) -> Result<(), St
     let opts = a.options();
     opts.validate()?;
     let out = if dir.is_dir() { dir.join(files::ANALYSIS) } else { dir.with_file_name(files::ANALYSIS) };
-    crate::io::outputs::check_file(&out, "the analysis's output")?;
+    arithlens::io::outputs::check_file(&out, "the analysis's output")?;
     let model = load_model(dir, load)?;
     let log_path = dir.join(files::TRAINING);
-    let log: Option<crate::train::log::TrainingLog> = match std::fs::read(&log_path) {
+    let log: Option<arithlens::train::log::TrainingLog> = match std::fs::read(&log_path) {
         Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", log_path.display()))?),
         Err(_) => None,
     };
     let t0 = std::time::Instant::now();
     let mut bar = StageBar::new(false);
-    let mut report = |p: crate::analysis::stages::Progress| {
+    let mut report = |p: arithlens::analysis::stages::Progress| {
         let name = p.stage.name();
         if p.total == 0 {
             bar.finish();
-            let of = crate::analysis::stages::Stage::ALL.len();
+            let of = arithlens::analysis::stages::Stage::ALL.len();
             eprintln!("analyze [{}/{of}] {name} ({:.0} s so far)", p.stage.number(), t0.elapsed().as_secs_f64());
         } else {
             bar.update(&format!("analyze {name}"), p.done as u64, p.total as u64);
         }
     };
-    let result = crate::analysis::analyze_with_progress(&model, log.as_ref(), &opts, &mut report);
+    let result = arithlens::analysis::analyze_with_progress(&model, log.as_ref(), &opts, &mut report);
     bar.finish();
-    crate::io::atomic::write_json(&out, &result).map_err(|e| format!("writing {}: {e}", out.display()))?;
-    print!("{}", crate::analysis::summary(&result));
+    arithlens::io::atomic::write_json(&out, &result).map_err(|e| format!("writing {}: {e}", out.display()))?;
+    print!("{}", arithlens::analysis::summary(&result));
     println!("wrote {} in {:.1} s", out.display(), t0.elapsed().as_secs_f64());
     Ok(())
 }
 
 /// Refuses `eval` counts that could not be held in memory, before the model is loaded.
 fn check_eval_args(a: &EvalArgs) -> Result<(), String> {
-    use crate::limits::{MAX_HELD_QUESTIONS, MAX_TOP};
+    use arithlens::limits::{MAX_HELD_QUESTIONS, MAX_TOP};
     if a.per_class > MAX_HELD_QUESTIONS {
         return Err(format!(
             "--per-class {} is too many: at most {MAX_HELD_QUESTIONS} (all are held in memory; default 10000)",
@@ -789,10 +784,10 @@ fn cache_format(out: &Path) -> Result<CacheFormat, String> {
     }
 }
 
-/// Refuses a cache whose activations would not fit in [`crate::limits::MAX_MEMORY_BYTES`],
+/// Refuses a cache whose activations would not fit in [`arithlens::limits::MAX_MEMORY_BYTES`],
 /// before any question is generated.
 fn check_cache_size(model: &TaskModel, listed: usize, random: usize) -> Result<(), String> {
-    use crate::limits::{product, sum};
+    use arithlens::limits::{product, sum};
     let c = &model.params.config;
     let (d, h, dh, ff, ctx) = (c.d_model as u64, c.n_heads as u64, c.d_head as u64, c.d_mlp as u64, model.n_ctx() as u64);
     // Every hook of a layer per position: ~8 residual-wide vectors, q/k/v/z, scores and pattern, MLP pre/post.
@@ -801,7 +796,7 @@ fn check_cache_size(model: &TaskModel, listed: usize, random: usize) -> Result<(
         sum(&[per_layer.and_then(|p| p.checked_mul(c.n_layers as u64)), product(&[3, d])]).and_then(|p| product(&[p, ctx, 4]));
     let n = (random as u64).checked_mul(model.ops.len() as u64).and_then(|r| r.checked_add(listed as u64));
     let what = format!("a cache of {} question(s)", n.map_or("too many".into(), |n| n.to_string()));
-    crate::limits::check_memory(&what, n.and_then(|n| per_question?.checked_mul(n)), "their activations (every hook)")
+    arithlens::limits::check_memory(&what, n.and_then(|n| per_question?.checked_mul(n)), "their activations (every hook)")
 }
 
 #[cfg(test)]

@@ -3,9 +3,9 @@
 //! independent fused multiply-adds, nothing but arithmetic) and the rate of a plain large matrix
 //! product through the same `gemm` kernels training uses.
 
-use crate::model::linalg::{matmul_threads, MatRef};
-use crate::model::{forward_flops, Span};
-use crate::train::{TrainConfig, Trainer};
+use arithlens::model::linalg::{matmul_threads, MatRef};
+use arithlens::model::{forward_flops, Span};
+use arithlens::train::{TrainConfig, Trainer};
 use clap::Args;
 use std::time::Instant;
 
@@ -46,14 +46,14 @@ pub struct BenchArgs {
 fn bench_model(
     a: &BenchArgs,
     base: &TrainConfig,
-    load: crate::model::file::LoadOptions,
-) -> Result<(crate::task_model::TaskModel, String), String> {
-    let trained = crate::train::trainer::default_run_dir(base).join(crate::run_folder::files::MODEL);
+    load: arithlens::model::file::LoadOptions,
+) -> Result<(arithlens::task_model::TaskModel, String), String> {
+    let trained = arithlens::train::trainer::default_run_dir(base).join(arithlens::run_folder::files::MODEL);
     match a.model.clone().or_else(|| trained.exists().then_some(trained)) {
         Some(path) => Ok((crate::cli::load_model(&path, load)?, path.display().to_string())),
         None => {
             let t = Trainer::new(base.clone())?;
-            Ok((crate::task_model::TaskModel::from_file(t.model_file(), "fresh model")?, "fresh weights".into()))
+            Ok((arithlens::task_model::TaskModel::from_file(t.model_file(), "fresh model")?, "fresh weights".into()))
         }
     }
 }
@@ -66,9 +66,9 @@ pub fn peak_rss_mb() -> Option<f64> {
 }
 
 /// Teacher-forced evaluation speed (questions/s) of `model` on `n` random questions.
-pub fn eval_speed(model: &crate::task_model::TaskModel, n: usize) -> Result<(f64, u64), String> {
-    use crate::eval::predict::{Predictions, Predictor};
-    let qs = crate::task::generate::random_questions(model.n_digits, model.ops[0], n, 1).map_err(|e| e.to_string())?;
+pub fn eval_speed(model: &arithlens::task_model::TaskModel, n: usize) -> Result<(f64, u64), String> {
+    use arithlens::eval::predict::{Predictions, Predictor};
+    let qs = arithlens::task::generate::random_questions(model.n_digits, model.ops[0], n, 1).map_err(|e| e.to_string())?;
     let start = Instant::now();
     let mut p = Predictor::new(model, 1024);
     let mut out = Predictions::default();
@@ -211,20 +211,15 @@ pub fn training_speed(cfg: &TrainConfig, steps: u64) -> Result<(f64, f64), Strin
 
 /// Time of mean-ablating every node of `model` (each head and MLP at each position) on `n`
 /// analysis questions, clean pass included: (nodes, seconds).
-pub fn ablation_speed(model: &crate::task_model::TaskModel, n: usize) -> (usize, f64) {
-    use crate::analysis::{analysis_questions, nodes};
+pub fn ablation_speed(model: &arithlens::task_model::TaskModel, n: usize) -> (usize, f64) {
+    use arithlens::analysis::{analysis_questions, nodes};
     let qs = analysis_questions(model, n, 1);
     let start = Instant::now();
-    let clean = crate::eval::predict::teacher_forced_transformer(model, &qs, 500);
+    let clean = arithlens::eval::predict::teacher_forced_transformer(model, &qs, 500);
     let positions: Vec<usize> = (0..model.n_ctx() - 1).collect();
     let all = nodes::candidate_nodes(model, &positions);
     nodes::ablate_nodes(model, &qs, &clean, &all, 0.01, 500, &mut |_, _| {});
     (all.len(), start.elapsed().as_secs_f64())
-}
-
-/// Runs the benchmark and prints a table.
-pub fn run(a: &BenchArgs) -> Result<(), String> {
-    run_with(a, Default::default())
 }
 
 /// Checks every option (batch sizes, thread counts, presets, the model) before anything is
@@ -237,12 +232,12 @@ fn check_args(a: &BenchArgs, base: &TrainConfig) -> Result<(), String> {
         base.with_overrides(&[format!("batch_size={b}")]).map_err(|e| format!("--batch {b}: {e}"))?;
     }
     for &t in &a.threads {
-        crate::limits::check_threads("--threads", t)?;
+        arithlens::limits::check_threads("--threads", t)?;
     }
     for name in &a.also {
         TrainConfig::preset(name)?.with_overrides(&[])?;
     }
-    use crate::limits::{check_range, MAX_ANALYZE_QUESTIONS, MAX_HELD_QUESTIONS, MAX_STEPS};
+    use arithlens::limits::{check_range, MAX_ANALYZE_QUESTIONS, MAX_HELD_QUESTIONS, MAX_STEPS};
     check_range("--steps", a.steps, MAX_STEPS, "the default is 40")?;
     if a.eval_questions > MAX_HELD_QUESTIONS || a.ablation_questions > MAX_ANALYZE_QUESTIONS {
         return Err(format!(
@@ -252,8 +247,8 @@ fn check_args(a: &BenchArgs, base: &TrainConfig) -> Result<(), String> {
     Ok(())
 }
 
-/// [`run`] with the evaluated model loaded per `load`.
-pub fn run_with(a: &BenchArgs, load: crate::model::file::LoadOptions) -> Result<(), String> {
+/// Runs the benchmark, with the evaluated model loaded per `load`, and prints its tables.
+pub fn run_with(a: &BenchArgs, load: arithlens::model::file::LoadOptions) -> Result<(), String> {
     let base = TrainConfig::preset(&a.preset)?.with_overrides(&[])?;
     check_args(a, &base)?;
     let model = if a.eval_questions > 0 { Some(bench_model(a, &base, load)?) } else { None };
