@@ -184,8 +184,11 @@ fn first_wrong(a: &Answered, format: Format) -> Option<(usize, ErrorKind)> {
     let q = &a.question;
     let n = q.n_digits;
     let truth = q.answer_tokens(format);
-    if a.tokens.len() != truth.len() || a.tokens == truth {
-        return (a.tokens != truth).then_some((n + 1, ErrorKind::Other));
+    if a.tokens == truth {
+        return None;
+    }
+    if a.tokens.len() != truth.len() {
+        return Some((n + 1, ErrorKind::Other));
     }
     if truth.len() > n + 1 && a.tokens[0] != truth[0] {
         return Some((n + 1, ErrorKind::Sign));
