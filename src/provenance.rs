@@ -102,20 +102,20 @@ impl Stale {
 }
 
 /// A derived file's contents that record their provenance.
-pub trait Derived: serde::de::DeserializeOwned {
+pub trait Derived: crate::io::schema::Versioned {
     /// The provenance recorded, if any.
     fn provenance(&self) -> Option<&Provenance>;
 }
 
-/// Reads the file at `path` as a `T`: [`Stale::Missing`] if there is none, [`Stale::Unusable`]
-/// if it cannot be read or parsed.
-pub fn read_parsed<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, Stale> {
-    let bytes = match std::fs::read(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Stale::Missing),
-        Err(e) => return Err(Stale::Unusable(format!("cannot read it: {e}"))),
-        Ok(b) => b,
-    };
-    serde_json::from_slice(&bytes).map_err(|e| Stale::Unusable(format!("not what arithlens writes there: {e}")))
+/// Reads the file at `path` as a `T` (its schema version checked first): [`Stale::Missing`] if
+/// there is none, [`Stale::Unusable`] if it cannot be read or parsed or is of another version.
+pub fn read_parsed<T: crate::io::schema::Versioned>(path: &Path) -> Result<T, Stale> {
+    use crate::io::schema::{read, ReadError};
+    match read(path) {
+        Err(ReadError::Missing(_)) => Err(Stale::Missing),
+        Err(e) => Err(Stale::Unusable(e.reason())),
+        Ok(v) => Ok(v),
+    }
 }
 
 /// Reads the derived file at `path` as a `T` and checks its provenance against the model

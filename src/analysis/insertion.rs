@@ -52,15 +52,13 @@ pub struct Insertion {
     pub heads: Vec<InsertedHead>,
 }
 
-/// The source model and its analysis (analysis.json beside it), as the training config names it.
+/// The source model and its analysis (analysis.json beside it, if there is one), as the
+/// training config names it.
 pub fn load_source(from: &Path) -> Result<(TaskModel, Option<Analysis>), String> {
     let model = TaskModel::load(from)?;
     let dir = if from.is_dir() { from.to_path_buf() } else { from.parent().map(Path::to_path_buf).unwrap_or_default() };
-    let path = dir.join(crate::run_folder::files::ANALYSIS);
-    let analysis = match std::fs::read(&path) {
-        Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?),
-        Err(_) => None,
-    };
+    let path = crate::run_folder::RunFolder::new(dir).analysis();
+    let analysis = if path.exists() { Some(Analysis::load(&path)?) } else { None };
     Ok((model, analysis))
 }
 

@@ -4,8 +4,9 @@
 //! RUN_DIR` writes the result to RUN_DIR/analysis.json and prints [`summary()`].
 //!
 //! # analysis.json (schema version 1)
-//! One [`Analysis`] object:
-//! - `schema` (1), `model` ([`ModelInfo`]), `options` ([`AnalyzeOptions`]), `seconds`;
+//! One [`Analysis`] object, read with [`Analysis::load`] (which refuses another schema version)
+//! and written with [`Analysis::save`]; the report and the terminal summary read this type:
+//! - `schema` ([`Analysis::SCHEMA`]), `model` ([`ModelInfo`]), `options` ([`AnalyzeOptions`]), `seconds`;
 //! - `provenance` ([`crate::provenance::Provenance`]): {model_sha256 of the model file, options
 //!   (the [`AnalyzeOptions`] again)}; `run` and `report` use it to tell whose analysis it is;
 //! - `accuracy`: the model's teacher-forced accuracy on the analysis question set;
@@ -221,7 +222,7 @@ pub struct Findings {
 /// analysis.json: everything [`analyze`] found. See the module doc for the schema.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Analysis {
-    /// Schema version (1).
+    /// Schema version ([`Analysis::SCHEMA`]).
     pub schema: u32,
     /// The model.
     pub model: ModelInfo,
@@ -264,6 +265,27 @@ pub struct Analysis {
     /// analysis.json of an older arithlens.
     #[serde(default)]
     pub provenance: Option<crate::provenance::Provenance>,
+}
+
+impl Analysis {
+    /// The schema version of analysis.json this arithlens writes and reads.
+    pub const SCHEMA: u32 = 1;
+
+    /// Reads analysis.json at `path`; a file of another schema version, or one that does not
+    /// parse, is refused with a message naming the path.
+    pub fn load(path: &std::path::Path) -> Result<Analysis, String> {
+        crate::io::schema::load(path)
+    }
+
+    /// Writes it to `path` atomically.
+    pub fn save(&self, path: &std::path::Path) -> Result<(), String> {
+        crate::io::schema::save(self, path)
+    }
+}
+
+impl crate::io::schema::Versioned for Analysis {
+    const FILE: &'static str = crate::run_folder::files::ANALYSIS;
+    const SCHEMA: u32 = Analysis::SCHEMA;
 }
 
 impl crate::provenance::Derived for Analysis {
@@ -367,7 +389,7 @@ pub fn analyze_with_progress(
     watch.begin(stages::Stage::Insertion);
     let insertion = log.and_then(|l| l.config.insert.as_ref()).map(|ins| inserted_heads(model, ins, &tags, &positions.useful, opts));
     Analysis {
-        schema: 1,
+        schema: Analysis::SCHEMA,
         model: ModelInfo::of(model),
         options: opts.clone(),
         accuracy,

@@ -52,24 +52,39 @@ fn model_line(a: &Analysis) -> String {
     )
 }
 
+/// The headline findings as sentences: where computation starts, when each answer token is
+/// computed, the staircase heads and the column each head reads. The summary states them under
+/// `[positions]` and `[attention]`; the report lists them.
+pub fn findings(a: &Analysis) -> Vec<String> {
+    let mut v = vec![start_sentence(a)];
+    v.extend(timing_lines(&a.positions));
+    v.push(staircase_sentence(&a.findings));
+    v.extend(offset_lines(&a.findings));
+    v
+}
+
+/// Each line indented by two spaces and ended.
+fn indented(lines: &[String]) -> String {
+    lines.iter().map(|l| format!("  {l}\n")).collect()
+}
+
 /// Where computation happens and when each answer token is computed.
 fn positions_section(a: &Analysis) -> String {
-    let mut s = String::new();
+    format!("\n[positions] {}\n{}", start_sentence(a), timing_summary(&a.positions))
+}
+
+/// Where computation starts, and the useful positions.
+fn start_sentence(a: &Analysis) -> String {
     let f = &a.findings;
-    s += "\n[positions] ";
     match f.computation_starts_at {
-        Some(p) => {
-            s += &format!(
-                "Computation starts at position {p} (token '{}'){}; useful positions {}.\n",
-                f.starts_at_token.clone().unwrap_or_default(),
-                if f.starts_at_equals { ": nothing before the '=' token matters" } else { ", before the '=' token" },
-                list(&a.positions.useful)
-            );
-        }
-        None => s += "No position's ablation changes the answers.\n",
+        Some(p) => format!(
+            "Computation starts at position {p} (token '{}'){}; useful positions {}.",
+            f.starts_at_token.clone().unwrap_or_default(),
+            if f.starts_at_equals { ": nothing before the '=' token matters" } else { ", before the '=' token" },
+            list(&a.positions.useful)
+        ),
+        None => "No position's ablation changes the answers.".into(),
     }
-    s += &timing_summary(&a.positions);
-    s
 }
 
 /// The useful nodes with what they attend to and the sub-tasks they were tagged with.
@@ -95,22 +110,21 @@ fn nodes_section(a: &Analysis) -> String {
 
 /// The staircase heads and the column each head reads.
 fn attention_section(f: &Findings) -> String {
-    let mut s = String::new();
-    s += "\n[attention] ";
+    format!("\n[attention] {}\n{}", staircase_sentence(f), indented(&offset_lines(f)))
+}
+
+/// Which heads walk down the digit pairs.
+fn staircase_sentence(f: &Findings) -> String {
     if f.staircase_heads.is_empty() {
-        s += "no head walks down the digit pairs.\n";
+        "no head walks down the digit pairs.".into()
     } else {
-        s += &format!(
-            "staircase: heads {} attend to successive digit pairs, one column per answer position.\n",
-            f.staircase_heads.join(", ")
-        );
+        format!("staircase: heads {} attend to successive digit pairs, one column per answer position.", f.staircase_heads.join(", "))
     }
-    for (h, o) in &f.head_offsets {
-        if let Some(o) = o {
-            s += &format!("  {h} reads column k-{o} while predicting A_k\n");
-        }
-    }
-    s
+}
+
+/// The column each head reads, relative to the answer digit it helps predict.
+fn offset_lines(f: &Findings) -> Vec<String> {
+    f.head_offsets.iter().filter_map(|(h, o)| o.map(|o| format!("{h} reads column k-{o} while predicting A_k"))).collect()
 }
 
 /// Each head's roles, the PCA of head outputs, and the operator and sign nodes.
@@ -182,28 +196,34 @@ fn dynamics_section(d: &super::dynamics::Dynamics) -> String {
     s
 }
 
+/// [`timing_lines`], indented, as the summary prints them.
+fn timing_summary(p: &positions::Positions) -> String {
+    indented(&timing_lines(p))
+}
+
 /// The "computed one position before it is emitted" lines: how many of the answer tokens that
 /// vary are computed only there, which also use other positions (grouped by those positions), and
 /// which are constant (so where they are computed cannot be seen).
-fn timing_summary(p: &positions::Positions) -> String {
+fn timing_lines(p: &positions::Positions) -> Vec<String> {
     let varying: Vec<&positions::DigitPositions> = p.digits.iter().filter(|d| !d.constant).collect();
     let one: Vec<&str> = varying.iter().filter(|d| d.one_before).map(|d| d.digit.as_str()).collect();
-    let mut s = format!(
-        "  {} of {} answer tokens are computed only at the position one before they are emitted{}",
+    let mut first = format!(
+        "{} of {} answer tokens are computed only at the position one before they are emitted{}",
         one.len(),
         varying.len(),
         if one.len() == varying.len() { " (each digit computed just in time)".to_string() } else { format!(" ({})", one.join(" ")) }
     );
     let constant: Vec<&str> = p.digits.iter().filter(|d| d.constant).map(|d| d.digit.as_str()).collect();
     if !constant.is_empty() {
-        s += &format!("; {} never changes (the same on every question)", constant.join(" "));
+        first += &format!("; {} never changes (the same on every question)", constant.join(" "));
     }
-    s += ".\n";
+    first += ".";
+    let mut lines = vec![first];
     // Tokens also computed one before, but reading other positions too, grouped by those positions.
     let mut groups: Vec<(Vec<usize>, Vec<&str>)> = Vec::new();
     for d in varying.iter().filter(|d| !d.one_before) {
         if !d.computed_at.contains(&d.predicted_at) {
-            s += &format!("  {} (predicted at {}) depends on positions {}\n", d.digit, d.predicted_at, list(&d.computed_at));
+            lines.push(format!("{} (predicted at {}) depends on positions {}", d.digit, d.predicted_at, list(&d.computed_at)));
             continue;
         }
         let also = d.also_at();
@@ -213,17 +233,17 @@ fn timing_summary(p: &positions::Positions) -> String {
         }
     }
     for (also, digits) in groups {
-        s += &format!(
-            "  {} {} computed one position before {} emitted, and also {} what is computed at position{} {}\n",
+        lines.push(format!(
+            "{} {} computed one position before {} emitted, and also {} what is computed at position{} {}",
             digits.join(" "),
             if digits.len() == 1 { "is" } else { "are" },
             if digits.len() == 1 { "it is" } else { "they are" },
             if digits.len() == 1 { "uses" } else { "use" },
             if also.len() == 1 { "" } else { "s" },
             list(&also)
-        );
+        ));
     }
-    s
+    lines
 }
 
 fn insertion_summary(ins: &insertion::Insertion) -> String {

@@ -176,6 +176,10 @@ impl OpReport {
 /// eval.json.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EvalReport {
+    /// Schema version ([`EvalReport::SCHEMA`]; 1 in a file that records none, written before
+    /// versions were recorded).
+    #[serde(default = "schema_v1")]
+    pub schema: u32,
     /// Model name.
     pub model: String,
     /// Operand width.
@@ -194,6 +198,31 @@ pub struct EvalReport {
     /// for a model built in memory or an eval.json of an older arithlens.
     #[serde(default)]
     pub provenance: Option<crate::provenance::Provenance>,
+}
+
+fn schema_v1() -> u32 {
+    crate::io::schema::UNVERSIONED
+}
+
+impl EvalReport {
+    /// The schema version of eval.json this arithlens writes and reads.
+    pub const SCHEMA: u32 = 1;
+
+    /// Reads eval.json at `path`; a file of another schema version, or one that does not parse,
+    /// is refused with a message naming the path.
+    pub fn load(path: &Path) -> Result<EvalReport, String> {
+        crate::io::schema::load(path)
+    }
+
+    /// Writes it to `path` atomically.
+    pub fn save(&self, path: &Path) -> Result<(), String> {
+        crate::io::schema::save(self, path)
+    }
+}
+
+impl crate::io::schema::Versioned for EvalReport {
+    const FILE: &'static str = crate::run_folder::files::EVAL;
+    const SCHEMA: u32 = EvalReport::SCHEMA;
 }
 
 impl crate::provenance::Derived for EvalReport {
@@ -280,6 +309,7 @@ pub fn evaluate(model: &TaskModel, opts: &EvalOptions, progress: &mut dyn FnMut(
     let seconds = before + start.elapsed().as_secs_f64();
     let summary = ops.iter().flat_map(summarise).collect();
     Ok(EvalReport {
+        schema: EvalReport::SCHEMA,
         model: model.name.clone(),
         n_digits: model.n_digits,
         seed: opts.seed,

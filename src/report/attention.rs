@@ -7,6 +7,9 @@ use super::svg::{heatmap, ChartSpec, HeatmapOpts};
 use crate::model::{forward, Cache, Span, Workspace};
 use crate::task::{curated, random_questions, Format, Op, Question};
 use crate::task_model::TaskModel;
+use super::page::{Cell, Table};
+use crate::analysis::naming::head_name;
+use crate::analysis::Analysis;
 
 /// Random questions averaged over in the staircase maps.
 pub const STAIRCASE_QUESTIONS: usize = 256;
@@ -155,4 +158,40 @@ pub fn blocks(model: &TaskModel) -> Vec<Block> {
 /// A section holding only a note, for when there is no model to run.
 pub fn missing_model(s: &mut Section) {
     s.push(Block::Note("No model.safetensors in this run folder, so no attention patterns: train with `arithlens run`.".into()));
+}
+
+/// The analysis's part of the section: what each useful head node attends to, and each head's
+/// staircase verdict (nothing when the analysis found no useful head).
+pub fn analysis_blocks(a: &Analysis) -> Vec<Block> {
+    let rows: Vec<Vec<Cell>> = a
+        .attention
+        .iter()
+        .map(|n| {
+            let top: Vec<String> = n.top.iter().map(|s| format!("{} {:.0}%", s.token, 100.0 * s.weight)).collect();
+            vec![n.name.as_str().into(), n.summary.as_str().into(), top.join(", ").into()]
+        })
+        .collect();
+    if rows.is_empty() {
+        return Vec::new();
+    }
+    let caption =
+        "Per useful head node, the source tokens it attends to (mean attention weight over the analysis sample, sources of at least 5%).";
+    let mut out = vec![Block::Table(Table {
+        head: ["node", "attends to", "sources (weight)"].map(String::from).to_vec(),
+        rows,
+        caption: caption.into(),
+    })];
+    let stairs: Vec<String> = a
+        .staircases
+        .iter()
+        .map(|s| {
+            let kind = if s.is_staircase { "a staircase" } else { "no staircase" };
+            let offset = s.typical_offset.map_or(String::new(), |o| o.to_string());
+            format!("{}: {kind}, typical look-back {offset} column(s)", head_name(s.layer, s.head))
+        })
+        .collect();
+    if !stairs.is_empty() {
+        out.push(Block::List(stairs));
+    }
+    out
 }

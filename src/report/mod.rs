@@ -1,7 +1,7 @@
 //! The report: figures as standalone SVG, and the HTML page that shows a run.
 //!
 //! `arithlens report RUN_DIR` reads training.json, timing.json, eval.json, analysis.json (each optional) and
-//! the model, builds a [`page::Page`] of eight sections (run, training, accuracy, positions,
+//! the model, each as its typed artifact ([`TrainingLog`], [`EvalReport`], [`Analysis`]), builds a [`page::Page`] of eight sections (run, training, accuracy, positions,
 //! attention, node map, PCA, algorithm), and writes RUN_DIR/report.html plus every figure as
 //! RUN_DIR/figures/NAME.svg.
 //!
@@ -12,15 +12,18 @@
 //! `<meta name="arithlens-provenance">` entry.
 
 pub mod accuracy;
-pub mod analysis_map;
+pub mod algorithm;
 pub mod attention;
 pub mod html;
+pub mod node_map;
 pub mod page;
 pub mod pca_view;
+pub mod positions;
 pub mod run_info;
 pub mod svg;
 pub mod training;
 
+use crate::analysis::Analysis;
 use crate::eval::EvalReport;
 use crate::run_folder::files;
 use crate::task_model::TaskModel;
@@ -40,33 +43,13 @@ pub struct RunData {
     pub eval: Option<EvalReport>,
     /// The trained model, if present.
     pub model: Option<TaskModel>,
-    /// analysis.json as untyped JSON, if present (see [`analysis_map`]).
-    pub analysis: Option<serde_json::Value>,
+    /// analysis.json, if present.
+    pub analysis: Option<Analysis>,
     /// Hex SHA-256 of model.safetensors, if present.
     pub model_sha256: Option<String>,
     /// Why training.json, eval.json or analysis.json is present but not shown (it does not
     /// belong to the model, or holds nothing usable), by file name: shown in their sections.
     pub withheld: Vec<(&'static str, String)>,
-}
-
-/// The parts of analysis.json the report needs to trust it: a file lacking them (e.g. `{}`)
-/// holds no usable analysis.
-#[derive(serde::Deserialize)]
-struct AnalysisHead {
-    #[allow(dead_code)]
-    schema: u32,
-    #[allow(dead_code)]
-    positions: serde_json::Map<String, serde_json::Value>,
-    #[allow(dead_code)]
-    nodes: Vec<serde_json::Value>,
-    #[serde(default)]
-    provenance: Option<crate::provenance::Provenance>,
-}
-
-impl crate::provenance::Derived for AnalysisHead {
-    fn provenance(&self) -> Option<&crate::provenance::Provenance> {
-        self.provenance.as_ref()
-    }
 }
 
 /// What to run to replace each derived file with one of the folder's model.
@@ -138,14 +121,6 @@ fn checked_log(dir: &Path, sha: Option<&str>, withheld: &mut Vec<(&'static str, 
     None
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, String> {
-    if !path.exists() {
-        return Ok(None);
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    serde_json::from_str(&text).map(Some).map_err(|e| format!("{} is not valid: {e}", path.display()))
-}
-
 impl RunData {
     /// Loads what `dir` holds; missing files are `None`, and so are files that do not parse or
     /// do not belong to the model (their notes go to `withheld`); an unreadable model is an error.
@@ -164,8 +139,7 @@ impl RunData {
         let mut withheld = Vec::new();
         let log = checked_log(dir, sha.as_deref(), &mut withheld);
         let eval = checked::<EvalReport>(dir, files::EVAL, "evaluation", sha.as_deref(), &mut withheld)?;
-        let head = checked::<AnalysisHead>(dir, files::ANALYSIS, "analysis", sha.as_deref(), &mut withheld)?;
-        let analysis = if head.is_some() { read_json(&dir.join(files::ANALYSIS))? } else { None };
+        let analysis = checked::<Analysis>(dir, files::ANALYSIS, "analysis", sha.as_deref(), &mut withheld)?;
         // timing.json goes with training.json: shown only beside a training log that belongs here.
         let timing = log.as_ref().and_then(|_| crate::train::timing::Timing::load(dir));
         Ok(RunData { dir: dir.to_path_buf(), log, timing, eval, model, analysis, model_sha256: sha, withheld })
@@ -190,8 +164,8 @@ pub const ANALYZE_NOTE: &str =
 pub fn analysis_section(
     id: &str,
     title: &str,
-    (analysis, missing): (Option<&serde_json::Value>, &str),
-    f: impl Fn(&serde_json::Value) -> Vec<Block>,
+    (analysis, missing): (Option<&Analysis>, &str),
+    f: impl Fn(&Analysis) -> Vec<Block>,
 ) -> Section {
     let mut s = Section::new(id, title);
     match analysis {
@@ -214,22 +188,14 @@ fn attention_section(d: &RunData) -> Section {
         None => attention::missing_model(&mut s),
     }
     match &d.analysis {
-        Some(a) => s.blocks.extend(analysis_map::attention_table(a)),
+        Some(a) => s.blocks.extend(attention::analysis_blocks(a)),
         None => s.blocks.push(Block::Note(d.analysis_note())),
     }
     s
 }
 
 fn pca_section(d: &RunData) -> Section {
-    analysis_section("pca", "PCA of useful heads", (d.analysis.as_ref(), &d.analysis_note()), |a| {
-        let mut b = analysis_map::pca_summary(a);
-        if let Some(m) = &d.model {
-            let targets = analysis_map::pca_targets(a);
-            let figs = targets.iter().filter_map(|(node, task)| pca_view::figure(m, node, task)).take(12);
-            b.extend(figs.map(Block::Figure));
-        }
-        b
-    })
+    analysis_section("pca", "PCA of useful heads", (d.analysis.as_ref(), &d.analysis_note()), |a| pca_view::blocks(a, d.model.as_ref()))
 }
 
 /// The page for a run.
@@ -243,30 +209,18 @@ pub fn build_page(d: &RunData) -> Page {
         s
     };
     let mut training = withheld(training::section(d.log.as_ref()), crate::run_folder::files::TRAINING);
-    training.blocks.extend(d.analysis.as_ref().map(analysis_map::dynamics).unwrap_or_default());
+    training.blocks.extend(d.analysis.as_ref().and_then(|a| a.dynamics.as_ref()).map(training::dynamics));
     let name = d.log.as_ref().map(|l| l.config.name.clone()).or_else(|| d.model.as_ref().map(|m| m.name.clone())).unwrap_or_default();
     let notes: Vec<String> = d.withheld.iter().map(|(_, n)| n.clone()).collect();
     let sections = vec![
         run_info::section(d.log.as_ref(), d.timing.as_ref(), d.eval.as_ref(), &notes),
         training,
         withheld(accuracy::section(d.eval.as_ref()), files::EVAL),
-        analysis_section("positions", "Where computation happens", a, |a| {
-            let mut b = analysis_map::findings(a);
-            b.extend(analysis_map::positions(a));
-            b
-        }),
+        analysis_section("positions", "Where computation happens", a, positions::blocks),
         attention_section(d),
-        analysis_section("nodes", "The node map", a, |a| {
-            let mut b = analysis_map::node_map(a);
-            b.extend(analysis_map::insertion(a));
-            b
-        }),
+        analysis_section("nodes", "The node map", a, node_map::blocks),
         pca_section(d),
-        analysis_section("algorithm", "The algorithm and the symbolic model", a, |a| {
-            let mut b = analysis_map::algorithm(a);
-            b.extend(analysis_map::symbolic(a));
-            b
-        }),
+        analysis_section("algorithm", "The algorithm and the symbolic model", a, algorithm::blocks),
     ];
     let model = d.model_sha256.as_ref().map_or(String::new(), |s| format!(" Model SHA-256 {s}."));
     Page {
@@ -282,7 +236,7 @@ fn provenance(d: &RunData, sha: &str) -> String {
     let options = serde_json::json!({
         "training.json": d.log.is_some(),
         "eval.json": d.eval.as_ref().and_then(|e| e.provenance.as_ref()).map(|p| &p.options),
-        "analysis.json": d.analysis.as_ref().and_then(|a| a.get("provenance")).and_then(|p| p.get("options")),
+        "analysis.json": d.analysis.as_ref().and_then(|a| a.provenance.as_ref()).map(|p| &p.options),
     });
     serde_json::to_string(&crate::provenance::Provenance::new(sha, &options)).unwrap_or_default()
 }

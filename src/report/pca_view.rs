@@ -9,6 +9,10 @@ use crate::analysis::subtasks::SubTask;
 use crate::model::{forward, Cache, Span, Workspace};
 use crate::task::{random_questions, Question};
 use crate::task_model::TaskModel;
+use super::page::Block;
+use super::svg::bar_chart;
+use crate::analysis::subtasks::PcaSeparation;
+use crate::analysis::Analysis;
 
 /// Questions projected per node.
 pub const PCA_QUESTIONS: usize = 400;
@@ -87,6 +91,45 @@ pub fn figure(model: &TaskModel, node: &str, subtask: &str) -> Option<Figure> {
         100.0 * (shares[0] + shares[1])
     );
     Some(Figure::new(&format!("pca_{node}_{subtask}"), scatter(&spec, &points, &names), caption))
+}
+
+/// Scatter plots drawn at most (the nodes listed first).
+pub const MAX_FIGURES: usize = 12;
+
+/// Section 7: explained variance per useful head node (bars), each node's best separating
+/// sub-task, and with the model its scatter plots.
+pub fn blocks(a: &Analysis, model: Option<&TaskModel>) -> Vec<Block> {
+    let mut out = summary(a);
+    if let Some(m) = model {
+        let targets = a.pca.iter().filter_map(|n| n.separation.first().map(|s| (&n.name, &s.subtask)));
+        out.extend(targets.filter_map(|(node, task)| figure(m, node, task)).take(MAX_FIGURES).map(Block::Figure));
+    }
+    out
+}
+
+/// Explained variance and class separation per useful head node (nothing without PCA results).
+fn summary(a: &Analysis) -> Vec<Block> {
+    if a.pca.is_empty() {
+        return Vec::new();
+    }
+    let k = a.pca.iter().map(|n| n.explained.len()).max().unwrap_or(0);
+    let cats: Vec<String> = (1..=k).map(|i| format!("PC{i}")).collect();
+    let groups: Vec<(String, Vec<f64>)> = a.pca.iter().map(|n| (n.label(), n.explained.iter().map(|v| 100.0 * v).collect())).collect();
+    let svg = bar_chart(
+        &ChartSpec::new("Explained variance of head outputs", "principal component", "variance explained (%)", 760.0, 340.0).percent(),
+        &cats,
+        &groups,
+    );
+    let caption = "Share of the variance of each useful head node's output (attn.hook_z at its position, over the analysis sample) explained by each top principal component.";
+    let lines = a
+        .pca
+        .iter()
+        .map(|n| {
+            let best = n.separation.first().map_or("no candidate sub-task".into(), PcaSeparation::verdict);
+            format!("{}: {best}", n.label())
+        })
+        .collect();
+    vec![Block::Figure(Figure::new("pca_explained", svg, caption)), Block::List(lines)]
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 use super::page::{Block, Figure, Section};
 use super::svg::{line_chart, ChartSpec, Marker, Series};
 use crate::train::log::TrainingLog;
+use crate::analysis::dynamics::Dynamics;
 
 /// A drop of at least this factor between a curve's start and its end counts as learned.
 pub const MIN_DROP: f64 = 10.0;
@@ -129,6 +130,20 @@ pub fn section(log: Option<&TrainingLog>) -> Section {
          Gaps mean no question with that need was seen.",
     )));
     s
+}
+
+/// The analysis's training dynamics, as a line under the curves: the step at which each digit's
+/// loss first fell below the threshold, and whether the phase changes are separated.
+pub fn dynamics(d: &Dynamics) -> Block {
+    let steps: Vec<String> = d.digits.iter().map(|x| format!("{} at {}", x.digit, x.step.map_or(String::new(), |s| s.to_string()))).collect();
+    let mut line = format!("Analysis: steps at which each digit's loss first falls below {}: {}.", d.threshold, steps.join(", "));
+    if d.separated {
+        line.push_str(" The digits' phase changes are separated in time.");
+    }
+    if d.carry_lags_base {
+        line.push_str(" The carry sub-task is learned after base add.");
+    }
+    Block::Text(line)
 }
 
 #[cfg(test)]

@@ -15,6 +15,14 @@ pub enum Op {
 }
 
 impl Op {
+    /// Its name in files and presets: "add" or "sub" (as it serialises).
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Add => "add",
+            Op::Sub => "sub",
+        }
+    }
+
     /// The word for the operation: "addition" or "subtraction".
     pub fn word(self) -> &'static str {
         match self {
@@ -203,6 +211,9 @@ mod tests {
         let e = Format::parse_name("paper3").unwrap_err();
         assert!(e.to_string().contains("expected 'paper1' or 'paper2_sign'"));
         assert_eq!(serde_json::to_string(&Op::Sub).unwrap(), "\"sub\"");
+        for op in [Op::Add, Op::Sub] {
+            assert_eq!(serde_json::to_string(&op).unwrap(), format!("\"{}\"", op.name()));
+        }
     }
 
     #[test]

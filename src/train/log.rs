@@ -3,6 +3,7 @@
 
 use crate::task::{Format, Question};
 use serde::{Deserialize, Serialize};
+use std::path::Path;
 
 /// What an answer digit needs from the columns below it, in one question: nothing (base add /
 /// base difference), a carry (borrow) made by the column just below, or a carry (borrow) that
@@ -59,8 +60,11 @@ pub struct Record {
     pub question_loss: Vec<Option<f64>>,
 }
 
-/// training.json.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// training.json. Its schema version ([`TrainingLog::SCHEMA`]) is written first by its
+/// serialisation rather than held as a field, so every writer of the log (each checkpoint and the
+/// finished run) records it; reading checks it ([`TrainingLog::load`]; a file that records none
+/// was written before versions were recorded and reads as version 1).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct TrainingLog {
     /// The run's full configuration.
     pub config: super::config::TrainConfig,
@@ -75,6 +79,43 @@ pub struct TrainingLog {
     /// model.
     #[serde(default)]
     pub model_sha256: Option<String>,
+}
+
+impl TrainingLog {
+    /// The schema version of training.json this arithlens writes and reads.
+    pub const SCHEMA: u32 = 1;
+
+    /// Reads training.json at `path`; a file of another schema version, or one that does not
+    /// parse, is refused with a message naming the path.
+    pub fn load(path: &Path) -> Result<TrainingLog, String> {
+        crate::io::schema::load(path)
+    }
+
+    /// Writes it to `path` atomically.
+    pub fn save(&self, path: &Path) -> Result<(), String> {
+        crate::io::schema::save(self, path)
+    }
+}
+
+impl crate::io::schema::Versioned for TrainingLog {
+    const FILE: &'static str = crate::run_folder::files::TRAINING;
+    const SCHEMA: u32 = TrainingLog::SCHEMA;
+}
+
+impl Serialize for TrainingLog {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        // Every field by name: a field added to the struct but not written here does not compile.
+        let TrainingLog { config, answer_names, records, threads, model_sha256 } = self;
+        let mut out = s.serialize_struct("TrainingLog", 6)?;
+        out.serialize_field("schema", &TrainingLog::SCHEMA)?;
+        out.serialize_field("config", config)?;
+        out.serialize_field("answer_names", answer_names)?;
+        out.serialize_field("records", records)?;
+        out.serialize_field("threads", threads)?;
+        out.serialize_field("model_sha256", model_sha256)?;
+        out.end()
+    }
 }
 
 /// Sums between two records. A checkpoint holds them, so that the first record after a resume

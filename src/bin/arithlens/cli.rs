@@ -729,10 +729,7 @@ fn analyze_with(dir: &Path, a: &AnalyzeArgs, load: LoadOptions) -> Result<(), St
     arithlens::io::outputs::check_file(&out, "the analysis's output")?;
     let model = load_model(dir, load)?;
     let log_path = dir.join(files::TRAINING);
-    let log: Option<arithlens::train::log::TrainingLog> = match std::fs::read(&log_path) {
-        Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", log_path.display()))?),
-        Err(_) => None,
-    };
+    let log = if log_path.exists() { Some(arithlens::train::log::TrainingLog::load(&log_path)?) } else { None };
     let t0 = std::time::Instant::now();
     let mut bar = StageBar::new(false);
     let mut report = |p: arithlens::analysis::stages::Progress| {
