@@ -1,10 +1,23 @@
 //! The report as a reader sees it: a tiny model is trained and evaluated, the report rendered,
 //! and the HTML and every SVG parsed; each section must exist and each figure hold data marks
-//! and a caption. With a synthetic analysis.json (schema 1 of `crate::analysis::Analysis`) the
-//! analysis sections render; without it they say to run `arithlens analyze`.
+//! and a caption. With an analysis.json (a typed `Analysis`, built here) the analysis sections
+//! render; without it they say to run `arithlens analyze`.
 
+use arithlens::analysis::algorithm::DigitAlgorithm;
+use arithlens::analysis::attention::{NodeAttention, Source, Staircase};
+use arithlens::analysis::dynamics::{DigitPhase, Dynamics};
+use arithlens::analysis::insertion::{InsertedHead, Insertion};
+use arithlens::analysis::nodes::NodeAblation;
+use arithlens::analysis::pca::Separation;
+use arithlens::analysis::positions::{DigitPositions, PositionAblation, Positions};
+use arithlens::analysis::subtasks::{NodePca, NodeTags, PatchTest, PcaSeparation, SubTask};
+use arithlens::analysis::symbolic::{Ceiling, ClassAgreement, ClassCeiling, FormulaCheck};
+use arithlens::analysis::{Analysis, AnalyzeOptions, Findings, ModelInfo};
 use arithlens::eval::{evaluate, EvalOptions};
+use arithlens::provenance::Provenance;
 use arithlens::report::write_report;
+use arithlens::task::Op;
+use arithlens::task_model::TaskModel;
 use arithlens::train::{TrainConfig, Trainer};
 use roxmltree::{Document, Node, ParsingOptions};
 use std::path::{Path, PathBuf};
@@ -29,10 +42,10 @@ fn trained_run() -> &'static PathBuf {
         let dir = tmp("trained");
         let mut t = Trainer::new(TrainConfig::preset("tiny").unwrap()).unwrap();
         t.train(&dir, &mut |_| {}).unwrap();
-        let model = arithlens::task_model::TaskModel::load(&dir).unwrap();
+        let model = TaskModel::load(&dir).unwrap();
         let opts = EvalOptions { questions: 2000, per_class: 200, ..Default::default() };
         let eval = evaluate(&model, &opts, &mut |_, _, _| {}).unwrap();
-        arithlens::io::atomic::write_json(&dir.join("eval.json"), &eval).unwrap();
+        eval.save(&dir.join("eval.json")).unwrap();
         dir
     })
 }
@@ -142,55 +155,204 @@ fn report_without_analysis_has_every_section_and_says_to_run_analyze() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-/// A minimal analysis.json in the schema of `crate::analysis::Analysis` (version 1) for the tiny
-/// model (2 digits: positions 0-8, answer A2 A1 A0 predicted at 5, 6, 7), recording the shared
-/// model's hash so the report shows it.
-fn synthetic_analysis() -> serde_json::Value {
+/// A small analysis of the tiny model (2 digits: positions 0-8, answer A2 A1 A0 predicted at 5,
+/// 6, 7), built as the typed [`Analysis`] the analysis writes, recording the shared model's hash
+/// so the report shows it.
+fn synthetic_analysis() -> Analysis {
     let sha = arithlens::provenance::sha256_file(&trained_run().join("model.safetensors")).unwrap();
-    let mut a = synthetic_analysis_body();
-    a["provenance"] = serde_json::json!({"model_sha256": sha, "options": {}});
+    let model = TaskModel::load(trained_run()).unwrap();
+    let mut a = synthetic_analysis_body(ModelInfo::of(&model));
+    a.provenance = Some(Provenance::new(&sha, &a.options));
     a
 }
 
-fn synthetic_analysis_body() -> serde_json::Value {
-    let node = |pos: u64, head: Option<u64>| serde_json::json!({"pos": pos, "layer": 0, "head": head});
-    let abl = |hook: &str, p: u64, tok: &str, f: [f64; 3]| serde_json::json!({"hook": hook, "position": p, "token": tok, "fail_rate": f[0].max(f[1]).max(f[2]), "digit_fail": f});
-    serde_json::json!({
-        "schema": 1,
-        "options": {"questions": 1000, "threshold": 0.01, "per_class": 200},
-        "accuracy": 1.0,
-        "positions": {
-            "ablations": [abl("blocks.0.hook_resid_post", 5, "=", [0.9, 0.0, 0.0]), abl("blocks.0.hook_resid_post", 6, "A2", [0.0, 0.8, 0.0]), abl("blocks.0.hook_resid_post", 7, "A1", [0.0, 0.0, 0.7])],
-            "useful": [5, 6, 7], "equals_position": 5, "first_useful": 5,
-            "digits": [{"digit": "A2", "predicted_at": 5, "computed_at": [5], "one_before": true}, {"digit": "A1", "predicted_at": 6, "computed_at": [6], "one_before": true}, {"digit": "A0", "predicted_at": 7, "computed_at": [7], "one_before": true}]
-        },
-        "nodes": [
-            {"name": "P6L0H0", "node": node(6, Some(0)), "fail_rate": 0.4, "digit_fail": [0.0, 0.4, 0.0], "impact": ["A1"], "useful": true},
-            {"name": "P7L0H1", "node": node(7, Some(1)), "fail_rate": 0.9, "digit_fail": [0.0, 0.0, 0.9], "impact": ["A0"], "useful": true},
-            {"name": "P7L0M", "node": node(7, None), "fail_rate": 0.95, "digit_fail": [0.0, 0.0, 0.95], "impact": ["A0"], "useful": true},
-            {"name": "P5L0H2", "node": node(5, Some(2)), "fail_rate": 0.0, "digit_fail": [0.0, 0.0, 0.0], "impact": [], "useful": false}
+/// Node `P{pos}L0H{head}` (`P{pos}L0M` without a head).
+fn node(pos: usize, head: Option<usize>) -> arithlens::analysis::naming::Node {
+    arithlens::analysis::naming::Node { pos, layer: 0, head }
+}
+
+fn ablation(n: arithlens::analysis::naming::Node, digit_fail: [f64; 3], impact: &[&str]) -> NodeAblation {
+    let fail_rate = digit_fail.iter().copied().fold(0.0, f64::max);
+    let impact: Vec<String> = impact.iter().map(|s| s.to_string()).collect();
+    NodeAblation { name: n.name(), node: n, fail_rate, digit_fail: digit_fail.to_vec(), useful: !impact.is_empty(), impact }
+}
+
+fn separation(subtask: &str, classes: usize, points: usize, shares: [f64; 2], accuracy: [f64; 2]) -> PcaSeparation {
+    let [between_share, adjusted_share] = shares;
+    let [centroid_accuracy, majority_share] = accuracy;
+    PcaSeparation {
+        subtask: subtask.into(),
+        score: Separation { classes, points, between_share, adjusted_share, centroid_accuracy, majority_share },
+    }
+}
+
+fn agreement(class: &str, agreement: f64, model_wrong: usize, wrong_reproduced: usize) -> ClassAgreement {
+    let class = class.parse().unwrap();
+    ClassAgreement { class, questions: 200, model_accuracy: 1.0, agreement, model_wrong, wrong_reproduced, model_beats_formula: 0 }
+}
+
+fn formula(name: &str, description: &str, per_class: Vec<ClassAgreement>, mean_agreement: f64) -> FormulaCheck {
+    FormulaCheck { name: name.into(), description: description.into(), per_class, mean_agreement, examples: vec![] }
+}
+
+fn synthetic_positions() -> Positions {
+    let abl = |position: usize, token: &str, digit_fail: [f64; 3]| PositionAblation {
+        hook: "blocks.0.hook_resid_post".into(),
+        position,
+        token: token.into(),
+        fail_rate: digit_fail.iter().copied().fold(0.0, f64::max),
+        digit_fail: digit_fail.to_vec(),
+    };
+    let digit = |digit: &str, at: usize| DigitPositions {
+        digit: digit.into(),
+        predicted_at: at,
+        computed_at: vec![at],
+        one_before: true,
+        constant: false,
+    };
+    Positions {
+        ablations: vec![abl(5, "=", [0.9, 0.0, 0.0]), abl(6, "A2", [0.0, 0.8, 0.0]), abl(7, "A1", [0.0, 0.0, 0.7])],
+        useful: vec![5, 6, 7],
+        equals_position: 5,
+        first_useful: Some(5),
+        digits: vec![digit("A2", 5), digit("A1", 6), digit("A0", 7)],
+    }
+}
+
+fn synthetic_attention() -> (Vec<NodeAttention>, Vec<Staircase>) {
+    let source = |position: usize, token: &str, weight: f64| Source { position, token: token.into(), weight };
+    let attention = vec![NodeAttention {
+        name: "P6L0H0".into(),
+        node: node(6, Some(0)),
+        top: vec![source(4, "D'0", 0.5), source(1, "D0", 0.4)],
+        summary: "D0 and D'0".into(),
+        column: Some(0),
+        column_weight: 0.9,
+    }];
+    let staircase = Staircase {
+        layer: 0,
+        head: 0,
+        query_positions: vec![5, 6, 7],
+        source_tokens: ["D1", "D0", "+", "D'1", "D'0", "="].map(String::from).to_vec(),
+        weights: vec![vec![0.5, 0.0, 0.0, 0.5, 0.0, 0.0], vec![0.0, 0.5, 0.0, 0.0, 0.5, 0.0], vec![0.0, 0.5, 0.0, 0.0, 0.5, 0.0]],
+        top_column: vec![Some(1), Some(0), Some(0)],
+        offset: vec![Some(1), Some(1), Some(0)],
+        typical_offset: Some(1),
+        descending_steps: 1,
+        is_staircase: true,
+    };
+    (attention, vec![staircase])
+}
+
+fn synthetic_tags() -> Vec<NodeTags> {
+    let mc = PatchTest { subtask: "MC_0".into(), task: SubTask::parse("MC_0").unwrap(), informative: 50, match_rate: 0.95 };
+    let tags = |n: arithlens::analysis::naming::Node, impact: usize, tests: Vec<PatchTest>, tag: &str| NodeTags {
+        name: n.name(),
+        node: n,
+        group: vec![n],
+        impact: vec![impact],
+        tests,
+        tags: vec![tag.into()],
+    };
+    vec![tags(node(6, Some(0)), 1, vec![mc], "MC_0"), tags(node(7, Some(1)), 2, vec![], "BA_0")]
+}
+
+fn synthetic_symbolic() -> (Vec<FormulaCheck>, Ceiling) {
+    let exact = formula("exact", "exact addition", vec![agreement("S0", 1.0, 0, 0), agreement("S1", 0.99, 2, 0)], 0.995);
+    let lookahead = formula(
+        "lookahead2",
+        "A_k = (BA_k + MC_k-1 + (MS_k-1 and MC_k-2)) mod 10",
+        vec![agreement("S0", 1.0, 0, 0), agreement("S1", 1.0, 2, 2)],
+        1.0,
+    );
+    let ceiling = |class: &str, ceiling: f64, model_wrong: usize, wrong_usual: usize| ClassCeiling {
+        class: class.parse().unwrap(),
+        questions: 200,
+        ceiling,
+        model_wrong,
+        wrong_usual,
+    };
+    (vec![exact, lookahead], Ceiling { siblings: 16, per_class: vec![ceiling("S0", 1.0, 0, 0), ceiling("S1", 0.995, 2, 1)] })
+}
+
+fn synthetic_analysis_body(model: ModelInfo) -> Analysis {
+    let (attention, staircases) = synthetic_attention();
+    let (symbolic, ceiling) = synthetic_symbolic();
+    let pca = |name: &str, explained: [f64; 3], sep: PcaSeparation| NodePca {
+        name: name.into(),
+        op: None,
+        explained: explained.to_vec(),
+        separation: vec![sep],
+    };
+    let digit_algorithm = |digit: &str, column: usize, position: usize, depth: usize, text: &str| DigitAlgorithm {
+        digit: digit.into(),
+        column: Some(column),
+        position,
+        parts: vec![],
+        combined_by: Some(format!("P{position}L0M")),
+        lookahead_depth: Some(depth),
+        text: text.into(),
+    };
+    Analysis {
+        schema: Analysis::SCHEMA,
+        model,
+        options: AnalyzeOptions::default(),
+        accuracy: 1.0,
+        positions: synthetic_positions(),
+        nodes: vec![
+            ablation(node(6, Some(0)), [0.0, 0.4, 0.0], &["A1"]),
+            ablation(node(7, Some(1)), [0.0, 0.0, 0.9], &["A0"]),
+            ablation(node(7, None), [0.0, 0.0, 0.95], &["A0"]),
+            ablation(node(5, Some(2)), [0.0, 0.0, 0.0], &[]),
         ],
-        "attention": [{"name": "P6L0H0", "node": node(6, Some(0)), "top": [{"position": 4, "token": "D'0", "weight": 0.5}, {"position": 1, "token": "D0", "weight": 0.4}], "summary": "D0 and D'0", "column": 0, "column_weight": 0.9}],
-        "staircases": [{"layer": 0, "head": 0, "query_positions": [5, 6, 7], "source_tokens": ["D1", "D0", "+", "D'1", "D'0", "="], "weights": [[0.5, 0.0, 0.0, 0.5, 0.0, 0.0], [0.0, 0.5, 0.0, 0.0, 0.5, 0.0], [0.0, 0.5, 0.0, 0.0, 0.5, 0.0]], "top_column": [1, 0, 0], "offset": [1, 1, 0], "typical_offset": 1, "descending_steps": 1, "is_staircase": true}],
-        "tags": [{"name": "P6L0H0", "node": node(6, Some(0)), "impact": [1], "tests": [{"subtask": "MC_0", "task": {"kind": "Make", "col": 0, "op": "add"}, "informative": 50, "match_rate": 0.95}], "tags": ["MC_0"]},
-                 {"name": "P7L0H1", "node": node(7, Some(1)), "impact": [2], "tests": [], "tags": ["BA_0"]}],
-        "pca": [{"name": "P6L0H0", "explained": [0.6, 0.2, 0.1], "separation": [{"subtask": "MC_0", "classes": 2, "between_share": 0.7, "centroid_accuracy": 0.98}]},
-                {"name": "P7L0H1", "explained": [0.3, 0.25, 0.2], "separation": [{"subtask": "BA_0", "classes": 10, "between_share": 0.8, "centroid_accuracy": 0.9}]}],
-        "algorithm": [{"digit": "A1", "column": 1, "position": 6, "parts": [], "combined_by": "P6L0M", "lookahead_depth": 1, "text": "A1 = BA_1 + MC_0 @P6L0H0, combined by P6L0M"},
-                      {"digit": "A0", "column": 0, "position": 7, "parts": [], "combined_by": "P7L0M", "lookahead_depth": 0, "text": "A0 = BA_0 @P7L0H1"}],
-        "symbolic": [{"name": "exact", "description": "exact addition", "per_class": [{"class": "S0", "questions": 200, "model_accuracy": 1.0, "agreement": 1.0, "model_wrong": 0, "wrong_reproduced": 0}, {"class": "S1", "questions": 200, "model_accuracy": 1.0, "agreement": 0.99, "model_wrong": 2, "wrong_reproduced": 0}], "mean_agreement": 0.995},
-                     {"name": "lookahead2", "description": "A_k = (BA_k + MC_k-1 + (MS_k-1 and MC_k-2)) mod 10", "per_class": [{"class": "S0", "questions": 200, "model_accuracy": 1.0, "agreement": 1.0, "model_wrong": 0, "wrong_reproduced": 0}, {"class": "S1", "questions": 200, "model_accuracy": 1.0, "agreement": 1.0, "model_wrong": 2, "wrong_reproduced": 2}], "mean_agreement": 1.0}],
-        "ceiling": {"siblings": 16, "per_class": [{"class": "S0", "questions": 200, "ceiling": 1.0, "model_wrong": 0, "wrong_usual": 0}, {"class": "S1", "questions": 200, "ceiling": 0.995, "model_wrong": 2, "wrong_usual": 1}]},
-        "dynamics": {"threshold": 0.1, "total_steps": 2000, "digits": [{"digit": "A0", "step": 300, "need_steps": [300, null, null]}], "spread_steps": 400, "distinct_steps": 3, "separated": true, "carry_lags_base": true},
-        "findings": {"computation_starts_at": 5, "starts_at_token": "=", "starts_at_equals": true, "one_before": ["A2", "A1", "A0"], "staircase_heads": ["L0H0"], "head_offsets": [["L0H0", 1]], "head_roles": [["L0H0", ["MC"]]], "lookahead_agreement": 1.0, "derived_agreement": null},
-        "seconds": 1.0
-    })
+        attention,
+        staircases,
+        tags: synthetic_tags(),
+        pca: vec![
+            pca("P6L0H0", [0.6, 0.2, 0.1], separation("MC_0", 2, 300, [0.7, 0.699], [0.98, 0.55])),
+            pca("P7L0H1", [0.3, 0.25, 0.2], separation("BA_0", 10, 300, [0.8, 0.79], [0.9, 0.12])),
+        ],
+        algorithm: vec![
+            digit_algorithm("A1", 1, 6, 1, "A1 = BA_1 + MC_0 @P6L0H0, combined by P6L0M"),
+            digit_algorithm("A0", 0, 7, 0, "A0 = BA_0 @P7L0H1"),
+        ],
+        symbolic,
+        ceiling: Some(ceiling),
+        dynamics: Some(Dynamics {
+            threshold: 0.1,
+            total_steps: 2000,
+            digits: vec![DigitPhase { digit: "A0".into(), step: Some(300), need_steps: vec![Some(300), None, None] }],
+            spread_steps: 400,
+            distinct_steps: 3,
+            separated: true,
+            carry_lags_base: true,
+        }),
+        findings: Findings {
+            computation_starts_at: Some(5),
+            starts_at_token: Some("=".into()),
+            starts_at_equals: true,
+            one_before: ["A2", "A1", "A0"].map(String::from).to_vec(),
+            staircase_heads: vec!["L0H0".into()],
+            head_offsets: vec![("L0H0".into(), Some(1))],
+            head_roles: vec![("L0H0".into(), vec!["MC".into()])],
+            lookahead_agreement: Some(1.0),
+            derived_agreement: None,
+            operator_nodes: vec![],
+            sign_nodes: vec![],
+        },
+        insertion: None,
+        stages: vec![],
+        seconds: 1.0,
+        provenance: None,
+    }
 }
 
 #[test]
 fn report_with_analysis_renders_the_analysis_sections() {
     let dir = copy_run("analysed");
-    arithlens::io::atomic::write_json(&dir.join("analysis.json"), &synthetic_analysis()).unwrap();
+    let analysis = synthetic_analysis();
+    analysis.save(&dir.join("analysis.json")).unwrap();
+    assert_eq!(Analysis::load(&dir.join("analysis.json")).unwrap(), analysis, "the fixture is a valid analysis.json");
     write_report(&dir).unwrap();
     let counts = check_page(&dir);
     assert_eq!(count(&counts, "positions"), 1);
@@ -204,6 +366,19 @@ fn report_with_analysis_renders_the_analysis_sections() {
     }
     let nodes = section(&doc, "nodes");
     assert_eq!(nodes.descendants().filter(|n| class_of(n) == "node").count(), 3, "three useful nodes");
+    // The findings are the sentences the terminal summary states, from the one typed source.
+    let positions = text_of(section(&doc, "positions"));
+    for line in arithlens::analysis::summary::findings(&analysis) {
+        assert!(positions.contains(&line), "{line} not in {positions}");
+    }
+    assert!(positions.contains("Computation starts at position 5 (token '='): nothing before the '=' token matters"), "{positions}");
+    let summary = arithlens::analysis::summary(&analysis);
+    assert!(summary.contains("staircase: heads L0H0 attend to successive digit pairs"), "{summary}");
+    assert!(positions.contains("staircase: heads L0H0 attend to successive digit pairs"), "{positions}");
+    let attention = text_of(section(&doc, "attention"));
+    assert!(attention.contains("D0 and D'0") && attention.contains("L0H0: a staircase, typical look-back 1 column(s)"), "{attention}");
+    let training = text_of(section(&doc, "training"));
+    assert!(training.contains("Analysis: steps at which each digit's loss first falls below 0.1: A0 at 300."), "{training}");
     let algo = text_of(section(&doc, "algorithm"));
     assert!(algo.contains("A1 = BA_1 + MC_0 @P6L0H0"), "{algo}");
     assert!(algo.contains("of the model's 2 wrong answers, 1 are its usual answer for their column values"), "{algo}");
@@ -216,12 +391,10 @@ fn report_with_analysis_renders_the_analysis_sections() {
 fn pca_section_says_when_no_sub_task_separates_above_chance() {
     let dir = copy_run("chance");
     let mut a = synthetic_analysis();
-    a["pca"][0]["separation"][0] = serde_json::json!({"subtask": "MC_0", "classes": 2, "points": 300, "between_share": 0.7,
-        "adjusted_share": 0.699, "centroid_accuracy": 0.98, "majority_share": 0.55});
+    a.pca[0].separation[0] = separation("MC_0", 2, 300, [0.7, 0.699], [0.98, 0.55]);
     // Ten classes over 150 points share 6% of the variance by chance alone.
-    a["pca"][1]["separation"][0] = serde_json::json!({"subtask": "BA_0", "classes": 10, "points": 150, "between_share": 0.08,
-        "adjusted_share": 0.021, "centroid_accuracy": 0.16, "majority_share": 0.12});
-    arithlens::io::atomic::write_json(&dir.join("analysis.json"), &a).unwrap();
+    a.pca[1].separation[0] = separation("BA_0", 10, 150, [0.08, 0.021], [0.16, 0.12]);
+    a.save(&dir.join("analysis.json")).unwrap();
     write_report(&dir).unwrap();
     let pca = text_of(section(&parse(&std::fs::read_to_string(dir.join("report.html")).unwrap()), "pca"));
     assert!(pca.contains("P6L0H0: best separated by MC_0 (2 classes, between-class share 0.70 (0.70 above chance), nearest-centroid accuracy 98% (largest class 55%))"), "{pca}");
@@ -236,16 +409,26 @@ fn pca_section_says_when_no_sub_task_separates_above_chance() {
 fn report_of_an_inserted_model_shows_what_became_of_the_inserted_heads() {
     let dir = copy_run("inserted");
     let mut a = synthetic_analysis();
-    let head = |name: &str, add: f64, sub: f64, verdict: &str| {
-        serde_json::json!({"head": name, "layer": 0, "index": 0, "drift": 0.25, "fail_by_op": [["add", add], ["sub", sub]],
-                           "roles_by_op": [["add", ["BA"]], ["sub", []]], "source_roles": ["BA"], "verdict": verdict})
+    let head = |name: &str, add: f64, sub: f64, verdict: &str| InsertedHead {
+        head: name.into(),
+        layer: 0,
+        index: 0,
+        drift: 0.25,
+        fail_by_op: vec![(Op::Add, add), (Op::Sub, sub)],
+        roles_by_op: vec![(Op::Add, vec!["BA".into()]), (Op::Sub, vec![])],
+        source_roles: Some(vec!["BA".into()]),
+        verdict: verdict.into(),
     };
-    a["insertion"] = serde_json::json!({"from": "runs/add_d2", "every": 0, "source_note": null,
-        "heads": [head("L0H0", 0.4, 0.0, "kept an addition role (BA)"), head("L0H1", 0.0, 0.3, "took subtraction roles (MD)")]});
+    a.insertion = Some(Insertion {
+        from: "runs/add_d2".into(),
+        every: 0,
+        source_note: None,
+        heads: vec![head("L0H0", 0.4, 0.0, "kept an addition role (BA)"), head("L0H1", 0.0, 0.3, "took subtraction roles (MD)")],
+    });
     // A mixed model's PCA entries are per operation, and say which.
-    a["pca"][1]["op"] = "sub".into();
-    a["pca"][1]["separation"][0]["subtask"] = "MD_0".into();
-    arithlens::io::atomic::write_json(&dir.join("analysis.json"), &a).unwrap();
+    a.pca[1].op = Some(Op::Sub);
+    a.pca[1].separation[0].subtask = "MD_0".into();
+    a.save(&dir.join("analysis.json")).unwrap();
     write_report(&dir).unwrap();
     let counts = check_page(&dir);
     assert_eq!(count(&counts, "nodes"), 2, "the node map and the inserted-head bars");
@@ -281,4 +464,47 @@ fn pca_figures_use_the_questions_their_sub_task_is_defined_on() {
         assert!(f.caption.contains("random questions the sub-task applies to"), "{}", f.caption);
     }
     assert!(figure(&m, &node, "XX_1").is_none() && figure(&m, &node, "MC_9").is_none());
+}
+
+#[test]
+fn an_analysis_of_a_newer_schema_is_withheld_with_both_versions_named() {
+    let dir = copy_run("newer");
+    let mut a = serde_json::to_value(synthetic_analysis()).unwrap();
+    a["schema"] = 2.into();
+    std::fs::write(dir.join("analysis.json"), serde_json::to_vec(&a).unwrap()).unwrap();
+    let err = Analysis::load(&dir.join("analysis.json")).unwrap_err();
+    assert!(
+        err.contains("analysis.json: it has schema version 2, but this arithlens reads analysis.json of schema version 1 only"),
+        "{err}"
+    );
+    write_report(&dir).unwrap();
+    let doc_text = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    let doc = parse(&doc_text);
+    for id in ANALYSIS_SECTIONS {
+        let note = text_of(section(&doc, id));
+        assert!(note.contains("analysis.json holds no usable analysis (it has schema version 2"), "section {id}: {note}");
+        assert!(note.contains("arithlens analyze RUN_DIR"), "section {id}: {note}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_run_folder_written_before_schema_versions_reports_as_before() {
+    let dir = copy_run("unversioned");
+    // eval.json and training.json as an older arithlens wrote them: no schema field.
+    for f in ["eval.json", "training.json"] {
+        let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join(f)).unwrap()).unwrap();
+        assert_eq!(v["schema"], 1, "{f} records its schema");
+        v.as_object_mut().unwrap().remove("schema");
+        std::fs::write(dir.join(f), serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    }
+    let eval = arithlens::eval::EvalReport::load(&dir.join("eval.json")).unwrap();
+    assert_eq!(eval.schema, 1, "no field reads as version 1");
+    arithlens::train::log::TrainingLog::load(&dir.join("training.json")).unwrap();
+    write_report(&dir).unwrap();
+    let counts = check_page(&dir);
+    assert_eq!((count(&counts, "training"), count(&counts, "accuracy")), (2, 2), "both shown");
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(!html.contains("holds no usable") && !html.contains("does not belong"), "nothing withheld");
+    std::fs::remove_dir_all(dir).unwrap();
 }

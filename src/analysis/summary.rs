@@ -1,6 +1,7 @@
 //! The analysis as text: the short readable account `arithlens analyze` prints, one function per
 //! section (`[model]`, `[positions]`, `[nodes]`, `[attention]`, `[roles]`, `[algorithm]`,
-//! `[symbolic]`, `[insertion]`, `[training]`).
+//! `[symbolic]`, `[insertion]`, `[training]`). Its headline sentences ([`findings`]) are also
+//! what the report lists, so they are written once.
 
 use super::{insertion, nodes, positions, stages, symbolic, Analysis, Findings};
 use crate::task::Op;

@@ -155,7 +155,10 @@ mod tests {
             let err = parse::<Thing>(p, text.as_bytes()).unwrap_err();
             assert!(matches!(err, ReadError::Unsupported { found: f, supported: 1, .. } if f == found), "{err:?}");
             let msg = err.to_string();
-            assert!(msg.starts_with("runs/x/thing.json: it has schema version") && msg.contains("thing.json of schema version 1 only"), "{msg}");
+            assert!(
+                msg.starts_with("runs/x/thing.json: it has schema version") && msg.contains("thing.json of schema version 1 only"),
+                "{msg}"
+            );
             assert!(msg.contains(&format!("version {found}")), "{msg}");
         }
         for bad in [&b"garbage"[..], br#"{"schema": "one", "x": 3}"#, br#"{"schema": 1}"#, b"[1, 2]"] {

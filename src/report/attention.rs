@@ -1,15 +1,16 @@
 //! Section 5's figures computed from the model itself: the staircase (mean attention from each
 //! answer-predicting position to each question token, per head) and the full attention pattern
-//! of a few example questions, one per complexity class, per head.
+//! of a few example questions, one per complexity class, per head; and from the analysis, what
+//! each useful head node attends to and each head's staircase verdict.
 
 use super::page::{Block, Figure, Picker, Section};
+use super::page::{Cell, Table};
 use super::svg::{heatmap, ChartSpec, HeatmapOpts};
+use crate::analysis::naming::head_name;
+use crate::analysis::Analysis;
 use crate::model::{forward, Cache, Span, Workspace};
 use crate::task::{curated, random_questions, Format, Op, Question};
 use crate::task_model::TaskModel;
-use super::page::{Cell, Table};
-use crate::analysis::naming::head_name;
-use crate::analysis::Analysis;
 
 /// Random questions averaged over in the staircase maps.
 pub const STAIRCASE_QUESTIONS: usize = 256;

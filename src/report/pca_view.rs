@@ -1,18 +1,19 @@
-//! Section 7's scatter plots: each useful head node's output (`attn.hook_z` of that head at that
-//! position) over random questions, projected on its top two principal components and coloured
-//! by the classes of the sub-task that separates it best (as analysis.json names it).
+//! Section 7, PCA of useful heads: the analysis's explained variance and best separating sub-task
+//! per useful head node, and scatter plots of each node's output (`attn.hook_z` of that head at
+//! that position) over random questions, projected on its top two principal components and
+//! coloured by the classes of the sub-task that separates it best (as analysis.json names it).
 
+use super::page::Block;
 use super::page::Figure;
+use super::svg::bar_chart;
 use super::svg::{scatter, ChartSpec, ScatterPoint};
 use crate::analysis::pca::pca;
+use crate::analysis::subtasks::PcaSeparation;
 use crate::analysis::subtasks::SubTask;
+use crate::analysis::Analysis;
 use crate::model::{forward, Cache, Span, Workspace};
 use crate::task::{random_questions, Question};
 use crate::task_model::TaskModel;
-use super::page::Block;
-use super::svg::bar_chart;
-use crate::analysis::subtasks::PcaSeparation;
-use crate::analysis::Analysis;
 
 /// Questions projected per node.
 pub const PCA_QUESTIONS: usize = 400;

@@ -1,10 +1,11 @@
 //! Section 2, training: the total and per-answer-digit loss curves with detected phase changes,
-//! and the loss split by what each digit needs (base add only, a carry, a cascading carry).
+//! and the loss split by what each digit needs (base add only, a carry, a cascading carry); and
+//! the analysis's account of when each digit was learned.
 
 use super::page::{Block, Figure, Section};
 use super::svg::{line_chart, ChartSpec, Marker, Series};
-use crate::train::log::TrainingLog;
 use crate::analysis::dynamics::Dynamics;
+use crate::train::log::TrainingLog;
 
 /// A drop of at least this factor between a curve's start and its end counts as learned.
 pub const MIN_DROP: f64 = 10.0;
@@ -135,7 +136,8 @@ pub fn section(log: Option<&TrainingLog>) -> Section {
 /// The analysis's training dynamics, as a line under the curves: the step at which each digit's
 /// loss first fell below the threshold, and whether the phase changes are separated.
 pub fn dynamics(d: &Dynamics) -> Block {
-    let steps: Vec<String> = d.digits.iter().map(|x| format!("{} at {}", x.digit, x.step.map_or(String::new(), |s| s.to_string()))).collect();
+    let steps: Vec<String> =
+        d.digits.iter().map(|x| format!("{} at {}", x.digit, x.step.map_or(String::new(), |s| s.to_string()))).collect();
     let mut line = format!("Analysis: steps at which each digit's loss first falls below {}: {}.", d.threshold, steps.join(", "));
     if d.separated {
         line.push_str(" The digits' phase changes are separated in time.");

@@ -189,3 +189,43 @@ impl Accumulator {
         r
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log() -> TrainingLog {
+        let config = crate::train::TrainConfig::preset("tiny").unwrap();
+        let record = Record {
+            step: 10,
+            lr: 1e-3,
+            loss: 0.5,
+            digit_loss: vec![0.5; 3],
+            need_loss: vec![vec![None; 3]; 3],
+            question_loss: vec![None; 3],
+        };
+        TrainingLog { config, answer_names: vec!["A2".into()], records: vec![record], threads: 2, model_sha256: Some("ab".repeat(32)) }
+    }
+
+    #[test]
+    fn training_json_records_its_schema_first_and_reads_back_every_field() {
+        let log = log();
+        let text = serde_json::to_string(&log).unwrap();
+        assert!(text.starts_with(r#"{"schema":1,"config":"#), "{}", &text[..40]);
+        assert_eq!(serde_json::from_str::<TrainingLog>(&text).unwrap(), log);
+        let dir = std::env::temp_dir().join(format!("arithlens-log-{}", std::process::id()));
+        let path = dir.join("training.json");
+        log.save(&path).unwrap();
+        assert_eq!(TrainingLog::load(&path).unwrap(), log);
+        // Written before versions were recorded: no schema field, version 1.
+        std::fs::write(&path, text.replacen(r#""schema":1,"#, "", 1)).unwrap();
+        assert_eq!(TrainingLog::load(&path).unwrap(), log);
+        std::fs::write(&path, text.replacen(r#""schema":1,"#, r#""schema":3,"#, 1)).unwrap();
+        let err = TrainingLog::load(&path).unwrap_err();
+        assert!(
+            err.contains("training.json: it has schema version 3, but this arithlens reads training.json of schema version 1 only"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
