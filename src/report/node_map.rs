@@ -4,7 +4,7 @@
 
 use super::page::{Block, Figure};
 use super::svg::{bar_chart, node_grid, ChartSpec, GridCell};
-use crate::analysis::insertion::Insertion;
+use crate::analysis::insertion::{InsertedHead, Insertion};
 use crate::analysis::naming::{head_name, Node};
 use crate::analysis::nodes::NodeAblation;
 use crate::analysis::Analysis;
@@ -91,7 +91,7 @@ fn insertion(ins: &Insertion) -> Vec<Block> {
         // The operations in the order the first head lists them; each head's rate by that index.
         let groups: Vec<(String, Vec<f64>)> = (first.fail_by_op.iter().enumerate())
             .map(|(i, (op, _))| {
-                let rate = |h: &crate::analysis::insertion::InsertedHead| h.fail_by_op.get(i).map_or(f64::NAN, |p| p.1);
+                let rate = |h: &InsertedHead| h.fail_by_op.get(i).map_or(f64::NAN, |p| p.1);
                 (op.name().to_string(), ins.heads.iter().map(|h| 100.0 * rate(h)).collect())
             })
             .collect();
@@ -116,7 +116,7 @@ fn insertion(ins: &Insertion) -> Vec<Block> {
 }
 
 /// One inserted head's verdict, how far its weights moved, and its roles in the source model.
-fn head_line(h: &crate::analysis::insertion::InsertedHead) -> String {
+fn head_line(h: &InsertedHead) -> String {
     let src = h.source_roles.as_ref().map(|r| format!("; in the source model: {}", if r.is_empty() { "-".into() } else { r.join("+") }));
     format!("{}: {} (weights moved {:.0}%{})", h.head, h.verdict, 100.0 * h.drift, src.unwrap_or_default())
 }

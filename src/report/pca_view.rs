@@ -20,11 +20,11 @@ pub const PCA_QUESTIONS: usize = 400;
 /// Seed of those questions.
 pub const PCA_SEED: u64 = 4321;
 
-/// `(pos, layer, head)` of a head node name `P13L0H1`.
+/// `(pos, layer, head)` of a head node name `P13L0H1` ([`crate::analysis::naming::Node::parse`];
+/// `None` for an MLP node).
 pub fn parse_head(name: &str) -> Option<(usize, usize, usize)> {
-    let (pos, rest) = name.strip_prefix('P')?.split_once('L')?;
-    let (layer, head) = rest.split_once('H')?;
-    Some((pos.parse().ok()?, layer.parse().ok()?, head.parse().ok()?))
+    let n = crate::analysis::naming::Node::parse(name)?;
+    Some((n.pos, n.layer, n.head?))
 }
 
 /// The head's output at `pos` for each question: `[question][d_head]`.
