@@ -124,7 +124,7 @@ impl OneLayerTables {
         let mut table = crate::model::pairs::PairTable::default();
         // One "sequence" per token: rows (tok, 0..t) cover every pair, in pair order.
         table.build(&tokens, t, c.d_vocab, t, c.d_vocab);
-        table.forward(p, &p.layout.blocks[0]);
+        table.forward(p);
         let (e0, qkv) = table.activations();
         let b = &p.layout.blocks[0];
         let mlp = b.mlp.as_ref()?;

@@ -9,9 +9,11 @@ pub mod ops;
 pub mod pairs;
 pub mod params;
 pub mod reference;
+pub mod rows;
 pub mod transformer;
 
 pub use config::{ActFn, ModelConfig, Norm};
 pub use hooks::{Cache, HookPoint, HookTensor, Hooks, NoHooks};
 pub use params::Params;
-pub use transformer::{backward, forward, forward_blocks, forward_flops, loss, Span, Targets, Workspace};
+pub use rows::Span;
+pub use transformer::{backward, forward, forward_blocks, forward_flops, loss, Targets, Workspace};
