@@ -4,10 +4,10 @@
 //! distinct (token, position) pair, its backward pass, the intervention pass that recomputes
 //! only the rows after a cached prefix, and the one-layer evaluation tables.
 
-use arithlens::model::hooks::{HookPoint, HookTensor, Hooks};
-use arithlens::model::{backward, forward, forward_blocks, loss, reference, Cache, NoHooks, Params, Span, Targets, Workspace};
 use arithlens::eval::one_layer::OneLayerTables;
 use arithlens::eval::predict::argmax;
+use arithlens::model::hooks::{HookPoint, HookTensor, Hooks};
+use arithlens::model::{backward, forward, forward_blocks, loss, reference, Cache, NoHooks, Params, Span, Targets, Workspace};
 use arithlens::task::random_questions;
 use arithlens::task_model::TaskModel;
 use arithlens::train::{TrainConfig, Trainer};
@@ -190,7 +190,10 @@ fn the_one_layer_tables_equal_the_reference_on_random_questions() {
         t.step().unwrap();
     }
     let fixtures = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/transformer_lens");
-    let models = [TaskModel::from_file(t.model_file(), "tiny").unwrap(), TaskModel::load(&fixtures.join("sub_d2_l1_noln_gelu.model.safetensors")).unwrap()];
+    let models = [
+        TaskModel::from_file(t.model_file(), "tiny").unwrap(),
+        TaskModel::load(&fixtures.join("sub_d2_l1_noln_gelu.model.safetensors")).unwrap(),
+    ];
     for m in &models {
         let (p, v, n, first) = (&m.params, m.params.config.d_vocab_out, m.n_answer(), m.answer_start() - 1);
         let span = Span::predictions(first, n);

@@ -10,7 +10,7 @@
 //!   in an intervention pass the earlier blocks only from the first intervened position on
 //!   ([`Workspace::set_first_row`]). Every function below takes its block's [`Rows`].
 //! - **layer 0 per distinct (token, position) pair** ([`super::pairs`]): a pass without hooks
-//!   replaces layer 0's embedding, LN1 and Q/K/V by the pair table ([`Layer0`]).
+//!   replaces layer 0's embedding, LN1 and Q/K/V by the pair table (`Layer0`).
 //! - **hooks** cost nothing in a pass without them (`NoHooks`, `Hooks::ACTIVE`).
 
 use super::config::ModelConfig;
@@ -18,9 +18,9 @@ use super::hooks::{HookPoint, HookTensor, Hooks};
 use super::linalg::{add_bias, add_col_sums, matmul, matmul_into, MatRef};
 use super::ops::{self, AttnGrads, AttnSaved};
 use super::pairs::PairTable;
-use super::params::{head, head_mut, Attn, Block, Ln, Params};
-pub use super::rows::Span;
+use super::params::{head, head_mut, Attn, Block, Ln, Mlp, Params};
 use super::rows::Rows;
+pub use super::rows::Span;
 
 // ---- Buffers ----
 
@@ -397,12 +397,29 @@ fn embed_backward(p: &Params, tokens: &[u32], n_ctx: usize, ws: &Workspace, d_x:
 
 // ---- LayerNorm: out = (x - mean) / sqrt(var + eps) * w + b ----
 
-/// Where a LayerNorm's hooks fire: its two hook points, rows per sequence and first position.
+/// Where a LayerNorm's hooks fire: its two hook points, [batch, positions] and first position.
 struct LnHooks {
     scale: HookPoint,
     normalized: HookPoint,
     shape: [usize; 2],
     pos0: usize,
+}
+
+impl LnHooks {
+    /// Block `l`'s LN1, over every row.
+    fn ln1(l: usize, rows: Rows) -> LnHooks {
+        LnHooks { scale: HookPoint::Ln1Scale(l), normalized: HookPoint::Ln1Normalized(l), shape: [rows.batch, rows.t], pos0: 0 }
+    }
+
+    /// Block `l`'s LN2, over its query rows.
+    fn ln2(l: usize, rows: Rows) -> LnHooks {
+        LnHooks { scale: HookPoint::Ln2Scale(l), normalized: HookPoint::Ln2Normalized(l), shape: [rows.batch, rows.tq()], pos0: rows.q0 }
+    }
+
+    /// `ln_final`, over the last block's query rows (`rows`).
+    fn ln_final(rows: Rows) -> LnHooks {
+        LnHooks { scale: HookPoint::LnFinalScale, normalized: HookPoint::LnFinalNormalized, shape: [rows.batch, rows.tq()], pos0: rows.q0 }
+    }
 }
 
 /// The input of the sub-block after a LayerNorm: its output, or `x` itself in a model without
@@ -442,8 +459,7 @@ fn block_forward<H: Hooks>(p: &Params, l: usize, ws: &mut Workspace, hooks: &mut
         ws.pairs.expand(rows, x, [&mut attn.q, &mut attn.k, &mut attn.v]);
     } else {
         hook(hooks, HookPoint::ResidPre(l), x, || at.all_shape(&[d]), 0);
-        let points = LnHooks { scale: HookPoint::Ln1Scale(l), normalized: HookPoint::Ln1Normalized(l), shape: [rows.batch, rows.t], pos0: 0 };
-        let attn_in = ln_forward(at.w.ln1.as_ref(), c.eps as f32, x, ln1, points, hooks);
+        let attn_in = ln_forward(at.w.ln1.as_ref(), c.eps as f32, x, ln1, LnHooks::ln1(l, rows), hooks);
         qkv_forward(&at, attn_in, attn);
     }
     attention_forward(&at, attn, hooks);
@@ -621,12 +637,11 @@ fn attention_backward(at: &Layer, a: &AttnBufs, gw: &mut Attn<&mut [f32]>, g: &m
 // ---- MLP: out = act(ln2(x) W_in + b_in) W_out + b_out ----
 
 /// LN2 and the MLP over the query rows of `x` (`hook_resid_mid`), into `m`.
-fn mlp_forward<H: Hooks>(at: &Layer, w: &super::params::Mlp<&[f32]>, x: &[f32], m: &mut MlpBufs, hooks: &mut H) {
+fn mlp_forward<H: Hooks>(at: &Layer, w: &Mlp<&[f32]>, x: &[f32], m: &mut MlpBufs, hooks: &mut H) {
     let (c, l, rows) = (at.c, at.l, at.rows);
     let (d, dm, n) = (c.d_model, c.d_mlp, rows.n_out());
-    let points = LnHooks { scale: HookPoint::Ln2Scale(l), normalized: HookPoint::Ln2Normalized(l), shape: [rows.batch, rows.tq()], pos0: rows.q0 };
     let MlpBufs { ln2, pre, post, out } = m;
-    let mlp_in = ln_forward(at.w.ln2.as_ref(), c.eps as f32, x, ln2, points, hooks);
+    let mlp_in = ln_forward(at.w.ln2.as_ref(), c.eps as f32, x, ln2, LnHooks::ln2(l, rows), hooks);
     matmul(pre, MatRef::new(mlp_in, n, d), MatRef::new(w.w_in, d, dm), false);
     add_bias(pre, w.b_in);
     hook(hooks, HookPoint::MlpPre(l), pre, || at.q_shape(&[dm]), rows.q0);
@@ -667,11 +682,10 @@ fn mlp_backward(at: &Layer, buf: &LayerBufs, gw: &mut Block<&mut [f32]>, g: &mut
 // ---- Unembedding: logits = ln_final(x) W_U + b_U, at the last block's query rows ----
 
 fn unembed_forward<H: Hooks>(p: &Params, ws: &mut Workspace, hooks: &mut H) {
-    let c = &p.config;
-    let (w, span, n) = (p.unembed(), ws.span, ws.batch * ws.span.tq());
-    let points = LnHooks { scale: HookPoint::LnFinalScale, normalized: HookPoint::LnFinalNormalized, shape: [ws.batch, span.tq()], pos0: span.q0 };
-    let u_in = ln_forward(w.ln_final.as_ref(), c.eps as f32, &ws.resid[c.n_layers], &mut ws.ln_final, points, hooks);
-    matmul(&mut ws.logits, MatRef::new(u_in, n, c.d_model), MatRef::new(w.w_u, c.d_model, c.d_vocab_out), false);
+    let (c, w) = (&p.config, p.unembed());
+    let rows = ws.rows(c.n_layers - 1);
+    let u_in = ln_forward(w.ln_final.as_ref(), c.eps as f32, &ws.resid[c.n_layers], &mut ws.ln_final, LnHooks::ln_final(rows), hooks);
+    matmul(&mut ws.logits, MatRef::new(u_in, rows.n_out(), c.d_model), MatRef::new(w.w_u, c.d_model, c.d_vocab_out), false);
     add_bias(&mut ws.logits, w.b_u);
 }
 
