@@ -1,7 +1,7 @@
 //! The transformer: config, parameters, forward and backward passes, and hooks, compatible with
 //! TransformerLens's `HookedTransformer` in names, shapes and numerics.
 //!
-//! [`reference`] is the specification: every row, plain buffers, weights by name. [`transformer`]
+//! [`reference`](mod@reference) is the specification: every row, plain buffers, weights by name. [`transformer`]
 //! is the same maths as training, evaluation and analysis run it, with its optimisations each in
 //! one place: [`rows`] (which rows each block computes) and [`pairs`] (layer 0 once per distinct
 //! (token, position) pair); `eval::one_layer` is a further fast path for one-layer models. Each
