@@ -1,15 +1,25 @@
-//! Exact fast prediction for one-layer models (the paper's). In a one-layer model everything
-//! before the attention pattern depends only on (token, position) pairs, and LayerNorm is linear
-//! up to its per-row mean and scale. So per pair we tabulate queries, keys, each head's output
-//! `v W_O`, and that output pushed through LN2's weight and `W_in`; a question's MLP input is
-//! then a pattern-weighted sum of table rows (~10x fewer multiply-adds than `x · W_in`), and
-//! only `post · W_out` remains a matrix product. Rows whose top two logits lie within
-//! [`TIE_MARGIN`] are recomputed by the transformer pass (`model::forward`), so argmax decisions are exactly
-//! those of the model.
+//! The one-layer evaluation tables: a fast path of the model's forward pass
+//! (`model::transformer`) for one-layer models with an MLP (the paper's), tested equal to the
+//! reference model on random questions (`tests/reference_model.rs`) and deciding every answer as
+//! the transformer pass does (`tests/evaluation.rs`).
+//!
+//! It computes the reference's forward in another order. In a one-layer model everything
+//! before the attention pattern depends only on (token, position) pairs, so it starts from the
+//! model's layer-0 pair table (`model::pairs`) over every pair, and tabulates per pair:
+//! - the attention scores `q·k / sqrt(d_head)` with every other pair (`pair_scores`);
+//! - each head's output `v W_O[h]`, and the embedding plus `b_O`: `hook_resid_mid` of a row is
+//!   then its pair's embedding plus a pattern-weighted sum of table rows;
+//! - both pushed through LN2's weight and `W_in` (`fold_ln2_into_w_in`): LayerNorm is linear
+//!   up to its per-row mean and scale, so a row's `hook_pre` is the same weighted sum of these
+//!   rows, corrected by the row's mean and scale (~10x fewer multiply-adds than `x · W_in`).
+//!
+//! Only `post · W_out`, `ln_final` and the unembedding remain as in the model. Rounding differs
+//! from the transformer pass, so rows whose top two logits lie within [`TIE_MARGIN`] are
+//! recomputed by it (`eval::predict`), and argmax decisions are exactly those of the model.
 
 use crate::model::linalg::{add_col_sums, matmul, matmul_into, MatRef};
 use crate::model::ops;
-use crate::model::params::{LnIdx, MlpIdx};
+use crate::model::params::{head, Ln, Mlp};
 use crate::model::{ActFn, Params};
 use crate::task::{Format, Question};
 use rayon::prelude::*;
@@ -93,19 +103,18 @@ fn pair_scores(q: &[f32], k: &[f32], pairs: usize, heads: usize, dh: usize) -> V
 
 /// LN2's affine part folded into the MLP input: (diag(ln2.w) W_in [D, M], its column sums [M],
 /// ln2.b W_in + b_in [M]); so `LN2(x) W_in + b_in = ((x - mean) / scale) · first + third`.
-fn fold_ln2_into_w_in(p: &Params, ln2: Option<&LnIdx>, mlp: &MlpIdx) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+fn fold_ln2_into_w_in(p: &Params, ln2: Option<&Ln<&[f32]>>, mlp: &Mlp<&[f32]>) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let (d, m) = (p.config.d_model, p.config.d_mlp);
-    let w_in = &p.data[mlp.w_in.clone()];
     let (w2, b2): (Vec<f32>, Vec<f32>) = match ln2 {
-        Some(ln) => (p.data[ln.w.clone()].to_vec(), p.data[ln.b.clone()].to_vec()),
+        Some(ln) => (ln.w.to_vec(), ln.b.to_vec()),
         None => (vec![1.0; d], vec![0.0; d]),
     };
-    let mut wt = w_in.to_vec();
+    let mut wt = mlp.w_in.to_vec();
     wt.chunks_exact_mut(m).zip(&w2).for_each(|(row, w)| row.iter_mut().for_each(|x| *x *= w));
     let mut sums = vec![0.0; m];
     add_col_sums(&mut sums, &wt);
-    let mut bias = p.data[mlp.b_in.clone()].to_vec();
-    matmul(&mut bias, MatRef::new(&b2, 1, d), MatRef::new(w_in, d, m), true);
+    let mut bias = mlp.b_in.to_vec();
+    matmul(&mut bias, MatRef::new(&b2, 1, d), MatRef::new(mlp.w_in, d, m), true);
     (wt, sums, bias)
 }
 
@@ -124,18 +133,17 @@ impl OneLayerTables {
         let mut table = crate::model::pairs::PairTable::default();
         // One "sequence" per token: rows (tok, 0..t) cover every pair, in pair order.
         table.build(&tokens, t, c.d_vocab, t, c.d_vocab);
-        table.forward(p, &p.layout.blocks[0]);
+        table.forward(p);
         let (e0, qkv) = table.activations();
-        let b = &p.layout.blocks[0];
+        let b = p.block(0);
         let mlp = b.mlp.as_ref()?;
         let mut e = e0.to_vec();
-        let b_o = &p.data[b.attn.b_o.clone()];
-        e.chunks_exact_mut(d).for_each(|r| r.iter_mut().zip(b_o).for_each(|(x, y)| *x += y));
+        e.chunks_exact_mut(d).for_each(|r| r.iter_mut().zip(b.attn.b_o).for_each(|(x, y)| *x += y));
         let scores = pair_scores(&qkv[0], &qkv[1], pairs, heads, dh);
         let mut ov = vec![0.0; pairs * heads * d];
         for h in 0..heads {
             let vh = MatRef::strided(&qkv[2][h * dh..], pairs, dh, hd, 1);
-            let wo = MatRef::new(&p.data[b.attn.w_o.start + h * dh * d..][..dh * d], dh, d);
+            let wo = MatRef::new(head(b.attn.w_o, h, heads), dh, d);
             matmul_into(&mut ov[h * d..], heads * d, vh, wo, false);
         }
         let (wt, s, cvec) = fold_ln2_into_w_in(p, b.ln2.as_ref(), mlp);
@@ -248,25 +256,24 @@ impl OneLayerTables {
             targets.extend_from_slice(&toks[self.q0 + 1..self.t + 1]);
         }
         ops::activation_forward(self.act, pre, post);
-        let b = &p.layout.blocks[0];
+        let (b, u) = (p.block(0), p.unembed());
         let mlp = b.mlp.as_ref().expect("tables exist only for models with an MLP");
-        matmul(out, MatRef::new(post, nr, m), MatRef::new(&p.data[mlp.w_out.clone()], m, d), false);
-        let b_out = &p.data[mlp.b_out.clone()];
+        matmul(out, MatRef::new(post, nr, m), MatRef::new(mlp.w_out, m, d), false);
         for (o, x) in out.chunks_exact_mut(d).zip(xmid.chunks_exact(d)) {
-            o.iter_mut().zip(x.iter().zip(b_out)).for_each(|(o, (x, b))| *o += x + b);
+            o.iter_mut().zip(x.iter().zip(mlp.b_out)).for_each(|(o, (x, b))| *o += x + b);
         }
         let v = p.config.d_vocab_out;
         let mut logits = vec![0.0; nr * v];
-        let fin: &[f32] = match &p.layout.ln_final {
+        let fin: &[f32] = match &u.ln_final {
             Some(ln) => {
                 let (xh, sc, normed) = (&mut xh[..nr * d], &mut sc[..nr], &mut normed[..nr * d]);
-                ops::layernorm_forward(out, &p.data[ln.w.clone()], &p.data[ln.b.clone()], self.eps, xh, sc, normed);
+                ops::layernorm_forward(out, ln.w, ln.b, self.eps, xh, sc, normed);
                 normed
             }
             None => out,
         };
-        matmul(&mut logits, MatRef::new(fin, nr, d), MatRef::new(&p.data[p.layout.w_u.clone()], d, v), false);
-        crate::model::linalg::add_bias(&mut logits, &p.data[p.layout.b_u.clone()]);
+        matmul(&mut logits, MatRef::new(fin, nr, d), MatRef::new(u.w_u, d, v), false);
+        crate::model::linalg::add_bias(&mut logits, u.b_u);
         let mut nll = vec![0.0; nr];
         ops::cross_entropy(&logits, v, &targets, &mut nll, None);
         let mut argmax = Vec::with_capacity(nr);

@@ -2,6 +2,7 @@
 //! its backward (as in llm.c). Matrix products live in `linalg`; these are the elementwise and
 //! attention kernels around them. Rows are independent, so each kernel splits rows across threads.
 
+use super::params::Ln;
 use rayon::prelude::*;
 
 /// Rows per parallel task: enough work per task to amortise scheduling.
@@ -30,19 +31,18 @@ pub fn layernorm_forward(x: &[f32], w: &[f32], b: &[f32], eps: f32, xhat: &mut [
     );
 }
 
-/// LayerNorm backward: from `dout` accumulates `dw`, `db` and writes (or adds, when `accumulate`)
-/// the input gradient into `dx`.
-#[allow(clippy::too_many_arguments)]
+/// LayerNorm backward: from `dout` accumulates the weight and bias gradients into `grad` and
+/// writes (or adds, when `accumulate`) the input gradient into `dx`.
 pub fn layernorm_backward(
     dout: &[f32],
     xhat: &[f32],
     scale: &[f32],
     w: &[f32],
-    dw: &mut [f32],
-    db: &mut [f32],
+    grad: &mut Ln<&mut [f32]>,
     dx: &mut [f32],
     accumulate: bool,
 ) {
+    let (dw, db) = (&mut *grad.w, &mut *grad.b);
     let d = w.len();
     for (dy, xh) in dout.chunks_exact(d).zip(xhat.chunks_exact(d)) {
         for i in 0..d {
@@ -159,21 +159,37 @@ pub fn attn_mix(dims: AttnDims, pattern: &[f32], v: &[f32], z: &mut [f32]) {
     });
 }
 
-/// Backward of scores, softmax and mixing together. Writes `dq` [batch, tq, head, d_head] and
-/// `dk`, `dv` [batch, t, head, d_head]; `dscores` is scratch of the pattern's shape.
-#[allow(clippy::too_many_arguments)]
-pub fn attention_backward(
-    dims: AttnDims,
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    pattern: &[f32],
-    dz: &[f32],
-    dscores: &mut [f32],
-    dq: &mut [f32],
-    dk: &mut [f32],
-    dv: &mut [f32],
-) {
+/// What attention's backward reads from its forward pass: `q` [batch, tq, head, d_head], `k`
+/// and `v` [batch, t, head, d_head], and the pattern.
+#[derive(Clone, Copy)]
+pub struct AttnSaved<'a> {
+    /// `hook_q`.
+    pub q: &'a [f32],
+    /// `hook_k`.
+    pub k: &'a [f32],
+    /// `hook_v`.
+    pub v: &'a [f32],
+    /// `hook_pattern`.
+    pub pattern: &'a [f32],
+}
+
+/// What attention's backward writes: `dq` [batch, tq, head, d_head], `dk` and `dv` [batch, t,
+/// head, d_head], and `dscores`, scratch of the pattern's shape.
+pub struct AttnGrads<'a> {
+    /// Scratch of the pattern's shape.
+    pub dscores: &'a mut [f32],
+    /// d `hook_q`.
+    pub dq: &'a mut [f32],
+    /// d `hook_k`.
+    pub dk: &'a mut [f32],
+    /// d `hook_v`.
+    pub dv: &'a mut [f32],
+}
+
+/// Backward of scores, softmax and mixing together, from d `hook_z` (`dz`).
+pub fn attention_backward(dims: AttnDims, saved: AttnSaved, dz: &[f32], grads: AttnGrads) {
+    let AttnSaved { q, k, v, pattern } = saved;
+    let AttnGrads { dscores, dq, dk, dv } = grads;
     let (hd, dh, tq, t) = (dims.hd(), dims.d_head, dims.tq(), dims.t);
     let scale = 1.0 / (dh as f32).sqrt();
     let per_b =

@@ -26,60 +26,205 @@ impl ParamEntry {
     }
 }
 
-/// A LayerNorm's weight and bias.
+/// A LayerNorm's weight and bias: as ranges of the flat buffer ([`LnIdx`]), or as slices of a
+/// buffer in that layout (weights, a gradient) through [`LnIdx::of`] and [`LnIdx::of_mut`].
 #[derive(Clone, Debug)]
-pub struct LnIdx {
+pub struct Ln<T> {
     /// `w` `[d_model]`.
-    pub w: Range<usize>,
+    pub w: T,
     /// `b` `[d_model]`.
-    pub b: Range<usize>,
+    pub b: T,
 }
 
-/// One attention layer's tensors.
+/// One attention layer's tensors (as ranges, [`AttnIdx`], or slices).
 #[derive(Clone, Debug)]
-pub struct AttnIdx {
+pub struct Attn<T> {
     /// `W_Q` [n_heads, d_model, d_head].
-    pub w_q: Range<usize>,
+    pub w_q: T,
     /// `W_K` [n_heads, d_model, d_head].
-    pub w_k: Range<usize>,
+    pub w_k: T,
     /// `W_V` [n_heads, d_model, d_head].
-    pub w_v: Range<usize>,
+    pub w_v: T,
     /// `W_O` [n_heads, d_head, d_model].
-    pub w_o: Range<usize>,
+    pub w_o: T,
     /// `b_Q` [n_heads, d_head].
-    pub b_q: Range<usize>,
+    pub b_q: T,
     /// `b_K` [n_heads, d_head].
-    pub b_k: Range<usize>,
+    pub b_k: T,
     /// `b_V` [n_heads, d_head].
-    pub b_v: Range<usize>,
+    pub b_v: T,
     /// `b_O` `[d_model]`.
-    pub b_o: Range<usize>,
+    pub b_o: T,
 }
 
-/// One MLP's tensors.
+/// One MLP's tensors (as ranges, [`MlpIdx`], or slices).
 #[derive(Clone, Debug)]
-pub struct MlpIdx {
+pub struct Mlp<T> {
     /// `W_in` [d_model, d_mlp].
-    pub w_in: Range<usize>,
+    pub w_in: T,
     /// `b_in` `[d_mlp]`.
-    pub b_in: Range<usize>,
+    pub b_in: T,
     /// `W_out` [d_mlp, d_model].
-    pub w_out: Range<usize>,
+    pub w_out: T,
     /// `b_out` `[d_model]`.
-    pub b_out: Range<usize>,
+    pub b_out: T,
 }
 
-/// One transformer block's tensors.
+/// One transformer block's tensors (as ranges, [`BlockIdx`], or slices).
 #[derive(Clone, Debug)]
-pub struct BlockIdx {
+pub struct Block<T> {
     /// `ln1`, absent without normalisation.
-    pub ln1: Option<LnIdx>,
+    pub ln1: Option<Ln<T>>,
     /// `attn`.
-    pub attn: AttnIdx,
+    pub attn: Attn<T>,
     /// `ln2`, absent without normalisation or MLP.
-    pub ln2: Option<LnIdx>,
+    pub ln2: Option<Ln<T>>,
     /// `mlp`, absent in attention-only models.
-    pub mlp: Option<MlpIdx>,
+    pub mlp: Option<Mlp<T>>,
+}
+
+/// The embeddings (as ranges, or slices through [`ParamLayout::embed_of`]).
+#[derive(Clone, Debug)]
+pub struct Embed<T> {
+    /// `embed.W_E` [d_vocab, d_model].
+    pub w_e: T,
+    /// `pos_embed.W_pos` [n_ctx, d_model].
+    pub w_pos: T,
+}
+
+/// The final LayerNorm and unembedding (as slices, through [`ParamLayout::unembed_of`]).
+#[derive(Clone, Debug)]
+pub struct Unembed<T> {
+    /// `ln_final`, absent without normalisation.
+    pub ln_final: Option<Ln<T>>,
+    /// `unembed.W_U` [d_model, d_vocab_out].
+    pub w_u: T,
+    /// `unembed.b_U` `[d_vocab_out]`.
+    pub b_u: T,
+}
+
+/// A LayerNorm's place in the flat buffer.
+pub type LnIdx = Ln<Range<usize>>;
+/// An attention layer's place in the flat buffer.
+pub type AttnIdx = Attn<Range<usize>>;
+/// An MLP's place in the flat buffer.
+pub type MlpIdx = Mlp<Range<usize>>;
+/// A block's place in the flat buffer.
+pub type BlockIdx = Block<Range<usize>>;
+
+/// Head `h` of a per-head tensor (`W_Q`, `W_K`, `W_V` [head, d_model, d_head] or `W_O`
+/// [head, d_head, d_model]) of `heads` heads.
+pub fn head(w: &[f32], h: usize, heads: usize) -> &[f32] {
+    let n = w.len() / heads;
+    &w[h * n..(h + 1) * n]
+}
+
+/// Head `h` of a per-head gradient (see [`head`]).
+pub fn head_mut(w: &mut [f32], h: usize, heads: usize) -> &mut [f32] {
+    let n = w.len() / heads;
+    &mut w[h * n..(h + 1) * n]
+}
+
+/// Hands out disjoint mutable tensors of one buffer, taken in layout order: how a gradient
+/// buffer gives a backward pass several named tensors at once.
+struct Cursor<'a> {
+    rest: &'a mut [f32],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(buf: &'a mut [f32]) -> Cursor<'a> {
+        Cursor { rest: buf, at: 0 }
+    }
+
+    fn take(&mut self, r: &Range<usize>) -> &'a mut [f32] {
+        assert!(r.start >= self.at, "tensor {r:?} taken out of layout order (after {})", self.at);
+        let rest = std::mem::take(&mut self.rest);
+        let (tensor, rest) = rest[r.start - self.at..].split_at_mut(r.len());
+        (self.rest, self.at) = (rest, r.end);
+        tensor
+    }
+}
+
+impl LnIdx {
+    /// This LayerNorm's tensors in `buf` (a buffer in the parameters' layout).
+    pub fn of<'a>(&self, buf: &'a [f32]) -> Ln<&'a [f32]> {
+        Ln { w: &buf[self.w.clone()], b: &buf[self.b.clone()] }
+    }
+
+    /// This LayerNorm's tensors in `buf`, mutable (a gradient).
+    pub fn of_mut<'a>(&self, buf: &'a mut [f32]) -> Ln<&'a mut [f32]> {
+        self.take(&mut Cursor::new(buf))
+    }
+
+    fn take<'a>(&self, c: &mut Cursor<'a>) -> Ln<&'a mut [f32]> {
+        Ln { w: c.take(&self.w), b: c.take(&self.b) }
+    }
+}
+
+impl AttnIdx {
+    /// This attention layer's tensors in `buf`.
+    pub fn of<'a>(&self, buf: &'a [f32]) -> Attn<&'a [f32]> {
+        let t = |r: &Range<usize>| &buf[r.clone()];
+        Attn {
+            w_q: t(&self.w_q),
+            w_k: t(&self.w_k),
+            w_v: t(&self.w_v),
+            w_o: t(&self.w_o),
+            b_q: t(&self.b_q),
+            b_k: t(&self.b_k),
+            b_v: t(&self.b_v),
+            b_o: t(&self.b_o),
+        }
+    }
+
+    fn take<'a>(&self, c: &mut Cursor<'a>) -> Attn<&'a mut [f32]> {
+        Attn {
+            w_q: c.take(&self.w_q),
+            w_k: c.take(&self.w_k),
+            w_v: c.take(&self.w_v),
+            w_o: c.take(&self.w_o),
+            b_q: c.take(&self.b_q),
+            b_k: c.take(&self.b_k),
+            b_v: c.take(&self.b_v),
+            b_o: c.take(&self.b_o),
+        }
+    }
+}
+
+impl MlpIdx {
+    /// This MLP's tensors in `buf`.
+    pub fn of<'a>(&self, buf: &'a [f32]) -> Mlp<&'a [f32]> {
+        let t = |r: &Range<usize>| &buf[r.clone()];
+        Mlp { w_in: t(&self.w_in), b_in: t(&self.b_in), w_out: t(&self.w_out), b_out: t(&self.b_out) }
+    }
+
+    fn take<'a>(&self, c: &mut Cursor<'a>) -> Mlp<&'a mut [f32]> {
+        Mlp { w_in: c.take(&self.w_in), b_in: c.take(&self.b_in), w_out: c.take(&self.w_out), b_out: c.take(&self.b_out) }
+    }
+}
+
+impl BlockIdx {
+    /// This block's tensors in `buf`.
+    pub fn of<'a>(&self, buf: &'a [f32]) -> Block<&'a [f32]> {
+        Block {
+            ln1: self.ln1.as_ref().map(|l| l.of(buf)),
+            attn: self.attn.of(buf),
+            ln2: self.ln2.as_ref().map(|l| l.of(buf)),
+            mlp: self.mlp.as_ref().map(|m| m.of(buf)),
+        }
+    }
+
+    /// This block's tensors in `buf`, mutable and disjoint (a gradient).
+    pub fn of_mut<'a>(&self, buf: &'a mut [f32]) -> Block<&'a mut [f32]> {
+        // Layout order: ln1, ln2, attn, mlp (see `ParamLayout::new`).
+        let mut c = Cursor::new(buf);
+        let ln1 = self.ln1.as_ref().map(|l| l.take(&mut c));
+        let ln2 = self.ln2.as_ref().map(|l| l.take(&mut c));
+        let attn = self.attn.take(&mut c);
+        let mlp = self.mlp.as_ref().map(|m| m.take(&mut c));
+        Block { ln1, attn, ln2, mlp }
+    }
 }
 
 /// Where every tensor lives in the flat buffer.
@@ -159,6 +304,29 @@ impl ParamLayout {
         ParamLayout { entries: b.entries, total: b.total, w_e, w_pos, blocks, ln_final, w_u, b_u }
     }
 
+    /// The embeddings in `buf` (a buffer in this layout).
+    pub fn embed_of<'a>(&self, buf: &'a [f32]) -> Embed<&'a [f32]> {
+        Embed { w_e: &buf[self.w_e.clone()], w_pos: &buf[self.w_pos.clone()] }
+    }
+
+    /// The embeddings in `buf`, mutable (a gradient).
+    pub fn embed_of_mut<'a>(&self, buf: &'a mut [f32]) -> Embed<&'a mut [f32]> {
+        let mut c = Cursor::new(buf);
+        Embed { w_e: c.take(&self.w_e), w_pos: c.take(&self.w_pos) }
+    }
+
+    /// The final LayerNorm and unembedding in `buf`.
+    pub fn unembed_of<'a>(&self, buf: &'a [f32]) -> Unembed<&'a [f32]> {
+        Unembed { ln_final: self.ln_final.as_ref().map(|l| l.of(buf)), w_u: &buf[self.w_u.clone()], b_u: &buf[self.b_u.clone()] }
+    }
+
+    /// The final LayerNorm and unembedding in `buf`, mutable (a gradient).
+    pub fn unembed_of_mut<'a>(&self, buf: &'a mut [f32]) -> Unembed<&'a mut [f32]> {
+        let mut c = Cursor::new(buf);
+        let ln_final = self.ln_final.as_ref().map(|l| l.take(&mut c));
+        Unembed { ln_final, w_u: c.take(&self.w_u), b_u: c.take(&self.b_u) }
+    }
+
     /// The entry with this TransformerLens name.
     pub fn entry(&self, name: &str) -> Option<&ParamEntry> {
         self.entries.iter().find(|e| e.name == name)
@@ -198,6 +366,21 @@ impl Params {
             }
         }
         p
+    }
+
+    /// The embeddings' weights.
+    pub fn embed(&self) -> Embed<&[f32]> {
+        self.layout.embed_of(&self.data)
+    }
+
+    /// Block `l`'s weights by name.
+    pub fn block(&self, l: usize) -> Block<&[f32]> {
+        self.layout.blocks[l].of(&self.data)
+    }
+
+    /// The final LayerNorm's and unembedding's weights.
+    pub fn unembed(&self) -> Unembed<&[f32]> {
+        self.layout.unembed_of(&self.data)
     }
 
     /// The tensor with this TransformerLens name.

@@ -10,8 +10,8 @@
 
 use super::hooks::{HookPoint, HookTensor, Hooks};
 use super::linalg::{add_bias, add_col_sums, matmul, MatRef};
-use super::ops::{self, AttnDims};
-use super::params::Params;
+use super::ops::{self, AttnDims, AttnGrads, AttnSaved};
+use super::params::{Ln, Params};
 use std::collections::BTreeMap;
 
 /// A weight by its TransformerLens name.
@@ -158,7 +158,7 @@ fn ln_forward<H: Hooks>(p: &Params, prefix: &str, x: &[f32], points: [HookPoint;
 fn ln_backward(p: &Params, prefix: &str, a: &LnActs, dout: &[f32], g: &mut Grads) -> Vec<f32> {
     let lw = w(p, &format!("{prefix}.w"));
     let (mut dw, mut db, mut dx) = (vec![0.0; lw.len()], vec![0.0; lw.len()], vec![0.0; dout.len()]);
-    ops::layernorm_backward(dout, &a.xhat, &a.scale, lw, &mut dw, &mut db, &mut dx, false);
+    ops::layernorm_backward(dout, &a.xhat, &a.scale, lw, &mut Ln { w: &mut dw, b: &mut db }, &mut dx, false);
     add_grad(g, format!("{prefix}.w"), dw);
     add_grad(g, format!("{prefix}.b"), db);
     dx
@@ -288,19 +288,20 @@ fn attention_backward(p: &Params, l: usize, a: &BlockActs, x: &[f32], acts: &Act
     let dims = AttnDims { batch: acts.batch, heads: nh, d_head: dh, t: acts.t, q0: 0 };
     let (mut dq, mut dk, mut dv) = (vec![0.0; dz.len()], vec![0.0; dz.len()], vec![0.0; dz.len()]);
     let mut dscores = vec![0.0; a.pattern.len()];
-    ops::attention_backward(dims, &a.q, &a.k, &a.v, &a.pattern, &dz, &mut dscores, &mut dq, &mut dk, &mut dv);
+    let saved = AttnSaved { q: &a.q, k: &a.k, v: &a.v, pattern: &a.pattern };
+    ops::attention_backward(dims, saved, &dz, AttnGrads { dscores: &mut dscores, dq: &mut dq, dk: &mut dk, dv: &mut dv });
     let mut dx = vec![0.0; rows * d];
     for (which, dy) in [("Q", &dq), ("K", &dk), ("V", &dv)] {
-        per_head_backward(p, l, which, x, dy, rows, &mut dx, g);
+        per_head_backward(p, l, which, x, dy, &mut dx, g);
     }
     dx
 }
 
 /// Backward of [`per_head`]: the weight and bias gradients, and `dy W[h]^T` added into `dx`.
-#[allow(clippy::too_many_arguments)]
-fn per_head_backward(p: &Params, l: usize, which: &str, x: &[f32], dy: &[f32], rows: usize, dx: &mut [f32], g: &mut Grads) {
+fn per_head_backward(p: &Params, l: usize, which: &str, x: &[f32], dy: &[f32], dx: &mut [f32], g: &mut Grads) {
     let c = &p.config;
     let (d, nh, dh) = (c.d_model, c.n_heads, c.d_head);
+    let rows = x.len() / d;
     let wt = w(p, &format!("blocks.{l}.attn.W_{which}"));
     let mut dw = vec![0.0; nh * d * dh];
     for h in 0..nh {

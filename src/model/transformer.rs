@@ -1,80 +1,155 @@
-//! The whole model, top to bottom: embedding, pre-LN blocks (attention then MLP), final LN and
-//! unembedding, with the backward pass in reverse order below the forward. Buffers live in a
-//! [`Workspace`] allocated once per batch shape.
+//! The fast model: the reference model's ([`super::reference`]) maths over buffers allocated
+//! once per batch shape ([`Workspace`]), as training, evaluation and analysis run it. It reads
+//! top to bottom like llm.c: [`forward`] is embed, blocks, unembed; each block is LN1, attention,
+//! residual, LN2, MLP, residual over named per-layer buffers; every sub-block's forward sits
+//! beside its backward, and [`backward`] runs them in reverse.
 //!
-//! A pass covers positions `0..t`. The last block computes queries, attention output, MLP and
-//! logits only for positions `q0..t`: training sets `q0` to the first answer-predicting position
-//! and `t` to one past the last, so it skips every row the loss does not read. Analysis uses the
-//! full span (`q0 = 0`, `t = n_ctx`), which is exactly TransformerLens's forward. An intervention
-//! pass may also start the earlier blocks at a later row ([`Workspace::set_first_row`]), since
-//! causal attention leaves the rows before its first intervened position clean.
+//! Its optimisations each live in one place and are tested equal to the reference
+//! (`tests/reference_model.rs`):
+//! - **which rows are computed** ([`super::rows`]): the last block only at the answer rows, and
+//!   in an intervention pass the earlier blocks only from the first intervened position on
+//!   ([`Workspace::set_first_row`]). Every function below takes its block's [`Rows`].
+//! - **layer 0 per distinct (token, position) pair** ([`super::pairs`]): a pass without hooks
+//!   replaces layer 0's embedding, LN1 and Q/K/V by the pair table (`Layer0`).
+//! - **hooks** cost nothing in a pass without them (`NoHooks`, `Hooks::ACTIVE`).
 
+use super::config::ModelConfig;
 use super::hooks::{HookPoint, HookTensor, Hooks};
 use super::linalg::{add_bias, add_col_sums, matmul, matmul_into, MatRef};
-use super::ops::{self, AttnDims};
+use super::ops::{self, AttnGrads, AttnSaved};
 use super::pairs::PairTable;
-use super::params::{LnIdx, MlpIdx, Params};
+use super::params::{head, head_mut, Attn, Block, Ln, Mlp, Params};
+use super::rows::Rows;
+pub use super::rows::Span;
 
-/// Which positions a pass computes: all layers see positions `0..t`; the last layer's output
-/// (and so the logits) covers positions `q0..t`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Span {
-    /// Number of positions fed in.
-    pub t: usize,
-    /// First position whose logits are computed.
-    pub q0: usize,
-}
+// ---- Buffers ----
 
-impl Span {
-    /// Every position, as TransformerLens computes it.
-    pub fn full(n_ctx: usize) -> Span {
-        Span { t: n_ctx, q0: 0 }
-    }
-
-    /// Only what a loss over predictions at positions `first..first + n` needs.
-    pub fn predictions(first: usize, n: usize) -> Span {
-        Span { t: first + n, q0: first }
-    }
-
-    /// Positions with logits.
-    pub fn tq(&self) -> usize {
-        self.t - self.q0
-    }
-}
-
-/// Activations of one block.
+/// A LayerNorm's saved values: `hook_normalized`, `hook_scale` and its output.
 #[derive(Default)]
-struct BlockBufs {
-    ln1_xhat: Vec<f32>,
-    ln1_scale: Vec<f32>,
-    ln1_out: Vec<f32>,
-    ln1_q: Vec<f32>,
+struct LnBufs {
+    xhat: Vec<f32>,
+    scale: Vec<f32>,
+    out: Vec<f32>,
+}
+
+impl LnBufs {
+    fn new(rows: usize, d: usize) -> LnBufs {
+        LnBufs { xhat: vec![0.0; rows * d], scale: vec![0.0; rows], out: vec![0.0; rows * d] }
+    }
+}
+
+/// Attention's activations: queries, pattern, z and output over the query rows, keys and
+/// values over every row.
+#[derive(Default)]
+struct AttnBufs {
+    /// The attention's input at the query rows, when they are not all rows (see [`Rows`]).
+    x_q: Vec<f32>,
+    /// `hook_q` [batch, tq, head, d_head].
     q: Vec<f32>,
+    /// `hook_k` [batch, t, head, d_head].
     k: Vec<f32>,
+    /// `hook_v` [batch, t, head, d_head].
     v: Vec<f32>,
+    /// `hook_attn_scores`, then in place `hook_pattern` [batch, head, tq, t].
     pattern: Vec<f32>,
+    /// `hook_z` [batch, tq, head, d_head].
     z: Vec<f32>,
-    attn_out: Vec<f32>,
-    resid_mid: Vec<f32>,
-    ln2_xhat: Vec<f32>,
-    ln2_scale: Vec<f32>,
-    ln2_out: Vec<f32>,
+    /// `hook_attn_out` [batch, tq, d_model].
+    out: Vec<f32>,
+}
+
+/// The MLP sub-block's activations over the query rows: LN2, `hook_pre`, `hook_post`,
+/// `hook_mlp_out`.
+#[derive(Default)]
+struct MlpBufs {
+    ln2: LnBufs,
     pre: Vec<f32>,
     post: Vec<f32>,
-    mlp_out: Vec<f32>,
-    /// A block that starts at a later row than its output: the rows it computes, before they
-    /// are copied into the output (see [`Workspace::set_first_row`]).
-    out_rows: Vec<f32>,
+    out: Vec<f32>,
+}
+
+/// One block's activations, under their TransformerLens names. Its input (`hook_resid_pre`)
+/// and output (`hook_resid_post`) are the workspace's residual stream.
+#[derive(Default)]
+struct LayerBufs {
+    ln1: LnBufs,
+    attn: AttnBufs,
+    /// `hook_resid_mid` [batch, tq, d_model].
+    resid_mid: Vec<f32>,
+    mlp: MlpBufs,
+    /// A spliced block's output rows before they are copied into the residual stream.
+    spliced: Vec<f32>,
+}
+
+impl LayerBufs {
+    fn new(c: &ModelConfig, rows: Rows) -> LayerBufs {
+        let (d, hd, m) = (c.d_model, c.n_heads * c.d_head, c.d_mlp);
+        let (n_in, n_out) = (rows.n_in(), rows.n_out());
+        let (ln, mlp) = (c.has_ln(), c.has_mlp());
+        let z = |n: usize| vec![0.0f32; n];
+        let attn = AttnBufs {
+            x_q: z(if rows.partial() { n_out * d } else { 0 }),
+            q: z(n_out * hd),
+            k: z(n_in * hd),
+            v: z(n_in * hd),
+            pattern: z(rows.batch * c.n_heads * rows.tq() * rows.t),
+            z: z(n_out * hd),
+            out: z(n_out * d),
+        };
+        let mlp_bufs = MlpBufs {
+            ln2: LnBufs::new(if ln && mlp { n_out } else { 0 }, d),
+            pre: z(if mlp { n_out * m } else { 0 }),
+            post: z(if mlp { n_out * m } else { 0 }),
+            out: z(if mlp { n_out * d } else { 0 }),
+        };
+        LayerBufs {
+            ln1: LnBufs::new(if ln { n_in } else { 0 }, d),
+            attn,
+            resid_mid: z(if mlp { n_out * d } else { 0 }),
+            mlp: mlp_bufs,
+            spliced: Vec::new(),
+        }
+    }
+
+    /// Resizes every buffer over query rows from `old` to `new` rows (a new first row, see
+    /// [`Workspace::set_first_row`]); `gathered` sizes the gathered input and spliced output.
+    fn resize_query_rows(&mut self, old: usize, new: usize, gathered: usize) {
+        let a = &mut self.attn;
+        let m = &mut self.mlp;
+        for v in [
+            &mut a.q,
+            &mut a.pattern,
+            &mut a.z,
+            &mut a.out,
+            &mut self.resid_mid,
+            &mut m.ln2.xhat,
+            &mut m.ln2.scale,
+            &mut m.ln2.out,
+            &mut m.pre,
+            &mut m.post,
+            &mut m.out,
+        ] {
+            let per_row = v.len() / old;
+            v.resize(new * per_row, 0.0);
+        }
+        a.x_q.resize(gathered, 0.0);
+        self.spliced.resize(gathered, 0.0);
+    }
 }
 
 /// Gradient scratch shared by all blocks (sized for the largest).
 #[derive(Default)]
 struct GradBufs {
+    /// d `hook_resid_post` of the block being run backward.
     d_out: Vec<f32>,
+    /// d `hook_resid_mid`.
     d_mid: Vec<f32>,
+    /// d `hook_resid_pre`.
     d_in: Vec<f32>,
+    /// d of a LayerNorm's output (over every row), and d of LN1's output at the query rows.
     d_ln: Vec<f32>,
     d_lnq: Vec<f32>,
+    /// d `hook_post`, then in place d `hook_pre`.
     d_hidden: Vec<f32>,
     dz: Vec<f32>,
     dq: Vec<f32>,
@@ -84,63 +159,45 @@ struct GradBufs {
     dlogits: Vec<f32>,
 }
 
+/// How the last pass computed layer 0's embedding, LN1 and Q/K/V.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layer0 {
+    /// Row by row, as every other layer (a hooked pass, or one that starts at a later row).
+    PerRow,
+    /// Once per distinct (token, position) pair ([`PairTable`]), in a pass without hooks.
+    PerPair,
+}
+
 /// Every buffer a forward and backward pass needs for one batch size and span, allocated once.
 pub struct Workspace {
     /// Batch size.
     pub batch: usize,
     /// Positions computed.
     pub span: Span,
-    /// `resid[l]` is block l's `hook_resid_pre`; `resid[n_layers]` the last `hook_resid_post`.
+    /// `resid[l]` is block l's `hook_resid_pre`; `resid[n_layers]` the last `hook_resid_post`
+    /// (over the last block's query rows).
     resid: Vec<Vec<f32>>,
-    blocks: Vec<BlockBufs>,
-    lnf_xhat: Vec<f32>,
-    lnf_scale: Vec<f32>,
-    lnf_out: Vec<f32>,
+    layers: Vec<LayerBufs>,
+    ln_final: LnBufs,
     /// Logits [batch, span.tq(), d_vocab_out].
     pub logits: Vec<f32>,
     grads: GradBufs,
     /// Layer 0 per distinct (token, position) pair, used by passes without hooks.
     pairs: PairTable,
-    /// Whether the last forward pass went through `pairs`.
-    used_pairs: bool,
+    layer0: Layer0,
     /// First row every block but the last computes (see [`Workspace::set_first_row`]).
     first_row: usize,
 }
 
 impl Workspace {
     /// Buffers for `batch` sequences over `span` of a model with this config.
-    pub fn new(c: &super::config::ModelConfig, batch: usize, span: Span) -> Workspace {
+    pub fn new(c: &ModelConfig, batch: usize, span: Span) -> Workspace {
         assert!(span.q0 < span.t && span.t <= c.n_ctx, "span {span:?} does not fit n_ctx {}", c.n_ctx);
         let (d, hd, m, nl) = (c.d_model, c.n_heads * c.d_head, c.d_mlp, c.n_layers);
-        let (n_in, n_out) = (batch * span.t, batch * span.tq());
+        let last = Rows::of_block(nl - 1, nl, batch, span, 0);
+        let (n_in, n_out) = (last.n_in(), last.n_out());
         let z = |n: usize| vec![0.0f32; n];
-        let ln = c.has_ln();
-        let blocks = (0..nl)
-            .map(|l| {
-                let no = if l + 1 == nl { n_out } else { n_in };
-                let mlp = c.has_mlp();
-                BlockBufs {
-                    ln1_xhat: z(if ln { n_in * d } else { 0 }),
-                    ln1_scale: z(if ln { n_in } else { 0 }),
-                    ln1_out: z(if ln { n_in * d } else { 0 }),
-                    ln1_q: z(if no < n_in { no * d } else { 0 }),
-                    q: z(no * hd),
-                    k: z(n_in * hd),
-                    v: z(n_in * hd),
-                    pattern: z(batch * c.n_heads * (no / batch) * span.t),
-                    z: z(no * hd),
-                    attn_out: z(no * d),
-                    resid_mid: z(if mlp { no * d } else { 0 }),
-                    ln2_xhat: z(if ln && mlp { no * d } else { 0 }),
-                    ln2_scale: z(if ln && mlp { no } else { 0 }),
-                    ln2_out: z(if ln && mlp { no * d } else { 0 }),
-                    pre: z(if mlp { no * m } else { 0 }),
-                    post: z(if mlp { no * m } else { 0 }),
-                    mlp_out: z(if mlp { no * d } else { 0 }),
-                    out_rows: Vec::new(),
-                }
-            })
-            .collect();
+        let layers = (0..nl).map(|l| LayerBufs::new(c, Rows::of_block(l, nl, batch, span, 0))).collect();
         let resid = (0..=nl).map(|l| z(if l == nl { n_out * d } else { n_in * d })).collect();
         let grads = GradBufs {
             d_out: z(n_in * d),
@@ -160,25 +217,22 @@ impl Workspace {
             batch,
             span,
             resid,
-            blocks,
-            lnf_xhat: z(if ln { n_out * d } else { 0 }),
-            lnf_scale: z(if ln { n_out } else { 0 }),
-            lnf_out: z(n_out * d),
+            layers,
+            ln_final: LnBufs::new(if c.has_ln() { n_out } else { 0 }, d),
             logits: z(n_out * c.d_vocab_out),
             grads,
             pairs: PairTable::default(),
-            used_pairs: false,
+            layer0: Layer0::PerRow,
             first_row: 0,
         }
     }
 
     /// Makes every block but the last compute queries, attention output and MLP only for rows
     /// `first..span.t` (keys and values still for every row), leaving the rows before `first` of
-    /// their outputs as they are. Attention is causal, so a pass whose interventions all sit at
-    /// position `first` or later changes nothing before it: an intervention pass loads the clean
-    /// outputs (every later block's `hook_resid_pre`, [`Workspace::resid_pre_mut`]) and sets
-    /// `first` to its first intervened position, skipping the rows it cannot change. 0 (the
-    /// default) computes every row; the backward pass needs 0.
+    /// their outputs as they are: the partial recompute of [`super::rows`]. An intervention pass
+    /// loads the clean outputs (every later block's `hook_resid_pre`, [`Workspace::resid_pre_mut`])
+    /// and sets `first` to its first intervened position. 0 (the default) computes every row;
+    /// the backward pass needs 0.
     pub fn set_first_row(&mut self, first: usize) {
         assert!(first < self.span.t, "first row {first} outside the span {:?}", self.span);
         if first == self.first_row {
@@ -188,34 +242,16 @@ impl Workspace {
         let (old, new) = (b * (t - self.first_row), b * (t - first));
         let d = self.resid[0].len() / (b * t);
         self.first_row = first;
-        let nl = self.blocks.len();
-        for bb in &mut self.blocks[..nl - 1] {
-            // Every buffer over query rows keeps its width per row.
-            for v in [
-                &mut bb.q,
-                &mut bb.pattern,
-                &mut bb.z,
-                &mut bb.attn_out,
-                &mut bb.resid_mid,
-                &mut bb.ln2_xhat,
-                &mut bb.ln2_scale,
-                &mut bb.ln2_out,
-                &mut bb.pre,
-                &mut bb.post,
-                &mut bb.mlp_out,
-            ] {
-                let per_row = v.len() / old;
-                v.resize(new * per_row, 0.0);
-            }
-            let gathered = if first > 0 { new * d } else { 0 };
-            bb.ln1_q.resize(gathered, 0.0);
-            bb.out_rows.resize(gathered, 0.0);
+        let nl = self.layers.len();
+        let gathered = if first > 0 { new * d } else { 0 };
+        for layer in &mut self.layers[..nl - 1] {
+            layer.resize_query_rows(old, new, gathered);
         }
     }
 
     /// Distinct (token, position) pairs of the last pass without hooks (None after a hooked pass).
     pub fn layer0_pairs(&self) -> Option<usize> {
-        self.used_pairs.then_some(self.pairs.pairs.len())
+        (self.layer0 == Layer0::PerPair).then_some(self.pairs.pairs.len())
     }
 
     /// Block `l`'s `hook_resid_pre`, [batch, span.t, d_model] (every block but the last reads
@@ -225,21 +261,40 @@ impl Workspace {
         &mut self.resid[l]
     }
 
-    /// First query position of block `l`.
-    fn q0(&self, l: usize, n_layers: usize) -> usize {
-        if l + 1 == n_layers {
-            self.span.q0
-        } else {
-            self.first_row
-        }
+    /// The rows block `l` computes.
+    fn rows(&self, l: usize) -> Rows {
+        Rows::of_block(l, self.layers.len(), self.batch, self.span, self.first_row)
     }
 }
 
-fn hook<H: Hooks>(hooks: &mut H, point: HookPoint, data: &mut [f32], shape: Vec<usize>, pos_offset: usize) {
-    if H::ACTIVE {
-        hooks.call(point, HookTensor { data, shape, pos_offset });
+/// What every sub-block of one block needs: the model's dimensions, the block's index and
+/// weights by name, and the rows it computes.
+struct Layer<'p> {
+    c: &'p ModelConfig,
+    l: usize,
+    w: Block<&'p [f32]>,
+    rows: Rows,
+}
+
+impl Layer<'_> {
+    /// A hook's shape over the query rows: [batch, tq, ...rest].
+    fn q_shape(&self, rest: &[usize]) -> Vec<usize> {
+        [&[self.rows.batch, self.rows.tq()][..], rest].concat()
+    }
+
+    /// A hook's shape over every row: [batch, t, ...rest].
+    fn all_shape(&self, rest: &[usize]) -> Vec<usize> {
+        [&[self.rows.batch, self.rows.t][..], rest].concat()
     }
 }
+
+fn hook<H: Hooks>(hooks: &mut H, point: HookPoint, data: &mut [f32], shape: impl FnOnce() -> Vec<usize>, pos_offset: usize) {
+    if H::ACTIVE {
+        hooks.call(point, HookTensor { data, shape: shape(), pos_offset });
+    }
+}
+
+// ---- The whole model ----
 
 /// Runs the model on `tokens` ([batch, n_ctx] row-major; only the first `span.t` of each row are
 /// read), leaving logits in `ws.logits` and every activation in `ws` for the backward pass.
@@ -263,13 +318,15 @@ pub fn forward_blocks<H: Hooks>(
 ) {
     let c = &p.config;
     assert!(blocks.start < blocks.end && blocks.end <= c.n_layers, "block range {blocks:?} outside 0..{}", c.n_layers);
-    ws.used_pairs = !H::ACTIVE && blocks.start == 0 && ws.first_row == 0;
+    let per_pair = !H::ACTIVE && blocks.start == 0 && ws.first_row == 0;
+    ws.layer0 = if per_pair { Layer0::PerPair } else { Layer0::PerRow };
     if blocks.start == 0 {
-        if ws.used_pairs {
-            ws.pairs.build(tokens, n_ctx, ws.batch, ws.span.t, c.d_vocab);
-            ws.pairs.forward(p, &p.layout.blocks[0]);
-        } else {
-            embed(p, tokens, n_ctx, ws, hooks);
+        match ws.layer0 {
+            Layer0::PerPair => {
+                ws.pairs.build(tokens, n_ctx, ws.batch, ws.span.t, c.d_vocab);
+                ws.pairs.forward(p);
+            }
+            Layer0::PerRow => embed_forward(p, tokens, n_ctx, ws, hooks),
         }
     }
     let last = blocks.end == c.n_layers;
@@ -277,240 +334,7 @@ pub fn forward_blocks<H: Hooks>(
         block_forward(p, l, ws, hooks);
     }
     if last {
-        unembed(p, ws, hooks);
-    }
-}
-
-/// Final LayerNorm and unembedding of the last block's output into `ws.logits`.
-fn unembed<H: Hooks>(p: &Params, ws: &mut Workspace, hooks: &mut H) {
-    let c = &p.config;
-    let (b, span, d) = (ws.batch, ws.span, c.d_model);
-    let x = std::mem::take(&mut ws.resid[c.n_layers]);
-    let tq = span.tq();
-    let out = match &p.layout.ln_final {
-        Some(lnf) => {
-            let (xh, sc, o) = (&mut ws.lnf_xhat, &mut ws.lnf_scale, &mut ws.lnf_out);
-            layernorm(p, lnf, &x, xh, sc, o, hooks, [HookPoint::LnFinalScale, HookPoint::LnFinalNormalized], [b, tq], span.q0);
-            &ws.lnf_out
-        }
-        None => &x,
-    };
-    matmul(&mut ws.logits, MatRef::new(out, b * tq, d), MatRef::new(&p.data[p.layout.w_u.clone()], d, c.d_vocab_out), false);
-    add_bias(&mut ws.logits, &p.data[p.layout.b_u.clone()]);
-    ws.resid[c.n_layers] = x;
-}
-
-fn embed<H: Hooks>(p: &Params, tokens: &[u32], n_ctx: usize, ws: &mut Workspace, hooks: &mut H) {
-    let (d, t) = (p.config.d_model, ws.span.t);
-    let (w_e, w_pos) = (&p.data[p.layout.w_e.clone()], &p.data[p.layout.w_pos.clone()]);
-    let x = &mut ws.resid[0];
-    if H::ACTIVE {
-        let shape = vec![ws.batch, t, d];
-        let mut e = vec![0.0; x.len()];
-        let mut pe = vec![0.0; x.len()];
-        for (r, (er, pr)) in e.chunks_exact_mut(d).zip(pe.chunks_exact_mut(d)).enumerate() {
-            let tok = tokens[(r / t) * n_ctx + r % t] as usize;
-            er.copy_from_slice(&w_e[tok * d..(tok + 1) * d]);
-            pr.copy_from_slice(&w_pos[(r % t) * d..(r % t + 1) * d]);
-        }
-        hook(hooks, HookPoint::Embed, &mut e, shape.clone(), 0);
-        hook(hooks, HookPoint::PosEmbed, &mut pe, shape, 0);
-        x.iter_mut().zip(e.iter().zip(&pe)).for_each(|(x, (a, b))| *x = a + b);
-    } else {
-        for (r, row) in x.chunks_exact_mut(d).enumerate() {
-            let tok = tokens[(r / t) * n_ctx + r % t] as usize;
-            let (er, pr) = (&w_e[tok * d..(tok + 1) * d], &w_pos[(r % t) * d..(r % t + 1) * d]);
-            row.iter_mut().zip(er.iter().zip(pr)).for_each(|(x, (a, b))| *x = a + b);
-        }
-    }
-}
-
-/// LayerNorm with its two hooks; the output is recomputed if a hook edited `hook_normalized`.
-#[allow(clippy::too_many_arguments)]
-fn layernorm<H: Hooks>(
-    p: &Params,
-    ln: &LnIdx,
-    x: &[f32],
-    xhat: &mut [f32],
-    scale: &mut [f32],
-    out: &mut [f32],
-    hooks: &mut H,
-    points: [HookPoint; 2],
-    bt: [usize; 2],
-    pos0: usize,
-) {
-    let (w, bias) = (&p.data[ln.w.clone()], &p.data[ln.b.clone()]);
-    ops::layernorm_forward(x, w, bias, p.config.eps as f32, xhat, scale, out);
-    if H::ACTIVE {
-        hook(hooks, points[0], scale, vec![bt[0], bt[1], 1], pos0);
-        hook(hooks, points[1], xhat, vec![bt[0], bt[1], w.len()], pos0);
-        for (o, xh) in out.chunks_exact_mut(w.len()).zip(xhat.chunks_exact(w.len())) {
-            for i in 0..w.len() {
-                o[i] = xh[i] * w[i] + bias[i];
-            }
-        }
-    }
-}
-
-/// Copies rows `q0..t` of every sequence of `x` ([batch, t, d]) into `out` ([batch, t - q0, d]).
-fn gather_rows(x: &[f32], d: usize, span: Span, out: &mut [f32]) {
-    for (o, xs) in out.chunks_exact_mut(span.tq() * d).zip(x.chunks_exact(span.t * d)) {
-        o.copy_from_slice(&xs[span.q0 * d..]);
-    }
-}
-
-/// Copies rows of `y` ([batch, t - q0, d]) into rows `q0..t` of `x` ([batch, t, d]).
-fn copy_rows(x: &mut [f32], d: usize, span: Span, y: &[f32]) {
-    for (xs, ys) in x.chunks_exact_mut(span.t * d).zip(y.chunks_exact(span.tq() * d)) {
-        xs[span.q0 * d..].copy_from_slice(ys);
-    }
-}
-
-/// Adds rows of `y` ([batch, t - q0, d]) into rows `q0..t` of `x` ([batch, t, d]).
-fn scatter_add_rows(x: &mut [f32], d: usize, span: Span, y: &[f32]) {
-    for (xs, ys) in x.chunks_exact_mut(span.t * d).zip(y.chunks_exact(span.tq() * d)) {
-        xs[span.q0 * d..].iter_mut().zip(ys).for_each(|(a, b)| *a += b);
-    }
-}
-
-fn block_forward<H: Hooks>(p: &Params, l: usize, ws: &mut Workspace, hooks: &mut H) {
-    let c = &p.config;
-    let idx = &p.layout.blocks[l];
-    let (b, t, d, nh, dh) = (ws.batch, ws.span.t, c.d_model, c.n_heads, c.d_head);
-    let hd = nh * dh;
-    let q0 = ws.q0(l, c.n_layers);
-    let sub = Span { t, q0 };
-    let (tq, n_in, n_out) = (t - q0, b * t, b * (t - q0));
-    // A block before the last that starts at a later row computes rows q0..t apart and copies
-    // them into its output, whose earlier rows already hold the clean values.
-    let partial = q0 > 0 && l + 1 < c.n_layers;
-    let (before, after) = ws.resid.split_at_mut(l + 1);
-    let (x, full_out) = (&mut before[l], &mut after[0]);
-    let bb = &mut ws.blocks[l];
-    let mut rows = std::mem::take(&mut bb.out_rows);
-    let x_out: &mut [f32] = if partial { &mut rows } else { full_out };
-    let a = &idx.attn;
-    if l == 0 && ws.used_pairs {
-        ws.pairs.expand(t, q0, x, &mut bb.q, &mut bb.k, &mut bb.v);
-    } else {
-        hook(hooks, HookPoint::ResidPre(l), x, vec![b, t, d], 0);
-        let ln_in: &[f32] = match &idx.ln1 {
-            Some(ln) => {
-                let points = [HookPoint::Ln1Scale(l), HookPoint::Ln1Normalized(l)];
-                layernorm(p, ln, x, &mut bb.ln1_xhat, &mut bb.ln1_scale, &mut bb.ln1_out, hooks, points, [b, t], 0);
-                &bb.ln1_out
-            }
-            None => x,
-        };
-        let ln_q: &[f32] = if q0 > 0 {
-            gather_rows(ln_in, d, sub, &mut bb.ln1_q);
-            &bb.ln1_q
-        } else {
-            ln_in
-        };
-        // Queries for the query rows, keys and values for all rows: [rows, head, d_head].
-        for h in 0..nh {
-            let w = |r: &std::ops::Range<usize>| MatRef::new(&p.data[r.start + h * d * dh..r.start + (h + 1) * d * dh], d, dh);
-            matmul_into(&mut bb.q[h * dh..], hd, MatRef::new(ln_q, n_out, d), w(&a.w_q), false);
-            matmul_into(&mut bb.k[h * dh..], hd, MatRef::new(ln_in, n_in, d), w(&a.w_k), false);
-            matmul_into(&mut bb.v[h * dh..], hd, MatRef::new(ln_in, n_in, d), w(&a.w_v), false);
-        }
-        add_bias(&mut bb.q, &p.data[a.b_q.clone()]);
-        add_bias(&mut bb.k, &p.data[a.b_k.clone()]);
-        add_bias(&mut bb.v, &p.data[a.b_v.clone()]);
-    }
-    hook(hooks, HookPoint::Q(l), &mut bb.q, vec![b, tq, nh, dh], q0);
-    hook(hooks, HookPoint::K(l), &mut bb.k, vec![b, t, nh, dh], 0);
-    hook(hooks, HookPoint::V(l), &mut bb.v, vec![b, t, nh, dh], 0);
-    let dims = AttnDims { batch: b, heads: nh, d_head: dh, t, q0 };
-    ops::attn_scores(dims, &bb.q, &bb.k, &mut bb.pattern);
-    hook(hooks, HookPoint::AttnScores(l), &mut bb.pattern, vec![b, nh, tq, t], q0);
-    ops::softmax_rows(&mut bb.pattern, t);
-    hook(hooks, HookPoint::Pattern(l), &mut bb.pattern, vec![b, nh, tq, t], q0);
-    ops::attn_mix(dims, &bb.pattern, &bb.v, &mut bb.z);
-    hook(hooks, HookPoint::Z(l), &mut bb.z, vec![b, tq, nh, dh], q0);
-    // W_O [head, d_head, d_model] is one [head * d_head, d_model] matrix.
-    matmul(&mut bb.attn_out, MatRef::new(&bb.z, n_out, hd), MatRef::new(&p.data[a.w_o.clone()], hd, d), false);
-    add_bias(&mut bb.attn_out, &p.data[a.b_o.clone()]);
-    hook(hooks, HookPoint::AttnOut(l), &mut bb.attn_out, vec![b, tq, d], q0);
-    let mid = if idx.mlp.is_some() { &mut bb.resid_mid } else { &mut *x_out };
-    if q0 > 0 {
-        gather_rows(x, d, sub, mid);
-    } else {
-        mid.copy_from_slice(x);
-    }
-    mid.iter_mut().zip(&bb.attn_out).for_each(|(m, a)| *m += a);
-    if let Some(mlp) = &idx.mlp {
-        mlp_forward(p, l, mlp, idx.ln2.as_ref(), bb, Span { t: tq, q0 }, b, hooks, x_out);
-    }
-    hook(hooks, HookPoint::ResidPost(l), x_out, vec![b, tq, d], q0);
-    if partial {
-        copy_rows(full_out, d, sub, &rows);
-    }
-    bb.out_rows = rows;
-}
-
-/// The MLP sub-block forward, on `rows.tq()` rows per sequence (the positions `q0..` of the
-/// hooks' shapes): `x_out = resid_mid + W_out act(W_in LN2(resid_mid) + b_in) + b_out`.
-#[allow(clippy::too_many_arguments)]
-fn mlp_forward<H: Hooks>(
-    p: &Params,
-    l: usize,
-    mlp: &MlpIdx,
-    ln2: Option<&LnIdx>,
-    bb: &mut BlockBufs,
-    rows: Span,
-    b: usize,
-    hooks: &mut H,
-    x_out: &mut [f32],
-) {
-    let c = &p.config;
-    let (d, m, tq, q0) = (c.d_model, c.d_mlp, rows.t, rows.q0);
-    let n_out = b * tq;
-    hook(hooks, HookPoint::ResidMid(l), &mut bb.resid_mid, vec![b, tq, d], q0);
-    let ln2_in: &[f32] = match ln2 {
-        Some(ln) => {
-            let points = [HookPoint::Ln2Scale(l), HookPoint::Ln2Normalized(l)];
-            layernorm(p, ln, &bb.resid_mid, &mut bb.ln2_xhat, &mut bb.ln2_scale, &mut bb.ln2_out, hooks, points, [b, tq], q0);
-            &bb.ln2_out
-        }
-        None => &bb.resid_mid,
-    };
-    matmul(&mut bb.pre, MatRef::new(ln2_in, n_out, d), MatRef::new(&p.data[mlp.w_in.clone()], d, m), false);
-    add_bias(&mut bb.pre, &p.data[mlp.b_in.clone()]);
-    hook(hooks, HookPoint::MlpPre(l), &mut bb.pre, vec![b, tq, m], q0);
-    ops::activation_forward(c.act_fn, &bb.pre, &mut bb.post);
-    hook(hooks, HookPoint::MlpPost(l), &mut bb.post, vec![b, tq, m], q0);
-    matmul(&mut bb.mlp_out, MatRef::new(&bb.post, n_out, m), MatRef::new(&p.data[mlp.w_out.clone()], m, d), false);
-    add_bias(&mut bb.mlp_out, &p.data[mlp.b_out.clone()]);
-    hook(hooks, HookPoint::MlpOut(l), &mut bb.mlp_out, vec![b, tq, d], q0);
-    x_out.iter_mut().zip(bb.resid_mid.iter().zip(&bb.mlp_out)).for_each(|(o, (r, m))| *o = r + m);
-}
-
-/// The MLP sub-block backward over `n_out` rows: reads d hook_resid_post from `g.d_out`, adds the
-/// MLP's path into `g.d_mid` (which already holds the residual connection's copy) and its
-/// parameters' gradients into `grad`.
-fn mlp_backward(p: &Params, mlp: &MlpIdx, ln2: Option<&LnIdx>, bb: &BlockBufs, n_out: usize, g: &mut GradBufs, grad: &mut [f32]) {
-    let c = &p.config;
-    let (d, m) = (c.d_model, c.d_mlp);
-    let d_mid = &mut g.d_mid[..n_out * d];
-    let d_post = MatRef::new(&g.d_out[..n_out * d], n_out, d);
-    matmul(&mut grad[mlp.w_out.clone()], MatRef::new(&bb.post, n_out, m).t(), d_post, true);
-    add_col_sums(&mut grad[mlp.b_out.clone()], &g.d_out[..n_out * d]);
-    let dh_buf = &mut g.d_hidden[..n_out * m];
-    matmul(dh_buf, d_post, MatRef::new(&p.data[mlp.w_out.clone()], m, d).t(), false);
-    ops::activation_backward(c.act_fn, &bb.pre, dh_buf);
-    let ln2_in: &[f32] = if ln2.is_some() { &bb.ln2_out } else { &bb.resid_mid };
-    matmul(&mut grad[mlp.w_in.clone()], MatRef::new(ln2_in, n_out, d).t(), MatRef::new(dh_buf, n_out, m), true);
-    add_col_sums(&mut grad[mlp.b_in.clone()], dh_buf);
-    let w_in = MatRef::new(&p.data[mlp.w_in.clone()], d, m);
-    match ln2 {
-        Some(ln) => {
-            matmul(&mut g.d_ln[..n_out * d], MatRef::new(dh_buf, n_out, m), w_in.t(), false);
-            let (dw, db) = two_mut(grad, &ln.w, &ln.b);
-            ops::layernorm_backward(&g.d_ln[..n_out * d], &bb.ln2_xhat, &bb.ln2_scale, &p.data[ln.w.clone()], dw, db, d_mid, true);
-        }
-        None => matmul(d_mid, MatRef::new(dh_buf, n_out, m), w_in.t(), true),
+        unembed_forward(p, ws, hooks);
     }
 }
 
@@ -518,49 +342,250 @@ fn mlp_backward(p: &Params, mlp: &MlpIdx, ln2: Option<&LnIdx>, bb: &BlockBufs, n
 /// parameter's gradient into `grad` (same layout as `p.data`).
 pub fn backward(p: &Params, tokens: &[u32], n_ctx: usize, ws: &mut Workspace, grad: &mut [f32]) {
     assert_eq!(ws.first_row, 0, "the backward pass needs every row (Workspace::set_first_row(0))");
-    let c = &p.config;
-    let (b, d, tq) = (ws.batch, c.d_model, ws.span.tq());
-    let n_out = b * tq;
-    let lay = &p.layout;
     let mut g = std::mem::take(&mut ws.grads);
-    // Unembedding.
-    let dl = MatRef::new(&g.dlogits, n_out, c.d_vocab_out);
-    let lnf_in: &[f32] = if lay.ln_final.is_some() { &ws.lnf_out } else { &ws.resid[c.n_layers] };
-    matmul(&mut grad[lay.w_u.clone()], MatRef::new(lnf_in, n_out, d).t(), dl, true);
-    add_col_sums(&mut grad[lay.b_u.clone()], &g.dlogits);
-    let w_u = MatRef::new(&p.data[lay.w_u.clone()], d, c.d_vocab_out);
-    match &lay.ln_final {
-        Some(lnf) => {
-            matmul(&mut g.d_ln[..n_out * d], dl, w_u.t(), false);
-            let (dw, db) = two_mut(grad, &lnf.w, &lnf.b);
-            ops::layernorm_backward(
-                &g.d_ln[..n_out * d],
-                &ws.lnf_xhat,
-                &ws.lnf_scale,
-                &p.data[lnf.w.clone()],
-                dw,
-                db,
-                &mut g.d_out[..n_out * d],
-                false,
-            );
-        }
-        None => matmul(&mut g.d_out[..n_out * d], dl, w_u.t(), false),
-    }
+    unembed_backward(p, ws, &mut g, grad);
     let mut pairs = std::mem::take(&mut ws.pairs);
-    for l in (0..c.n_layers).rev() {
-        block_backward(p, l, ws, ws.used_pairs.then_some(&mut pairs), &mut g, grad);
+    for l in (0..p.config.n_layers).rev() {
+        let per_pair = l == 0 && ws.layer0 == Layer0::PerPair;
+        block_backward(p, l, ws, per_pair.then_some(&mut pairs), &mut g, grad);
         std::mem::swap(&mut g.d_out, &mut g.d_in);
     }
-    ws.pairs = pairs;
-    // Embeddings: g.d_out now holds d hook_resid_pre of block 0.
-    let t = ws.span.t;
-    for (r, row) in g.d_out[..b * t * d].chunks_exact(d).enumerate() {
-        let tok = tokens[(r / t) * n_ctx + r % t] as usize;
-        let pos = r % t;
-        grad[lay.w_e.start + tok * d..lay.w_e.start + (tok + 1) * d].iter_mut().zip(row).for_each(|(g, v)| *g += v);
-        grad[lay.w_pos.start + pos * d..lay.w_pos.start + (pos + 1) * d].iter_mut().zip(row).for_each(|(g, v)| *g += v);
+    if ws.layer0 == Layer0::PerPair {
+        pairs.embed_backward(&mut p.layout.embed_of_mut(grad));
     }
+    ws.pairs = pairs;
+    // g.d_out now holds d hook_resid_pre of block 0.
+    embed_backward(p, tokens, n_ctx, ws, &g.d_out, grad);
     ws.grads = g;
+}
+
+// ---- Embedding: x = W_E[token] + W_pos[position] ----
+
+fn embed_forward<H: Hooks>(p: &Params, tokens: &[u32], n_ctx: usize, ws: &mut Workspace, hooks: &mut H) {
+    let (d, t, w) = (p.config.d_model, ws.span.t, p.embed());
+    let token = |r: usize| tokens[(r / t) * n_ctx + r % t] as usize;
+    let x = &mut ws.resid[0];
+    if H::ACTIVE {
+        let shape = vec![ws.batch, t, d];
+        let mut e = vec![0.0; x.len()];
+        let mut pe = vec![0.0; x.len()];
+        for (r, (er, pr)) in e.chunks_exact_mut(d).zip(pe.chunks_exact_mut(d)).enumerate() {
+            er.copy_from_slice(&w.w_e[token(r) * d..(token(r) + 1) * d]);
+            pr.copy_from_slice(&w.w_pos[(r % t) * d..(r % t + 1) * d]);
+        }
+        hooks.call(HookPoint::Embed, HookTensor { data: &mut e, shape: shape.clone(), pos_offset: 0 });
+        hooks.call(HookPoint::PosEmbed, HookTensor { data: &mut pe, shape, pos_offset: 0 });
+        x.iter_mut().zip(e.iter().zip(&pe)).for_each(|(x, (a, b))| *x = a + b);
+    } else {
+        for (r, row) in x.chunks_exact_mut(d).enumerate() {
+            let (er, pr) = (&w.w_e[token(r) * d..(token(r) + 1) * d], &w.w_pos[(r % t) * d..(r % t + 1) * d]);
+            row.iter_mut().zip(er.iter().zip(pr)).for_each(|(x, (a, b))| *x = a + b);
+        }
+    }
+}
+
+/// Adds the embeddings' gradients from d `hook_resid_pre` of block 0 (`d_x`).
+fn embed_backward(p: &Params, tokens: &[u32], n_ctx: usize, ws: &Workspace, d_x: &[f32], grad: &mut [f32]) {
+    let (b, t, d) = (ws.batch, ws.span.t, p.config.d_model);
+    let g = p.layout.embed_of_mut(grad);
+    for (r, row) in d_x[..b * t * d].chunks_exact(d).enumerate() {
+        let (tok, pos) = (tokens[(r / t) * n_ctx + r % t] as usize, r % t);
+        g.w_e[tok * d..(tok + 1) * d].iter_mut().zip(row).for_each(|(g, v)| *g += v);
+        g.w_pos[pos * d..(pos + 1) * d].iter_mut().zip(row).for_each(|(g, v)| *g += v);
+    }
+}
+
+// ---- LayerNorm: out = (x - mean) / sqrt(var + eps) * w + b ----
+
+/// Where a LayerNorm's hooks fire: its two hook points, [batch, positions] and first position.
+struct LnHooks {
+    scale: HookPoint,
+    normalized: HookPoint,
+    shape: [usize; 2],
+    pos0: usize,
+}
+
+impl LnHooks {
+    /// Block `l`'s LN1, over every row.
+    fn ln1(l: usize, rows: Rows) -> LnHooks {
+        LnHooks { scale: HookPoint::Ln1Scale(l), normalized: HookPoint::Ln1Normalized(l), shape: [rows.batch, rows.t], pos0: 0 }
+    }
+
+    /// Block `l`'s LN2, over its query rows.
+    fn ln2(l: usize, rows: Rows) -> LnHooks {
+        LnHooks { scale: HookPoint::Ln2Scale(l), normalized: HookPoint::Ln2Normalized(l), shape: [rows.batch, rows.tq()], pos0: rows.q0 }
+    }
+
+    /// `ln_final`, over the last block's query rows (`rows`).
+    fn ln_final(rows: Rows) -> LnHooks {
+        LnHooks { scale: HookPoint::LnFinalScale, normalized: HookPoint::LnFinalNormalized, shape: [rows.batch, rows.tq()], pos0: rows.q0 }
+    }
+}
+
+/// The input of the sub-block after a LayerNorm: its output, or `x` itself in a model without
+/// LayerNorms. The output is recomputed if a hook edited `hook_normalized`.
+fn ln_forward<'a, H: Hooks>(w: Option<&Ln<&[f32]>>, eps: f32, x: &'a [f32], buf: &'a mut LnBufs, at: LnHooks, hooks: &mut H) -> &'a [f32] {
+    let Some(w) = w else { return x };
+    ops::layernorm_forward(x, w.w, w.b, eps, &mut buf.xhat, &mut buf.scale, &mut buf.out);
+    if H::ACTIVE {
+        let [b, t] = at.shape;
+        hook(hooks, at.scale, &mut buf.scale, || vec![b, t, 1], at.pos0);
+        hook(hooks, at.normalized, &mut buf.xhat, || vec![b, t, w.w.len()], at.pos0);
+        for (o, xh) in buf.out.chunks_exact_mut(w.w.len()).zip(buf.xhat.chunks_exact(w.w.len())) {
+            for i in 0..w.w.len() {
+                o[i] = xh[i] * w.w[i] + w.b[i];
+            }
+        }
+    }
+    &buf.out
+}
+
+/// LayerNorm backward: from d of its output (`d_ln`), adds its weight and bias gradients into
+/// `grad` and writes (or adds, when `accumulate`) d of its input into `dx`.
+fn ln_backward(w: &Ln<&[f32]>, buf: &LnBufs, d_ln: &[f32], grad: &mut Ln<&mut [f32]>, dx: &mut [f32], accumulate: bool) {
+    ops::layernorm_backward(d_ln, &buf.xhat, &buf.scale, w.w, grad, dx, accumulate);
+}
+
+// ---- Block: resid_mid = x + attn(ln1(x)); resid_post = resid_mid + mlp(ln2(resid_mid)) ----
+
+fn block_forward<H: Hooks>(p: &Params, l: usize, ws: &mut Workspace, hooks: &mut H) {
+    let c = &p.config;
+    let at = Layer { c, l, w: p.block(l), rows: ws.rows(l) };
+    let (rows, d) = (at.rows, c.d_model);
+    let (before, after) = ws.resid.split_at_mut(l + 1);
+    let (x, resid_post) = (&mut before[l], &mut after[0]);
+    let LayerBufs { ln1, attn, resid_mid, mlp, spliced } = &mut ws.layers[l];
+    if l == 0 && ws.layer0 == Layer0::PerPair {
+        ws.pairs.expand(rows, x, [&mut attn.q, &mut attn.k, &mut attn.v]);
+    } else {
+        hook(hooks, HookPoint::ResidPre(l), x, || at.all_shape(&[d]), 0);
+        let attn_in = ln_forward(at.w.ln1.as_ref(), c.eps as f32, x, ln1, LnHooks::ln1(l, rows), hooks);
+        qkv_forward(&at, attn_in, attn);
+    }
+    attention_forward(&at, attn, hooks);
+    // The block's output rows: the residual stream itself, or a spliced block's own buffer.
+    let out: &mut [f32] = if rows.spliced { &mut spliced[..] } else { &mut resid_post[..] };
+    match &at.w.mlp {
+        Some(w) => {
+            residual_forward(rows, d, x, &attn.out, resid_mid);
+            hook(hooks, HookPoint::ResidMid(l), resid_mid, || at.q_shape(&[d]), rows.q0);
+            mlp_forward(&at, w, resid_mid, mlp, hooks);
+            out.iter_mut().zip(resid_mid.iter().zip(&mlp.out)).for_each(|(o, (r, m))| *o = r + m);
+        }
+        None => residual_forward(rows, d, x, &attn.out, out),
+    }
+    hook(hooks, HookPoint::ResidPost(l), out, || at.q_shape(&[d]), rows.q0);
+    if rows.spliced {
+        rows.splice(resid_post, d, spliced);
+    }
+}
+
+/// Block `l` backward: reads d `hook_resid_post` from `g.d_out`, writes d `hook_resid_pre` to
+/// `g.d_in`. With `pairs` (layer 0 of a pass without hooks) the LN1 path's gradient goes to the
+/// pair table ([`PairTable::backward`]) and `g.d_in` carries only the residual connection.
+fn block_backward(p: &Params, l: usize, ws: &Workspace, pairs: Option<&mut PairTable>, g: &mut GradBufs, grad: &mut [f32]) {
+    let c = &p.config;
+    let at = Layer { c, l, w: p.block(l), rows: ws.rows(l) };
+    let (rows, d, hd) = (at.rows, c.d_model, c.n_heads * c.d_head);
+    let (n_in, n_out) = (rows.n_in(), rows.n_out());
+    let buf = &ws.layers[l];
+    let mut gw = p.layout.blocks[l].of_mut(grad);
+    // The residual connection around the MLP: d resid_mid starts as d resid_post.
+    g.d_mid[..n_out * d].copy_from_slice(&g.d_out[..n_out * d]);
+    mlp_backward(&at, buf, &mut gw, g);
+    attention_backward(&at, &buf.attn, &mut gw.attn, g);
+    match pairs {
+        Some(pairs) => {
+            pairs.backward(p, rows, [&g.dq[..n_out * hd], &g.dk[..n_in * hd], &g.dv[..n_in * hd]], &mut gw);
+            g.d_in[..n_in * d].fill(0.0);
+        }
+        None => {
+            let x: &[f32] = if at.w.ln1.is_some() { &buf.ln1.out } else { &ws.resid[l] };
+            qkv_backward(&at, x, &buf.attn, &mut gw.attn, g);
+            let (d_ln, d_in) = (&g.d_ln[..n_in * d], &mut g.d_in[..n_in * d]);
+            match (&at.w.ln1, &mut gw.ln1) {
+                (Some(w), Some(gln)) => ln_backward(w, &buf.ln1, d_ln, gln, d_in, false),
+                _ => d_in.copy_from_slice(d_ln),
+            }
+        }
+    }
+    // The residual connection around the attention.
+    let (d_in, d_mid) = (&mut g.d_in[..n_in * d], &g.d_mid[..n_out * d]);
+    if rows.partial() {
+        rows.scatter_add(d_in, d, d_mid);
+    } else {
+        d_in.iter_mut().zip(d_mid).for_each(|(a, b)| *a += b);
+    }
+}
+
+/// `out = x + y` at the query rows (`x` over every row, `y` and `out` over the query rows).
+fn residual_forward(rows: Rows, d: usize, x: &[f32], y: &[f32], out: &mut [f32]) {
+    if rows.partial() {
+        rows.gather(x, d, out);
+    } else {
+        out.copy_from_slice(x);
+    }
+    out.iter_mut().zip(y).for_each(|(o, y)| *o += y);
+}
+
+// ---- Attention: per head h, z_h = softmax(mask(q_h k_h^T / sqrt(d_head))) v_h; out = z W_O + b_O ----
+
+/// Queries at the query rows, keys and values at every row: `x W[h] + b[h]` per head, into
+/// [rows, head, d_head] (TransformerLens's `hook_q` layout).
+fn qkv_forward(at: &Layer, x: &[f32], a: &mut AttnBufs) {
+    let (c, rows, w) = (at.c, at.rows, &at.w.attn);
+    let (d, nh, dh) = (c.d_model, c.n_heads, c.d_head);
+    let hd = nh * dh;
+    let x_q: &[f32] = if rows.partial() {
+        rows.gather(x, d, &mut a.x_q);
+        &a.x_q
+    } else {
+        x
+    };
+    for h in 0..nh {
+        matmul_into(&mut a.q[h * dh..], hd, MatRef::new(x_q, rows.n_out(), d), head_w(w.w_q, h, nh, d), false);
+        matmul_into(&mut a.k[h * dh..], hd, MatRef::new(x, rows.n_in(), d), head_w(w.w_k, h, nh, d), false);
+        matmul_into(&mut a.v[h * dh..], hd, MatRef::new(x, rows.n_in(), d), head_w(w.w_v, h, nh, d), false);
+    }
+    add_bias(&mut a.q, w.b_q);
+    add_bias(&mut a.k, w.b_k);
+    add_bias(&mut a.v, w.b_v);
+}
+
+/// From d q, k, v (in `g`) to d of the attention's input over every row (`g.d_ln`), adding
+/// Q/K/V's gradients into `gw`; `x` is the attention's input.
+fn qkv_backward(at: &Layer, x: &[f32], a: &AttnBufs, gw: &mut Attn<&mut [f32]>, g: &mut GradBufs) {
+    let (c, rows, w) = (at.c, at.rows, &at.w.attn);
+    let (d, nh, dh) = (c.d_model, c.n_heads, c.d_head);
+    let (hd, n_in, n_out) = (nh * dh, rows.n_in(), rows.n_out());
+    add_col_sums(gw.b_q, &g.dq[..n_out * hd]);
+    add_col_sums(gw.b_k, &g.dk[..n_in * hd]);
+    add_col_sums(gw.b_v, &g.dv[..n_in * hd]);
+    let x_q: &[f32] = if rows.partial() { &a.x_q } else { x };
+    let d_ln = &mut g.d_ln[..n_in * d];
+    let d_lnq = if rows.partial() { &mut g.d_lnq[..n_out * d] } else { &mut [][..] };
+    for h in 0..nh {
+        let (dq, dk, dv) = (head_cols(&g.dq, h, n_out, dh, hd), head_cols(&g.dk, h, n_in, dh, hd), head_cols(&g.dv, h, n_in, dh, hd));
+        matmul(head_mut(gw.w_q, h, nh), MatRef::new(x_q, n_out, d).t(), dq, true);
+        matmul(head_mut(gw.w_k, h, nh), MatRef::new(x, n_in, d).t(), dk, true);
+        matmul(head_mut(gw.w_v, h, nh), MatRef::new(x, n_in, d).t(), dv, true);
+        matmul(d_ln, dk, head_w(w.w_k, h, nh, d).t(), h > 0);
+        matmul(d_ln, dv, head_w(w.w_v, h, nh, d).t(), true);
+        if rows.partial() {
+            matmul(d_lnq, dq, head_w(w.w_q, h, nh, d).t(), h > 0);
+        } else {
+            matmul(d_ln, dq, head_w(w.w_q, h, nh, d).t(), true);
+        }
+    }
+    if rows.partial() {
+        rows.scatter_add(d_ln, d, d_lnq);
+    }
+}
+
+/// Head `h` of `W_Q`, `W_K` or `W_V` ([head, d_model, d_head]) as a [d_model, d_head] matrix.
+fn head_w(w: &[f32], h: usize, heads: usize, d: usize) -> MatRef<'_> {
+    let wh = head(w, h, heads);
+    MatRef::new(wh, d, wh.len() / d)
 }
 
 /// Head `h`'s columns of a [rows, head * d_head] buffer.
@@ -568,94 +593,123 @@ fn head_cols(buf: &[f32], h: usize, rows: usize, dh: usize, hd: usize) -> MatRef
     MatRef::strided(&buf[h * dh..], rows, dh, hd, 1)
 }
 
-/// Two disjoint mutable sub-slices of the gradient (a LayerNorm's weight and bias).
-fn two_mut<'a>(x: &'a mut [f32], a: &std::ops::Range<usize>, b: &std::ops::Range<usize>) -> (&'a mut [f32], &'a mut [f32]) {
-    assert!(a.end <= b.start);
-    let (lo, hi) = x.split_at_mut(b.start);
-    (&mut lo[a.clone()], &mut hi[..b.len()])
+/// Scores, pattern, z and output from the queries, keys and values in `a`.
+fn attention_forward<H: Hooks>(at: &Layer, a: &mut AttnBufs, hooks: &mut H) {
+    let (c, l, rows, w) = (at.c, at.l, at.rows, &at.w.attn);
+    let (d, nh, dh, q0) = (c.d_model, c.n_heads, c.d_head, rows.q0);
+    let scores_shape = || vec![rows.batch, nh, rows.tq(), rows.t];
+    hook(hooks, HookPoint::Q(l), &mut a.q, || at.q_shape(&[nh, dh]), q0);
+    hook(hooks, HookPoint::K(l), &mut a.k, || at.all_shape(&[nh, dh]), 0);
+    hook(hooks, HookPoint::V(l), &mut a.v, || at.all_shape(&[nh, dh]), 0);
+    let dims = rows.attn(nh, dh);
+    ops::attn_scores(dims, &a.q, &a.k, &mut a.pattern);
+    hook(hooks, HookPoint::AttnScores(l), &mut a.pattern, scores_shape, q0);
+    ops::softmax_rows(&mut a.pattern, rows.t);
+    hook(hooks, HookPoint::Pattern(l), &mut a.pattern, scores_shape, q0);
+    ops::attn_mix(dims, &a.pattern, &a.v, &mut a.z);
+    hook(hooks, HookPoint::Z(l), &mut a.z, || at.q_shape(&[nh, dh]), q0);
+    // W_O [head, d_head, d_model] is one [head * d_head, d_model] matrix.
+    matmul(&mut a.out, MatRef::new(&a.z, rows.n_out(), nh * dh), MatRef::new(w.w_o, nh * dh, d), false);
+    add_bias(&mut a.out, w.b_o);
+    hook(hooks, HookPoint::AttnOut(l), &mut a.out, || at.q_shape(&[d]), q0);
 }
 
-/// Block `l` backward: reads d hook_resid_post from `g.d_out`, writes d hook_resid_pre to `g.d_in`.
-/// With `pairs` (layer 0 of a pass without hooks), the LN1 path's gradient goes straight to the
-/// embeddings per distinct pair and `g.d_in` carries only the residual connection.
-fn block_backward(p: &Params, l: usize, ws: &Workspace, pairs: Option<&mut PairTable>, g: &mut GradBufs, grad: &mut [f32]) {
-    let c = &p.config;
-    let idx = &p.layout.blocks[l];
-    let bb = &ws.blocks[l];
-    let (b, t, d, nh, dh) = (ws.batch, ws.span.t, c.d_model, c.n_heads, c.d_head);
-    let hd = nh * dh;
-    let q0 = ws.q0(l, c.n_layers);
-    let sub = Span { t, q0 };
-    let (n_in, n_out) = (b * t, b * (t - q0));
-    let d_mid = &mut g.d_mid[..n_out * d];
-    d_mid.copy_from_slice(&g.d_out[..n_out * d]);
-    if let Some(mlp) = &idx.mlp {
-        mlp_backward(p, mlp, idx.ln2.as_ref(), bb, n_out, g, grad);
-    }
-    // Attention output projection.
-    let a = &idx.attn;
-    let d_mid = &g.d_mid[..n_out * d];
-    matmul(&mut grad[a.w_o.clone()], MatRef::new(&bb.z, n_out, hd).t(), MatRef::new(d_mid, n_out, d), true);
-    add_col_sums(&mut grad[a.b_o.clone()], d_mid);
-    matmul(&mut g.dz[..n_out * hd], MatRef::new(d_mid, n_out, d), MatRef::new(&p.data[a.w_o.clone()], hd, d).t(), false);
-    let dims = AttnDims { batch: b, heads: nh, d_head: dh, t, q0 };
-    ops::attention_backward(
-        dims,
-        &bb.q,
-        &bb.k,
-        &bb.v,
-        &bb.pattern,
-        &g.dz[..n_out * hd],
-        &mut g.dscores[..b * nh * (t - q0) * t],
-        &mut g.dq[..n_out * hd],
-        &mut g.dk[..n_in * hd],
-        &mut g.dv[..n_in * hd],
-    );
-    let d_in = &mut g.d_in[..n_in * d];
-    if let Some(pairs) = pairs.filter(|_| l == 0) {
-        pairs.backward(p, idx, t, q0, &g.dq[..n_out * hd], &g.dk[..n_in * hd], &g.dv[..n_in * hd], grad);
-        d_in.fill(0.0);
-    } else {
-        add_col_sums(&mut grad[a.b_q.clone()], &g.dq[..n_out * hd]);
-        add_col_sums(&mut grad[a.b_k.clone()], &g.dk[..n_in * hd]);
-        add_col_sums(&mut grad[a.b_v.clone()], &g.dv[..n_in * hd]);
-        let ln_in: &[f32] = if idx.ln1.is_some() { &bb.ln1_out } else { &ws.resid[l] };
-        let ln_q: &[f32] = if q0 > 0 { &bb.ln1_q } else { ln_in };
-        let d_ln = &mut g.d_ln[..n_in * d];
-        let d_lnq = if q0 > 0 { &mut g.d_lnq[..n_out * d] } else { &mut [][..] };
-        for h in 0..nh {
-            let wr = |r: &std::ops::Range<usize>| r.start + h * d * dh..r.start + (h + 1) * d * dh;
-            let (wq, wk, wv) = (wr(&a.w_q), wr(&a.w_k), wr(&a.w_v));
-            matmul(&mut grad[wq.clone()], MatRef::new(ln_q, n_out, d).t(), head_cols(&g.dq, h, n_out, dh, hd), true);
-            matmul(&mut grad[wk.clone()], MatRef::new(ln_in, n_in, d).t(), head_cols(&g.dk, h, n_in, dh, hd), true);
-            matmul(&mut grad[wv.clone()], MatRef::new(ln_in, n_in, d).t(), head_cols(&g.dv, h, n_in, dh, hd), true);
-            let w = |r: std::ops::Range<usize>| MatRef::new(&p.data[r], d, dh).t();
-            matmul(d_ln, head_cols(&g.dk, h, n_in, dh, hd), w(wk), h > 0);
-            matmul(d_ln, head_cols(&g.dv, h, n_in, dh, hd), w(wv), true);
-            if q0 > 0 {
-                matmul(d_lnq, head_cols(&g.dq, h, n_out, dh, hd), w(wq), h > 0);
-            } else {
-                matmul(d_ln, head_cols(&g.dq, h, n_out, dh, hd), w(wq), true);
-            }
+/// From d `hook_attn_out` (`g.d_mid`) to d q, k, v (`g.dq`, `g.dk`, `g.dv`), adding W_O's
+/// gradients into `gw`.
+fn attention_backward(at: &Layer, a: &AttnBufs, gw: &mut Attn<&mut [f32]>, g: &mut GradBufs) {
+    let (c, rows, w) = (at.c, at.rows, &at.w.attn);
+    let (d, nh, dh) = (c.d_model, c.n_heads, c.d_head);
+    let (hd, n_in, n_out) = (nh * dh, rows.n_in(), rows.n_out());
+    let d_out = &g.d_mid[..n_out * d];
+    matmul(gw.w_o, MatRef::new(&a.z, n_out, hd).t(), MatRef::new(d_out, n_out, d), true);
+    add_col_sums(gw.b_o, d_out);
+    matmul(&mut g.dz[..n_out * hd], MatRef::new(d_out, n_out, d), MatRef::new(w.w_o, hd, d).t(), false);
+    let saved = AttnSaved { q: &a.q, k: &a.k, v: &a.v, pattern: &a.pattern };
+    let grads = AttnGrads {
+        dscores: &mut g.dscores[..rows.batch * nh * rows.tq() * rows.t],
+        dq: &mut g.dq[..n_out * hd],
+        dk: &mut g.dk[..n_in * hd],
+        dv: &mut g.dv[..n_in * hd],
+    };
+    ops::attention_backward(rows.attn(nh, dh), saved, &g.dz[..n_out * hd], grads);
+}
+
+// ---- MLP: out = act(ln2(x) W_in + b_in) W_out + b_out ----
+
+/// LN2 and the MLP over the query rows of `x` (`hook_resid_mid`), into `m`.
+fn mlp_forward<H: Hooks>(at: &Layer, w: &Mlp<&[f32]>, x: &[f32], m: &mut MlpBufs, hooks: &mut H) {
+    let (c, l, rows) = (at.c, at.l, at.rows);
+    let (d, dm, n) = (c.d_model, c.d_mlp, rows.n_out());
+    let MlpBufs { ln2, pre, post, out } = m;
+    let mlp_in = ln_forward(at.w.ln2.as_ref(), c.eps as f32, x, ln2, LnHooks::ln2(l, rows), hooks);
+    matmul(pre, MatRef::new(mlp_in, n, d), MatRef::new(w.w_in, d, dm), false);
+    add_bias(pre, w.b_in);
+    hook(hooks, HookPoint::MlpPre(l), pre, || at.q_shape(&[dm]), rows.q0);
+    ops::activation_forward(c.act_fn, pre, post);
+    hook(hooks, HookPoint::MlpPost(l), post, || at.q_shape(&[dm]), rows.q0);
+    matmul(out, MatRef::new(post, n, dm), MatRef::new(w.w_out, dm, d), false);
+    add_bias(out, w.b_out);
+    hook(hooks, HookPoint::MlpOut(l), out, || at.q_shape(&[d]), rows.q0);
+}
+
+/// The MLP sub-block backward: reads d `hook_resid_post` from `g.d_out`, adds the MLP's path
+/// into `g.d_mid` (which already holds the residual connection's copy) and the MLP's and LN2's
+/// gradients into `gw`. Nothing in an attention-only model.
+fn mlp_backward(at: &Layer, buf: &LayerBufs, gw: &mut Block<&mut [f32]>, g: &mut GradBufs) {
+    let (Some(w), Some(gm)) = (&at.w.mlp, &mut gw.mlp) else { return };
+    let (d, m, n) = (at.c.d_model, at.c.d_mlp, at.rows.n_out());
+    let b = &buf.mlp;
+    let d_mid = &mut g.d_mid[..n * d];
+    let d_post = MatRef::new(&g.d_out[..n * d], n, d);
+    matmul(gm.w_out, MatRef::new(&b.post, n, m).t(), d_post, true);
+    add_col_sums(gm.b_out, &g.d_out[..n * d]);
+    let d_hidden = &mut g.d_hidden[..n * m];
+    matmul(d_hidden, d_post, MatRef::new(w.w_out, m, d).t(), false);
+    ops::activation_backward(at.c.act_fn, &b.pre, d_hidden);
+    let mlp_in: &[f32] = if at.w.ln2.is_some() { &b.ln2.out } else { &buf.resid_mid };
+    matmul(gm.w_in, MatRef::new(mlp_in, n, d).t(), MatRef::new(d_hidden, n, m), true);
+    add_col_sums(gm.b_in, d_hidden);
+    let w_in = MatRef::new(w.w_in, d, m);
+    match (&at.w.ln2, &mut gw.ln2) {
+        (Some(ln), Some(gln)) => {
+            matmul(&mut g.d_ln[..n * d], MatRef::new(d_hidden, n, m), w_in.t(), false);
+            ln_backward(ln, &b.ln2, &g.d_ln[..n * d], gln, d_mid, true);
         }
-        if q0 > 0 {
-            scatter_add_rows(d_ln, d, sub, d_lnq);
-        }
-        match &idx.ln1 {
-            Some(ln) => {
-                let (dw, db) = two_mut(grad, &ln.w, &ln.b);
-                ops::layernorm_backward(d_ln, &bb.ln1_xhat, &bb.ln1_scale, &p.data[ln.w.clone()], dw, db, d_in, false);
-            }
-            None => d_in.copy_from_slice(d_ln),
-        }
-    }
-    // The residual connection around the block.
-    if q0 > 0 {
-        scatter_add_rows(d_in, d, sub, d_mid);
-    } else {
-        d_in.iter_mut().zip(d_mid).for_each(|(a, b)| *a += b);
+        _ => matmul(d_mid, MatRef::new(d_hidden, n, m), w_in.t(), true),
     }
 }
+
+// ---- Unembedding: logits = ln_final(x) W_U + b_U, at the last block's query rows ----
+
+fn unembed_forward<H: Hooks>(p: &Params, ws: &mut Workspace, hooks: &mut H) {
+    let (c, w) = (&p.config, p.unembed());
+    let rows = ws.rows(c.n_layers - 1);
+    let u_in = ln_forward(w.ln_final.as_ref(), c.eps as f32, &ws.resid[c.n_layers], &mut ws.ln_final, LnHooks::ln_final(rows), hooks);
+    matmul(&mut ws.logits, MatRef::new(u_in, rows.n_out(), c.d_model), MatRef::new(w.w_u, c.d_model, c.d_vocab_out), false);
+    add_bias(&mut ws.logits, w.b_u);
+}
+
+/// From d logits (`g.dlogits`) to d of the last block's `hook_resid_post` (`g.d_out`), adding
+/// the unembedding's and `ln_final`'s gradients into `grad`.
+fn unembed_backward(p: &Params, ws: &Workspace, g: &mut GradBufs, grad: &mut [f32]) {
+    let c = &p.config;
+    let (w, d, v, n) = (p.unembed(), c.d_model, c.d_vocab_out, ws.batch * ws.span.tq());
+    let mut gw = p.layout.unembed_of_mut(grad);
+    let dl = MatRef::new(&g.dlogits, n, v);
+    let u_in: &[f32] = if w.ln_final.is_some() { &ws.ln_final.out } else { &ws.resid[c.n_layers] };
+    matmul(gw.w_u, MatRef::new(u_in, n, d).t(), dl, true);
+    add_col_sums(gw.b_u, &g.dlogits);
+    let d_x = &mut g.d_out[..n * d];
+    match (&w.ln_final, &mut gw.ln_final) {
+        (Some(ln), Some(gln)) => {
+            matmul(&mut g.d_ln[..n * d], dl, MatRef::new(w.w_u, d, v).t(), false);
+            ln_backward(ln, &ws.ln_final, &g.d_ln[..n * d], gln, d_x, false);
+        }
+        _ => matmul(d_x, dl, MatRef::new(w.w_u, d, v).t(), false),
+    }
+}
+
+// ---- Loss and cost ----
 
 /// Floating-point operations of the matrix products and attention in one forward pass over
 /// `batch` sequences and `span` (2 per multiply-add). A training step does three times this:
