@@ -9,6 +9,7 @@ use super::timing::{TimePoint, Timing};
 use crate::io::tensors::{self, TensorFile};
 use crate::model::file::{save_weights, ModelFile};
 use crate::model::{backward, forward, loss, NoHooks, Params, Span, Targets, Workspace};
+use crate::progress::{Event, Stop};
 use crate::run_folder::files;
 use crate::task::generate::{Enrichment, OpMix, QuestionGenerator};
 use crate::task::Question;
@@ -37,7 +38,6 @@ pub struct Trainer {
     steps_per_s: f64,
     /// The step of the checkpoint on disk that this run wrote or resumed from.
     saved_step: Option<u64>,
-    stop_flag: Option<&'static std::sync::atomic::AtomicBool>,
 }
 
 /// What a run carries from its earlier sessions: the records, the sums since the last one, and
@@ -119,9 +119,8 @@ impl Trainer {
         cfg.validate()?;
         let mut params = Params::init(&cfg.model);
         let from = cfg.insert.as_ref().map(|_| load_inserted(&cfg)).transpose()?;
-        if let (Some(from), Some(ins)) = (&from, &cfg.insert) {
+        if let Some(from) = &from {
             super::insert::insert(from, &mut params)?;
-            eprintln!("initialised from {}", ins.from.display());
         }
         let opt = AdamW::new(cfg.optim.clone(), params.data.len());
         Self::with_state(cfg, params, opt, Earlier::default(), from)
@@ -153,7 +152,6 @@ impl Trainer {
             times: earlier.times,
             steps_per_s: 0.0,
             saved_step: earlier.saved_step,
-            stop_flag: None,
             cfg,
             params,
             opt,
@@ -218,17 +216,23 @@ impl Trainer {
         Ok(l)
     }
 
-    /// Trains to `cfg.steps`, writing records, checkpoints and finally the model into `dir`.
-    pub fn train(&mut self, dir: &Path, progress: &mut dyn FnMut(&Trainer)) -> Result<(), String> {
-        self.train_until(dir, self.cfg.steps, progress)?;
+    /// Trains to `cfg.steps`, writing records, checkpoints and finally the model into `dir`,
+    /// reporting each step as an [`Event::Train`]. After the first step that ends with `stop`
+    /// set, it saves a checkpoint and stops with an error that says how to continue (the command
+    /// line sets it on Ctrl-C or SIGTERM). A run resumed from there writes the same files, byte
+    /// for byte, as one never stopped (the checkpoint holds the sums the next loss record
+    /// averages).
+    pub fn train(&mut self, dir: &Path, stop: &Stop, progress: &mut dyn FnMut(Event)) -> Result<(), String> {
+        self.train_until(dir, self.cfg.steps, stop, progress)?;
         self.save_model(dir)
     }
 
-    /// Trains until `stop` steps are done (as if interrupted there), with records and checkpoints.
-    pub fn train_until(&mut self, dir: &Path, stop: u64, progress: &mut dyn FnMut(&Trainer)) -> Result<(), String> {
+    /// Trains until `until` steps are done (as if interrupted there), with records and
+    /// checkpoints; see [`Trainer::train`].
+    pub fn train_until(&mut self, dir: &Path, until: u64, stop: &Stop, progress: &mut dyn FnMut(Event)) -> Result<(), String> {
         let start = Instant::now();
         let first = self.opt.step;
-        while self.opt.step < stop.min(self.cfg.steps) {
+        while self.opt.step < until.min(self.cfg.steps) {
             if let Err(e) = self.step() {
                 return Err(format!("{e}: training stopped; {}; try a lower lr", self.kept(dir)));
             }
@@ -244,8 +248,8 @@ impl Trainer {
             if checkpoint {
                 self.save_checkpoint(dir, elapsed)?;
             }
-            progress(self);
-            if step < self.cfg.steps && self.stop_flag.is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst)) {
+            progress(Event::Train { step, steps: self.cfg.steps, loss: self.last_loss(), steps_per_s: self.steps_per_s });
+            if step < self.cfg.steps && stop.requested() {
                 if !checkpoint {
                     self.save_checkpoint(dir, elapsed)?;
                 }
@@ -273,14 +277,6 @@ impl Trainer {
                 )
             }
         }
-    }
-
-    /// Makes the loop save a checkpoint and stop (with an error saying how to continue) after
-    /// the first step that ends with `flag` set (the command line sets it on Ctrl-C or SIGTERM). A run
-    /// resumed from there writes the same files, byte for byte, as one never stopped (the
-    /// checkpoint holds the sums the next loss record averages).
-    pub fn stop_when(&mut self, flag: &'static std::sync::atomic::AtomicBool) {
-        self.stop_flag = Some(flag);
     }
 
     /// The last record's loss, if any.
