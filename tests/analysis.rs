@@ -1,5 +1,6 @@
 //! The analyses against planted ground truth on small models trained in the test.
 
+use arithlens::progress::{ignore, Stop};
 use arithlens::analysis::intervene::{
     cache_activation, full_cache, mean_activations, predict, predict_from, Intervention, Interventions, Prefix, Units,
 };
@@ -22,7 +23,7 @@ fn tiny() -> &'static (TaskModel, TrainingLog) {
         let dir = std::env::temp_dir().join(format!("arithlens-analysis-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let mut t = Trainer::new(TrainConfig::preset("tiny").unwrap()).unwrap();
-        t.train(&dir, &mut |_| {}).unwrap();
+        t.train(&dir, &Stop::new(), &mut ignore).unwrap();
         let m = TaskModel::load(&dir).unwrap();
         let log = t.log.clone();
         std::fs::remove_dir_all(&dir).unwrap();

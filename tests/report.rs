@@ -3,6 +3,7 @@
 //! and a caption. With a synthetic analysis.json (schema 1 of `crate::analysis::Analysis`) the
 //! analysis sections render; without it they say to run `arithlens analyze`.
 
+use arithlens::progress::{ignore, Stop};
 use arithlens::eval::{evaluate, EvalOptions};
 use arithlens::report::write_report;
 use arithlens::train::{TrainConfig, Trainer};
@@ -28,10 +29,10 @@ fn trained_run() -> &'static PathBuf {
     DIR.get_or_init(|| {
         let dir = tmp("trained");
         let mut t = Trainer::new(TrainConfig::preset("tiny").unwrap()).unwrap();
-        t.train(&dir, &mut |_| {}).unwrap();
+        t.train(&dir, &Stop::new(), &mut ignore).unwrap();
         let model = arithlens::task_model::TaskModel::load(&dir).unwrap();
         let opts = EvalOptions { questions: 2000, per_class: 200, ..Default::default() };
-        let eval = evaluate(&model, &opts, &mut |_, _, _| {}).unwrap();
+        let eval = evaluate(&model, &opts, &Stop::new(), &mut ignore).unwrap();
         arithlens::io::atomic::write_json(&dir.join("eval.json"), &eval).unwrap();
         dir
     })
