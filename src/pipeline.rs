@@ -9,40 +9,68 @@
 //! belongs to another model or other options (its provenance says which).
 
 use crate::analysis::{Analysis, AnalyzeOptions};
-use crate::eval::{EvalOptions, EvalReport};
+use crate::eval::{EvalError, EvalOptions, EvalReport};
+use crate::io::IoError;
+use crate::limits::LimitError;
 use crate::model::file::LoadOptions;
 use crate::progress::{Event, Stop, Stopped};
 use crate::provenance::Stale;
 use crate::run_folder::RunFolder;
-use crate::task_model::TaskModel;
-use crate::train::{TrainConfig, Trainer};
+use crate::task_model::{ModelError, TaskModel};
+use crate::train::{TrainConfig, TrainError, Trainer};
 use std::path::{Path, PathBuf};
 
-/// Why a pipeline step failed: the path or value at fault and what would be right, in words.
+/// Why a pipeline step failed: the path or value at fault and what would be right. Each
+/// variant keeps its layer's message, so `to_string()` is what the command line prints after
+/// "error: ".
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The step stopped because its [`Stop`] was set; the message says what was kept and how to
-    /// continue.
-    #[error("{0}")]
+    /// continue (the same call continues).
+    #[error(transparent)]
     Stopped(#[from] Stopped),
-    /// Any other failure.
+    /// A file or folder could not be read, written or used as an output.
+    #[error(transparent)]
+    Io(#[from] IoError),
+    /// The model could not be loaded.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// A size or count beyond what arithlens accepts.
+    #[error(transparent)]
+    Limit(#[from] LimitError),
+    /// The preset, an override or an option is not valid (the message names it and what is
+    /// allowed).
     #[error("{0}")]
-    Failed(String),
+    Options(String),
+    /// Training failed (the message names the step or file).
+    #[error("{0}")]
+    Train(String),
+    /// Evaluation failed.
+    #[error("{0}")]
+    Eval(String),
+    /// The analysis could not read the run's training.json or write analysis.json.
+    #[error("{0}")]
+    Analysis(String),
+    /// The report could not be written.
+    #[error("{0}")]
+    Report(String),
 }
 
-impl From<String> for Error {
-    fn from(message: String) -> Error {
-        Error::Failed(message)
+impl From<TrainError> for Error {
+    fn from(e: TrainError) -> Error {
+        match e {
+            TrainError::Stopped(s) => Error::Stopped(s),
+            TrainError::Failed(m) => Error::Train(m),
+        }
     }
 }
 
-/// The error of a step that honours `stop`: a stop when one was requested (the step's own
-/// message says what it kept), a failure otherwise.
-fn stopped_or_failed(stop: &Stop, message: String) -> Error {
-    if stop.requested() {
-        Error::Stopped(Stopped(message))
-    } else {
-        Error::Failed(message)
+impl From<EvalError> for Error {
+    fn from(e: EvalError) -> Error {
+        match e {
+            EvalError::Stopped(s) => Error::Stopped(s),
+            EvalError::Failed(m) => Error::Eval(m),
+        }
     }
 }
 
@@ -76,7 +104,7 @@ impl TrainOptions {
         let mut o = self.overrides.clone();
         o.extend(self.steps.map(|s| format!("steps={s}")));
         o.extend(self.seed.map(|s| format!("seed={s}")));
-        Ok(TrainConfig::preset(&self.preset)?.with_overrides(&o)?)
+        TrainConfig::preset(&self.preset).and_then(|c| c.with_overrides(&o)).map_err(Error::Options)
     }
 
     /// The run folder of `cfg`: `out`, else `runs/NAME`.
@@ -112,10 +140,10 @@ pub fn train(opts: &TrainOptions, stop: &Stop, progress: &mut dyn FnMut(Event)) 
     crate::io::outputs::check_dir(&dir, "the run folder (--out)")?;
     let run = RunFolder::new(&dir);
     let mut t = if opts.resume {
-        Trainer::resume(&dir, Some(cfg.clone()))?
+        Trainer::resume(&dir, Some(cfg.clone())).map_err(Error::Train)?
     } else {
-        run.refuse_to_replace(opts.force)?;
-        let t = Trainer::new(cfg.clone())?;
+        run.refuse_to_replace(opts.force).map_err(Error::Options)?;
+        let t = Trainer::new(cfg.clone()).map_err(Error::Train)?;
         if let Some(ins) = &cfg.insert {
             progress(Event::Note(format!("initialised from {}", ins.from.display())));
         }
@@ -127,7 +155,7 @@ pub fn train(opts: &TrainOptions, stop: &Stop, progress: &mut dyn FnMut(Event)) 
         return Ok(Trained { dir, session: None });
     }
     progress(Event::Note(training_line(&t.cfg, &dir)));
-    t.train(&dir, stop, progress).map_err(|e| stopped_or_failed(stop, e))?;
+    t.train(&dir, stop, progress)?;
     Ok(Trained { dir, session: Some(TrainSession { final_loss: t.last_loss(), steps_per_s: t.steps_per_s() }) })
 }
 
@@ -183,9 +211,9 @@ pub fn evaluate(
         let note = format!("continuing an interrupted evaluation: {resumed} random questions already done (eval.partial.json)");
         progress(Event::Note(note));
     }
-    let report = crate::eval::evaluate(&m, &opts, stop, progress).map_err(|e| stopped_or_failed(stop, e))?;
+    let report = crate::eval::evaluate(&m, &opts, stop, progress)?;
     if let Some(run) = &run {
-        run.save_eval(&report)?;
+        run.save_eval(&report).map_err(Error::Eval)?;
     }
     Ok(report)
 }
@@ -194,13 +222,13 @@ pub fn evaluate(
 fn check_eval_options(opts: &EvalOptions) -> Result<(), Error> {
     use crate::limits::{MAX_HELD_QUESTIONS, MAX_TOP};
     if opts.per_class > MAX_HELD_QUESTIONS {
-        return Err(Error::Failed(format!(
+        return Err(Error::Options(format!(
             "--per-class {} is too many: at most {MAX_HELD_QUESTIONS} (all are held in memory; default 10000)",
             opts.per_class
         )));
     }
     if opts.top_k > MAX_TOP {
-        return Err(Error::Failed(format!("--top {} is too many: at most {MAX_TOP}", opts.top_k)));
+        return Err(Error::Options(format!("--top {} is too many: at most {MAX_TOP}", opts.top_k)));
     }
     Ok(())
 }
@@ -225,15 +253,15 @@ pub fn analyze(
     stop: &Stop,
     progress: &mut dyn FnMut(Event),
 ) -> Result<Analyzed, Error> {
-    opts.validate()?;
+    opts.validate().map_err(Error::Options)?;
     let folder = RunFolder::of_model_path(path);
     let out = folder.analysis();
     crate::io::outputs::check_file(&out, "the analysis's output")?;
     let model = load_model(path, load, progress)?;
-    let log = if path.is_dir() { folder.training_log()? } else { None };
+    let log = if path.is_dir() { folder.training_log().map_err(Error::Analysis)? } else { None };
     let t0 = std::time::Instant::now();
     let analysis = crate::analysis::analyze_with_progress(&model, log.as_ref(), opts, stop, progress)?;
-    folder.save_analysis(&analysis)?;
+    folder.save_analysis(&analysis).map_err(Error::Analysis)?;
     Ok(Analyzed { analysis, path: out, seconds: t0.elapsed().as_secs_f64() })
 }
 
@@ -248,7 +276,7 @@ pub fn report(dir: &Path, load: LoadOptions, progress: &mut dyn FnMut(Event)) ->
         crate::io::outputs::check_file(&run.report(), "the report")?;
         crate::io::outputs::check_dir(&run.figures(), "the report's figures folder")?;
     }
-    Ok(crate::report::write_report_with(dir, load)?)
+    crate::report::write_report_with(dir, load).map_err(Error::Report)
 }
 
 /// Stages of [`run`], in order.
@@ -341,7 +369,7 @@ impl Run {
     pub fn analyze(&mut self, stop: &Stop, progress: &mut dyn FnMut(Event)) -> Result<Option<Analyzed>, Error> {
         let sha = self.sha()?;
         let opts = self.analyze_options();
-        let options = serde_json::to_value(&opts).map_err(|e| e.to_string())?;
+        let options = serde_json::to_value(&opts).map_err(|e| Error::Options(e.to_string()))?;
         let found = self.folder.current_analysis(&sha, &options).map(|_| ());
         if !self.needs_recompute(3, "analyze", &self.folder.analysis(), found, progress) {
             return Ok(None);
@@ -352,7 +380,7 @@ impl Run {
     /// Stage 4: writes the report; returns its path.
     pub fn report(&mut self, progress: &mut dyn FnMut(Event)) -> Result<PathBuf, Error> {
         progress(stage_note(4, "report"));
-        let path = crate::report::write_report(self.folder.dir())?;
+        let path = crate::report::write_report(self.folder.dir()).map_err(Error::Report)?;
         progress(Event::Note(format!("report: {}", path.display())));
         Ok(path)
     }

@@ -138,7 +138,7 @@ impl RunFolder {
     }
 
     /// The hex SHA-256 of the folder's model file: the provenance its derived files must record.
-    pub fn model_sha256(&self) -> Result<String, String> {
+    pub fn model_sha256(&self) -> Result<String, crate::io::IoError> {
         crate::provenance::sha256_file(&self.model())
     }
 

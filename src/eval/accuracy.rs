@@ -10,7 +10,7 @@ use crate::task::{Op, Question};
 use crate::task_model::TaskModel;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use crate::progress::{Event, Stop};
+use crate::progress::{Event, Stop, Stopped};
 use std::time::Instant;
 
 /// What `evaluate` measures.
@@ -59,6 +59,29 @@ impl Default for EvalOptions {
             batch: 1024,
             progress_file: None,
         }
+    }
+}
+
+/// Why an evaluation ended without a report.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// Its [`Stop`] was set: the progress is kept (the message says where, and how to continue).
+    #[error(transparent)]
+    Stopped(#[from] Stopped),
+    /// The options, the questions or the progress file failed (the message says which).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<String> for EvalError {
+    fn from(message: String) -> EvalError {
+        EvalError::Failed(message)
+    }
+}
+
+impl From<EvalError> for String {
+    fn from(e: EvalError) -> String {
+        e.to_string()
     }
 }
 
@@ -242,7 +265,7 @@ fn fold(model: &TaskModel, qs: &[Question], out: &Predictions, tallies: &mut Cla
 /// With `opts.progress_file`, a random-sample evaluation saves its progress after every
 /// [`SLICE`] questions and continues from saved progress; when `stop` is set, it stops cleanly
 /// after the slice in progress (or between operations) with an error that says how to continue.
-pub fn evaluate(model: &TaskModel, opts: &EvalOptions, stop: &Stop, progress: &mut dyn FnMut(Event)) -> Result<EvalReport, String> {
+pub fn evaluate(model: &TaskModel, opts: &EvalOptions, stop: &Stop, progress: &mut dyn FnMut(Event)) -> Result<EvalReport, EvalError> {
     check_options(model, opts)?;
     let start = Instant::now();
     let key = PartialEval::key(model, opts);
@@ -259,7 +282,7 @@ pub fn evaluate(model: &TaskModel, opts: &EvalOptions, stop: &Stop, progress: &m
         let r = match state.finished.iter().find(|r| r.op == op) {
             Some(r) => r.clone(),
             None if stop.requested() => {
-                return Err("stopped between operations; progress kept: run the same command again to continue".into());
+                return Err(Stopped("stopped between operations; progress kept: run the same command again to continue".into()).into());
             }
             None => {
                 let r = evaluate_op(model, op, (opts, stop), &mut state, &mut save, progress)?;
@@ -314,7 +337,7 @@ fn evaluate_op(
     state: &mut PartialEval,
     save: &mut dyn FnMut(&mut PartialEval) -> Result<(), String>,
     progress: &mut dyn FnMut(Event),
-) -> Result<OpReport, String> {
+) -> Result<OpReport, EvalError> {
     let n = model.n_digits;
     let err = |e: crate::task::TaskError| e.to_string();
     let label = format!("{} {}", if opts.exhaustive { "all" } else { "random" }, if op == Op::Add { "addition" } else { "subtraction" });
@@ -340,9 +363,10 @@ fn evaluate_op(
             state.current = None;
             if done < total && stop.requested() {
                 let kept = opts.progress_file.as_ref().map_or("nowhere (no progress file)".to_string(), |p| p.display().to_string());
-                return Err(format!(
+                return Err(Stopped(format!(
                     "stopped after {done} of {total} {label} questions; progress kept in {kept}: run the same command again to continue"
-                ));
+                ))
+                .into());
             }
         }
     }

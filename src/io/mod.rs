@@ -2,6 +2,9 @@
 //! NumPy `.npz` format.
 
 pub mod atomic;
+pub mod error;
 pub mod npy;
 pub mod outputs;
 pub mod tensors;
+
+pub use error::IoError;

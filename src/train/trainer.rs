@@ -9,13 +9,37 @@ use super::timing::{TimePoint, Timing};
 use crate::io::tensors::{self, TensorFile};
 use crate::model::file::{save_weights, ModelFile};
 use crate::model::{backward, forward, loss, NoHooks, Params, Span, Targets, Workspace};
-use crate::progress::{Event, Stop};
+use crate::progress::{Event, Stop, Stopped};
 use crate::run_folder::files;
 use crate::task::generate::{Enrichment, OpMix, QuestionGenerator};
 use crate::task::Question;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+/// Why training ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// Its [`Stop`] was set: the checkpoint of the last step is saved (the message says where,
+    /// and how to continue).
+    #[error(transparent)]
+    Stopped(#[from] Stopped),
+    /// A step or a file failed (the message names the step or file and what to do).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<String> for TrainError {
+    fn from(message: String) -> TrainError {
+        TrainError::Failed(message)
+    }
+}
+
+impl From<TrainError> for String {
+    fn from(e: TrainError) -> String {
+        e.to_string()
+    }
+}
 
 /// A training run in progress: weights, optimiser, buffers and the log.
 pub struct Trainer {
@@ -222,19 +246,19 @@ impl Trainer {
     /// line sets it on Ctrl-C or SIGTERM). A run resumed from there writes the same files, byte
     /// for byte, as one never stopped (the checkpoint holds the sums the next loss record
     /// averages).
-    pub fn train(&mut self, dir: &Path, stop: &Stop, progress: &mut dyn FnMut(Event)) -> Result<(), String> {
+    pub fn train(&mut self, dir: &Path, stop: &Stop, progress: &mut dyn FnMut(Event)) -> Result<(), TrainError> {
         self.train_until(dir, self.cfg.steps, stop, progress)?;
-        self.save_model(dir)
+        Ok(self.save_model(dir)?)
     }
 
     /// Trains until `until` steps are done (as if interrupted there), with records and
     /// checkpoints; see [`Trainer::train`].
-    pub fn train_until(&mut self, dir: &Path, until: u64, stop: &Stop, progress: &mut dyn FnMut(Event)) -> Result<(), String> {
+    pub fn train_until(&mut self, dir: &Path, until: u64, stop: &Stop, progress: &mut dyn FnMut(Event)) -> Result<(), TrainError> {
         let start = Instant::now();
         let first = self.opt.step;
         while self.opt.step < until.min(self.cfg.steps) {
             if let Err(e) = self.step() {
-                return Err(format!("{e}: training stopped; {}; try a lower lr", self.kept(dir)));
+                return Err(TrainError::Failed(format!("{e}: training stopped; {}; try a lower lr", self.kept(dir))));
             }
             let step = self.opt.step;
             let elapsed = self.elapsed_before + start.elapsed().as_secs_f64();
@@ -253,11 +277,11 @@ impl Trainer {
                 if !checkpoint {
                     self.save_checkpoint(dir, elapsed)?;
                 }
-                return Err(format!(
+                return Err(TrainError::Stopped(Stopped(format!(
                     "stopped after step {step} of {}: checkpoint saved in {}; continue with --resume",
                     self.cfg.steps,
                     dir.display()
-                ));
+                ))));
             }
         }
         Ok(())

@@ -530,5 +530,5 @@ fn check_cache_size(model: &TaskModel, listed: usize, random: usize) -> std::res
         sum(&[per_layer.and_then(|p| p.checked_mul(c.n_layers as u64)), product(&[3, d])]).and_then(|p| product(&[p, ctx, 4]));
     let n = (random as u64).checked_mul(model.ops.len() as u64).and_then(|r| r.checked_add(listed as u64));
     let what = format!("a cache of {} question(s)", n.map_or("too many".into(), |n| n.to_string()));
-    arithlens::limits::check_memory(&what, n.and_then(|n| per_question?.checked_mul(n)), "their activations (every hook)")
+    Ok(arithlens::limits::check_memory(&what, n.and_then(|n| per_question?.checked_mul(n)), "their activations (every hook)")?)
 }
