@@ -335,7 +335,8 @@ impl Run {
         self.model_sha256 = None;
         let model = self.folder.model();
         if model.exists() && !self.opts.force && !self.opts.resume {
-            let note = format!("train: {} already holds a trained model; skipping training (--force retrains)", self.folder.dir().display());
+            let note =
+                format!("train: {} already holds a trained model; skipping training (--force retrains)", self.folder.dir().display());
             progress(stage_note(1, &note));
             return Ok(None);
         }

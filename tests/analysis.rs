@@ -1,6 +1,5 @@
 //! The analyses against planted ground truth on small models trained in the test.
 
-use arithlens::progress::{ignore, Stop};
 use arithlens::analysis::intervene::{
     cache_activation, full_cache, mean_activations, predict, predict_from, Intervention, Interventions, Prefix, Units,
 };
@@ -9,6 +8,7 @@ use arithlens::analysis::subtasks::{pairs, Kind, SubTask};
 use arithlens::analysis::{analyze, nodes, positions, summary, symbolic, Analysis, AnalyzeOptions};
 use arithlens::eval::predict::{teacher_forced_transformer as teacher_forced, Predictions};
 use arithlens::model::{forward, HookPoint, Span, Workspace};
+use arithlens::progress::{ignore, Stop};
 use arithlens::task::Columns;
 use arithlens::task::{all_questions, random_questions, stratified_set, Class, Format, Op, Question};
 use arithlens::task_model::TaskModel;

@@ -1,11 +1,11 @@
 //! Evaluation: teacher-forced correctness equals real greedy decoding, exhaustive evaluation is
 //! exact, class tallies match an independent brute-force count, and bad requests are refused.
 
-use arithlens::progress::{ignore, Event, Stop};
 use arithlens::eval::accuracy::{evaluate_set, EvalOptions};
 use arithlens::eval::evaluate;
 use arithlens::eval::predict::{greedy, teacher_forced};
 use arithlens::eval::stats::{ClassTallies, TopLoss};
+use arithlens::progress::{ignore, Event, Stop};
 use arithlens::task::generate::{all_questions, random_questions};
 use arithlens::task::Op;
 use arithlens::task_model::TaskModel;
@@ -104,14 +104,14 @@ fn exhaustive_class_counts_match_brute_force_for_two_and_three_digits() {
 #[test]
 fn bad_requests_get_clear_errors() {
     let opts = EvalOptions { questions: 0, ..Default::default() };
-    assert!(evaluate(tiny(), &opts, &Stop::new(), &mut ignore).unwrap_err().contains("--questions must be at least 1"));
+    assert!(evaluate(tiny(), &opts, &Stop::new(), &mut ignore).unwrap_err().to_string().contains("--questions must be at least 1"));
     let four = trained(1, 4);
     let opts = EvalOptions { exhaustive: true, ..Default::default() };
-    let err = evaluate(&four, &opts, &Stop::new(), &mut ignore).unwrap_err();
+    let err = evaluate(&four, &opts, &Stop::new(), &mut ignore).unwrap_err().to_string();
     assert!(err.contains("--exhaustive covers n <= 3") && err.contains("4-digit"), "{err}");
-    let err = tiny().parse_question("123+456=").unwrap_err();
+    let err = tiny().parse_question("123+456=").unwrap_err().to_string();
     assert!(err.contains("3 digits") && err.contains("2-digit"), "{err}");
-    let err = tiny().parse_question("12-34=").unwrap_err();
+    let err = tiny().parse_question("12-34=").unwrap_err().to_string();
     assert!(err.contains("paper1"), "{err}");
 }
 
@@ -167,6 +167,8 @@ fn an_interrupted_evaluation_continues_from_its_progress_file_to_the_same_report
             first.get_or_insert((set, done));
         })
         .unwrap_err();
+        assert!(matches!(err, arithlens::eval::EvalError::Stopped(_)), "a stop is told apart from a failure: {err:?}");
+        let err = err.to_string();
         assert!(err.contains("run the same command again"), "{err}");
         assert!(file.exists());
         first_seen.push(first.unwrap());

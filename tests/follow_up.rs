@@ -1,9 +1,9 @@
 //! Small versions of the follow-up paper's models: subtraction and mixed addition/subtraction
 //! models in the sign-token format learn every 2-digit question, and the analysis runs on them.
 
-use arithlens::progress::{ignore, Stop};
 use arithlens::analysis::{analyze, AnalyzeOptions};
 use arithlens::eval::{evaluate, EvalOptions};
+use arithlens::progress::{ignore, Stop};
 use arithlens::task::Op;
 use arithlens::task_model::TaskModel;
 use arithlens::train::{TrainConfig, Trainer};

@@ -8,8 +8,8 @@
 //! u64, mixed into the seed) and, for more cases, `ARITHLENS_FUZZ_SCALE=K` (K times the cases);
 //! a failure prints the seed to rerun it with.
 
-use arithlens::progress::{ignore, Stop};
 use arithlens::model::file::{LoadOptions, ModelFile};
+use arithlens::progress::{ignore, Stop};
 use arithlens::task::{Format, Op, Question};
 use arithlens::task_model::TaskModel;
 use arithlens::train::{TrainConfig, Trainer};
@@ -326,7 +326,7 @@ fn check_model(bytes: &[u8]) -> Result<(), TestCaseError> {
     for allow in [false, true] {
         let loaded = no_panic("a model file", || {
             let f = ModelFile::from_bytes_with(bytes, "m.safetensors", LoadOptions { allow_non_finite: allow })?;
-            TaskModel::from_file(f, "m.safetensors")
+            TaskModel::from_file(f, "m.safetensors").map_err(String::from)
         })?;
         if let Ok(m) = loaded {
             LOADED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -452,7 +452,7 @@ fn mutated_eval_progress_and_checkpoint_metadata_never_panic() {
         if arithlens::eval::accuracy::resumed_questions(&model, &eval_options(dir)) == 0 {
             return Ok(());
         }
-        arithlens::eval::evaluate(&model, &eval_options(dir), &Stop::new(), &mut ignore).map(|_| ())
+        arithlens::eval::evaluate(&model, &eval_options(dir), &Stop::new(), &mut ignore).map(|_| ()).map_err(String::from)
     });
     // The checkpoint's metadata (config, step, log state), edited as JSON strings and as bytes.
     let dir = tmp("checkpoint");

@@ -3,8 +3,8 @@
 //! and a caption. With a synthetic analysis.json (schema 1 of `crate::analysis::Analysis`) the
 //! analysis sections render; without it they say to run `arithlens analyze`.
 
-use arithlens::progress::{ignore, Stop};
 use arithlens::eval::{evaluate, EvalOptions};
+use arithlens::progress::{ignore, Stop};
 use arithlens::report::write_report;
 use arithlens::train::{TrainConfig, Trainer};
 use roxmltree::{Document, Node, ParsingOptions};

@@ -2,8 +2,8 @@
 //! reproducible from their seed, resume is bit-identical (after a crash or a requested stop) down to
 //! the bytes of every file, and a diverging run stops cleanly and says what is on disk.
 
-use arithlens::progress::{ignore, Event, Stop};
 use arithlens::eval::predict::teacher_forced;
+use arithlens::progress::{ignore, Event, Stop};
 use arithlens::run_folder::files;
 use arithlens::task::generate::all_questions;
 use arithlens::task::Op;
@@ -99,6 +99,8 @@ fn a_stop_request_checkpoints_the_step_and_resume_continues_bit_identically() {
         }
     };
     let err = t.train(&b, &stop, &mut progress).unwrap_err();
+    assert!(matches!(err, arithlens::train::TrainError::Stopped(_)), "a stop is told apart from a failure: {err:?}");
+    let err = err.to_string();
     assert_eq!(steps, (1..=53).collect::<Vec<u64>>(), "one event per step, up to the stop");
     assert!(err.contains("stopped after step 53 of 120") && err.contains("--resume"), "{err}");
     assert!(!b.join(files::MODEL).exists(), "a stopped run has no final model");
@@ -146,7 +148,7 @@ fn a_non_finite_loss_stops_training_with_a_clear_error() {
     t.train_until(&dir, 20, &Stop::new(), &mut ignore).unwrap();
     let before = std::fs::read(dir.join(files::CHECKPOINT)).unwrap();
     t.params.data[0] = f32::NAN;
-    let err = t.train(&dir, &Stop::new(), &mut ignore).unwrap_err();
+    let err = t.train(&dir, &Stop::new(), &mut ignore).unwrap_err().to_string();
     // 20 steps were done: the 21st failed (steps count from 1, as in "stopped after step 20").
     assert!(err.contains("loss became NaN at step 21 of 50"), "{err}");
     assert!(err.contains("the checkpoint of step 20 is kept in"), "{err}");
@@ -156,12 +158,12 @@ fn a_non_finite_loss_stops_training_with_a_clear_error() {
     // the checkpoint on disk is.
     let mut t = Trainer::new(tiny(&["steps=50", "checkpoint_every=10"])).unwrap();
     t.params.data[0] = f32::NAN;
-    let err = t.train(&dir, &Stop::new(), &mut ignore).unwrap_err();
+    let err = t.train(&dir, &Stop::new(), &mut ignore).unwrap_err().to_string();
     assert!(err.contains("loss became NaN at step 1 of 50"), "{err}");
     assert!(err.contains("nothing of this run was saved") && !err.contains("checkpoint is kept"), "{err}");
     assert!(err.contains("checkpoint.safetensors is an earlier run's"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
-    let err = t.train(&dir, &Stop::new(), &mut ignore).unwrap_err();
+    let err = t.train(&dir, &Stop::new(), &mut ignore).unwrap_err().to_string();
     assert!(err.contains("nothing of this run was saved") && !err.contains("earlier run"), "{err}");
     assert!(!dir.join(files::CHECKPOINT).exists());
 }

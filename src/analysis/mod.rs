@@ -58,8 +58,8 @@ pub mod summary;
 pub mod symbolic;
 
 use crate::eval::predict::{teacher_forced, teacher_forced_transformer, Predictions};
-use crate::task::{random_questions, stratified_set, Class, Op, Question};
 use crate::progress::{Stop, Stopped};
+use crate::task::{random_questions, stratified_set, Class, Op, Question};
 use crate::task_model::TaskModel;
 use crate::train::log::TrainingLog;
 use naming::{answer_names, Node};

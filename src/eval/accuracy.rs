@@ -3,6 +3,7 @@
 
 use super::predict::{Predictions, Predictor};
 use super::stats::{nines, ClassRow, ClassTallies, HardQuestion, TopLoss};
+use crate::progress::{Event, Stop, Stopped};
 use crate::task::curated::curated;
 use crate::task::generate::{all_questions, random_questions};
 use crate::task::stratified::stratified_set;
@@ -10,7 +11,6 @@ use crate::task::{Op, Question};
 use crate::task_model::TaskModel;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use crate::progress::{Event, Stop, Stopped};
 use std::time::Instant;
 
 /// What `evaluate` measures.

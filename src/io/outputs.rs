@@ -87,14 +87,17 @@ mod tests {
         let file = dir.join("f");
         std::fs::write(&file, "x").unwrap();
         let err = check_dir(&file, "--out").unwrap_err();
+        assert!(matches!(&err, IoError::NotAFolder { path, .. } if *path == file), "{err:?}");
+        let err = err.to_string();
         assert!(err.contains(&file.display().to_string()) && err.contains("not a folder"), "{err}");
-        let err = check_dir(&file.join("sub"), "--out").unwrap_err();
+        let err = check_dir(&file.join("sub"), "--out").unwrap_err().to_string();
         assert!(err.contains("cannot create"), "{err}");
-        let err = check_new_file(&file, "--out", false, |_| Ok(())).unwrap_err();
+        let err = check_new_file(&file, "--out", false, |_| Ok(())).unwrap_err().to_string();
         assert!(err.contains("already exists") && err.contains("--force"), "{err}");
         check_new_file(&file, "--out", true, |_| Ok(())).unwrap();
-        assert!(check_new_file(&file, "--out", true, |_| Err("no".into())).is_err());
-        assert!(check_file(&dir, "--out").unwrap_err().contains("is a folder"));
+        let err = check_new_file(&file, "--out", true, |_| Err("no".into())).unwrap_err();
+        assert!(matches!(&err, IoError::NotReplaceable(why) if why == "no"), "{err:?}");
+        assert!(check_file(&dir, "--out").unwrap_err().to_string().contains("is a folder"));
         assert!(!is_model_file(&file));
         std::fs::remove_dir_all(&dir).unwrap();
     }
