@@ -8,6 +8,10 @@
 //! - [`eval`]: predictions and accuracy;
 //! - [`analysis`]: interventions on the hooks and the analyses that find the algorithm;
 //! - [`report`]: figures and the HTML report;
+//! - [`pipeline`]: train -> evaluate -> analyze -> report of a run folder, as one call or stage
+//!   by stage, with plain option structs (what the command line, Python and a model zoo call);
+//! - [`progress`]: the one progress-event type every long operation reports, and the stop
+//!   handle every long operation honours;
 //! - [`task_model`]: a model file together with the task it answers;
 //! - [`run_folder`]: the files of a run and where each lives;
 //! - [`provenance`]: the model hash and options every derived file records;
@@ -22,6 +26,8 @@ pub mod eval;
 pub mod io;
 pub mod limits;
 pub mod model;
+pub mod pipeline;
+pub mod progress;
 pub mod provenance;
 pub mod report;
 pub mod run_folder;

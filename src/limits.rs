@@ -44,37 +44,87 @@ pub fn gib(bytes: u64) -> String {
     format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
 }
 
+/// A size or count outside what arithlens accepts: the field or flag, the value, the bound and
+/// why the bound is there.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LimitError {
+    /// A count that must be at least 1 is 0.
+    #[error("{name} is 0: it must be at least 1 (and at most {max}; {why})")]
+    Zero {
+        /// The field or flag.
+        name: String,
+        /// The largest value allowed.
+        max: u64,
+        /// What the field is for.
+        why: String,
+    },
+    /// A value above its bound.
+    #[error("{name} = {value} is too large: at most {max} is allowed ({why})")]
+    TooLarge {
+        /// The field or flag.
+        name: String,
+        /// The value given.
+        value: u64,
+        /// The largest value allowed.
+        max: u64,
+        /// What the field is for.
+        why: String,
+    },
+    /// Sizes whose memory would exceed [`MAX_MEMORY_BYTES`] (`bytes` `None`: more than u64 holds).
+    #[error("{}", memory_message(what, *bytes, purpose))]
+    Memory {
+        /// The sizes that need it, e.g. "d_model=100000, batch_size=64".
+        what: String,
+        /// The bytes they would need.
+        bytes: Option<u64>,
+        /// What the memory would hold.
+        purpose: String,
+    },
+}
+
+impl From<LimitError> for String {
+    fn from(e: LimitError) -> String {
+        e.to_string()
+    }
+}
+
+fn memory_message(what: &str, bytes: Option<u64>, purpose: &str) -> String {
+    match bytes {
+        Some(b) => format!(
+            "{what} would need ~{} for {purpose}, more than the {} arithlens allows: use smaller sizes",
+            gib(b),
+            gib(MAX_MEMORY_BYTES)
+        ),
+        None => format!(
+            "{what} would need more memory than any machine has for {purpose} (the {} arithlens allows): use smaller sizes",
+            gib(MAX_MEMORY_BYTES)
+        ),
+    }
+}
+
 /// Error unless `1 <= value <= max`; `why` says what the field is for.
-pub fn check_range(name: &str, value: u64, max: u64, why: &str) -> Result<(), String> {
+pub fn check_range(name: &str, value: u64, max: u64, why: &str) -> Result<(), LimitError> {
     if value == 0 {
-        return Err(format!("{name} is 0: it must be at least 1 (and at most {max}; {why})"));
+        return Err(LimitError::Zero { name: name.into(), max, why: why.into() });
     }
     if value > max {
-        return Err(format!("{name} = {value} is too large: at most {max} is allowed ({why})"));
+        return Err(LimitError::TooLarge { name: name.into(), value, max, why: why.into() });
     }
     Ok(())
 }
 
 /// Error unless `threads` is in `1..=MAX_THREADS`.
-pub fn check_threads(flag: &str, threads: usize) -> Result<(), String> {
+pub fn check_threads(flag: &str, threads: usize) -> Result<(), LimitError> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     check_range(flag, threads as u64, MAX_THREADS as u64, &format!("this machine has {cores} cores; one thread per core is fastest"))
 }
 
 /// Error if `bytes` (None: more than u64 holds) exceeds [`MAX_MEMORY_BYTES`]; `what` names the
 /// sizes that need it, e.g. "d_model=100000, batch_size=64".
-pub fn check_memory(what: &str, bytes: Option<u64>, purpose: &str) -> Result<(), String> {
+pub fn check_memory(what: &str, bytes: Option<u64>, purpose: &str) -> Result<(), LimitError> {
     match bytes {
         Some(b) if b <= MAX_MEMORY_BYTES => Ok(()),
-        Some(b) => Err(format!(
-            "{what} would need ~{} for {purpose}, more than the {} arithlens allows: use smaller sizes",
-            gib(b),
-            gib(MAX_MEMORY_BYTES)
-        )),
-        None => Err(format!(
-            "{what} would need more memory than any machine has for {purpose} (the {} arithlens allows): use smaller sizes",
-            gib(MAX_MEMORY_BYTES)
-        )),
+        _ => Err(LimitError::Memory { what: what.into(), bytes, purpose: purpose.into() }),
     }
 }
 

@@ -23,12 +23,13 @@ pub fn sha256_bytes(bytes: &[u8]) -> String {
 }
 
 /// Hex SHA-256 of the file at `path`, read in blocks (models may be large).
-pub fn sha256_file(path: &Path) -> Result<String, String> {
-    let mut f = std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+pub fn sha256_file(path: &Path) -> Result<String, crate::io::IoError> {
+    let read = |source| crate::io::IoError::Read { path: path.to_path_buf(), source };
+    let mut f = std::fs::File::open(path).map_err(read)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = f.read(&mut buf).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let n = f.read(&mut buf).map_err(read)?;
         if n == 0 {
             return Ok(hex(&h.finalize()));
         }

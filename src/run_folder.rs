@@ -12,6 +12,7 @@
 //!   report.html, figures/   the report (report)
 //! ```
 
+use crate::provenance::{Derived, Stale};
 use std::path::{Path, PathBuf};
 
 /// File names inside a run folder.
@@ -101,5 +102,79 @@ impl RunFolder {
     /// The figures folder.
     pub fn figures(&self) -> PathBuf {
         self.file(files::FIGURES)
+    }
+
+    /// The folder a model path's derived files go to: the path itself when it is a folder, else
+    /// the model file's folder.
+    pub fn of_model_path(path: &Path) -> RunFolder {
+        if path.is_dir() {
+            RunFolder::new(path)
+        } else {
+            RunFolder::new(path.parent().unwrap_or(Path::new("")))
+        }
+    }
+
+    /// Refuses (unless `force`) a fresh run in a folder holding a model, checkpoint or
+    /// training.json, whoever put them there: a model may have taken hours to train.
+    pub fn refuse_to_replace(&self, force: bool) -> Result<(), String> {
+        let held = [files::MODEL, files::CHECKPOINT, files::TRAINING].into_iter().map(|f| self.file(f)).find(|p| p.exists());
+        match held {
+            Some(path) if !force => Err(format!(
+                "{} already exists: pass --force to train a new model in its place (the old model stays until the new one is complete), \
+                 --resume to continue its checkpoint, or --out for another folder",
+                path.display()
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Removes the temporary files that killed processes left in the folder and its figures
+    /// folder (see [`crate::io::atomic::remove_stale_temporaries`]); returns their paths.
+    pub fn remove_leftovers(&self) -> Vec<PathBuf> {
+        let dir = if self.dir.as_os_str().is_empty() { PathBuf::from(".") } else { self.dir.clone() };
+        let mut removed = crate::io::atomic::remove_stale_temporaries(&dir);
+        removed.extend(crate::io::atomic::remove_stale_temporaries(&self.figures()));
+        removed
+    }
+
+    /// The hex SHA-256 of the folder's model file: the provenance its derived files must record.
+    pub fn model_sha256(&self) -> Result<String, crate::io::IoError> {
+        crate::provenance::sha256_file(&self.model())
+    }
+
+    /// eval.json, if it belongs to the model hashing to `model_sha256` evaluated with `options`
+    /// (see [`crate::eval::EvalOptions::provenance_options`]); else why not.
+    pub fn current_eval(&self, model_sha256: &str, options: &serde_json::Value) -> Result<crate::eval::EvalReport, Stale> {
+        self.current(files::EVAL, model_sha256, options)
+    }
+
+    /// analysis.json, if it belongs to the model hashing to `model_sha256` analysed with
+    /// `options` (the [`crate::analysis::AnalyzeOptions`] as JSON); else why not.
+    pub fn current_analysis(&self, model_sha256: &str, options: &serde_json::Value) -> Result<crate::analysis::Analysis, Stale> {
+        self.current(files::ANALYSIS, model_sha256, options)
+    }
+
+    fn current<T: Derived>(&self, name: &str, model_sha256: &str, options: &serde_json::Value) -> Result<T, Stale> {
+        crate::provenance::read_current(&self.file(name), model_sha256, Some(options))
+    }
+
+    /// Writes eval.json (atomically).
+    pub fn save_eval(&self, report: &crate::eval::EvalReport) -> Result<(), String> {
+        report.save(&self.eval())
+    }
+
+    /// Writes analysis.json (atomically).
+    pub fn save_analysis(&self, analysis: &crate::analysis::Analysis) -> Result<(), String> {
+        analysis.save(&self.analysis())
+    }
+
+    /// training.json, or `None` when the folder has none; an error naming the file when it is
+    /// there but cannot be read, does not parse, or is of another schema version.
+    pub fn training_log(&self) -> Result<Option<crate::train::log::TrainingLog>, String> {
+        let path = self.training();
+        if !path.exists() {
+            return Ok(None);
+        }
+        crate::train::log::TrainingLog::load(&path).map(Some)
     }
 }

@@ -6,6 +6,76 @@ use crate::model::Params;
 use crate::task::{Format, Op, Question, TaskError};
 use std::path::{Path, PathBuf};
 
+/// Why a model could not be loaded: the path (or file) at fault and what would be right.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// There is no model file at the path.
+    #[error("no model at {}: give a model .safetensors file or a run folder holding model.safetensors (train one with `arithlens train`)", path.display())]
+    NotFound {
+        /// The model file looked for.
+        path: PathBuf,
+    },
+    /// The file is not a model arithlens can read (the reason names the file).
+    #[error("{0}")]
+    File(String),
+    /// The file could not be read to hash it.
+    #[error(transparent)]
+    Io(#[from] crate::io::IoError),
+    /// The file's token format metadata names no format.
+    #[error("{file}: {source}")]
+    Format {
+        /// The model file.
+        file: String,
+        /// What is wrong with the name.
+        source: TaskError,
+    },
+    /// The file's metadata or shapes name no task the model can answer.
+    #[error("{file}: {problem}")]
+    Task {
+        /// The model file.
+        file: String,
+        /// What does not fit, and what would.
+        problem: String,
+    },
+}
+
+impl From<ModelError> for String {
+    fn from(e: ModelError) -> String {
+        e.to_string()
+    }
+}
+
+/// Why a model cannot answer a question.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum QuestionError {
+    /// The text is not a question of the model's width, or its operation has no token in the
+    /// model's format.
+    #[error(transparent)]
+    Task(#[from] TaskError),
+    /// The operands have another width than the model's.
+    #[error("the question has {given}-digit operands but the model answers {model}-digit questions")]
+    Width {
+        /// The question's operand width.
+        given: usize,
+        /// The model's.
+        model: usize,
+    },
+    /// The model was not trained on the question's operation.
+    #[error("the model was trained on {} only, not on {} ('{}') questions", Op::words(trained), op.word(), op.symbol())]
+    Op {
+        /// The operations the model knows.
+        trained: Vec<Op>,
+        /// The question's.
+        op: Op,
+    },
+}
+
+impl From<QuestionError> for String {
+    fn from(e: QuestionError) -> String {
+        e.to_string()
+    }
+}
+
 /// Weights plus the task they were trained on.
 #[derive(Clone, Debug)]
 pub struct TaskModel {
@@ -36,51 +106,50 @@ pub fn model_path(path: &Path) -> PathBuf {
 impl TaskModel {
     /// Loads a model file or run folder. A file without task metadata (e.g. a TransformerLens
     /// state dict) gets its task from its vocabulary and context length.
-    pub fn load(path: &Path) -> Result<TaskModel, String> {
+    pub fn load(path: &Path) -> Result<TaskModel, ModelError> {
         Self::load_with(path, LoadOptions::default())
     }
 
     /// [`TaskModel::load`] with options (e.g. to load non-finite weights on purpose).
-    pub fn load_with(path: &Path, opts: LoadOptions) -> Result<TaskModel, String> {
+    pub fn load_with(path: &Path, opts: LoadOptions) -> Result<TaskModel, ModelError> {
         let file = model_path(path);
         if !file.exists() {
-            return Err(format!("no model at {}: give a model .safetensors file or a run folder holding model.safetensors (train one with `arithlens train`)", file.display()));
+            return Err(ModelError::NotFound { path: file });
         }
-        let mut model = Self::from_file(ModelFile::load_with(&file, opts)?, &file.display().to_string())?;
+        let mut model = Self::from_file(ModelFile::load_with(&file, opts).map_err(ModelError::File)?, &file.display().to_string())?;
         model.sha256 = Some(crate::provenance::sha256_file(&file)?);
         Ok(model)
     }
 
     /// Interprets a loaded model file.
-    pub fn from_file(f: ModelFile, what: &str) -> Result<TaskModel, String> {
+    pub fn from_file(f: ModelFile, what: &str) -> Result<TaskModel, ModelError> {
         let c = &f.params.config;
+        let task = |problem: String| ModelError::Task { file: what.into(), problem };
         let format = match f.metadata.get("format") {
-            Some(s) => Format::parse_name(s).map_err(|e| format!("{what}: {e}"))?,
+            Some(s) => Format::parse_name(s).map_err(|source| ModelError::Format { file: what.into(), source })?,
             None if c.d_vocab == 12 => Format::Paper1,
             None if c.d_vocab == 15 => Format::Paper2Sign,
-            None => {
-                return Err(format!("{what}: no 'format' metadata and vocabulary size {} matches neither format (12 or 15)", c.d_vocab))
-            }
+            None => return Err(task(format!("no 'format' metadata and vocabulary size {} matches neither format (12 or 15)", c.d_vocab))),
         };
         let n_digits = match f.metadata.get("n_digits") {
             Some(s) => s
                 .parse()
                 .ok()
                 .filter(|n| (1..=crate::task::MAX_DIGITS).contains(n))
-                .ok_or_else(|| format!("{what}: metadata n_digits '{s}' is not a number from 1 to {}", crate::task::MAX_DIGITS))?,
+                .ok_or_else(|| task(format!("metadata n_digits '{s}' is not a number from 1 to {}", crate::task::MAX_DIGITS)))?,
             None => (1..=crate::task::MAX_DIGITS)
                 .find(|&n| format.n_ctx(n) == c.n_ctx)
-                .ok_or_else(|| format!("{what}: no 'n_digits' metadata and n_ctx {} fits no operand width", c.n_ctx))?,
+                .ok_or_else(|| task(format!("no 'n_digits' metadata and n_ctx {} fits no operand width", c.n_ctx)))?,
         };
         if format.n_ctx(n_digits) > c.n_ctx || format.d_vocab() > c.d_vocab {
-            return Err(format!(
-                "{what}: a {n_digits}-digit {} question needs n_ctx {} and vocabulary {}, but the model has {} and {}",
+            return Err(task(format!(
+                "a {n_digits}-digit {} question needs n_ctx {} and vocabulary {}, but the model has {} and {}",
                 format.name(),
                 format.n_ctx(n_digits),
                 format.d_vocab(),
                 c.n_ctx,
                 c.d_vocab
-            ));
+            )));
         }
         let ops = match f.metadata.get("ops").map(String::as_str) {
             Some("sub") => vec![Op::Sub],
@@ -93,8 +162,8 @@ impl TaskModel {
     }
 
     /// Parses question text for this model: the right number of digits and an operation it knows.
-    pub fn parse_question(&self, text: &str) -> Result<Question, String> {
-        let q = Question::parse(text, self.n_digits).map_err(|e| e.to_string())?;
+    pub fn parse_question(&self, text: &str) -> Result<Question, QuestionError> {
+        let q = Question::parse(text, self.n_digits)?;
         self.check(&q)?;
         Ok(q)
     }
@@ -106,18 +175,13 @@ impl TaskModel {
     }
 
     /// Checks that this model can answer `q` (operand width and operation).
-    pub fn check(&self, q: &Question) -> Result<(), String> {
+    pub fn check(&self, q: &Question) -> Result<(), QuestionError> {
         if q.n_digits != self.n_digits {
-            return Err(format!("the question has {}-digit operands but the model answers {}-digit questions", q.n_digits, self.n_digits));
+            return Err(QuestionError::Width { given: q.n_digits, model: self.n_digits });
         }
-        self.format.check(q.op).map_err(|e: TaskError| e.to_string())?;
+        self.format.check(q.op)?;
         if !self.ops.contains(&q.op) {
-            return Err(format!(
-                "the model was trained on {} only, not on {} ('{}') questions",
-                Op::words(&self.ops),
-                q.op.word(),
-                q.op.symbol()
-            ));
+            return Err(QuestionError::Op { trained: self.ops.clone(), op: q.op });
         }
         Ok(())
     }

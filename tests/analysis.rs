@@ -8,6 +8,7 @@ use arithlens::analysis::subtasks::{pairs, Kind, SubTask};
 use arithlens::analysis::{analyze, nodes, positions, summary, symbolic, Analysis, AnalyzeOptions};
 use arithlens::eval::predict::{teacher_forced_transformer as teacher_forced, Predictions};
 use arithlens::model::{forward, HookPoint, Span, Workspace};
+use arithlens::progress::{ignore, Stop};
 use arithlens::task::Columns;
 use arithlens::task::{all_questions, random_questions, stratified_set, Class, Format, Op, Question};
 use arithlens::task_model::TaskModel;
@@ -22,7 +23,7 @@ fn tiny() -> &'static (TaskModel, TrainingLog) {
         let dir = std::env::temp_dir().join(format!("arithlens-analysis-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let mut t = Trainer::new(TrainConfig::preset("tiny").unwrap()).unwrap();
-        t.train(&dir, &mut |_| {}).unwrap();
+        t.train(&dir, &Stop::new(), &mut ignore).unwrap();
         let m = TaskModel::load(&dir).unwrap();
         let log = t.log.clone();
         std::fs::remove_dir_all(&dir).unwrap();

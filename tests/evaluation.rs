@@ -5,6 +5,7 @@ use arithlens::eval::accuracy::{evaluate_set, EvalOptions};
 use arithlens::eval::evaluate;
 use arithlens::eval::predict::{greedy, teacher_forced};
 use arithlens::eval::stats::{ClassTallies, TopLoss};
+use arithlens::progress::{ignore, Event, Stop};
 use arithlens::task::generate::{all_questions, random_questions};
 use arithlens::task::Op;
 use arithlens::task_model::TaskModel;
@@ -51,7 +52,7 @@ fn teacher_forced_correctness_equals_greedy_decoding_including_wrong_answers() {
 #[test]
 fn exhaustive_evaluation_of_the_tiny_model_is_perfect() {
     let opts = EvalOptions { exhaustive: true, per_class: 200, ..Default::default() };
-    let r = evaluate(tiny(), &opts, &mut |_, _, _| {}).unwrap();
+    let r = evaluate(tiny(), &opts, &Stop::new(), &mut ignore).unwrap();
     let add = &r.ops[0];
     assert!(add.exhaustive);
     assert_eq!((add.questions, add.failures, add.nines), (10_000, 0, 4));
@@ -103,14 +104,14 @@ fn exhaustive_class_counts_match_brute_force_for_two_and_three_digits() {
 #[test]
 fn bad_requests_get_clear_errors() {
     let opts = EvalOptions { questions: 0, ..Default::default() };
-    assert!(evaluate(tiny(), &opts, &mut |_, _, _| {}).unwrap_err().contains("--questions must be at least 1"));
+    assert!(evaluate(tiny(), &opts, &Stop::new(), &mut ignore).unwrap_err().to_string().contains("--questions must be at least 1"));
     let four = trained(1, 4);
     let opts = EvalOptions { exhaustive: true, ..Default::default() };
-    let err = evaluate(&four, &opts, &mut |_, _, _| {}).unwrap_err();
+    let err = evaluate(&four, &opts, &Stop::new(), &mut ignore).unwrap_err().to_string();
     assert!(err.contains("--exhaustive covers n <= 3") && err.contains("4-digit"), "{err}");
-    let err = tiny().parse_question("123+456=").unwrap_err();
+    let err = tiny().parse_question("123+456=").unwrap_err().to_string();
     assert!(err.contains("3 digits") && err.contains("2-digit"), "{err}");
-    let err = tiny().parse_question("12-34=").unwrap_err();
+    let err = tiny().parse_question("12-34=").unwrap_err().to_string();
     assert!(err.contains("paper1"), "{err}");
 }
 
@@ -140,8 +141,6 @@ fn one_layer_fast_path_matches_the_reference_forward_pass() {
 #[test]
 fn an_interrupted_evaluation_continues_from_its_progress_file_to_the_same_report() {
     use arithlens::eval::accuracy::SLICE;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    static STOP: AtomicBool = AtomicBool::new(false);
     // A half-trained mixed model: failures in both operations, so tallies and top losses matter.
     let cfg = TrainConfig::preset("tiny_mix").unwrap().with_overrides(&["steps=80".into()]).unwrap();
     let mut t = Trainer::new(cfg).unwrap();
@@ -152,28 +151,33 @@ fn an_interrupted_evaluation_continues_from_its_progress_file_to_the_same_report
     let file = std::env::temp_dir().join(format!("arithlens-eval-progress-{}.json", std::process::id()));
     let _ = std::fs::remove_file(&file);
     let opts = EvalOptions { questions: SLICE + 100, per_class: 50, progress_file: Some(file.clone()), ..Default::default() };
-    let whole = evaluate(&m, &EvalOptions { progress_file: None, ..opts.clone() }, &mut |_, _, _| {}).unwrap();
+    let whole = evaluate(&m, &EvalOptions { progress_file: None, ..opts.clone() }, &Stop::new(), &mut ignore).unwrap();
     assert!(whole.ops.iter().all(|r| r.failures > 0), "the model should still make mistakes");
-    let stopping = EvalOptions { stop: Some(&STOP), ..opts.clone() };
+    let stop = Stop::new();
     // Stopped in addition's first slice, then (after finishing addition) in subtraction's first.
     let mut first_seen = Vec::new();
     for stage in ["random addition", "random subtraction"] {
-        STOP.store(false, Ordering::SeqCst);
+        stop.clear();
         let mut first = None;
-        let err = evaluate(&m, &stopping, &mut |s, done, _| {
-            first.get_or_insert((s.to_string(), done));
-            if s == stage {
-                STOP.store(true, Ordering::SeqCst);
+        let err = evaluate(&m, &opts, &stop, &mut |e| {
+            let Event::Eval { set, done, .. } = e else { panic!("evaluation reports Eval events: {e:?}") };
+            if set == stage {
+                stop.request();
             }
+            first.get_or_insert((set, done));
         })
         .unwrap_err();
+        assert!(matches!(err, arithlens::eval::EvalError::Stopped(_)), "a stop is told apart from a failure: {err:?}");
+        let err = err.to_string();
         assert!(err.contains("run the same command again"), "{err}");
         assert!(file.exists());
         first_seen.push(first.unwrap());
     }
     let mut first = None;
-    let resumed = evaluate(&m, &opts, &mut |s, done, _| {
-        first.get_or_insert((s.to_string(), done));
+    let resumed = evaluate(&m, &opts, &Stop::new(), &mut |e| {
+        if let Event::Eval { set, done, .. } = e {
+            first.get_or_insert((set, done));
+        }
     })
     .unwrap();
     // Each run started where the last one stopped.

@@ -3,6 +3,7 @@
 
 use arithlens::analysis::{analyze, AnalyzeOptions};
 use arithlens::eval::{evaluate, EvalOptions};
+use arithlens::progress::{ignore, Stop};
 use arithlens::task::Op;
 use arithlens::task_model::TaskModel;
 use arithlens::train::{TrainConfig, Trainer};
@@ -10,7 +11,7 @@ use arithlens::train::{TrainConfig, Trainer};
 fn train(preset: &str) -> (TaskModel, arithlens::train::log::TrainingLog) {
     let dir = std::env::temp_dir().join(format!("arithlens-follow-up-{}-{preset}", std::process::id()));
     let mut t = Trainer::new(TrainConfig::preset(preset).unwrap()).unwrap();
-    t.train(&dir, &mut |_| {}).unwrap();
+    t.train(&dir, &Stop::new(), &mut ignore).unwrap();
     let m = TaskModel::load(&dir).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
     (m, t.log)
@@ -18,7 +19,7 @@ fn train(preset: &str) -> (TaskModel, arithlens::train::log::TrainingLog) {
 
 fn exhaustive_failures(m: &TaskModel) -> Vec<(Op, u64)> {
     let opts = EvalOptions { exhaustive: true, per_class: 100, ..Default::default() };
-    evaluate(m, &opts, &mut |_, _, _| {}).unwrap().ops.iter().map(|r| (r.op, r.failures)).collect()
+    evaluate(m, &opts, &Stop::new(), &mut ignore).unwrap().ops.iter().map(|r| (r.op, r.failures)).collect()
 }
 
 #[test]
@@ -64,7 +65,7 @@ fn the_analysis_of_an_inserted_model_reports_what_became_of_each_inserted_head()
     use arithlens::train::insert::InsertConfig;
     let dir = std::env::temp_dir().join(format!("arithlens-follow-up-{}-ins-source", std::process::id()));
     let add = TrainConfig::preset("tiny_mix").unwrap().with_overrides(&["sub_share=0".into(), "steps=1500".into()]).unwrap();
-    Trainer::new(add).unwrap().train(&dir, &mut |_| {}).unwrap();
+    Trainer::new(add).unwrap().train(&dir, &Stop::new(), &mut ignore).unwrap();
     let source = TaskModel::load(&dir).unwrap();
     let opts = AnalyzeOptions { questions: 200, pairs: 20, sample: 200, per_class: 50, ..Default::default() };
     let source_analysis = analyze(&source, None, &opts);
@@ -82,7 +83,7 @@ fn the_analysis_of_an_inserted_model_reports_what_became_of_each_inserted_head()
     cfg.insert = Some(InsertConfig { from: dir.clone(), every: 0, mlps: false });
     let mut t = Trainer::new(cfg).unwrap();
     let out = dir.with_extension("target");
-    t.train(&out, &mut |_| {}).unwrap();
+    t.train(&out, &Stop::new(), &mut ignore).unwrap();
     let m = TaskModel::load(&out).unwrap();
     let a = analyze(&m, Some(&t.log), &opts);
     let ins = a.insertion.as_ref().expect("an insertion section for an inserted model");

@@ -9,6 +9,7 @@
 //! a failure prints the seed to rerun it with.
 
 use arithlens::model::file::{LoadOptions, ModelFile};
+use arithlens::progress::{ignore, Stop};
 use arithlens::task::{Format, Op, Question};
 use arithlens::task_model::TaskModel;
 use arithlens::train::{TrainConfig, Trainer};
@@ -325,7 +326,7 @@ fn check_model(bytes: &[u8]) -> Result<(), TestCaseError> {
     for allow in [false, true] {
         let loaded = no_panic("a model file", || {
             let f = ModelFile::from_bytes_with(bytes, "m.safetensors", LoadOptions { allow_non_finite: allow })?;
-            TaskModel::from_file(f, "m.safetensors")
+            TaskModel::from_file(f, "m.safetensors").map_err(String::from)
         })?;
         if let Ok(m) = loaded {
             LOADED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -369,20 +370,19 @@ fn run_dir(name: &str) -> PathBuf {
         let cfg =
             cfg.with_overrides(&["steps=40".into(), "log_every=10".into(), "checkpoint_every=20".into(), "d_model=24".into()]).unwrap();
         let mut t = Trainer::new(cfg).unwrap();
-        t.train(&dir, &mut |_| {}).unwrap();
+        t.train(&dir, &Stop::new(), &mut ignore).unwrap();
         let model = TaskModel::load(&dir).unwrap();
         let opts = eval_options(&dir);
-        let report = arithlens::eval::evaluate(&model, &opts, &mut |_, _, _| {}).unwrap();
+        let report = arithlens::eval::evaluate(&model, &opts, &Stop::new(), &mut ignore).unwrap();
         arithlens::io::atomic::write_json(&dir.join("eval.json"), &report).unwrap();
         // Stopped (as by Ctrl-C) once the first slice is under way: its progress is kept.
-        let stop: &'static std::sync::atomic::AtomicBool = Box::leak(Box::new(false.into()));
-        let stopped = arithlens::eval::EvalOptions { stop: Some(stop), ..eval_options(&dir) };
-        let mut flag = |_: &str, done: u64, _: u64| {
-            if done > 0 {
-                stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let stop = Stop::new();
+        let mut flag = |e: arithlens::progress::Event| {
+            if matches!(e, arithlens::progress::Event::Eval { done, .. } if done > 0) {
+                stop.request();
             }
         };
-        assert!(arithlens::eval::evaluate(&model, &stopped, &mut flag).is_err());
+        assert!(arithlens::eval::evaluate(&model, &eval_options(&dir), &stop, &mut flag).is_err());
         assert!(dir.join("eval.partial.json").exists(), "a stopped evaluation keeps its progress");
         std::fs::rename(dir.join("eval.partial.json"), dir.join("partial.orig")).unwrap();
         let log = serde_json::from_slice(&std::fs::read(dir.join("training.json")).unwrap()).unwrap();
@@ -452,7 +452,7 @@ fn mutated_eval_progress_and_checkpoint_metadata_never_panic() {
         if arithlens::eval::accuracy::resumed_questions(&model, &eval_options(dir)) == 0 {
             return Ok(());
         }
-        arithlens::eval::evaluate(&model, &eval_options(dir), &mut |_, _, _| {}).map(|_| ())
+        arithlens::eval::evaluate(&model, &eval_options(dir), &Stop::new(), &mut ignore).map(|_| ()).map_err(String::from)
     });
     // The checkpoint's metadata (config, step, log state), edited as JSON strings and as bytes.
     let dir = tmp("checkpoint");

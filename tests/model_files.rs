@@ -17,7 +17,7 @@ fn saved_model(name: &str) -> (PathBuf, Vec<u8>) {
 
 fn load_err(path: &PathBuf, bytes: &[u8]) -> String {
     std::fs::write(path, bytes).unwrap();
-    TaskModel::load(path).unwrap_err()
+    TaskModel::load(path).unwrap_err().to_string()
 }
 
 #[test]
@@ -64,6 +64,6 @@ fn broken_files_get_errors_that_say_what_is_wrong() {
     f.metadata.insert("config".into(), "{\"n_layers\": 1}".into());
     let e = load_err(&path, &tensors::to_bytes(&f).unwrap());
     assert!(e.contains("'config' metadata is not a valid model config"), "{e}");
-    let e = TaskModel::load(&path.with_file_name("nope.safetensors")).unwrap_err();
+    let e = TaskModel::load(&path.with_file_name("nope.safetensors")).unwrap_err().to_string();
     assert!(e.contains("no model at"), "{e}");
 }

@@ -14,6 +14,7 @@ use arithlens::analysis::subtasks::{NodePca, NodeTags, PatchTest, PcaSeparation,
 use arithlens::analysis::symbolic::{Ceiling, ClassAgreement, ClassCeiling, FormulaCheck};
 use arithlens::analysis::{Analysis, AnalyzeOptions, Findings, ModelInfo};
 use arithlens::eval::{evaluate, EvalOptions};
+use arithlens::progress::{ignore, Stop};
 use arithlens::provenance::Provenance;
 use arithlens::report::write_report;
 use arithlens::task::Op;
@@ -41,10 +42,10 @@ fn trained_run() -> &'static PathBuf {
     DIR.get_or_init(|| {
         let dir = tmp("trained");
         let mut t = Trainer::new(TrainConfig::preset("tiny").unwrap()).unwrap();
-        t.train(&dir, &mut |_| {}).unwrap();
+        t.train(&dir, &Stop::new(), &mut ignore).unwrap();
         let model = TaskModel::load(&dir).unwrap();
         let opts = EvalOptions { questions: 2000, per_class: 200, ..Default::default() };
-        let eval = evaluate(&model, &opts, &mut |_, _, _| {}).unwrap();
+        let eval = evaluate(&model, &opts, &Stop::new(), &mut ignore).unwrap();
         eval.save(&dir.join("eval.json")).unwrap();
         dir
     })

@@ -3,6 +3,7 @@
 //! the bytes of every file, and a diverging run stops cleanly and says what is on disk.
 
 use arithlens::eval::predict::teacher_forced;
+use arithlens::progress::{ignore, Event, Stop};
 use arithlens::run_folder::files;
 use arithlens::task::generate::all_questions;
 use arithlens::task::Op;
@@ -25,7 +26,7 @@ fn tiny(overrides: &[&str]) -> TrainConfig {
 fn tiny_preset_answers_all_10000_two_digit_questions() {
     let dir = tmp("tiny");
     let mut t = Trainer::new(tiny(&[])).unwrap();
-    t.train(&dir, &mut |_| {}).unwrap();
+    t.train(&dir, &Stop::new(), &mut ignore).unwrap();
     let m = TaskModel::load(&dir).unwrap();
     let qs: Vec<_> = all_questions(2, Op::Add).unwrap().collect();
     assert_eq!(qs.len(), 10_000);
@@ -59,13 +60,13 @@ fn same_seed_same_weights_and_another_seed_differs() {
 fn resumed_run_ends_bit_identical_to_an_uninterrupted_one() {
     let cfg = tiny(&["steps=120", "checkpoint_every=40", "log_every=20"]);
     let (a, b) = (tmp("whole"), tmp("resumed"));
-    Trainer::new(cfg.clone()).unwrap().train(&a, &mut |_| {}).unwrap();
+    Trainer::new(cfg.clone()).unwrap().train(&a, &Stop::new(), &mut ignore).unwrap();
     let mut first = Trainer::new(cfg.clone()).unwrap();
-    first.train_until(&b, 55, &mut |_| {}).unwrap();
+    first.train_until(&b, 55, &Stop::new(), &mut ignore).unwrap();
     drop(first); // "killed" at step 55: the checkpoint on disk is from step 40
     let mut resumed = Trainer::resume(&b, None).unwrap();
     assert_eq!(resumed.step_count(), 40);
-    resumed.train(&b, &mut |_| {}).unwrap();
+    resumed.train(&b, &Stop::new(), &mut ignore).unwrap();
     let wa = TaskModel::load(&a).unwrap().params.data;
     let wb = TaskModel::load(&b).unwrap().params.data;
     assert!(wa == wb, "weights differ after resume");
@@ -80,20 +81,32 @@ fn resumed_run_ends_bit_identical_to_an_uninterrupted_one() {
 
 #[test]
 fn a_stop_request_checkpoints_the_step_and_resume_continues_bit_identically() {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    static STOP: AtomicBool = AtomicBool::new(false);
     let cfg = tiny(&["steps=120", "checkpoint_every=40", "log_every=20"]);
     let (a, b) = (tmp("unstopped"), tmp("stopped"));
-    Trainer::new(cfg.clone()).unwrap().train(&a, &mut |_| {}).unwrap();
+    Trainer::new(cfg.clone()).unwrap().train(&a, &Stop::new(), &mut ignore).unwrap();
     let mut t = Trainer::new(cfg).unwrap();
-    t.stop_when(&STOP);
-    // As if Ctrl-C arrived during step 53.
-    let err = t.train(&b, &mut |t| STOP.store(t.step_count() == 53, Ordering::SeqCst)).unwrap_err();
+    let stop = Stop::new();
+    // As if Ctrl-C arrived during step 53 (the request comes through a clone of the handle).
+    let setter = stop.clone();
+    let mut steps = Vec::new();
+    let mut progress = |e: Event| {
+        if let Event::Train { step, steps: total, .. } = e {
+            assert_eq!(total, 120);
+            steps.push(step);
+            if step == 53 {
+                setter.request();
+            }
+        }
+    };
+    let err = t.train(&b, &stop, &mut progress).unwrap_err();
+    assert!(matches!(err, arithlens::train::TrainError::Stopped(_)), "a stop is told apart from a failure: {err:?}");
+    let err = err.to_string();
+    assert_eq!(steps, (1..=53).collect::<Vec<u64>>(), "one event per step, up to the stop");
     assert!(err.contains("stopped after step 53 of 120") && err.contains("--resume"), "{err}");
     assert!(!b.join(files::MODEL).exists(), "a stopped run has no final model");
     let mut resumed = Trainer::resume(&b, None).unwrap();
     assert_eq!(resumed.step_count(), 53, "the checkpoint holds the step in progress, not the last periodic one");
-    resumed.train(&b, &mut |_| {}).unwrap();
+    resumed.train(&b, &Stop::new(), &mut ignore).unwrap();
     assert!(TaskModel::load(&a).unwrap().params.data == TaskModel::load(&b).unwrap().params.data, "weights differ after the stop");
     // Step 53 is between two records (40, 60): the record at 60 must average steps 41-60.
     assert_same_files(&a, &b);
@@ -114,8 +127,8 @@ fn assert_same_files(a: &std::path::Path, b: &std::path::Path) {
 fn two_runs_of_the_same_seed_write_the_same_bytes() {
     let cfg = tiny(&["steps=40", "checkpoint_every=20", "log_every=10"]);
     let (a, b) = (tmp("bytes-a"), tmp("bytes-b"));
-    Trainer::new(cfg.clone()).unwrap().train(&a, &mut |_| {}).unwrap();
-    Trainer::new(cfg).unwrap().train(&b, &mut |_| {}).unwrap();
+    Trainer::new(cfg.clone()).unwrap().train(&a, &Stop::new(), &mut ignore).unwrap();
+    Trainer::new(cfg).unwrap().train(&b, &Stop::new(), &mut ignore).unwrap();
     assert_same_files(&a, &b);
     // The wall-clock figures are in timing.json alone.
     let log = std::fs::read_to_string(a.join(files::TRAINING)).unwrap();
@@ -132,10 +145,10 @@ fn two_runs_of_the_same_seed_write_the_same_bytes() {
 fn a_non_finite_loss_stops_training_with_a_clear_error() {
     let dir = tmp("nan");
     let mut t = Trainer::new(tiny(&["steps=50", "checkpoint_every=10"])).unwrap();
-    t.train_until(&dir, 20, &mut |_| {}).unwrap();
+    t.train_until(&dir, 20, &Stop::new(), &mut ignore).unwrap();
     let before = std::fs::read(dir.join(files::CHECKPOINT)).unwrap();
     t.params.data[0] = f32::NAN;
-    let err = t.train(&dir, &mut |_| {}).unwrap_err();
+    let err = t.train(&dir, &Stop::new(), &mut ignore).unwrap_err().to_string();
     // 20 steps were done: the 21st failed (steps count from 1, as in "stopped after step 20").
     assert!(err.contains("loss became NaN at step 21 of 50"), "{err}");
     assert!(err.contains("the checkpoint of step 20 is kept in"), "{err}");
@@ -145,12 +158,12 @@ fn a_non_finite_loss_stops_training_with_a_clear_error() {
     // the checkpoint on disk is.
     let mut t = Trainer::new(tiny(&["steps=50", "checkpoint_every=10"])).unwrap();
     t.params.data[0] = f32::NAN;
-    let err = t.train(&dir, &mut |_| {}).unwrap_err();
+    let err = t.train(&dir, &Stop::new(), &mut ignore).unwrap_err().to_string();
     assert!(err.contains("loss became NaN at step 1 of 50"), "{err}");
     assert!(err.contains("nothing of this run was saved") && !err.contains("checkpoint is kept"), "{err}");
     assert!(err.contains("checkpoint.safetensors is an earlier run's"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
-    let err = t.train(&dir, &mut |_| {}).unwrap_err();
+    let err = t.train(&dir, &Stop::new(), &mut ignore).unwrap_err().to_string();
     assert!(err.contains("nothing of this run was saved") && !err.contains("earlier run"), "{err}");
     assert!(!dir.join(files::CHECKPOINT).exists());
 }
@@ -160,7 +173,7 @@ fn an_inserted_model_starts_from_the_trained_one_and_can_re_impose_it() {
     use arithlens::train::insert::InsertConfig;
     let dir = tmp("insert-from");
     let add = TrainConfig::preset("tiny_mix").unwrap().with_overrides(&["sub_share=0".into(), "steps=60".into()]).unwrap();
-    Trainer::new(add).unwrap().train(&dir, &mut |_| {}).unwrap();
+    Trainer::new(add).unwrap().train(&dir, &Stop::new(), &mut ignore).unwrap();
     let from = TaskModel::load(&dir).unwrap().params;
     let mut cfg = TrainConfig::preset("tiny_mix")
         .unwrap()

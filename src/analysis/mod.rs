@@ -59,6 +59,7 @@ pub mod summary;
 pub mod symbolic;
 
 use crate::eval::predict::{teacher_forced, teacher_forced_transformer, Predictions};
+use crate::progress::{Stop, Stopped};
 use crate::task::{random_questions, stratified_set, Class, Op, Question};
 use crate::task_model::TaskModel;
 use crate::train::log::TrainingLog;
@@ -329,20 +330,26 @@ const CARRY_TABLE_DEPTH: usize = 3;
 
 /// Runs every analysis on `model` (and its training log, if any).
 pub fn analyze(model: &TaskModel, log: Option<&TrainingLog>, opts: &AnalyzeOptions) -> Analysis {
-    analyze_with_progress(model, log, opts, &mut |_| {})
+    match analyze_with_progress(model, log, opts, &Stop::new(), &mut crate::progress::ignore) {
+        Ok(a) => a,
+        Err(_) => unreachable!("nothing sets a fresh stop handle"),
+    }
 }
 
-/// [`analyze`], reporting each of [`stages::Stage::ALL`] as it begins and its passes as they finish.
+/// [`analyze`], reporting each of [`stages::Stage::ALL`] as it begins and its passes as they
+/// finish ([`crate::progress::Event::Analysis`]), and stopping before the next stage once `stop`
+/// is set.
 pub fn analyze_with_progress(
     model: &TaskModel,
     log: Option<&TrainingLog>,
     opts: &AnalyzeOptions,
-    report: &mut dyn FnMut(stages::Progress),
-) -> Analysis {
+    stop: &Stop,
+    report: &mut dyn FnMut(crate::progress::Event),
+) -> Result<Analysis, Stopped> {
     let t0 = std::time::Instant::now();
-    let mut watch = stages::Stopwatch::new(report);
+    let mut watch = stages::Stopwatch::new(report, stop);
     let b = opts.batch.max(1);
-    watch.begin(stages::Stage::Accuracy);
+    watch.begin(stages::Stage::Accuracy)?;
     let qs = analysis_questions(model, opts.questions, opts.seed);
     // The baseline of hooked passes, which take the transformer pass: the same pass, the same
     // floats.
@@ -350,14 +357,14 @@ pub fn analyze_with_progress(
     let correct = qs.iter().enumerate().filter(|(i, q)| clean.correct(*i, &q.answer_tokens(model.format))).count();
     let accuracy = correct as f64 / qs.len().max(1) as f64;
 
-    watch.begin(stages::Stage::Positions);
+    watch.begin(stages::Stage::Positions)?;
     let positions = positions::useful_positions(model, &qs, &clean, opts.threshold, b, &mut watch.tick());
-    watch.begin(stages::Stage::Nodes);
+    watch.begin(stages::Stage::Nodes)?;
     let cands = nodes::candidate_nodes(model, &positions.useful);
     let node_abl = nodes::ablate_nodes(model, &qs, &clean, &cands, opts.threshold, b, &mut watch.tick());
     let useful_heads: Vec<Node> = node_abl.iter().filter(|a| a.useful && a.node.head.is_some()).map(|a| a.node).collect();
 
-    watch.begin(stages::Stage::Attention);
+    watch.begin(stages::Stage::Attention)?;
     let sample = analysis_questions(model, opts.sample, opts.seed.wrapping_add(17));
     let patterns = attention::mean_patterns(model, &sample, 100);
     let attn = attention::node_attention(model, &patterns, &useful_heads);
@@ -365,7 +372,7 @@ pub fn analyze_with_progress(
 
     let candidates = head_candidates(model, &patterns, &useful_heads);
     let impact = head_impacts(model, &node_abl, &useful_heads);
-    watch.begin(stages::Stage::Tags);
+    watch.begin(stages::Stage::Tags)?;
     let singles: Vec<subtasks::PatchGroup> = (useful_heads.iter().zip(&impact).zip(&candidates))
         .map(|((&n, imp), cands)| subtasks::PatchGroup { nodes: vec![n], impact: imp.clone(), candidates: cands.clone() })
         .collect();
@@ -375,20 +382,20 @@ pub fn analyze_with_progress(
     if !shared.is_empty() {
         tags.extend(subtasks::tag_by_patching(model, &shared, &settings, &mut |_, _| {}));
     }
-    watch.begin(stages::Stage::Pca);
+    watch.begin(stages::Stage::Pca)?;
     let pca = subtasks::pca_nodes(model, &sample, &useful_heads, &candidates, 3, b);
 
     let columns: Vec<(Node, Option<usize>)> = attn.iter().map(|a| (a.node, a.column)).collect();
     let algo = algorithm::assemble(model, &node_abl, &tags, &columns);
 
-    watch.begin(stages::Stage::Symbolic);
-    let (symbolic, ceiling) = check_formulas(model, opts, &algo, &mut watch);
+    watch.begin(stages::Stage::Symbolic)?;
+    let (symbolic, ceiling) = check_formulas(model, opts, &algo, &mut watch)?;
     let dynamics = log.map(|l| dynamics::phases(l, opts.loss_threshold));
 
     let findings = findings(model, &positions, &stairs, &tags, &symbolic);
-    watch.begin(stages::Stage::Insertion);
+    watch.begin(stages::Stage::Insertion)?;
     let insertion = log.and_then(|l| l.config.insert.as_ref()).map(|ins| inserted_heads(model, ins, &tags, &positions.useful, opts));
-    Analysis {
+    Ok(Analysis {
         schema: Analysis::SCHEMA,
         model: ModelInfo::of(model),
         options: opts.clone(),
@@ -408,7 +415,7 @@ pub fn analyze_with_progress(
         stages: watch.finish(),
         seconds: t0.elapsed().as_secs_f64(),
         provenance: model.provenance(opts),
-    }
+    })
 }
 
 /// Candidate sub-tasks per useful head: for each operand column it attends to with weight at
@@ -486,7 +493,7 @@ fn check_formulas(
     opts: &AnalyzeOptions,
     algo: &[algorithm::DigitAlgorithm],
     watch: &mut stages::Stopwatch,
-) -> (Vec<symbolic::FormulaCheck>, Option<symbolic::Ceiling>) {
+) -> Result<(Vec<symbolic::FormulaCheck>, Option<symbolic::Ceiling>), Stopped> {
     let b = opts.batch.max(1);
     let sets: Vec<(Class, Vec<Question>)> = model
         .ops
@@ -500,9 +507,9 @@ fn check_formulas(
     let formulas =
         [symbolic::exact(format), symbolic::lookahead(format, 2), derived_formula(model, algo), fitted_formula(model, opts, answers)];
     let checks = formulas.iter().map(|f| symbolic::check(f, format, &sets, &preds)).collect();
-    watch.begin(stages::Stage::Ceiling);
+    watch.begin(stages::Stage::Ceiling)?;
     let ceiling = (opts.siblings > 0).then(|| symbolic::ceiling(format, &sets, &preds, opts.siblings, opts.seed.wrapping_add(7), answers));
-    (checks, ceiling)
+    Ok((checks, ceiling))
 }
 
 /// The formula derived from the nodes: each digit's carry looks as many columns down as its

@@ -4,6 +4,8 @@
 
 use std::time::Instant;
 
+use crate::progress::{Event, Stop, Stopped};
+
 use serde::{Deserialize, Serialize};
 
 /// A stage of [`super::analyze`]; serialised by its lower-case name ("accuracy", ...).
@@ -76,40 +78,45 @@ pub struct StageTime {
 
 /// Where an analysis is: stage `stage` has finished `done` of its `total` passes (both 0 as the
 /// stage begins, and for stages too short to count).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Progress {
-    /// The running stage.
-    pub stage: Stage,
-    /// Work units finished.
-    pub done: usize,
-    /// Work units in the stage.
-    pub total: usize,
+fn event(stage: Stage, done: usize, total: usize) -> Event {
+    Event::Analysis { stage: stage.name(), number: stage.number(), of: Stage::ALL.len(), done, total }
 }
 
-/// Times stages one after another and reports each one's start and progress to `report`.
+/// Times stages one after another, reports each one's start and progress to `report` as
+/// [`Event::Analysis`], and stops before a stage when `stop` is set.
 pub struct Stopwatch<'a> {
     current: Option<(Stage, Instant)>,
     times: Vec<StageTime>,
-    report: &'a mut dyn FnMut(Progress),
+    report: &'a mut dyn FnMut(Event),
+    stop: &'a Stop,
 }
 
 impl<'a> Stopwatch<'a> {
-    /// A stopwatch that reports to `report`.
-    pub fn new(report: &'a mut dyn FnMut(Progress)) -> Stopwatch<'a> {
-        Stopwatch { current: None, times: Vec::new(), report }
+    /// A stopwatch that reports to `report` and honours `stop`.
+    pub fn new(report: &'a mut dyn FnMut(Event), stop: &'a Stop) -> Stopwatch<'a> {
+        Stopwatch { current: None, times: Vec::new(), report, stop }
     }
 
-    /// Ends the running stage (if any) and begins `stage`.
-    pub fn begin(&mut self, stage: Stage) {
+    /// Ends the running stage (if any) and begins `stage`, or stops when a stop was requested.
+    pub fn begin(&mut self, stage: Stage) -> Result<(), Stopped> {
         self.end();
-        (self.report)(Progress { stage, done: 0, total: 0 });
+        if self.stop.requested() {
+            return Err(Stopped(format!(
+                "stopped before analysis stage {} ({}/{}): nothing was written; run the same command again to analyze afresh",
+                stage.name(),
+                stage.number(),
+                Stage::ALL.len()
+            )));
+        }
+        (self.report)(event(stage, 0, 0));
         self.current = Some((stage, Instant::now()));
+        Ok(())
     }
 
     /// A callback for the running stage's work: `tick(done, total)`.
     pub fn tick(&mut self) -> impl FnMut(usize, usize) + use<'_, 'a> {
         let stage = self.current.map_or(Stage::Accuracy, |(s, _)| s);
-        move |done, total| (self.report)(Progress { stage, done, total })
+        move |done, total| (self.report)(event(stage, done, total))
     }
 
     /// Ends the running stage and returns every stage's time, in the order run.
@@ -151,18 +158,34 @@ mod tests {
     #[test]
     fn reports_each_stage_and_its_progress_in_order_and_times_it() {
         let mut seen = Vec::new();
-        let mut report = |p: Progress| seen.push((p.stage, p.done, p.total));
-        let mut w = Stopwatch::new(&mut report);
-        w.begin(Stage::Positions);
+        let mut report = |e: Event| seen.push(e);
+        let stop = Stop::new();
+        let mut w = Stopwatch::new(&mut report, &stop);
+        w.begin(Stage::Positions).unwrap();
         w.tick()(1, 2);
         std::thread::sleep(std::time::Duration::from_millis(120));
-        w.begin(Stage::Symbolic);
+        w.begin(Stage::Symbolic).unwrap();
         let times = w.finish();
-        assert_eq!(seen, vec![(Stage::Positions, 0, 0), (Stage::Positions, 1, 2), (Stage::Symbolic, 0, 0)]);
+        let e = |stage, number, done, total| Event::Analysis { stage, number, of: 9, done, total };
+        assert_eq!(seen, vec![e("positions", 2, 0, 0), e("positions", 2, 1, 2), e("symbolic", 7, 0, 0)]);
         assert_eq!(times.iter().map(|t| t.stage.name()).collect::<Vec<_>>(), ["positions", "symbolic"]);
         assert_eq!(serde_json::to_string(&times[1].stage).unwrap(), "\"symbolic\"", "analysis.json keeps the names");
         assert_eq!((Stage::Accuracy.number(), Stage::Insertion.number()), (1, Stage::ALL.len()));
         assert!(times[0].seconds >= 0.12, "{times:?}");
+    }
+
+    #[test]
+    fn a_requested_stop_ends_the_analysis_before_the_next_stage() {
+        let mut seen = Vec::new();
+        let mut report = |e: Event| seen.push(e);
+        let stop = Stop::new();
+        let mut w = Stopwatch::new(&mut report, &stop);
+        w.begin(Stage::Accuracy).unwrap();
+        stop.request();
+        let err = w.begin(Stage::Positions).unwrap_err();
+        assert!(err.0.contains("stopped before analysis stage positions (2/9)"), "{err}");
+        assert_eq!(w.finish().len(), 1, "the stage that ran is timed, the refused one is not");
+        assert_eq!(seen.len(), 1, "the refused stage is not reported as begun");
     }
 
     #[test]

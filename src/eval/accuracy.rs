@@ -3,6 +3,7 @@
 
 use super::predict::{Predictions, Predictor};
 use super::stats::{nines, ClassRow, ClassTallies, HardQuestion, TopLoss};
+use crate::progress::{Event, Stop, Stopped};
 use crate::task::curated::curated;
 use crate::task::generate::{all_questions, random_questions};
 use crate::task::stratified::stratified_set;
@@ -10,7 +11,6 @@ use crate::task::{Op, Question};
 use crate::task_model::TaskModel;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// What `evaluate` measures.
@@ -32,14 +32,11 @@ pub struct EvalOptions {
     /// run that finds progress for the same model and options continues from it (with the same
     /// final report), and the file is removed when the evaluation ends.
     pub progress_file: Option<PathBuf>,
-    /// When this flag is set (e.g. by Ctrl-C), the evaluation saves its progress after the
-    /// current slice and stops with an error that says how to continue.
-    pub stop: Option<&'static AtomicBool>,
 }
 
 impl EvalOptions {
     /// The options that change the report, as recorded in eval.json's provenance (the batch
-    /// size, progress file and stop flag do not change it).
+    /// size and progress file do not change it).
     pub fn provenance_options(&self) -> serde_json::Value {
         serde_json::json!({
             "questions": self.questions,
@@ -61,17 +58,39 @@ impl Default for EvalOptions {
             top_k: 20,
             batch: 1024,
             progress_file: None,
-            stop: None,
         }
+    }
+}
+
+/// Why an evaluation ended without a report.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// Its [`Stop`] was set: the progress is kept (the message says where, and how to continue).
+    #[error(transparent)]
+    Stopped(#[from] Stopped),
+    /// The options, the questions or the progress file failed (the message says which).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<String> for EvalError {
+    fn from(message: String) -> EvalError {
+        EvalError::Failed(message)
+    }
+}
+
+impl From<EvalError> for String {
+    fn from(e: EvalError) -> String {
+        e.to_string()
     }
 }
 
 /// Random questions generated and evaluated together (and progress saved after each).
 pub const SLICE: u64 = 1 << 16;
 
-/// The progress file's contents.
+/// What an interrupted evaluation has done: the contents of its progress file (eval.partial.json).
 #[derive(Debug, Default, Serialize, Deserialize)]
-struct Progress {
+struct PartialEval {
     /// The model's fingerprint and the options: progress made for anything else is ignored.
     key: String,
     /// Seconds spent so far.
@@ -82,7 +101,7 @@ struct Progress {
     current: Option<(Op, u64, ClassTallies, TopLoss)>,
 }
 
-impl Progress {
+impl PartialEval {
     /// What a progress file must match: a hash of the weights and every option that changes
     /// the report.
     fn key(model: &TaskModel, opts: &EvalOptions) -> String {
@@ -94,8 +113,8 @@ impl Progress {
     }
 
     /// The saved progress for `key`, if the file holds it.
-    fn load(path: &Path, key: &str) -> Option<Progress> {
-        let p: Progress = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    fn load(path: &Path, key: &str) -> Option<PartialEval> {
+        let p: PartialEval = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
         (p.key == key).then_some(p)
     }
 
@@ -108,7 +127,7 @@ impl Progress {
 /// and these options (0 if none): lets a caller say that an evaluation continues.
 pub fn resumed_questions(model: &TaskModel, opts: &EvalOptions) -> u64 {
     let Some(path) = &opts.progress_file else { return 0 };
-    Progress::load(path, &Progress::key(model, opts))
+    PartialEval::load(path, &PartialEval::key(model, opts))
         .map_or(0, |p| p.finished.iter().map(|r| r.questions).sum::<u64>() + p.current.map_or(0, |c| c.1))
 }
 
@@ -232,14 +251,14 @@ impl crate::provenance::Derived for EvalReport {
 }
 
 /// Runs `questions` through the model in batches, folding results into `tallies` and `top`;
-/// `progress` is told how many questions are done.
+/// `done(questions)` is told how many questions are done.
 pub fn evaluate_set(
     model: &TaskModel,
     questions: impl Iterator<Item = Question>,
     batch: usize,
     tallies: &mut ClassTallies,
     top: &mut TopLoss,
-    progress: &mut dyn FnMut(u64),
+    done_so_far: &mut dyn FnMut(u64),
 ) {
     let mut pred = Predictor::new(model, batch);
     let mut chunk = Vec::with_capacity(batch);
@@ -254,7 +273,7 @@ pub fn evaluate_set(
         pred.run(&chunk, &mut out);
         fold(model, &chunk, &out, tallies, top);
         done += chunk.len() as u64;
-        progress(done);
+        done_so_far(done);
     }
 }
 
@@ -271,17 +290,18 @@ fn fold(model: &TaskModel, qs: &[Question], out: &Predictions, tallies: &mut Cla
     }
 }
 
-/// Evaluates `model` per `opts` on each operation it knows; `progress(stage, done, total)`.
+/// Evaluates `model` per `opts` on each operation it knows, reporting [`Event::Eval`]s.
 /// With `opts.progress_file`, a random-sample evaluation saves its progress after every
-/// [`SLICE`] questions and continues from saved progress; with `opts.stop`, it stops cleanly.
-pub fn evaluate(model: &TaskModel, opts: &EvalOptions, progress: &mut dyn FnMut(&str, u64, u64)) -> Result<EvalReport, String> {
+/// [`SLICE`] questions and continues from saved progress; when `stop` is set, it stops cleanly
+/// after the slice in progress (or between operations) with an error that says how to continue.
+pub fn evaluate(model: &TaskModel, opts: &EvalOptions, stop: &Stop, progress: &mut dyn FnMut(Event)) -> Result<EvalReport, EvalError> {
     check_options(model, opts)?;
     let start = Instant::now();
-    let key = Progress::key(model, opts);
+    let key = PartialEval::key(model, opts);
     let saving = opts.progress_file.as_deref().filter(|_| !opts.exhaustive);
-    let mut state = saving.and_then(|p| Progress::load(p, &key)).unwrap_or(Progress { key, ..Default::default() });
+    let mut state = saving.and_then(|p| PartialEval::load(p, &key)).unwrap_or(PartialEval { key, ..Default::default() });
     let before = state.seconds;
-    let mut save = |s: &mut Progress| {
+    let mut save = |s: &mut PartialEval| {
         s.seconds = before + start.elapsed().as_secs_f64();
         saving.map_or(Ok(()), |p| s.save(p))
     };
@@ -290,11 +310,11 @@ pub fn evaluate(model: &TaskModel, opts: &EvalOptions, progress: &mut dyn FnMut(
     for &op in &model.ops {
         let r = match state.finished.iter().find(|r| r.op == op) {
             Some(r) => r.clone(),
-            None if stop_requested(opts) => {
-                return Err("stopped between operations; progress kept: run the same command again to continue".into());
+            None if stop.requested() => {
+                return Err(Stopped("stopped between operations; progress kept: run the same command again to continue".into()).into());
             }
             None => {
-                let r = evaluate_op(model, op, opts, &mut state, &mut save, progress)?;
+                let r = evaluate_op(model, op, (opts, stop), &mut state, &mut save, progress)?;
                 state.finished.push(r.clone());
                 save(&mut state)?;
                 r
@@ -321,10 +341,6 @@ pub fn evaluate(model: &TaskModel, opts: &EvalOptions, progress: &mut dyn FnMut(
     })
 }
 
-fn stop_requested(opts: &EvalOptions) -> bool {
-    opts.stop.is_some_and(|f| f.load(Ordering::SeqCst))
-}
-
 fn check_options(model: &TaskModel, opts: &EvalOptions) -> Result<(), String> {
     if opts.exhaustive && model.n_digits > EXHAUSTIVE_MAX_DIGITS {
         let count = 10f64.powi(2 * model.n_digits as i32);
@@ -347,11 +363,11 @@ fn check_options(model: &TaskModel, opts: &EvalOptions) -> Result<(), String> {
 fn evaluate_op(
     model: &TaskModel,
     op: Op,
-    opts: &EvalOptions,
-    state: &mut Progress,
-    save: &mut dyn FnMut(&mut Progress) -> Result<(), String>,
-    progress: &mut dyn FnMut(&str, u64, u64),
-) -> Result<OpReport, String> {
+    (opts, stop): (&EvalOptions, &Stop),
+    state: &mut PartialEval,
+    save: &mut dyn FnMut(&mut PartialEval) -> Result<(), String>,
+    progress: &mut dyn FnMut(Event),
+) -> Result<OpReport, EvalError> {
     let n = model.n_digits;
     let err = |e: crate::task::TaskError| e.to_string();
     let label = format!("{} {}", if opts.exhaustive { "all" } else { "random" }, if op == Op::Add { "addition" } else { "subtraction" });
@@ -361,23 +377,26 @@ fn evaluate_op(
         _ => (0, ClassTallies::default(), TopLoss::new(opts.top_k)),
     };
     if opts.exhaustive {
-        evaluate_set(model, all_questions(n, op).map_err(err)?, opts.batch, &mut random, &mut top, &mut |d| progress(&label, d, total));
+        let mut tell = |d| progress(Event::Eval { set: label.clone(), done: d, total });
+        evaluate_set(model, all_questions(n, op).map_err(err)?, opts.batch, &mut random, &mut top, &mut tell);
     } else {
         // Generated in slices so a million questions never sit in memory at once; each slice's
         // questions depend only on the seed and where it starts.
         while done < total {
             let count = SLICE.min(total - done);
             let qs = random_questions(n, op, count as usize, opts.seed ^ done.wrapping_mul(0x9E37_79B9_7F4A_7C15)).map_err(err)?;
-            evaluate_set(model, qs.into_iter(), opts.batch, &mut random, &mut top, &mut |d| progress(&label, done + d, total));
+            let mut tell = |d| progress(Event::Eval { set: label.clone(), done: done + d, total });
+            evaluate_set(model, qs.into_iter(), opts.batch, &mut random, &mut top, &mut tell);
             done += count;
             state.current = Some((op, done, random.clone(), top.clone()));
             save(state)?;
             state.current = None;
-            if done < total && stop_requested(opts) {
+            if done < total && stop.requested() {
                 let kept = opts.progress_file.as_ref().map_or("nowhere (no progress file)".to_string(), |p| p.display().to_string());
-                return Err(format!(
+                return Err(Stopped(format!(
                     "stopped after {done} of {total} {label} questions; progress kept in {kept}: run the same command again to continue"
-                ));
+                ))
+                .into());
             }
         }
     }
@@ -387,9 +406,8 @@ fn evaluate_op(
     let mut done = 0;
     for (_, qs) in sets {
         let len = qs.len() as u64;
-        evaluate_set(model, qs.into_iter(), opts.batch, &mut strat, &mut top, &mut |d| {
-            progress("stratified by class", done + d, strat_total)
-        });
+        let mut tell = |d| progress(Event::Eval { set: "stratified by class".into(), done: done + d, total: strat_total });
+        evaluate_set(model, qs.into_iter(), opts.batch, &mut strat, &mut top, &mut tell);
         done += len;
     }
     let all = random.total();

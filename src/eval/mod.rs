@@ -9,4 +9,4 @@ pub mod predict;
 pub(crate) mod rule_tree;
 pub mod stats;
 
-pub use accuracy::{evaluate, EvalOptions, EvalReport};
+pub use accuracy::{evaluate, EvalError, EvalOptions, EvalReport};

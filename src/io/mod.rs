@@ -3,7 +3,10 @@
 //! NumPy `.npz` format.
 
 pub mod atomic;
+pub mod error;
 pub mod npy;
 pub mod outputs;
 pub mod schema;
 pub mod tensors;
+
+pub use error::IoError;

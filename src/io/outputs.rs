@@ -2,42 +2,49 @@
 //! into, a file that would not replace something the user made. Training for hours and then
 //! failing on the first write (or silently replacing a model) is what these checks prevent.
 
+use super::IoError;
 use std::path::Path;
 
 /// Makes sure `dir` is a folder this process can write into: creates it (and its parents) if
-/// missing, and creates and removes a probe file in it. The message names the path and the fault.
-pub fn check_dir(dir: &Path, what: &str) -> Result<(), String> {
+/// missing, and creates and removes a probe file in it. The error names the path and the fault.
+pub fn check_dir(dir: &Path, what: &str) -> Result<(), IoError> {
+    let (what, path) = (what.to_string(), dir.to_path_buf());
     if dir.exists() && !dir.is_dir() {
-        return Err(format!("{what} {} is a file, not a folder: give a folder (new or existing) instead", dir.display()));
+        return Err(IoError::NotAFolder { what, path });
     }
-    std::fs::create_dir_all(dir).map_err(|e| format!("{what} {}: cannot create this folder ({e})", dir.display()))?;
+    if let Err(source) = std::fs::create_dir_all(dir) {
+        return Err(IoError::CannotCreate { what, path, source });
+    }
     let probe = dir.join(format!(".arithlens-probe.{}", std::process::id()));
-    std::fs::File::create(&probe).map_err(|e| format!("{what} {}: cannot write into this folder ({e})", dir.display()))?;
+    if let Err(source) = std::fs::File::create(&probe) {
+        return Err(IoError::NotWritable { what, path, source });
+    }
     let _ = std::fs::remove_file(&probe);
     Ok(())
 }
 
 /// Makes sure `path` can be written as a file: not a folder, and its folder writable (see
 /// [`check_dir`]). Says nothing about a file already there (see [`check_new_file`]).
-pub fn check_file(path: &Path, what: &str) -> Result<(), String> {
+pub fn check_file(path: &Path, what: &str) -> Result<(), IoError> {
     if path.is_dir() {
-        return Err(format!("{what} {} is a folder: give a file name", path.display()));
+        return Err(IoError::IsAFolder { what: what.into(), path: path.into() });
     }
     let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     check_dir(parent, &format!("the folder of {what}"))
 }
 
 /// [`check_file`], and refuses a file already at `path` unless `force`; even with `force` it
-/// refuses one that `replaceable` does not accept (e.g. a model, or a file in a run folder).
-pub fn check_new_file(path: &Path, what: &str, force: bool, replaceable: impl Fn(&Path) -> Result<(), String>) -> Result<(), String> {
+/// refuses one that `replaceable` does not accept (e.g. a model, or a file in a run folder),
+/// with its reason.
+pub fn check_new_file(path: &Path, what: &str, force: bool, replaceable: impl Fn(&Path) -> Result<(), String>) -> Result<(), IoError> {
     check_file(path, what)?;
     if std::fs::symlink_metadata(path).is_err() {
         return Ok(());
     }
     if !force {
-        return Err(format!("{what} {} already exists: pass --force to replace it, or choose another name", path.display()));
+        return Err(IoError::Exists { what: what.into(), path: path.into() });
     }
-    replaceable(path)
+    replaceable(path).map_err(IoError::NotReplaceable)
 }
 
 /// The JSON header of a safetensors file (its tensor names and `__metadata__`), read without
@@ -80,14 +87,17 @@ mod tests {
         let file = dir.join("f");
         std::fs::write(&file, "x").unwrap();
         let err = check_dir(&file, "--out").unwrap_err();
+        assert!(matches!(&err, IoError::NotAFolder { path, .. } if *path == file), "{err:?}");
+        let err = err.to_string();
         assert!(err.contains(&file.display().to_string()) && err.contains("not a folder"), "{err}");
-        let err = check_dir(&file.join("sub"), "--out").unwrap_err();
+        let err = check_dir(&file.join("sub"), "--out").unwrap_err().to_string();
         assert!(err.contains("cannot create"), "{err}");
-        let err = check_new_file(&file, "--out", false, |_| Ok(())).unwrap_err();
+        let err = check_new_file(&file, "--out", false, |_| Ok(())).unwrap_err().to_string();
         assert!(err.contains("already exists") && err.contains("--force"), "{err}");
         check_new_file(&file, "--out", true, |_| Ok(())).unwrap();
-        assert!(check_new_file(&file, "--out", true, |_| Err("no".into())).is_err());
-        assert!(check_file(&dir, "--out").unwrap_err().contains("is a folder"));
+        let err = check_new_file(&file, "--out", true, |_| Err("no".into())).unwrap_err();
+        assert!(matches!(&err, IoError::NotReplaceable(why) if why == "no"), "{err:?}");
+        assert!(check_file(&dir, "--out").unwrap_err().to_string().contains("is a folder"));
         assert!(!is_model_file(&file));
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -136,7 +136,7 @@ impl ModelConfig {
             check_range(&format!("config field {name}"), v as u64, max as u64, why)?;
         }
         let bytes = self.checked_n_params().and_then(|n| n.checked_mul(4));
-        check_memory(&self.size_text(), bytes, "the weights alone")
+        Ok(check_memory(&self.size_text(), bytes, "the weights alone")?)
     }
 
     /// "n_layers=.., n_heads=.., d_model=.., d_head=.., d_mlp=..": the sizes memory grows with.

@@ -389,7 +389,7 @@ impl TrainConfig {
         let activations = per_position.and_then(|p| product(&[p, ctx, self.batch_size as u64, 4]));
         let state = m.checked_n_params().and_then(|p| p.checked_mul(16));
         let what = format!("{}, batch_size={}", m.size_text(), self.batch_size);
-        check_memory(&what, sum(&[state, activations]), "the weights, gradients, AdamW state and one batch's activations")
+        Ok(check_memory(&what, sum(&[state, activations]), "the weights, gradients, AdamW state and one batch's activations")?)
     }
 }
 

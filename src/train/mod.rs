@@ -9,4 +9,4 @@ pub mod timing;
 pub mod trainer;
 
 pub use config::{TaskConfig, TrainConfig};
-pub use trainer::Trainer;
+pub use trainer::{TrainError, Trainer};

@@ -9,12 +9,37 @@ use super::timing::{TimePoint, Timing};
 use crate::io::tensors::{self, TensorFile};
 use crate::model::file::{save_weights, ModelFile};
 use crate::model::{backward, forward, loss, NoHooks, Params, Span, Targets, Workspace};
+use crate::progress::{Event, Stop, Stopped};
 use crate::run_folder::files;
 use crate::task::generate::{Enrichment, OpMix, QuestionGenerator};
 use crate::task::Question;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+/// Why training ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// Its [`Stop`] was set: the checkpoint of the last step is saved (the message says where,
+    /// and how to continue).
+    #[error(transparent)]
+    Stopped(#[from] Stopped),
+    /// A step or a file failed (the message names the step or file and what to do).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<String> for TrainError {
+    fn from(message: String) -> TrainError {
+        TrainError::Failed(message)
+    }
+}
+
+impl From<TrainError> for String {
+    fn from(e: TrainError) -> String {
+        e.to_string()
+    }
+}
 
 /// A training run in progress: weights, optimiser, buffers and the log.
 pub struct Trainer {
@@ -37,7 +62,6 @@ pub struct Trainer {
     steps_per_s: f64,
     /// The step of the checkpoint on disk that this run wrote or resumed from.
     saved_step: Option<u64>,
-    stop_flag: Option<&'static std::sync::atomic::AtomicBool>,
 }
 
 /// What a run carries from its earlier sessions: the records, the sums since the last one, and
@@ -119,9 +143,8 @@ impl Trainer {
         cfg.validate()?;
         let mut params = Params::init(&cfg.model);
         let from = cfg.insert.as_ref().map(|_| load_inserted(&cfg)).transpose()?;
-        if let (Some(from), Some(ins)) = (&from, &cfg.insert) {
+        if let Some(from) = &from {
             super::insert::insert(from, &mut params)?;
-            eprintln!("initialised from {}", ins.from.display());
         }
         let opt = AdamW::new(cfg.optim.clone(), params.data.len());
         Self::with_state(cfg, params, opt, Earlier::default(), from)
@@ -153,7 +176,6 @@ impl Trainer {
             times: earlier.times,
             steps_per_s: 0.0,
             saved_step: earlier.saved_step,
-            stop_flag: None,
             cfg,
             params,
             opt,
@@ -218,19 +240,25 @@ impl Trainer {
         Ok(l)
     }
 
-    /// Trains to `cfg.steps`, writing records, checkpoints and finally the model into `dir`.
-    pub fn train(&mut self, dir: &Path, progress: &mut dyn FnMut(&Trainer)) -> Result<(), String> {
-        self.train_until(dir, self.cfg.steps, progress)?;
-        self.save_model(dir)
+    /// Trains to `cfg.steps`, writing records, checkpoints and finally the model into `dir`,
+    /// reporting each step as an [`Event::Train`]. After the first step that ends with `stop`
+    /// set, it saves a checkpoint and stops with an error that says how to continue (the command
+    /// line sets it on Ctrl-C or SIGTERM). A run resumed from there writes the same files, byte
+    /// for byte, as one never stopped (the checkpoint holds the sums the next loss record
+    /// averages).
+    pub fn train(&mut self, dir: &Path, stop: &Stop, progress: &mut dyn FnMut(Event)) -> Result<(), TrainError> {
+        self.train_until(dir, self.cfg.steps, stop, progress)?;
+        Ok(self.save_model(dir)?)
     }
 
-    /// Trains until `stop` steps are done (as if interrupted there), with records and checkpoints.
-    pub fn train_until(&mut self, dir: &Path, stop: u64, progress: &mut dyn FnMut(&Trainer)) -> Result<(), String> {
+    /// Trains until `until` steps are done (as if interrupted there), with records and
+    /// checkpoints; see [`Trainer::train`].
+    pub fn train_until(&mut self, dir: &Path, until: u64, stop: &Stop, progress: &mut dyn FnMut(Event)) -> Result<(), TrainError> {
         let start = Instant::now();
         let first = self.opt.step;
-        while self.opt.step < stop.min(self.cfg.steps) {
+        while self.opt.step < until.min(self.cfg.steps) {
             if let Err(e) = self.step() {
-                return Err(format!("{e}: training stopped; {}; try a lower lr", self.kept(dir)));
+                return Err(TrainError::Failed(format!("{e}: training stopped; {}; try a lower lr", self.kept(dir))));
             }
             let step = self.opt.step;
             let elapsed = self.elapsed_before + start.elapsed().as_secs_f64();
@@ -244,16 +272,16 @@ impl Trainer {
             if checkpoint {
                 self.save_checkpoint(dir, elapsed)?;
             }
-            progress(self);
-            if step < self.cfg.steps && self.stop_flag.is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst)) {
+            progress(Event::Train { step, steps: self.cfg.steps, loss: self.last_loss(), steps_per_s: self.steps_per_s });
+            if step < self.cfg.steps && stop.requested() {
                 if !checkpoint {
                     self.save_checkpoint(dir, elapsed)?;
                 }
-                return Err(format!(
+                return Err(TrainError::Stopped(Stopped(format!(
                     "stopped after step {step} of {}: checkpoint saved in {}; continue with --resume",
                     self.cfg.steps,
                     dir.display()
-                ));
+                ))));
             }
         }
         Ok(())
@@ -273,14 +301,6 @@ impl Trainer {
                 )
             }
         }
-    }
-
-    /// Makes the loop save a checkpoint and stop (with an error saying how to continue) after
-    /// the first step that ends with `flag` set (the command line sets it on Ctrl-C or SIGTERM). A run
-    /// resumed from there writes the same files, byte for byte, as one never stopped (the
-    /// checkpoint holds the sums the next loss record averages).
-    pub fn stop_when(&mut self, flag: &'static std::sync::atomic::AtomicBool) {
-        self.stop_flag = Some(flag);
     }
 
     /// The last record's loss, if any.

@@ -1,14 +1,18 @@
 //! Command-line definitions and their dispatch (`arithlens train|ask|eval|bench|run`).
 
+use crate::display::Display;
+use crate::interrupt::Guard;
 use arithlens::eval::predict;
 use arithlens::model::file::LoadOptions;
+use arithlens::pipeline::{self, TrainOptions};
 use arithlens::run_folder::{files, RunFolder};
 use arithlens::task_model::TaskModel;
-use arithlens::train::trainer::default_run_dir;
-use arithlens::train::{TrainConfig, Trainer};
 use clap::{Args, Parser, Subcommand};
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+
+/// A command's error: the library's typed errors and the messages of this layer, shown as
+/// "error: MESSAGE".
+pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 /// Train small transformers on integer arithmetic and explain the algorithm they learn.
 #[derive(Parser, Debug)]
@@ -180,22 +184,28 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
-    /// The run's config: preset plus overrides.
-    pub fn config(&self) -> Result<TrainConfig, String> {
-        let mut o = self.overrides.clone();
-        o.extend(self.steps.map(|s| format!("steps={s}")));
-        o.extend(self.seed.map(|s| format!("seed={s}")));
-        TrainConfig::preset(&self.preset)?.with_overrides(&o)
+    /// The library's options for these flags.
+    pub fn options(&self) -> TrainOptions {
+        TrainOptions {
+            preset: self.preset.clone(),
+            overrides: self.overrides.clone(),
+            steps: self.steps,
+            seed: self.seed,
+            out: self.out.clone(),
+            resume: self.resume,
+            force: self.force,
+        }
     }
 
-    /// The run folder.
-    pub fn dir(&self, cfg: &TrainConfig) -> PathBuf {
-        self.out.clone().unwrap_or_else(|| default_run_dir(cfg))
+    /// The run folder these flags select, if their config is valid.
+    fn dir(&self) -> Option<PathBuf> {
+        let o = self.options();
+        o.config().ok().map(|c| o.dir(&c))
     }
 }
 
 /// Runs a parsed command line.
-pub fn run(cli: Cli) -> Result<(), String> {
+pub fn run(cli: Cli) -> Result<()> {
     if let Some(n) = cli.threads {
         arithlens::limits::check_threads("--threads", n)?;
         rayon::ThreadPoolBuilder::new().num_threads(n).build_global().map_err(|e| e.to_string())?;
@@ -203,162 +213,88 @@ pub fn run(cli: Cli) -> Result<(), String> {
     remove_leftovers(&cli.command);
     let load = LoadOptions { allow_non_finite: cli.allow_non_finite };
     match cli.command {
-        Command::Train(a) => train(&a).map(|_| ()),
-        Command::Ask { model, question } => ask(&load_model(&model, load)?, &question),
-        Command::Eval(a) => eval_with(&a, load).map(|_| ()),
-        Command::Bench(a) => crate::bench::run_with(&a, load),
+        Command::Train(a) => train(&a),
+        Command::Ask { model, question } => Ok(ask(&load_model(&model, load)?, &question)?),
+        Command::Eval(a) => eval(&a, load),
+        Command::Bench(a) => Ok(crate::bench::run_with(&a, load)?),
         Command::Run(a) => run_all(&a),
-        Command::Analyze { run_dir, options } => analyze_with(&run_dir, &options, load),
+        Command::Analyze { run_dir, options } => analyze(&run_dir, &options, load),
         Command::Report { run_dir } => {
-            if load.allow_non_finite && arithlens::task_model::model_path(&run_dir).exists() {
-                load_model(&run_dir, load)?; // for its warning
-            }
-            report_with(&run_dir, load).map(|_| ())
+            let path = pipeline::report(&run_dir, load, &mut |e| Display::new(false, false).show(e))?;
+            println!("{}", path.display());
+            Ok(())
         }
         Command::Cache { model, questions, random, seed, hooks, out, force } => {
             arithlens::io::outputs::check_new_file(&out, "the cache file (--out)", force, cache_replaceable)?;
-            cache(&load_model(&model, load)?, &questions, (random, seed), &hooks, &out)
+            Ok(cache(&load_model(&model, load)?, &questions, (random, seed), &hooks, &out)?)
         }
     }
 }
 
 /// The folders `command` writes into.
 fn output_folders(command: &Command) -> Vec<PathBuf> {
-    let in_dir = |d: &Path| if d.is_dir() { d.to_path_buf() } else { d.parent().unwrap_or(Path::new("")).to_path_buf() };
-    let run_folder = |d: &Path| vec![d.to_path_buf(), RunFolder::new(d).figures()];
     match command {
-        Command::Train(a) => a.config().map(|c| vec![a.dir(&c)]).unwrap_or_default(),
-        Command::Run(a) => a.config().map(|c| run_folder(&a.dir(&c))).unwrap_or_default(),
+        Command::Train(a) => a.dir().into_iter().collect(),
         Command::Eval(a) => vec![a.model.clone()],
-        Command::Analyze { run_dir, .. } => vec![in_dir(run_dir)],
-        Command::Report { run_dir } => run_folder(run_dir),
+        Command::Analyze { run_dir, .. } => vec![RunFolder::of_model_path(run_dir).dir().to_path_buf()],
         Command::Cache { out, .. } => vec![out.parent().unwrap_or(Path::new("")).to_path_buf()],
-        Command::Ask { .. } | Command::Bench(_) => Vec::new(),
+        Command::Run(_) | Command::Report { .. } | Command::Ask { .. } | Command::Bench(_) => Vec::new(),
+    }
+}
+
+/// The run folders (with their figures) `command` writes into.
+fn output_run_folders(command: &Command) -> Vec<RunFolder> {
+    match command {
+        Command::Run(a) => a.dir().map(RunFolder::new).into_iter().collect(),
+        Command::Report { run_dir } => vec![RunFolder::new(run_dir)],
+        _ => Vec::new(),
     }
 }
 
 /// Removes the temporary files that killed processes left in the folders `command` writes into
 /// (see [`arithlens::io::atomic::remove_stale_temporaries`]), saying which.
 fn remove_leftovers(command: &Command) {
+    let mut removed: Vec<PathBuf> = output_run_folders(command).iter().flat_map(RunFolder::remove_leftovers).collect();
     for dir in output_folders(command) {
         let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
-        for path in arithlens::io::atomic::remove_stale_temporaries(&dir) {
-            eprintln!("removed {}, left by a process killed while writing it", path.display());
-        }
+        removed.extend(arithlens::io::atomic::remove_stale_temporaries(&dir));
+    }
+    for path in removed {
+        eprintln!("removed {}, left by a process killed while writing it", path.display());
     }
 }
 
 /// Loads a model per `opts`, warning on standard error when it holds non-finite weights.
-pub fn load_model(path: &Path, opts: LoadOptions) -> Result<TaskModel, String> {
-    let model = TaskModel::load_with(path, opts)?;
-    let bad = arithlens::model::file::non_finite(&model.params);
-    if !bad.is_empty() {
-        let list: Vec<String> = bad.iter().map(|(name, n)| format!("{name} ({n})")).collect();
-        eprintln!("warning: {} holds NaN or infinite weights in {}; its answers mean nothing", path.display(), list.join(", "));
-    }
-    Ok(model)
+pub fn load_model(path: &Path, opts: LoadOptions) -> std::result::Result<TaskModel, String> {
+    pipeline::load_model(path, opts, &mut |e| Display::new(false, false).show(e)).map_err(|e| e.to_string())
 }
 
-/// Trains per `a`, returning the run folder.
-pub fn train(a: &TrainArgs) -> Result<PathBuf, String> {
-    let cfg = a.config()?;
-    let dir = a.dir(&cfg);
-    arithlens::io::outputs::check_dir(&dir, "the run folder (--out)")?;
-    let mut t = if a.resume {
-        Trainer::resume(&dir, Some(cfg.clone()))?
-    } else {
-        refuse_to_replace(&dir, a.force)?;
-        Trainer::new(cfg.clone())?
-    };
-    if t.step_count() >= t.cfg.steps && dir.join(files::MODEL).exists() {
-        eprintln!("{} is already trained ({} of {} steps); nothing to resume", dir.display(), t.step_count(), t.cfg.steps);
-        return Ok(dir);
-    }
-    let c = &t.cfg;
-    eprintln!(
-        "training {} ({} parameters, {} layer(s), {} heads, d_model {}) for {} steps of {} {}-digit questions into {}",
-        c.name,
-        c.model.n_params(),
-        c.model.n_layers,
-        c.model.n_heads,
-        c.model.d_model,
-        c.steps,
-        c.batch_size,
-        c.task.n_digits,
-        dir.display()
-    );
-    let mut progress = Progress::new(t.cfg.steps, t.step_count(), a.quiet);
-    // Ctrl-C saves a checkpoint and stops; `--resume` continues from it.
-    let guard = crate::interrupt::Guard::install();
-    t.stop_when(guard.flag());
-    if let Err(e) = t.train(&dir, &mut |t| progress.update(t)) {
-        if let Some(b) = &progress.bar {
-            b.abandon();
+/// `arithlens train`: Ctrl-C saves a checkpoint and stops; `--resume` continues from it.
+fn train(a: &TrainArgs) -> Result<()> {
+    let mut display = Display::new(a.quiet, false);
+    let guard = Guard::install();
+    let trained = pipeline::train(&a.options(), guard.stop(), &mut |e| display.show(e));
+    show_trained(&mut display, trained)?;
+    Ok(())
+}
+
+/// Ends training's display: a finished session's last line, or the bar left as it stood.
+fn show_trained(display: &mut Display, trained: std::result::Result<pipeline::Trained, pipeline::Error>) -> Result<()> {
+    match trained {
+        Ok(t) => {
+            if let Some(session) = &t.session {
+                display.trained(session);
+            }
+            Ok(())
         }
-        return Err(e);
-    }
-    progress.finish(&t);
-    Ok(dir)
-}
-
-/// Refuses (unless `force`) a fresh run in a folder holding a model, checkpoint or training.json,
-/// whoever put them there: a model may have taken hours to train.
-fn refuse_to_replace(dir: &Path, force: bool) -> Result<(), String> {
-    let held = [files::MODEL, files::CHECKPOINT, files::TRAINING].into_iter().find(|f| dir.join(f).exists());
-    match held {
-        Some(f) if !force => Err(format!(
-            "{} already exists: pass --force to train a new model in its place (the old model stays until the new one is complete), \
-             --resume to continue its checkpoint, or --out for another folder",
-            dir.join(f).display()
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// Progress output: a bar on a terminal, periodic lines otherwise.
-struct Progress {
-    bar: Option<indicatif::ProgressBar>,
-    quiet: bool,
-    last_line: std::time::Instant,
-}
-
-impl Progress {
-    fn new(total: u64, done: u64, quiet: bool) -> Progress {
-        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
-            let b = indicatif::ProgressBar::new(total).with_position(done);
-            let style = indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta_precise}]")
-                .expect("valid template");
-            b.set_style(style);
-            b
-        });
-        Progress { bar, quiet, last_line: std::time::Instant::now() }
-    }
-
-    fn update(&mut self, t: &Trainer) {
-        // The loss of the last logged record (none before the first `log_every` steps).
-        let loss = t.last_loss().map_or("-".to_string(), |l| format!("{l:.3e}"));
-        let msg = format!("loss {loss}  {:.1} steps/s", t.steps_per_s());
-        if let Some(b) = &self.bar {
-            b.set_position(t.step_count());
-            b.set_message(msg);
-        } else if !self.quiet && (self.last_line.elapsed().as_secs() >= 10 || t.step_count() == t.cfg.steps) {
-            let left = eta((t.cfg.steps - t.step_count()) as f64, t.steps_per_s());
-            eprintln!("step {}/{}  {msg}{left}", t.step_count(), t.cfg.steps);
-            self.last_line = std::time::Instant::now();
-        }
-    }
-
-    fn finish(&self, t: &Trainer) {
-        if let Some(b) = &self.bar {
-            b.finish();
-        }
-        if !self.quiet {
-            eprintln!("done: final loss {:.3e}, {:.1} steps/s", t.last_loss().unwrap_or(f64::NAN), t.steps_per_s());
+        Err(e) => {
+            display.finish();
+            Err(e.into())
         }
     }
 }
 
-fn ask(model: &TaskModel, question: &str) -> Result<(), String> {
+fn ask(model: &TaskModel, question: &str) -> std::result::Result<(), String> {
     let q = model.parse_question(question)?;
     let (tokens, probs) = predict::greedy(model, &[q]).remove(0);
     let got = arithlens::task::decode_answer(model.format, &tokens).map_err(|e| e.to_string());
@@ -383,43 +319,21 @@ fn ask(model: &TaskModel, question: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Evaluates per `a`, prints the result and writes eval.json beside a run folder's model.
-pub fn eval(a: &EvalArgs) -> Result<arithlens::eval::EvalReport, String> {
-    eval_with(a, LoadOptions::default())
-}
-
-/// [`eval`] with the model loaded per `load`.
-pub fn eval_with(a: &EvalArgs, load: LoadOptions) -> Result<arithlens::eval::EvalReport, String> {
-    check_eval_args(a)?;
-    if a.model.is_dir() {
-        arithlens::io::outputs::check_file(&RunFolder::new(&a.model).eval(), "the evaluation's output")?;
-    }
-    let model = load_model(&a.model, load)?;
-    let mut opts = a.options();
-    // Progress is kept next to the model, so Ctrl-C (or a killed session) loses at most a slice.
-    if a.model.is_dir() {
-        opts.progress_file = Some(RunFolder::new(&a.model).eval_partial());
-    }
-    let guard = crate::interrupt::Guard::install();
-    opts.stop = Some(guard.flag());
-    let resumed = arithlens::eval::accuracy::resumed_questions(&model, &opts);
-    if resumed > 0 {
-        eprintln!("continuing an interrupted evaluation: {resumed} random questions already done (eval.partial.json)");
-    }
-    let mut bar = StageBar::new(a.json);
-    let report = arithlens::eval::evaluate(&model, &opts, &mut |stage, done, total| bar.update(stage, done, total));
-    bar.finish();
+/// `arithlens eval`: evaluates per `a` (writing eval.json into a run folder) and prints the
+/// tables, or eval.json with `--json`. Ctrl-C keeps the progress; the same command continues.
+fn eval(a: &EvalArgs, load: LoadOptions) -> Result<()> {
+    let mut display = Display::new(false, a.json);
+    let guard = Guard::install();
+    let report = pipeline::evaluate(&a.model, &a.options(), load, guard.stop(), &mut |e| display.show(e));
+    display.finish();
     drop(guard);
     let report = report?;
-    if a.model.is_dir() {
-        arithlens::io::atomic::write_json(&RunFolder::new(&a.model).eval(), &report).map_err(|e| format!("cannot write eval.json: {e}"))?;
-    }
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+        println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_eval(&report);
     }
-    Ok(report)
+    Ok(())
 }
 
 fn print_eval(r: &arithlens::eval::EvalReport) {
@@ -462,184 +376,37 @@ fn print_eval(r: &arithlens::eval::EvalReport) {
     println!("{:.1} s, {:.0} questions/s", r.seconds, r.questions_per_s);
 }
 
-/// `"  eta 1h05m"`: how long `remaining` units take at `rate` units per second, for progress
-/// lines in a log file (a terminal's bar shows its own); empty while no rate is known and once
-/// nothing remains.
-fn eta(remaining: f64, rate: f64) -> String {
-    if !(rate > 0.0 && remaining > 0.0 && remaining.is_finite()) {
-        return String::new();
+/// `arithlens run`: the pipeline, printing each stage's result as it comes.
+fn run_all(a: &TrainArgs) -> Result<()> {
+    let mut display = Display::new(a.quiet, false);
+    let mut run = pipeline::Run::new(&a.options())?;
+    let guard = Guard::install();
+    let trained = run.train(guard.stop(), &mut |e| display.show(e)).transpose();
+    if let Some(trained) = trained {
+        show_trained(&mut display, trained)?;
     }
-    let s = (remaining / rate).ceil() as u64;
-    match (s / 3600, s / 60 % 60, s % 60) {
-        (0, 0, s) => format!("  eta {s}s"),
-        (0, m, s) => format!("  eta {m}m{s:02}s"),
-        (h, m, _) => format!("  eta {h}h{m:02}m"),
-    }
-}
-
-/// A progress bar per stage on a terminal; otherwise (a log file) a line every 30 seconds, with
-/// the time left at the stage's rate so far, and at the end of each stage; nothing with `hidden`.
-struct StageBar {
-    bar: Option<indicatif::ProgressBar>,
-    stage: String,
-    hidden: bool,
-    terminal: bool,
-    last: Option<(std::time::Instant, u64, u64)>,
-    /// When the current stage began, and how much of it was done then (a resumed evaluation).
-    started: Option<(std::time::Instant, u64)>,
-}
-
-impl StageBar {
-    fn new(hidden: bool) -> StageBar {
-        StageBar { bar: None, stage: String::new(), hidden, terminal: std::io::stderr().is_terminal(), last: None, started: None }
-    }
-
-    fn update(&mut self, stage: &str, done: u64, total: u64) {
-        if self.hidden {
-            return;
-        }
-        if self.stage != stage {
-            self.finish();
-            self.stage = stage.to_string();
-            if self.terminal {
-                let b = indicatif::ProgressBar::new(total);
-                let style = indicatif::ProgressStyle::with_template("{msg:>24} {bar:40} {pos}/{len} [{elapsed_precise} < {eta_precise}]")
-                    .expect("valid template");
-                b.set_style(style);
-                b.set_message(stage.to_string());
-                self.bar = Some(b);
-            }
-            self.last = Some((std::time::Instant::now(), done, total));
-            self.started = Some((std::time::Instant::now(), done));
-        }
-        if let Some(b) = &self.bar {
-            b.set_position(done);
-        } else if let Some((at, _, _)) = self.last {
-            if at.elapsed().as_secs() >= 30 {
-                let (since, from) = self.started.expect("set with the stage");
-                let rate = done.saturating_sub(from) as f64 / since.elapsed().as_secs_f64();
-                eprintln!("{stage}: {done}/{total}{}", eta(total.saturating_sub(done) as f64, rate));
-                self.last = Some((std::time::Instant::now(), done, total));
-            } else {
-                self.last = Some((at, done, total));
-            }
-        }
-    }
-
-    fn finish(&mut self) {
-        if let Some(b) = self.bar.take() {
-            b.finish();
-        } else if let Some((_, done, total)) = self.last.take() {
-            eprintln!("{}: {done}/{total}", self.stage);
-        }
-    }
-}
-
-/// Writes the report of a run folder, with the model loaded per `load`, and prints its path.
-pub fn report_with(dir: &Path, load: LoadOptions) -> Result<PathBuf, String> {
-    if dir.is_dir() {
-        let run = RunFolder::new(dir);
-        arithlens::io::outputs::check_file(&run.report(), "the report")?;
-        arithlens::io::outputs::check_dir(&run.figures(), "the report's figures folder")?;
-    }
-    let path = arithlens::report::write_report_with(dir, load)?;
-    println!("{}", path.display());
-    Ok(path)
-}
-
-/// Stages of `run`, in order.
-const STAGES: usize = 4;
-
-fn stage(k: usize, what: &str) {
-    eprintln!("[{k}/{STAGES}] {what}");
-}
-
-/// Whether the derived file `name` in `dir` must be (re)computed for the model hashing to `sha`
-/// with `options`: prints stage `k` as skipped when it is current, or with the reason when it
-/// is not (missing files need none).
-fn needs_recompute<T: arithlens::provenance::Derived>(
-    k: usize,
-    what: &str,
-    dir: &Path,
-    name: &str,
-    (sha, options): (&str, &serde_json::Value),
-) -> bool {
-    let path = dir.join(name);
-    match arithlens::provenance::read_current::<T>(&path, sha, Some(options)) {
-        Ok(_) => {
-            stage(k, &format!("{what}: {} is up to date; skipping", path.display()));
-            false
-        }
-        Err(arithlens::provenance::Stale::Missing) => {
-            stage(k, what);
-            true
-        }
-        Err(why) => {
-            stage(k, &format!("{what}: {} {}; recomputing it", path.display(), why.reason()));
-            true
-        }
-    }
-}
-
-/// The evaluation `run` does: `eval`'s defaults, and every question for n <= 3.
-fn run_eval_args(dir: &Path, cfg: &TrainConfig) -> EvalArgs {
-    let d = arithlens::eval::EvalOptions::default();
-    EvalArgs {
-        model: dir.to_path_buf(),
-        questions: d.questions,
-        seed: d.seed,
-        exhaustive: cfg.task.n_digits <= arithlens::eval::accuracy::EXHAUSTIVE_MAX_DIGITS,
-        per_class: d.per_class,
-        top: d.top_k,
-        json: false,
-    }
-}
-
-/// The analysis `run` does: the defaults of `analyze`.
-fn run_analyze_args() -> AnalyzeArgs {
-    let defaults = arithlens::analysis::AnalyzeOptions::default();
-    AnalyzeArgs { questions: defaults.questions, seed: defaults.seed, pairs: defaults.pairs, siblings: defaults.siblings }
-}
-
-fn run_all(a: &TrainArgs) -> Result<(), String> {
-    let cfg = a.config()?;
-    let dir = a.dir(&cfg);
-    arithlens::io::outputs::check_dir(&dir, "the run folder (--out)")?;
-    let model = dir.join(files::MODEL);
-    if !model.exists() || a.force || a.resume {
-        let mut a = a.clone();
-        // An interrupted run (a checkpoint but no model) continues where it stopped.
-        a.resume |= !a.force && !model.exists() && dir.join(files::CHECKPOINT).exists();
-        stage(1, if a.resume { "train (resuming from the last checkpoint)" } else { "train" });
-        train(&a)?;
-    } else {
-        stage(1, &format!("train: {} already holds a trained model; skipping training (--force retrains)", dir.display()));
-    }
-    // What to recompute follows from the model's hash and the options each file records.
-    let sha = arithlens::provenance::sha256_file(&model)?;
-    let eval_args = run_eval_args(&dir, &cfg);
-    let eval_options = eval_args.options().provenance_options();
-    if needs_recompute::<arithlens::eval::EvalReport>(2, "evaluate", &dir, files::EVAL, (&sha, &eval_options)) {
-        let e = eval(&eval_args)?;
+    let evaluated = run.evaluate(guard.stop(), &mut |e| display.show(e));
+    display.finish();
+    if let Some(e) = evaluated? {
+        print_eval(&e);
         eprintln!("  {}", e.summary.first().cloned().unwrap_or_default());
     }
-    let analyze_args = run_analyze_args();
-    let analyze_options = serde_json::to_value(analyze_args.options()).map_err(|e| e.to_string())?;
-    if needs_recompute::<arithlens::analysis::Analysis>(3, "analyze", &dir, files::ANALYSIS, (&sha, &analyze_options)) {
-        analyze(&dir, &analyze_args)?;
+    let analyzed = run.analyze(guard.stop(), &mut |e| display.show(e));
+    display.finish();
+    if let Some(a) = analyzed? {
+        print_analyzed(&a);
     }
-    stage(4, "report");
-    let path = arithlens::report::write_report(&dir)?;
-    eprintln!("report: {}", path.display());
+    drop(guard);
+    let path = run.report(&mut |e| display.show(e))?;
     println!("{}", path.display());
     Ok(())
 }
 
 /// `arithlens cache`: the listed questions, then `random.0` random ones per operation.
-fn cache(model: &TaskModel, questions: &[String], random: (usize, u64), hooks: &[String], out: &Path) -> Result<(), String> {
+fn cache(model: &TaskModel, questions: &[String], random: (usize, u64), hooks: &[String], out: &Path) -> std::result::Result<(), String> {
     let format = cache_format(out)?;
     check_cache_size(model, questions.len(), random.0)?;
-    let mut qs = questions.iter().map(|q| model.parse_question(q)).collect::<Result<Vec<_>, _>>()?;
+    let mut qs = questions.iter().map(|q| model.parse_question(q)).collect::<std::result::Result<Vec<_>, _>>()?;
     for (i, &op) in model.ops.iter().enumerate() {
         let seed = random.1.wrapping_add(i as u64);
         qs.extend(arithlens::task::generate::random_questions(model.n_digits, op, random.0, seed).map_err(|e| e.to_string())?);
@@ -690,7 +457,7 @@ const CACHE_PROVENANCE: &str = "provenance";
 
 /// Whether `cache --force` may replace the existing file `path`: a cache it wrote may be
 /// replaced; a model or checkpoint never, nor any other file inside a run folder.
-fn cache_replaceable(path: &Path) -> Result<(), String> {
+fn cache_replaceable(path: &Path) -> std::result::Result<(), String> {
     use arithlens::io::outputs::{is_model_file, safetensors_header};
     let marked = match safetensors_header(path) {
         Some(h) => h.get("__metadata__").and_then(|m| m.get(CACHE_PROVENANCE)).is_some() && !is_model_file(path),
@@ -718,51 +485,21 @@ fn cache_replaceable(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn analyze(dir: &Path, a: &AnalyzeArgs) -> Result<(), String> {
-    analyze_with(dir, a, LoadOptions::default())
-}
-
-fn analyze_with(dir: &Path, a: &AnalyzeArgs, load: LoadOptions) -> Result<(), String> {
-    let opts = a.options();
-    opts.validate()?;
-    let out = if dir.is_dir() { dir.join(files::ANALYSIS) } else { dir.with_file_name(files::ANALYSIS) };
-    arithlens::io::outputs::check_file(&out, "the analysis's output")?;
-    let model = load_model(dir, load)?;
-    let log_path = dir.join(files::TRAINING);
-    let log = if log_path.exists() { Some(arithlens::train::log::TrainingLog::load(&log_path)?) } else { None };
-    let t0 = std::time::Instant::now();
-    let mut bar = StageBar::new(false);
-    let mut report = |p: arithlens::analysis::stages::Progress| {
-        let name = p.stage.name();
-        if p.total == 0 {
-            bar.finish();
-            let of = arithlens::analysis::stages::Stage::ALL.len();
-            eprintln!("analyze [{}/{of}] {name} ({:.0} s so far)", p.stage.number(), t0.elapsed().as_secs_f64());
-        } else {
-            bar.update(&format!("analyze {name}"), p.done as u64, p.total as u64);
-        }
-    };
-    let result = arithlens::analysis::analyze_with_progress(&model, log.as_ref(), &opts, &mut report);
-    bar.finish();
-    arithlens::io::atomic::write_json(&out, &result).map_err(|e| format!("writing {}: {e}", out.display()))?;
-    print!("{}", arithlens::analysis::summary(&result));
-    println!("wrote {} in {:.1} s", out.display(), t0.elapsed().as_secs_f64());
+/// `arithlens analyze`: writes analysis.json and prints its summary. Ctrl-C stops it before
+/// its next stage.
+fn analyze(dir: &Path, a: &AnalyzeArgs, load: LoadOptions) -> Result<()> {
+    let mut display = Display::new(false, false);
+    let guard = Guard::install();
+    let analyzed = pipeline::analyze(dir, &a.options(), load, guard.stop(), &mut |e| display.show(e));
+    display.finish();
+    print_analyzed(&analyzed?);
     Ok(())
 }
 
-/// Refuses `eval` counts that could not be held in memory, before the model is loaded.
-fn check_eval_args(a: &EvalArgs) -> Result<(), String> {
-    use arithlens::limits::{MAX_HELD_QUESTIONS, MAX_TOP};
-    if a.per_class > MAX_HELD_QUESTIONS {
-        return Err(format!(
-            "--per-class {} is too many: at most {MAX_HELD_QUESTIONS} (all are held in memory; default 10000)",
-            a.per_class
-        ));
-    }
-    if a.top > MAX_TOP {
-        return Err(format!("--top {} is too many: at most {MAX_TOP}", a.top));
-    }
-    Ok(())
+/// The analysis's summary and where it went.
+fn print_analyzed(a: &pipeline::Analyzed) {
+    print!("{}", arithlens::analysis::summary(&a.analysis));
+    println!("wrote {} in {:.1} s", a.path.display(), a.seconds);
 }
 
 /// What `cache --out` writes.
@@ -773,7 +510,7 @@ enum CacheFormat {
 }
 
 /// The format by `out`'s extension, in any case (`.npz`, `.NPZ`); `.npy` is refused.
-fn cache_format(out: &Path) -> Result<CacheFormat, String> {
+fn cache_format(out: &Path) -> std::result::Result<CacheFormat, String> {
     match out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
         Some("npz") => Ok(CacheFormat::Npz),
         Some("npy") => Err(format!("{}: a cache holds several arrays; name it .npz (NumPy) or .safetensors", out.display())),
@@ -783,7 +520,7 @@ fn cache_format(out: &Path) -> Result<CacheFormat, String> {
 
 /// Refuses a cache whose activations would not fit in [`arithlens::limits::MAX_MEMORY_BYTES`],
 /// before any question is generated.
-fn check_cache_size(model: &TaskModel, listed: usize, random: usize) -> Result<(), String> {
+fn check_cache_size(model: &TaskModel, listed: usize, random: usize) -> std::result::Result<(), String> {
     use arithlens::limits::{product, sum};
     let c = &model.params.config;
     let (d, h, dh, ff, ctx) = (c.d_model as u64, c.n_heads as u64, c.d_head as u64, c.d_mlp as u64, model.n_ctx() as u64);
@@ -793,19 +530,5 @@ fn check_cache_size(model: &TaskModel, listed: usize, random: usize) -> Result<(
         sum(&[per_layer.and_then(|p| p.checked_mul(c.n_layers as u64)), product(&[3, d])]).and_then(|p| product(&[p, ctx, 4]));
     let n = (random as u64).checked_mul(model.ops.len() as u64).and_then(|r| r.checked_add(listed as u64));
     let what = format!("a cache of {} question(s)", n.map_or("too many".into(), |n| n.to_string()));
-    arithlens::limits::check_memory(&what, n.and_then(|n| per_question?.checked_mul(n)), "their activations (every hook)")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::eta;
-
-    #[test]
-    fn eta_reads_as_hours_minutes_or_seconds() {
-        assert_eq!(eta(100.0, 4.0), "  eta 25s");
-        assert_eq!(eta(36_000.0, 4.0), "  eta 2h30m");
-        assert_eq!(eta(1_000.0, 4.0), "  eta 4m10s");
-        assert_eq!(eta(1_000.0, 0.0), "", "no rate yet, no estimate");
-        assert_eq!(eta(0.0, 4.0), "", "nothing left, no estimate");
-    }
+    Ok(arithlens::limits::check_memory(&what, n.and_then(|n| per_question?.checked_mul(n)), "their activations (every hook)")?)
 }

@@ -4,6 +4,7 @@
 
 mod bench;
 mod cli;
+mod display;
 mod interrupt;
 
 use clap::Parser;

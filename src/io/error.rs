@@ -1,0 +1,78 @@
+//! What went wrong with a file or folder: the path, the operation, and the system's reason (or
+//! what would be right). The messages are the ones the command line prints after "error: ".
+
+use std::path::PathBuf;
+
+/// A file or folder that could not be read, written or used as an output.
+#[derive(Debug, thiserror::Error)]
+pub enum IoError {
+    /// Reading `path` failed.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The system's reason.
+        source: std::io::Error,
+    },
+    /// Writing `path` failed.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The system's reason.
+        source: std::io::Error,
+    },
+    /// An output folder (`what`, e.g. "the run folder (--out)") is a file.
+    #[error("{what} {} is a file, not a folder: give a folder (new or existing) instead", path.display())]
+    NotAFolder {
+        /// What the folder is for.
+        what: String,
+        /// The path given.
+        path: PathBuf,
+    },
+    /// An output folder cannot be created.
+    #[error("{what} {}: cannot create this folder ({source})", path.display())]
+    CannotCreate {
+        /// What the folder is for.
+        what: String,
+        /// The folder.
+        path: PathBuf,
+        /// The system's reason.
+        source: std::io::Error,
+    },
+    /// An output folder cannot be written into.
+    #[error("{what} {}: cannot write into this folder ({source})", path.display())]
+    NotWritable {
+        /// What the folder is for.
+        what: String,
+        /// The folder.
+        path: PathBuf,
+        /// The system's reason.
+        source: std::io::Error,
+    },
+    /// An output file's path is a folder.
+    #[error("{what} {} is a folder: give a file name", path.display())]
+    IsAFolder {
+        /// What the file is for.
+        what: String,
+        /// The path given.
+        path: PathBuf,
+    },
+    /// An output file exists and `--force` was not given.
+    #[error("{what} {} already exists: pass --force to replace it, or choose another name", path.display())]
+    Exists {
+        /// What the file is for.
+        what: String,
+        /// The file.
+        path: PathBuf,
+    },
+    /// An existing file that is never replaced, even with `--force` (the reason names it).
+    #[error("{0}")]
+    NotReplaceable(String),
+}
+
+impl From<IoError> for String {
+    fn from(e: IoError) -> String {
+        e.to_string()
+    }
+}
