@@ -17,7 +17,7 @@
 //!   forward, one corrupted forward and one backward per answer digit (with the reference
 //!   model's gradient hooks). Fast, but blind where a softmax saturates; [`eap::agreement`]
 //!   measures how far its ranking agrees with real path patching.
-//! - **The circuit** ([`circuit`]): for each answer digit, the edges among the useful nodes whose
+//! - **The circuit** ([`mod@circuit`]): for each answer digit, the edges among the useful nodes whose
 //!   path-patched effect on that digit is significant, per corrupted column, with effect sizes
 //!   and the complexity classes they act on. Serde types, for analysis.json.
 //!
