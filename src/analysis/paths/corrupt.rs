@@ -73,8 +73,15 @@ pub fn corrupt_pairs(questions: &[Question], corruption: Corruption, seed: u64) 
 
 impl Pairs {
     /// The token rows `[n, t]` of the clean questions with their answers, and of the corrupted
-    /// questions with the clean answers (`t` = the model's question length).
+    /// questions with the clean answers (`t` = the model's question length). Errors when the
+    /// lists differ in length or a question has another width than the model's.
     pub fn tokens(&self, model: &TaskModel) -> Result<(Vec<u32>, Vec<u32>), String> {
+        if self.clean.len() != self.corrupt.len() {
+            return Err(format!("{} clean questions but {} corrupted ones: each needs one partner", self.clean.len(), self.corrupt.len()));
+        }
+        if let Some(q) = self.clean.iter().chain(&self.corrupt).find(|q| q.n_digits != model.n_digits) {
+            return Err(format!("question {} has {} digits, the model answers {}-digit questions", q.text(), q.n_digits, model.n_digits));
+        }
         let (format, start) = (model.format, model.answer_start());
         let mut clean = Vec::with_capacity(self.clean.len() * model.n_ctx());
         let mut corrupt = Vec::with_capacity(clean.capacity());
@@ -110,5 +117,22 @@ mod tests {
         }
         let err = corrupt_pairs(&qs, Corruption::Column { col: 5 }, 9).unwrap_err();
         assert!(err.contains("columns 0..5"), "{err}");
+    }
+
+    #[test]
+    fn tokens_refuse_unpaired_or_misfit_questions() {
+        let cfg = crate::train::TrainConfig::preset("tiny").unwrap();
+        let m = TaskModel::from_file(crate::train::Trainer::new(cfg).unwrap().model_file(), "test").unwrap();
+        let qs = random_questions(2, Op::Add, 4, 3).unwrap();
+        let mut p = corrupt_pairs(&qs, Corruption::Column { col: 0 }, 1).unwrap();
+        let (clean, corrupt) = p.tokens(&m).unwrap();
+        assert_eq!(clean.len(), 4 * m.n_ctx());
+        assert_eq!(clean[m.answer_start()..m.n_ctx()], corrupt[m.answer_start()..m.n_ctx()], "the clean answer is kept");
+        assert_ne!(clean[..m.answer_start()], corrupt[..m.answer_start()]);
+        p.corrupt.pop();
+        assert!(p.tokens(&m).unwrap_err().contains("4 clean questions but 3 corrupted"));
+        let wide = random_questions(3, Op::Add, 4, 3).unwrap();
+        let p = corrupt_pairs(&wide, Corruption::Column { col: 0 }, 1).unwrap();
+        assert!(p.tokens(&m).unwrap_err().contains("the model answers 2-digit questions"));
     }
 }
