@@ -51,6 +51,7 @@ pub mod intervene;
 pub mod logit_attribution;
 pub mod naming;
 pub mod nodes;
+pub mod paths;
 pub mod pca;
 pub mod positions;
 pub mod stages;

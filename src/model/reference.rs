@@ -8,7 +8,7 @@
 //! optimisations of it, each tested equal to it (`tests/reference_model.rs`), and it is tested
 //! against TransformerLens itself (`tests/transformer_lens_fixtures.rs`).
 
-use super::hooks::{HookPoint, HookTensor, Hooks};
+use super::hooks::{HookPoint, HookTensor, Hooks, NoHooks};
 use super::linalg::{add_bias, add_col_sums, matmul, MatRef};
 use super::ops::{self, AttnDims, AttnGrads, AttnSaved};
 use super::params::{Ln, Params};
@@ -90,10 +90,20 @@ pub fn forward<H: Hooks>(p: &Params, tokens: &[u32], batch: usize, t: usize, hoo
 
 /// The backward pass from `d logits` ([batch, t, d_vocab_out]): every parameter's gradient.
 pub fn backward(p: &Params, acts: &Activations, dlogits: &[f32]) -> Grads {
+    backward_hooked(p, acts, dlogits, &mut NoHooks)
+}
+
+/// [`backward`] with gradient hooks, as TransformerLens's backward hooks: `hooks` sees the
+/// gradient of the loss with respect to an activation under that activation's hook name and
+/// shape, in reverse forward order, and an edit to it changes what flows further back. Per block
+/// (last first) the points are `hook_resid_post`, `mlp.hook_pre`, `hook_resid_mid` (with an
+/// MLP), `attn.hook_z`, `attn.hook_q`, `attn.hook_k`, `attn.hook_v`, `hook_resid_pre`; other hook
+/// points get no gradient call. Edge attribution patching (`analysis::paths`) reads these.
+pub fn backward_hooked<H: Hooks>(p: &Params, acts: &Activations, dlogits: &[f32], hooks: &mut H) -> Grads {
     let mut g = Grads::new();
     let mut dx = unembed_backward(p, acts, dlogits, &mut g);
     for l in (0..p.config.n_layers).rev() {
-        dx = block_backward(p, l, &acts.layers[l], acts, &dx, &mut g);
+        dx = block_backward(p, l, &acts.layers[l], acts, dx, &mut g, hooks);
     }
     embed_backward(p, acts, &dx, &mut g);
     g
@@ -196,25 +206,40 @@ fn block_forward<H: Hooks>(p: &Params, l: usize, mut x: Vec<f32>, batch: usize, 
     (acts, mid)
 }
 
-/// From d `hook_resid_post` to d `hook_resid_pre`, adding the block's parameter gradients.
-fn block_backward(p: &Params, l: usize, a: &BlockActs, acts: &Activations, d_post: &[f32], g: &mut Grads) -> Vec<f32> {
-    let mut d_mid = d_post.to_vec();
+/// From d `hook_resid_post` to d `hook_resid_pre`, adding the block's parameter gradients and
+/// showing the activation gradients to `hooks` ([`backward_hooked`]).
+#[allow(clippy::too_many_arguments)]
+fn block_backward<H: Hooks>(
+    p: &Params,
+    l: usize,
+    a: &BlockActs,
+    acts: &Activations,
+    mut d_post: Vec<f32>,
+    g: &mut Grads,
+    hooks: &mut H,
+) -> Vec<f32> {
+    let shape = [acts.batch, acts.t, p.config.d_model];
+    hook(hooks, HookPoint::ResidPost(l), &mut d_post, &shape);
+    let mut d_mid = d_post.clone();
     if p.config.has_mlp() {
         let mlp_in = a.ln2.as_ref().map_or(&a.resid_mid, |x| &x.out);
-        let d_mlp_in = mlp_backward(p, l, a, mlp_in, d_post, g);
+        let d_mlp_in = mlp_backward(p, l, a, mlp_in, &d_post, acts.batch, g, hooks);
         let d_ln2 = match &a.ln2 {
             Some(ln2) => ln_backward(p, &format!("blocks.{l}.ln2"), ln2, &d_mlp_in, g),
             None => d_mlp_in,
         };
         d_mid.iter_mut().zip(d_ln2).for_each(|(a, b)| *a += b);
+        hook(hooks, HookPoint::ResidMid(l), &mut d_mid, &shape);
     }
     let attn_in = a.ln1.as_ref().map_or(&a.resid_pre, |x| &x.out);
-    let d_attn_in = attention_backward(p, l, a, attn_in, acts, &d_mid, g);
+    let d_attn_in = attention_backward(p, l, a, attn_in, acts, &d_mid, g, hooks);
     let d_ln1 = match &a.ln1 {
         Some(ln1) => ln_backward(p, &format!("blocks.{l}.ln1"), ln1, &d_attn_in, g),
         None => d_attn_in,
     };
-    d_mid.iter().zip(d_ln1).map(|(a, b)| a + b).collect()
+    let mut d_pre: Vec<f32> = d_mid.iter().zip(d_ln1).map(|(a, b)| a + b).collect();
+    hook(hooks, HookPoint::ResidPre(l), &mut d_pre, &shape);
+    d_pre
 }
 
 // ---- Attention: per head h, z_h = softmax(mask(q_h k_h^T / sqrt(d_head))) v_h; out = z W_O + b_O ----
@@ -275,7 +300,17 @@ fn attention_forward<H: Hooks>(p: &Params, l: usize, x: &[f32], batch: usize, t:
 }
 
 /// From d `hook_attn_out` to d of the attention's input (`ln1`'s output).
-fn attention_backward(p: &Params, l: usize, a: &BlockActs, x: &[f32], acts: &Activations, d_out: &[f32], g: &mut Grads) -> Vec<f32> {
+#[allow(clippy::too_many_arguments)]
+fn attention_backward<H: Hooks>(
+    p: &Params,
+    l: usize,
+    a: &BlockActs,
+    x: &[f32],
+    acts: &Activations,
+    d_out: &[f32],
+    g: &mut Grads,
+    hooks: &mut H,
+) -> Vec<f32> {
     let c = &p.config;
     let (d, nh, dh, rows) = (c.d_model, c.n_heads, c.d_head, acts.batch * acts.t);
     let w_o = w(p, &format!("blocks.{l}.attn.W_O"));
@@ -285,11 +320,16 @@ fn attention_backward(p: &Params, l: usize, a: &BlockActs, x: &[f32], acts: &Act
     add_grad(g, format!("blocks.{l}.attn.b_O"), col_sums(d_out, d));
     let mut dz = vec![0.0; rows * nh * dh];
     matmul(&mut dz, MatRef::new(d_out, rows, d), MatRef::new(w_o, nh * dh, d).t(), false);
+    let heads = [acts.batch, acts.t, nh, dh];
+    hook(hooks, HookPoint::Z(l), &mut dz, &heads);
     let dims = AttnDims { batch: acts.batch, heads: nh, d_head: dh, t: acts.t, q0: 0 };
     let (mut dq, mut dk, mut dv) = (vec![0.0; dz.len()], vec![0.0; dz.len()], vec![0.0; dz.len()]);
     let mut dscores = vec![0.0; a.pattern.len()];
     let saved = AttnSaved { q: &a.q, k: &a.k, v: &a.v, pattern: &a.pattern };
     ops::attention_backward(dims, saved, &dz, AttnGrads { dscores: &mut dscores, dq: &mut dq, dk: &mut dk, dv: &mut dv });
+    hook(hooks, HookPoint::Q(l), &mut dq, &heads);
+    hook(hooks, HookPoint::K(l), &mut dk, &heads);
+    hook(hooks, HookPoint::V(l), &mut dv, &heads);
     let mut dx = vec![0.0; rows * d];
     for (which, dy) in [("Q", &dq), ("K", &dk), ("V", &dv)] {
         per_head_backward(p, l, which, x, dy, &mut dx, g);
@@ -332,8 +372,19 @@ fn mlp_forward<H: Hooks>(p: &Params, l: usize, x: &[f32], batch: usize, t: usize
     (pre, post, out)
 }
 
-/// From d `hook_mlp_out` to d of the MLP's input (`ln2`'s output).
-fn mlp_backward(p: &Params, l: usize, a: &BlockActs, x: &[f32], d_out: &[f32], g: &mut Grads) -> Vec<f32> {
+/// From d `hook_mlp_out` to d of the MLP's input (`ln2`'s output);
+/// `batch` sequences: `hook_pre`'s gradient is shown as [batch, t, d_mlp].
+#[allow(clippy::too_many_arguments)]
+fn mlp_backward<H: Hooks>(
+    p: &Params,
+    l: usize,
+    a: &BlockActs,
+    x: &[f32],
+    d_out: &[f32],
+    batch: usize,
+    g: &mut Grads,
+    hooks: &mut H,
+) -> Vec<f32> {
     let c = &p.config;
     let (d, m) = (c.d_model, c.d_mlp);
     let rows = d_out.len() / d;
@@ -344,6 +395,7 @@ fn mlp_backward(p: &Params, l: usize, a: &BlockActs, x: &[f32], d_out: &[f32], g
     let mut d_pre = vec![0.0; rows * m];
     matmul(&mut d_pre, MatRef::new(d_out, rows, d), MatRef::new(w(p, &format!("blocks.{l}.mlp.W_out")), m, d).t(), false);
     ops::activation_backward(c.act_fn, &a.pre, &mut d_pre);
+    hook(hooks, HookPoint::MlpPre(l), &mut d_pre, &[batch, rows / batch, m]);
     let mut dw_in = vec![0.0; d * m];
     matmul(&mut dw_in, MatRef::new(x, rows, d).t(), MatRef::new(&d_pre, rows, m), false);
     add_grad(g, format!("blocks.{l}.mlp.W_in"), dw_in);
