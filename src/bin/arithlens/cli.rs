@@ -89,6 +89,13 @@ pub enum Command {
         /// The run folder.
         run_dir: PathBuf,
     },
+    /// Many models from one manifest (zoo/*.toml): run them here or on Slurm, follow them, and
+    /// gather one table beside the papers' figures.
+    Zoo {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::zoo::ZooCommand,
+    },
 }
 
 /// Options of `analyze`.
@@ -219,6 +226,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
             arithlens::io::outputs::check_new_file(&out, "the cache file (--out)", force, cache_replaceable)?;
             cache(&load_model(&model, load)?, &questions, (random, seed), &hooks, &out)
         }
+        Command::Zoo { command } => crate::zoo::run(command, cli.threads),
     }
 }
 
@@ -233,7 +241,7 @@ fn output_folders(command: &Command) -> Vec<PathBuf> {
         Command::Analyze { run_dir, .. } => vec![in_dir(run_dir)],
         Command::Report { run_dir } => run_folder(run_dir),
         Command::Cache { out, .. } => vec![out.parent().unwrap_or(Path::new("")).to_path_buf()],
-        Command::Ask { .. } | Command::Bench(_) => Vec::new(),
+        Command::Ask { .. } | Command::Bench(_) | Command::Zoo { .. } => Vec::new(),
     }
 }
 

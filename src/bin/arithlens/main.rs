@@ -5,6 +5,7 @@
 mod bench;
 mod cli;
 mod interrupt;
+mod zoo;
 
 use clap::Parser;
 
