@@ -59,7 +59,7 @@ pub fn run_local(zoo: &Zoo, opts: &LocalOptions, say: &mut dyn FnMut(&str)) -> S
         zoo.root.display()
     ));
     let (tx, rx) = mpsc::channel::<(Job, Outcome)>();
-    let (t0, mut rates, mut last_line) = (Instant::now(), Rates::default(), Instant::now());
+    let (t0, mut rates, mut last_line, mut changed) = (Instant::now(), Rates::default(), Instant::now(), false);
     std::thread::scope(|scope| loop {
         block_failed_dependents(zoo, &mut slots, say);
         let running = slots.values().filter(|s| matches!(s, Slot::Running(_))).count();
@@ -71,6 +71,10 @@ pub fn run_local(zoo: &Zoo, opts: &LocalOptions, say: &mut dyn FnMut(&str)) -> S
                 let _ = tx.send((job, outcome));
             });
         }
+        if changed || last_line.elapsed().as_secs() >= opts.progress_every {
+            say(&progress_line(zoo, &slots, &rates, t0, parallel));
+            (last_line, changed) = (Instant::now(), false);
+        }
         if slots.values().all(|s| matches!(s, Slot::Finished(_))) {
             break;
         }
@@ -81,12 +85,7 @@ pub fn run_local(zoo: &Zoo, opts: &LocalOptions, say: &mut dyn FnMut(&str)) -> S
                 }
                 say(&finished_line(zoo, job, &outcome));
                 slots.insert(job, Slot::Finished(outcome));
-                say(&progress_line(zoo, &slots, &rates, t0, parallel));
-                last_line = Instant::now();
-            }
-            Err(_) if last_line.elapsed().as_secs() >= opts.progress_every => {
-                say(&progress_line(zoo, &slots, &rates, t0, parallel));
-                last_line = Instant::now();
+                changed = true;
             }
             Err(_) => {}
         }

@@ -123,8 +123,9 @@ pub fn dependency(zoo: &Zoo, arrays: &[ArrayJob], ids: &[String], k: usize, flig
     if a.level == 1 && matches!(a.stage, Stage::Train | Stage::Analyze) {
         for &i in &a.models {
             let Some(j) = zoo.models[i].insert_source else { continue };
-            if let Some(id) = id_of(a.stage, 0) {
-                parts.push(format!("afterok:{id}_{j}"));
+            let with_source = arrays[..k].iter().position(|b| b.stage == a.stage && b.level == 0 && b.models.contains(&j));
+            if let Some(p) = with_source {
+                parts.push(format!("afterok:{}_{j}", ids[p]));
             } else if let Some(q) = flight.get(&(zoo.models[j].name.clone(), a.stage)) {
                 parts.push(format!("afterok:{}_{}", q.job_id, q.task));
             }

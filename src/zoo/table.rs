@@ -151,7 +151,7 @@ fn row(zoo: &Zoo, i: usize) -> Row {
         if let Ok(a) = crate::provenance::read_parsed::<crate::analysis::Analysis>(&run.analysis()) {
             let f = &a.findings;
             r.computation_starts = f.computation_starts_at.map(|p| format!("P{p} ({})", f.starts_at_token.clone().unwrap_or_default()));
-            r.head_roles = f.head_roles.iter().map(|(h, kinds)| format!("{h}: {}", kinds.join(" "))).collect();
+            r.head_roles = f.head_roles.iter().filter(|(_, kinds)| !kinds.is_empty()).map(|(h, kinds)| format!("{h}: {}", kinds.join(" "))).collect();
         }
     }
     r
