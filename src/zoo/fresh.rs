@@ -27,6 +27,16 @@ impl Fresh {
     pub fn is_done(&self) -> bool {
         *self == Fresh::Done
     }
+
+    /// The state in words: `current`, `to do: REASON`, `partly done: ...`, `conflict: ...`.
+    pub fn describe(&self) -> String {
+        match self {
+            Fresh::Done => "current".into(),
+            Fresh::Todo(why) => format!("to do: {why}"),
+            Fresh::Partial(why) => format!("partly done: {why}"),
+            Fresh::Conflict(why) => format!("conflict: {why}"),
+        }
+    }
 }
 
 /// The state of `job`'s output in its run folder.

@@ -285,20 +285,26 @@ fn resolve_model(entry: &ModelEntry, default_stages: &[Stage]) -> Result<ZooMode
 fn link_insertions(models: &mut [ZooModel], root: &Path) -> Result<(), String> {
     for i in 0..models.len() {
         let Some(ins) = &models[i].config.insert else { continue };
+        // The preset's source (runs/add_dN_l2_h3_t15K_sSEED), or `set = ["insert.from=NAME"]`,
+        // names a model of the zoo by its run folder name.
+        let source = ins.from.to_str().unwrap_or_default();
+        let source = if ins.from.components().count() == 1 { source } else { ins.from.file_name().and_then(|n| n.to_str()).unwrap_or_default() };
         let explicit = models[i].overrides.iter().any(|o| o.trim_start().starts_with("insert.from"));
-        let source = ins.from.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
         let Some(j) = models.iter().position(|m| m.name == source) else { continue };
-        if explicit {
-            continue;
+        if explicit && ins.from.components().count() != 1 {
+            continue; // a path of the user's own
         }
+        let source = source.to_string();
         if !models[j].stages.contains(&Stage::Train) {
             return Err(format!("model '{}' is inserted from '{source}', which does not list the train stage", models[i].name));
         }
         let from = root.join(&source);
         let set = format!("insert.from={}", from.display());
         let m = &mut models[i];
-        m.config = m.config.with_overrides(std::slice::from_ref(&set)).map_err(|e| format!("model '{}': {e}", m.name))?;
+        m.overrides.retain(|o| !o.trim_start().starts_with("insert.from"));
         m.overrides.push(set);
+        // Rebuilt from the preset with every override, so fields derived from others stay as set.
+        m.config = TrainConfig::preset(&m.preset).and_then(|c| c.with_overrides(&m.overrides)).map_err(|e| format!("model '{}': {e}", m.name))?;
         m.insert_source = Some(j);
     }
     // A model inserted from itself (or a cycle) cannot be trained.

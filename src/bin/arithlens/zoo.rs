@@ -146,10 +146,7 @@ fn run_local(zoo: &Zoo, exe: &Path, jobs: usize, threads: Option<usize>) -> Resu
 /// The local engine's jobs in order, with their state and command line.
 fn print_jobs(zoo: &Zoo, threads: usize) {
     for job in arithlens::zoo::graph::jobs(zoo) {
-        let state = match arithlens::zoo::fresh::job_state(zoo, job) {
-            arithlens::zoo::fresh::Fresh::Done => "current; skipped".to_string(),
-            other => format!("{other:?}"),
-        };
+        let state = arithlens::zoo::fresh::job_state(zoo, job).describe();
         let args: Vec<String> = arithlens::zoo::graph::command(zoo, job, threads).iter().map(|a| arithlens::zoo::job::shell_word(a)).collect();
         println!("{} {}: {state}\n  arithlens {}", job.stage.name(), zoo.models[job.model].name, args.join(" "));
     }
