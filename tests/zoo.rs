@@ -72,7 +72,10 @@ fn the_job_graph_waits_for_training_and_for_an_inserted_models_source() {
     // Stage commands: the manifest's overrides and options, the run folder under the root.
     let train = arithlens::zoo::graph::command(&zoo, job(0, Stage::Train), 3);
     let text = train.join(" ");
-    assert!(text.starts_with("--threads 3 train --preset ins1_mix_d2_l3_h4_t1K_s7 --set insert.from=/tmp/zoo-root/add_d2_l2_h3_t15K_s7"), "{text}");
+    assert!(
+        text.starts_with("--threads 3 train --preset ins1_mix_d2_l3_h4_t1K_s7 --set insert.from=/tmp/zoo-root/add_d2_l2_h3_t15K_s7"),
+        "{text}"
+    );
     assert!(text.ends_with("--out /tmp/zoo-root/ins1_mix_d2_l3_h4_t1K_s7 --quiet"), "{text}");
     let eval = arithlens::zoo::graph::command(&zoo, job(2, Stage::Eval), 1).join(" ");
     assert_eq!(eval, "--threads 1 eval /tmp/zoo-root/tiny --questions 1000000 --seed 673023 --per-class 10000 --exhaustive");
@@ -229,7 +232,8 @@ fn a_failed_job_is_reported_with_its_log_and_does_not_stop_independent_ones() {
 #[test]
 fn a_killed_zoo_run_resumes_its_training_from_the_checkpoint() {
     let dir = scratch("kill");
-    let manifest = "[zoo]\nname = \"k\"\nstages = [\"train\"]\n[[model]]\npreset = \"tiny\"\nset = [\"steps=4000\", \"checkpoint_every=100\"]\n";
+    let manifest =
+        "[zoo]\nname = \"k\"\nstages = [\"train\"]\n[[model]]\npreset = \"tiny\"\nset = [\"steps=4000\", \"checkpoint_every=100\"]\n";
     std::fs::write(dir.join("k.toml"), manifest).unwrap();
     let run = dir.join("runs/zoo-k/tiny");
     let mut child = Command::new(env!("CARGO_BIN_EXE_arithlens"))
@@ -260,7 +264,10 @@ fn a_killed_zoo_run_resumes_its_training_from_the_checkpoint() {
     assert!(log.lines().filter(|l| l.starts_with("== zoo: ") && l.contains(" train ")).count() == 2, "{log}");
     assert!(log.lines().rev().find(|l| l.contains(" train ")).unwrap().contains("--resume"), "the second attempt resumes:\n{log}");
     assert!(run.join("model.safetensors").exists());
-    let state = arithlens::zoo::fresh::job_state(&Zoo::load(&dir.join("k.toml"), Some(&dir.join("runs/zoo-k"))).unwrap(), Job { model: 0, stage: Stage::Train });
+    let state = arithlens::zoo::fresh::job_state(
+        &Zoo::load(&dir.join("k.toml"), Some(&dir.join("runs/zoo-k"))).unwrap(),
+        Job { model: 0, stage: Stage::Train },
+    );
     assert!(state.is_done(), "{state:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

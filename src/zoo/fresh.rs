@@ -84,7 +84,11 @@ fn trained_model(zoo: &Zoo, i: usize, run: &RunFolder) -> Result<String, Fresh> 
     }
     let sha = crate::provenance::sha256_file(&run.model()).map_err(Fresh::Todo)?;
     let log: crate::train::log::TrainingLog = crate::provenance::read_parsed(&run.training()).map_err(|why| {
-        Fresh::Conflict(format!("{} holds a model but its training.json {}; move it away or use another --root", run.dir().display(), why.reason()))
+        Fresh::Conflict(format!(
+            "{} holds a model but its training.json {}; move it away or use another --root",
+            run.dir().display(),
+            why.reason()
+        ))
     })?;
     let want = serde_json::to_value(&zoo.models[i].config).unwrap_or_default();
     let have = serde_json::to_value(&log.config).unwrap_or_default();
@@ -131,7 +135,8 @@ fn meta_provenance(html: &str) -> Option<crate::provenance::Provenance> {
     let key = "<meta name=\"arithlens-provenance\" content=\"";
     let start = html.find(key)? + key.len();
     let end = start + html[start..].find('"')?;
-    let text = html[start..end].replace("&quot;", "\"").replace("&lt;", "<").replace("&gt;", ">").replace("&#39;", "'").replace("&amp;", "&");
+    let text =
+        html[start..end].replace("&quot;", "\"").replace("&lt;", "<").replace("&gt;", ">").replace("&#39;", "'").replace("&amp;", "&");
     serde_json::from_str(&text).ok()
 }
 

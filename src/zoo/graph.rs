@@ -36,7 +36,10 @@ impl Stage {
 
     /// The stage named `name`.
     pub fn parse(name: &str) -> Result<Stage, String> {
-        Stage::ALL.into_iter().find(|s| s.name() == name).ok_or_else(|| format!("unknown stage '{name}': expected train, eval, analyze or report"))
+        Stage::ALL
+            .into_iter()
+            .find(|s| s.name() == name)
+            .ok_or_else(|| format!("unknown stage '{name}': expected train, eval, analyze or report"))
     }
 }
 

@@ -78,19 +78,19 @@ pub fn run_local(zoo: &Zoo, opts: &LocalOptions, say: &mut dyn FnMut(&str)) -> S
         if slots.values().all(|s| matches!(s, Slot::Finished(_))) {
             break;
         }
-        match rx.recv_timeout(Duration::from_secs(opts.progress_every.max(1))) {
-            Ok((job, outcome)) => {
-                if let Outcome::Ran(secs) = outcome {
-                    rates.record(job.stage, work(zoo, job), secs);
-                }
-                say(&finished_line(zoo, job, &outcome));
-                slots.insert(job, Slot::Finished(outcome));
-                changed = true;
+        if let Ok((job, outcome)) = rx.recv_timeout(Duration::from_secs(opts.progress_every.max(1))) {
+            if let Outcome::Ran(secs) = outcome {
+                rates.record(job.stage, work(zoo, job), secs);
             }
-            Err(_) => {}
+            say(&finished_line(zoo, job, &outcome));
+            slots.insert(job, Slot::Finished(outcome));
+            changed = true;
         }
     });
-    let outcomes = all.iter().map(|j| (*j, if let Some(Slot::Finished(o)) = slots.remove(j) { o } else { Outcome::Failed("not run".into()) })).collect();
+    let outcomes = all
+        .iter()
+        .map(|j| (*j, if let Some(Slot::Finished(o)) = slots.remove(j) { o } else { Outcome::Failed("not run".into()) }))
+        .collect();
     Summary { outcomes }
 }
 

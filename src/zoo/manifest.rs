@@ -288,7 +288,8 @@ fn link_insertions(models: &mut [ZooModel], root: &Path) -> Result<(), String> {
         // The preset's source (runs/add_dN_l2_h3_t15K_sSEED), or `set = ["insert.from=NAME"]`,
         // names a model of the zoo by its run folder name.
         let source = ins.from.to_str().unwrap_or_default();
-        let source = if ins.from.components().count() == 1 { source } else { ins.from.file_name().and_then(|n| n.to_str()).unwrap_or_default() };
+        let source =
+            if ins.from.components().count() == 1 { source } else { ins.from.file_name().and_then(|n| n.to_str()).unwrap_or_default() };
         let explicit = models[i].overrides.iter().any(|o| o.trim_start().starts_with("insert.from"));
         let Some(j) = models.iter().position(|m| m.name == source) else { continue };
         if explicit && ins.from.components().count() != 1 {
@@ -304,14 +305,18 @@ fn link_insertions(models: &mut [ZooModel], root: &Path) -> Result<(), String> {
         m.overrides.retain(|o| !o.trim_start().starts_with("insert.from"));
         m.overrides.push(set);
         // Rebuilt from the preset with every override, so fields derived from others stay as set.
-        m.config = TrainConfig::preset(&m.preset).and_then(|c| c.with_overrides(&m.overrides)).map_err(|e| format!("model '{}': {e}", m.name))?;
+        m.config =
+            TrainConfig::preset(&m.preset).and_then(|c| c.with_overrides(&m.overrides)).map_err(|e| format!("model '{}': {e}", m.name))?;
         m.insert_source = Some(j);
     }
     // A model inserted from itself (or a cycle) cannot be trained.
     for (i, m) in models.iter().enumerate() {
         if let Some(j) = m.insert_source {
             if j == i || models[j].insert_source.is_some() {
-                return Err(format!("model '{}' is inserted from '{}', itself an inserted model: chains are not supported", m.name, models[j].name));
+                return Err(format!(
+                    "model '{}' is inserted from '{}', itself an inserted model: chains are not supported",
+                    m.name, models[j].name
+                ));
             }
         }
     }

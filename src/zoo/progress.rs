@@ -113,6 +113,9 @@ mod tests {
         assert_eq!(duration(3725.0), "1h02m");
         assert_eq!(duration(250.0), "4m10s");
         let c = Counts { done: 5, skipped: 3, running: 2, queued: 9, failed: 0 };
-        assert_eq!(line("mini", c, 80.0, Some(720.0)), "zoo mini: 5/16 done (3 current), 2 running, 9 queued, 0 failed; 1m20s so far, about 12m00s left");
+        assert_eq!(
+            line("mini", c, 80.0, Some(720.0)),
+            "zoo mini: 5/16 done (3 current), 2 running, 9 queued, 0 failed; 1m20s so far, about 12m00s left"
+        );
     }
 }

@@ -110,7 +110,13 @@ pub fn plan(zoo: &Zoo, flight: &BTreeMap<(String, Stage), QueuedTask>) -> Vec<Ar
 
 /// The `--dependency` of `array` given the ids of the arrays submitted before it (same order as
 /// `plan`), the record and the queue; `None` when it waits for nothing.
-pub fn dependency(zoo: &Zoo, arrays: &[ArrayJob], ids: &[String], k: usize, flight: &BTreeMap<(String, Stage), QueuedTask>) -> Option<String> {
+pub fn dependency(
+    zoo: &Zoo,
+    arrays: &[ArrayJob],
+    ids: &[String],
+    k: usize,
+    flight: &BTreeMap<(String, Stage), QueuedTask>,
+) -> Option<String> {
     let a = &arrays[k];
     let id_of = |stage: Stage, level: usize| arrays[..k].iter().position(|b| b.stage == stage && b.level == level).map(|p| ids[p].clone());
     let mut parts: Vec<String> = Vec::new();
@@ -175,8 +181,11 @@ pub fn job_name(zoo: &Zoo, stage: Stage) -> String {
 /// The scripts a submission would send, with placeholders for the ids not yet known (dry run).
 pub fn dry_run(zoo: &Zoo, exe: &Path, flight: &BTreeMap<(String, Stage), QueuedTask>) -> Vec<(ArrayJob, String)> {
     let arrays = plan(zoo, flight);
-    let ids: Vec<String> = arrays.iter().map(|a| format!("<{}{}>", job_name(zoo, a.stage), if a.level > 0 { "-inserted" } else { "" })).collect();
-    (0..arrays.len()).map(|k| (arrays[k].clone(), script(zoo, &arrays[k], exe, dependency(zoo, &arrays, &ids, k, flight).as_deref()))).collect()
+    let ids: Vec<String> =
+        arrays.iter().map(|a| format!("<{}{}>", job_name(zoo, a.stage), if a.level > 0 { "-inserted" } else { "" })).collect();
+    (0..arrays.len())
+        .map(|k| (arrays[k].clone(), script(zoo, &arrays[k], exe, dependency(zoo, &arrays, &ids, k, flight).as_deref())))
+        .collect()
 }
 
 /// Submits what is not done and not in flight; returns what was submitted (also appended to the
@@ -205,7 +214,8 @@ pub fn submit(zoo: &Zoo, exe: &Path, say: &mut dyn FnMut(&str)) -> Result<Vec<Su
         let s = Submitted { job_id: id, stage: a.stage, tasks };
         record.push(s.clone());
         // Recorded after each array, so a submission cut short is still known to the next one.
-        crate::io::atomic::write_json(&record_path(zoo), &record).map_err(|e| format!("cannot write {}: {e}", record_path(zoo).display()))?;
+        crate::io::atomic::write_json(&record_path(zoo), &record)
+            .map_err(|e| format!("cannot write {}: {e}", record_path(zoo).display()))?;
         submitted.push(s);
         ids.push(id.to_string());
     }

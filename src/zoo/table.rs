@@ -139,8 +139,11 @@ fn row(zoo: &Zoo, i: usize) -> Row {
     if done(Stage::Train) {
         let log: Option<crate::train::log::TrainingLog> = crate::provenance::read_parsed(&run.training()).ok();
         r.final_loss = log.and_then(|l| l.records.last().map(|x| x.loss));
-        r.timing = crate::train::timing::Timing::load(run.dir())
-            .map(|t| TimingRow { train_seconds: t.elapsed_s, steps_per_s: t.steps_per_s, threads: t.threads });
+        r.timing = crate::train::timing::Timing::load(run.dir()).map(|t| TimingRow {
+            train_seconds: t.elapsed_s,
+            steps_per_s: t.steps_per_s,
+            threads: t.threads,
+        });
     }
     if done(Stage::Eval) {
         if let Ok(e) = crate::provenance::read_parsed::<crate::eval::EvalReport>(&run.eval()) {
@@ -151,7 +154,8 @@ fn row(zoo: &Zoo, i: usize) -> Row {
         if let Ok(a) = crate::provenance::read_parsed::<crate::analysis::Analysis>(&run.analysis()) {
             let f = &a.findings;
             r.computation_starts = f.computation_starts_at.map(|p| format!("P{p} ({})", f.starts_at_token.clone().unwrap_or_default()));
-            r.head_roles = f.head_roles.iter().filter(|(_, kinds)| !kinds.is_empty()).map(|(h, kinds)| format!("{h}: {}", kinds.join(" "))).collect();
+            r.head_roles =
+                f.head_roles.iter().filter(|(_, kinds)| !kinds.is_empty()).map(|(h, kinds)| format!("{h}: {}", kinds.join(" "))).collect();
         }
     }
     r
@@ -201,11 +205,24 @@ fn loss_cell(r: &Row) -> String {
 }
 
 /// The table's columns, and a row's cells (plain text), shared by zoo.md and zoo.html.
-const HEAD: [&str; 12] =
-    ["model", "ops", "digits", "layers", "heads", "steps", "seed", "final loss", "accuracy per op (papers' nines)", "training", "computation starts", "heads' roles"];
+const HEAD: [&str; 12] = [
+    "model",
+    "ops",
+    "digits",
+    "layers",
+    "heads",
+    "steps",
+    "seed",
+    "final loss",
+    "accuracy per op (papers' nines)",
+    "training",
+    "computation starts",
+    "heads' roles",
+];
 
 fn cells(r: &Row) -> Vec<String> {
-    let timing = r.timing.as_ref().map_or("-".into(), |t| format!("{} at {:.1} steps/s", super::progress::duration(t.train_seconds), t.steps_per_s));
+    let timing =
+        r.timing.as_ref().map_or("-".into(), |t| format!("{} at {:.1} steps/s", super::progress::duration(t.train_seconds), t.steps_per_s));
     let mut note = r.paper_note.clone().unwrap_or_default();
     if r.paper_unverified {
         note = format!("UNVERIFIED: {note}");
@@ -260,7 +277,8 @@ pub fn figure(t: &ZooTable) -> String {
             papers.push(o.paper_nines.map_or(f64::NAN, f64::from));
         }
     }
-    let spec = ChartSpec::new("Nines per model: ours and the papers'", "model (operation)", "nines on the evaluation's questions", 960.0, 420.0);
+    let spec =
+        ChartSpec::new("Nines per model: ours and the papers'", "model (operation)", "nines on the evaluation's questions", 960.0, 420.0);
     bar_chart(&spec, &cats, &[("ours".into(), ours), ("papers'".into(), papers)])
 }
 
@@ -269,7 +287,9 @@ pub fn html(t: &ZooTable) -> String {
     let mut s = String::from("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n");
     let _ = writeln!(s, "<title>Zoo {}</title>", escape_xml(&t.zoo));
     s.push_str("<style>body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;font-size:13px}");
-    s.push_str("td,th{border:1px solid #ccc;padding:4px 6px;vertical-align:top;text-align:left}th{background:#f3f3f3}</style>\n</head>\n<body>\n");
+    s.push_str(
+        "td,th{border:1px solid #ccc;padding:4px 6px;vertical-align:top;text-align:left}th{background:#f3f3f3}</style>\n</head>\n<body>\n",
+    );
     let _ = writeln!(s, "<h1>Zoo {} ({})</h1>", escape_xml(&t.zoo), escape_xml(&t.manifest));
     s.push_str("<section id=\"table\">\n<h2>Models</h2>\n<table>\n<tr>");
     for h in HEAD.iter().chain(std::iter::once(&"report")) {

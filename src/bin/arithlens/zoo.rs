@@ -83,12 +83,17 @@ pub fn run(cmd: ZooCommand, threads: Option<usize>) -> Result<(), String> {
             let zoo = Zoo::load(&manifest, root.root.as_deref())?;
             arithlens::limits::check_threads("--jobs", jobs.max(1))?;
             match (engine, dry_run) {
-                (Engine::Local, true) => Ok(print_jobs(&zoo, threads_per_job(threads, jobs))),
+                (Engine::Local, true) => {
+                    print_jobs(&zoo, threads_per_job(threads, jobs));
+                    Ok(())
+                }
                 (Engine::Local, false) => run_local(&zoo, &exe, jobs, threads),
-                (Engine::Slurm, true) => Ok(print_scripts(&zoo, &exe)),
-                (Engine::Slurm, false) => slurm::submit(&zoo, &exe, say).map(|s| {
-                    eprintln!("{} array(s) submitted; `arithlens zoo status {}` follows them", s.len(), manifest.display())
-                }),
+                (Engine::Slurm, true) => {
+                    print_scripts(&zoo, &exe);
+                    Ok(())
+                }
+                (Engine::Slurm, false) => slurm::submit(&zoo, &exe, say)
+                    .map(|s| eprintln!("{} array(s) submitted; `arithlens zoo status {}` follows them", s.len(), manifest.display())),
             }
         }
         ZooCommand::Status { manifest, root } => {
@@ -147,7 +152,8 @@ fn run_local(zoo: &Zoo, exe: &Path, jobs: usize, threads: Option<usize>) -> Resu
 fn print_jobs(zoo: &Zoo, threads: usize) {
     for job in arithlens::zoo::graph::jobs(zoo) {
         let state = arithlens::zoo::fresh::job_state(zoo, job).describe();
-        let args: Vec<String> = arithlens::zoo::graph::command(zoo, job, threads).iter().map(|a| arithlens::zoo::job::shell_word(a)).collect();
+        let args: Vec<String> =
+            arithlens::zoo::graph::command(zoo, job, threads).iter().map(|a| arithlens::zoo::job::shell_word(a)).collect();
         println!("{} {}: {state}\n  arithlens {}", job.stage.name(), zoo.models[job.model].name, args.join(" "));
     }
 }
