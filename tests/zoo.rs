@@ -271,3 +271,25 @@ fn a_killed_zoo_run_resumes_its_training_from_the_checkpoint() {
     assert!(state.is_done(), "{state:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_shipped_manifests_parse_and_hold_what_they_promise() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mini = Zoo::load(&repo.join("zoo/mini.toml"), Some(Path::new("/tmp/mini-root"))).unwrap();
+    assert_eq!(mini.models.len(), 5);
+    for m in &mini.models {
+        assert!((2..=3).contains(&m.config.task.n_digits) && (1..=3).contains(&m.config.model.n_layers), "{}", m.name);
+    }
+    let kinds: Vec<(usize, bool)> = mini.models.iter().map(|m| (m.config.task.ops().len(), m.config.insert.is_some())).collect();
+    assert!(kinds.contains(&(2, true)) && kinds.contains(&(2, false)) && kinds.contains(&(1, false)), "{kinds:?}");
+    assert!(mini.models.iter().any(|m| m.config.task.sub_share == 1.0), "a subtraction model");
+    let ins = mini.models.iter().position(|m| m.config.insert.is_some()).unwrap();
+    let source = mini.models[ins].insert_source.expect("the inserted model's source is in the zoo");
+    assert_eq!(mini.models[ins].config.insert.as_ref().unwrap().from, Path::new("/tmp/mini-root").join(&mini.models[source].name));
+    assert_eq!(mini.models[ins].config.model.d_head, 21, "overrides survive the source's link");
+    let followup = Zoo::load(&repo.join("zoo/followup.toml"), None).unwrap();
+    assert!(followup.models.len() >= 20);
+    assert!(followup.models.iter().all(|m| m.paper.as_ref().is_some_and(|p| !p.nines.is_empty() || p.loss.is_some())));
+    let main = followup.models.iter().find(|m| m.name == "ins1_mix_d6_l3_h4_t40K_s372001").unwrap();
+    assert_eq!(followup.models[main.insert_source.unwrap()].name, "add_d6_l2_h3_t15K_s372001");
+}
