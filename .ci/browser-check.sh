@@ -6,7 +6,7 @@
 #
 #   .ci/browser-check.sh              check target/ci-run/report.html (building it first)
 #   .ci/browser-check.sh --self-test  prove the check fails on a page with a deliberate JS error
-#   .ci/browser-check.sh FILE.html    check an existing page
+#   .ci/browser-check.sh FILE.html [MIN_SECTIONS MIN_FIGURES]   check an existing page (default 8, 10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=target/ci-browser
@@ -76,6 +76,6 @@ case "${1:-}" in
         check target/ci-run/report.html 8 10
         ;;
     *)
-        check "$1" 8 10
+        check "$1" "${2:-8}" "${3:-10}"
         ;;
 esac

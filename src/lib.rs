@@ -16,7 +16,8 @@
 //! - [`run_folder`]: the files of a run and where each lives;
 //! - [`provenance`]: the model hash and options every derived file records;
 //! - [`limits`]: the largest sizes and counts accepted, and the memory they would need;
-//! - [`io`]: tensor files, atomic writes and output checks.
+//! - [`io`]: tensor files, atomic writes and output checks;
+//! - [`zoo`]: many models from one manifest, run locally or on Slurm, gathered into one table.
 //!
 //! The command line (`src/bin/arithlens/`: flags, progress bars, Ctrl-C, `bench`) is a thin binary
 //! over this library, which builds without it (`cargo build --lib --no-default-features`).
@@ -34,3 +35,4 @@ pub mod run_folder;
 pub mod task;
 pub mod task_model;
 pub mod train;
+pub mod zoo;

@@ -93,6 +93,13 @@ pub enum Command {
         /// The run folder.
         run_dir: PathBuf,
     },
+    /// Many models from one manifest (zoo/*.toml): run them here or on Slurm, follow them, and
+    /// gather one table beside the papers' figures.
+    Zoo {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::zoo::ZooCommand,
+    },
 }
 
 /// Options of `analyze`.
@@ -228,6 +235,7 @@ pub fn run(cli: Cli) -> Result<()> {
             arithlens::io::outputs::check_new_file(&out, "the cache file (--out)", force, cache_replaceable)?;
             Ok(cache(&load_model(&model, load)?, &questions, (random, seed), &hooks, &out)?)
         }
+        Command::Zoo { command } => Ok(crate::zoo::run(command, cli.threads)?),
     }
 }
 
@@ -238,7 +246,7 @@ fn output_folders(command: &Command) -> Vec<PathBuf> {
         Command::Eval(a) => vec![a.model.clone()],
         Command::Analyze { run_dir, .. } => vec![RunFolder::of_model_path(run_dir).dir().to_path_buf()],
         Command::Cache { out, .. } => vec![out.parent().unwrap_or(Path::new("")).to_path_buf()],
-        Command::Run(_) | Command::Report { .. } | Command::Ask { .. } | Command::Bench(_) => Vec::new(),
+        Command::Run(_) | Command::Report { .. } | Command::Ask { .. } | Command::Bench(_) | Command::Zoo { .. } => Vec::new(),
     }
 }
 

@@ -6,6 +6,7 @@ mod bench;
 mod cli;
 mod display;
 mod interrupt;
+mod zoo;
 
 use clap::Parser;
 
