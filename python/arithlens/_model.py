@@ -236,9 +236,9 @@ class Model:
         """``count`` random questions per operation of the model, drawn with ``seed``."""
         return self._m.random_questions(count, seed)
 
-    def _names(self, names_filter: NamesFilter) -> List[str]:
+    def _names(self, names_filter: NamesFilter) -> Optional[List[str]]:
         if names_filter is None:
-            return []
+            return None
         if isinstance(names_filter, str):
             return [names_filter]
         if callable(names_filter):

@@ -3,6 +3,7 @@
 //! progress and stop cleanly on KeyboardInterrupt ([`progress`]); errors raise the Python
 //! exceptions of [`errors`].
 
+mod bench;
 mod errors;
 mod model;
 mod pipeline;
@@ -18,6 +19,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pipeline::run, m)?)?;
     m.add_function(wrap_pyfunction!(pipeline::report, m)?)?;
     m.add_function(wrap_pyfunction!(presets, m)?)?;
+    m.add_function(wrap_pyfunction!(bench::bench_cache, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

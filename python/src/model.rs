@@ -42,7 +42,7 @@ impl NativeModel {
     /// The shape a hook's activation has for one question.
     fn hook_shape(&self, point: HookPoint) -> Result<Vec<usize>> {
         let t = self.model.n_ctx();
-        let (_, cache) = intervene::cache_tokens(&self.model, &vec![0; t], t, &[&point.name()], 1)?;
+        let (_, cache) = intervene::cache_tokens(&self.model, &vec![0; t], t, Some(&[&point.name()]), 1)?;
         Ok(cache.get(&point.name()).map(|x| x.shape.clone()).unwrap_or_default())
     }
 
@@ -212,21 +212,21 @@ impl NativeModel {
         Ok(out)
     }
 
-    /// Logits [batch, pos, d_vocab_out] and the activations under `names` (all when empty) of a
+    /// Logits [batch, pos, d_vocab_out] and the activations under `names` (all when None) of a
     /// full pass over token rows, as `(logits, {name: array})`.
     #[pyo3(signature = (tokens, names, batch=1024))]
     fn run_with_cache<'py>(
         &self,
         py: Python<'py>,
         tokens: PyReadonlyArray2<'py, i64>,
-        names: Vec<String>,
+        names: Option<Vec<String>>,
         batch: usize,
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyDict>)> {
         let t = tokens.shape()[1];
         let ids = tokens.as_array().iter().map(|&v| u32::try_from(v).unwrap_or(u32::MAX)).collect::<Vec<u32>>();
         let (logits, cache) = progress::run(py, None, None, |_: &Progress| {
-            let names: Vec<&str> = names.iter().map(String::as_str).collect();
-            intervene::cache_tokens(&self.model, &ids, t, &names, batch).map_err(Failure::value)
+            let names: Option<Vec<&str>> = names.as_ref().map(|ns| ns.iter().map(String::as_str).collect());
+            intervene::cache_tokens(&self.model, &ids, t, names.as_deref(), batch).map_err(Failure::value)
         })?;
         let out = PyDict::new(py);
         for (name, tensor) in cache.tensors {

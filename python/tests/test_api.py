@@ -87,6 +87,7 @@ def test_run_with_cache_takes_tokens_names_and_short_rows(models):
     assert sorted(cache) == ["blocks.0.attn.hook_pattern", "blocks.1.attn.hook_pattern"]
     assert cache["blocks.1.attn.hook_pattern"].shape == (4, 3, 5, 5)
     assert_close(logits, full_logits[:, :5], rel=1e-6, what="causal prefix")
+    assert m.run_with_cache(qs, names_filter=[])[1] == {}
     _, one = m.run_with_cache(toks[0], names_filter="blocks.0.hook_resid_post")
     np.testing.assert_array_equal(one["blocks.0.hook_resid_post"][0], full["blocks.0.hook_resid_post"][0])
 

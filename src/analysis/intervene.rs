@@ -410,11 +410,12 @@ pub fn full_cache(model: &TaskModel, questions: &[Question], names: &[&str]) -> 
         q.write_tokens(model.format, row);
     }
     let batch = questions.len().max(1);
+    let names = (!names.is_empty()).then_some(names);
     cache_tokens(model, &tokens, t, names, batch).expect("questions of the model's task give valid tokens").1
 }
 
 /// The logits (`[rows, t, d_vocab_out]`) and the activations of the hooks in `names` (every
-/// hook when empty), batch axis first, of a full pass over token rows (`[rows, t]` row-major,
+/// hook when `None`), batch axis first, of a full pass over token rows (`[rows, t]` row-major,
 /// any `t` up to `n_ctx`, as TransformerLens's `run_with_cache` takes), run in batches of
 /// `batch` rows so that only the outputs grow with the row count. Refuses tokens outside the
 /// vocabulary, an unknown hook name and outputs larger than [`crate::limits::MAX_MEMORY_BYTES`].
@@ -422,18 +423,18 @@ pub fn cache_tokens(
     model: &TaskModel,
     tokens: &[u32],
     t: usize,
-    names: &[&str],
+    names: Option<&[&str]>,
     batch: usize,
 ) -> Result<(crate::io::tensors::Tensor, Cache), String> {
     let c = &model.params.config;
     check_token_rows(tokens, t, c.n_ctx, c.d_vocab)?;
-    for name in names {
+    for name in names.unwrap_or_default() {
         HookPoint::parse(name, c.n_layers)?;
     }
     let rows = tokens.len() / t;
     let b = batch.clamp(1, rows.max(1));
     let mut ws = Workspace::new(c, b, Span::full(t));
-    let mut out = Cache { filter: (!names.is_empty()).then(|| names.iter().map(|s| s.to_string()).collect()), ..Default::default() };
+    let mut out = Cache { filter: names.map(|ns| ns.iter().map(|s| s.to_string()).collect()), ..Default::default() };
     let mut logits = crate::io::tensors::Tensor { shape: vec![rows, t, c.d_vocab_out], data: Vec::new() };
     let mut padded = vec![0u32; b * t];
     for (i, chunk) in tokens.chunks(b * t).enumerate() {
