@@ -1,7 +1,7 @@
 //! `arithlens._native`: the Rust side of the `arithlens` Python package (python/arithlens/).
 //! Each call goes straight to the arithlens library; long ones release the GIL, report
-//! progress and stop cleanly on KeyboardInterrupt ([`progress`]); errors raise the Python
-//! exceptions of [`errors`].
+//! progress and stop cleanly on KeyboardInterrupt (module `progress`); errors raise the Python
+//! exceptions of module `errors`.
 
 mod bench;
 mod errors;

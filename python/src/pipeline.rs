@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 /// What to train: a preset with `key=value` overrides, into `out` (default runs/NAME).
 fn config(preset: &str, overrides: &[String]) -> Result<TrainConfig> {
-    Ok(TrainConfig::preset(preset).map_err(Failure::value)?.with_overrides(overrides).map_err(Failure::value)?)
+    TrainConfig::preset(preset).map_err(Failure::value)?.with_overrides(overrides).map_err(Failure::value)
 }
 
 fn run_dir(cfg: &TrainConfig, out: Option<PathBuf>) -> PathBuf {
@@ -82,7 +82,10 @@ pub fn train(
 pub fn check_eval(opts: &arithlens::eval::EvalOptions) -> Result<()> {
     use arithlens::limits::{MAX_HELD_QUESTIONS, MAX_TOP};
     if opts.per_class > MAX_HELD_QUESTIONS {
-        return Err(Failure::value(format!("per_class {} is too many: at most {MAX_HELD_QUESTIONS} (all are held in memory)", opts.per_class)));
+        return Err(Failure::value(format!(
+            "per_class {} is too many: at most {MAX_HELD_QUESTIONS} (all are held in memory)",
+            opts.per_class
+        )));
     }
     if opts.top_k > MAX_TOP {
         return Err(Failure::value(format!("top_k {} is too many: at most {MAX_TOP}", opts.top_k)));
@@ -131,7 +134,8 @@ fn derive(dir: &Path, cfg: &TrainConfig, p: &Progress) -> Result<PathBuf> {
     if !is_current::<arithlens::eval::EvalReport>(dir, files::EVAL, &sha, &eval.provenance_options()) {
         arithlens::io::outputs::check_file(&run.eval(), "the evaluation's output")?;
         let report = arithlens::eval::evaluate(&model, &eval, &mut |stage, done, total| p.report(stage, done, total))?;
-        arithlens::io::atomic::write_json(&run.eval(), &report).map_err(|e| Failure::new(Kind::Os, format!("cannot write eval.json: {e}")))?;
+        arithlens::io::atomic::write_json(&run.eval(), &report)
+            .map_err(|e| Failure::new(Kind::Os, format!("cannot write eval.json: {e}")))?;
     }
     let opts = arithlens::analysis::AnalyzeOptions::default();
     let analyze_options = serde_json::to_value(&opts).map_err(|e| Failure::new(Kind::Other, e.to_string()))?;
@@ -186,7 +190,10 @@ pub fn report(py: Python<'_>, run_dir: PathBuf) -> PyResult<PathBuf> {
             arithlens::io::outputs::check_file(&run.report(), "the report")?;
             arithlens::io::outputs::check_dir(&run.figures(), "the report's figures folder")?;
         } else if !run_dir.exists() {
-            return Err(Failure::new(Kind::NotFound, format!("no run folder at {}: give a folder written by arithlens.train or arithlens.run", run_dir.display())));
+            return Err(Failure::new(
+                Kind::NotFound,
+                format!("no run folder at {}: give a folder written by arithlens.train or arithlens.run", run_dir.display()),
+            ));
         }
         Ok(arithlens::report::write_report(&run_dir)?)
     })

@@ -148,7 +148,9 @@ fn finish<T>(py: Python<'_>, outcome: std::thread::Result<Result<T>>, py_error: 
         (Some(e), _) => Err(e),
         (None, Ok(r)) => r.map_err(PyErr::from),
         (None, Err(None)) => Err(PyKeyboardInterrupt::new_err("interrupted")),
-        (None, Err(Some(msg))) => Err(Failure::new(crate::errors::Kind::Other, format!("internal error (a bug in arithlens): {msg}")).into()),
+        (None, Err(Some(msg))) => {
+            Err(Failure::new(crate::errors::Kind::Other, format!("internal error (a bug in arithlens): {msg}")).into())
+        }
     }
 }
 
