@@ -6,10 +6,10 @@
 #      script on a tiny model;
 #   2. a venv with torch and transformer_lens==4.3.0: the TransformerLens tests
 #      (TransformerBridge);
-#   3. unless ARITHLENS_CI_TL2=0, a venv with transformer_lens==2.18.0: the same tests
-#      (HookedTransformer).
+#   3. unless ARITHLENS_CI_TL2=0, transformer_lens==2.18.0 installed over it (the same torch):
+#      the same tests (HookedTransformer).
 # Usage: bash .ci/python.sh   (PYTHON=python3.11 to choose the interpreter; TMPDIR for the
-# venvs, which need ~12 GB while the torch ones exist). Prints each stage's seconds.
+# venvs, ~7 GB). Prints each stage's seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -44,18 +44,21 @@ stage "example script"
 "$WORK/base/bin/python" python/examples/paper_picture.py --train tiny --steps 600 --questions 200 --out "$WORK/picture.png"
 test -s "$WORK/picture.png"
 
-tl_tests() { # tl_tests NAME TL_REQUIREMENT: the TransformerLens tests in a venv with it
-    stage "venv with torch and $2"
-    venv "$1" "$2" torch pytest
-    "$WORK/$1/bin/pip" install -q --no-deps "$WORK"/wheels/arithlens-*.whl
-    "$WORK/$1/bin/python" -c "import transformer_lens, torch; print('transformer_lens', __import__('importlib.metadata').metadata.version('transformer_lens'), 'torch', torch.__version__)"
-    stage "TransformerLens tests with $2"
-    "$WORK/$1/bin/pytest" -p no:cacheprovider -q -rs python/tests/test_transformer_lens.py
-    rm -rf "${WORK:?}/$1"
+stage "venv with torch and transformer_lens==4.3.0"
+# torch from PyPI needs its CUDA libraries even on a CPU (it does not import without them),
+# so this venv is the big one (~6 GB); TransformerLens 2.18 then reuses its torch.
+venv tl transformer_lens==4.3.0 torch pytest
+"$WORK/tl/bin/pip" install -q --no-deps "$WORK"/wheels/arithlens-*.whl
+tl_tests() { # tl_tests: the TransformerLens tests with the TransformerLens the venv holds
+    "$WORK/tl/bin/python" -c "import importlib.metadata as m, torch; print('transformer_lens', m.version('transformer_lens'), 'torch', torch.__version__)"
+    "$WORK/tl/bin/pytest" -p no:cacheprovider -q -rs python/tests/test_transformer_lens.py
 }
-
-tl_tests tl4 transformer_lens==4.3.0
+stage "TransformerLens 4.3.0 tests (TransformerBridge)"
+tl_tests
 if [ "${ARITHLENS_CI_TL2:-1}" != 0 ]; then
-    tl_tests tl2 transformer_lens==2.18.0
+    stage "transformer_lens==2.18.0 in the same venv (its torch kept)"
+    "$WORK/tl/bin/pip" install -q transformer_lens==2.18.0
+    stage "TransformerLens 2.18.0 tests (HookedTransformer)"
+    tl_tests
 fi
 stage "done"
