@@ -57,7 +57,8 @@ stage "TransformerLens 4.3.0 tests (TransformerBridge)"
 tl_tests
 if [ "${ARITHLENS_CI_TL2:-1}" != 0 ]; then
     stage "transformer_lens==2.18.0 in the same venv (its torch kept)"
-    "$WORK/tl/bin/pip" install -q transformer_lens==2.18.0
+    # pyarrow (of datasets) 21 and later need NumPy 2, which TransformerLens 2.18 does not take.
+    "$WORK/tl/bin/pip" install -q transformer_lens==2.18.0 "pyarrow<21"
     stage "TransformerLens 2.18.0 tests (HookedTransformer)"
     tl_tests
 fi
