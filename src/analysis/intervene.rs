@@ -404,15 +404,92 @@ pub fn mean_activation(model: &TaskModel, reference: &[Question], point: HookPoi
 /// Caches a hook over a full pass (every position, every layer), as TransformerLens's
 /// `run_with_cache` with a name filter; for attention patterns and exports.
 pub fn full_cache(model: &TaskModel, questions: &[Question], names: &[&str]) -> Cache {
-    let c = &model.params.config;
-    let mut ws = Workspace::new(c, questions.len().max(1), Span::full(model.n_ctx()));
-    let mut tokens = vec![0u32; questions.len().max(1) * c.n_ctx];
-    for (q, row) in questions.iter().zip(tokens.chunks_exact_mut(c.n_ctx)) {
-        q.write_tokens(model.format, &mut row[..model.n_ctx()]);
+    let t = model.n_ctx();
+    let mut tokens = vec![0u32; questions.len() * t];
+    for (q, row) in questions.iter().zip(tokens.chunks_exact_mut(t)) {
+        q.write_tokens(model.format, row);
     }
-    let mut cache = if names.is_empty() { Cache::default() } else { Cache::only(names) };
-    forward(&model.params, &tokens, c.n_ctx, &mut ws, &mut cache);
-    cache
+    let batch = questions.len().max(1);
+    let names = (!names.is_empty()).then_some(names);
+    cache_tokens(model, &tokens, t, names, batch).expect("questions of the model's task give valid tokens").1
+}
+
+/// The logits (`[rows, t, d_vocab_out]`) and the activations of the hooks in `names` (every
+/// hook when `None`), batch axis first, of a full pass over token rows (`[rows, t]` row-major,
+/// any `t` up to `n_ctx`, as TransformerLens's `run_with_cache` takes), run in batches of
+/// `batch` rows so that only the outputs grow with the row count. Refuses tokens outside the
+/// vocabulary, an unknown hook name and outputs larger than [`crate::limits::MAX_MEMORY_BYTES`].
+pub fn cache_tokens(
+    model: &TaskModel,
+    tokens: &[u32],
+    t: usize,
+    names: Option<&[&str]>,
+    batch: usize,
+) -> Result<(crate::io::tensors::Tensor, Cache), String> {
+    let c = &model.params.config;
+    check_token_rows(tokens, t, c.n_ctx, c.d_vocab)?;
+    for name in names.unwrap_or_default() {
+        HookPoint::parse(name, c.n_layers)?;
+    }
+    let rows = tokens.len() / t;
+    let b = batch.clamp(1, rows.max(1));
+    let mut ws = Workspace::new(c, b, Span::full(t));
+    let mut out = Cache { filter: names.map(|ns| ns.iter().map(|s| s.to_string()).collect()), ..Default::default() };
+    let mut logits = crate::io::tensors::Tensor { shape: vec![rows, t, c.d_vocab_out], data: Vec::new() };
+    let mut padded = vec![0u32; b * t];
+    for (i, chunk) in tokens.chunks(b * t).enumerate() {
+        let n = chunk.len() / t;
+        padded[..chunk.len()].copy_from_slice(chunk);
+        padded[chunk.len()..].fill(0);
+        let mut cache = Cache { filter: out.filter.clone(), ..Default::default() };
+        forward(&model.params, &padded, t, &mut ws, &mut cache);
+        if i == 0 {
+            reserve_outputs(&mut out, &mut logits, &cache, rows, b)?;
+        }
+        logits.data.extend_from_slice(&ws.logits[..n * t * c.d_vocab_out]);
+        for (name, tensor) in cache.tensors {
+            let per = tensor.data.len() / b;
+            out.tensors.get_mut(&name).expect("reserved from the first batch").data.extend_from_slice(&tensor.data[..n * per]);
+        }
+    }
+    Ok((logits, out))
+}
+
+/// Checks token rows for [`cache_tokens`]: a length from 1 to `n_ctx`, whole rows, ids in the
+/// vocabulary.
+fn check_token_rows(tokens: &[u32], t: usize, n_ctx: usize, d_vocab: usize) -> Result<(), String> {
+    if t == 0 || t > n_ctx {
+        return Err(format!("token rows of length {t}: the model takes 1 to {n_ctx} positions (its n_ctx)"));
+    }
+    if !tokens.len().is_multiple_of(t) {
+        return Err(format!("{} tokens do not make rows of {t}", tokens.len()));
+    }
+    match tokens.iter().position(|&tok| tok as usize >= d_vocab) {
+        Some(i) => Err(format!(
+            "token {} at row {}, position {} is outside the vocabulary: ids run from 0 to {}",
+            tokens[i],
+            i / t,
+            i % t,
+            d_vocab - 1
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Sizes the outputs of [`cache_tokens`] for `rows` rows from the first batch's tensors (of `b`
+/// rows each), refusing more than [`crate::limits::MAX_MEMORY_BYTES`] in all.
+fn reserve_outputs(out: &mut Cache, logits: &mut crate::io::tensors::Tensor, first: &Cache, rows: usize, b: usize) -> Result<(), String> {
+    let per_row: usize = first.tensors.values().map(|t| t.data.len() / b).sum::<usize>() + logits.shape[1..].iter().product::<usize>();
+    let bytes = crate::limits::product(&[per_row as u64, rows as u64, 4]);
+    crate::limits::check_memory(&format!("a cache of {rows} row(s)"), bytes, "the logits and the cached activations")?;
+    logits.data.reserve_exact(rows * logits.shape[1..].iter().product::<usize>());
+    for (name, tensor) in &first.tensors {
+        let mut shape = tensor.shape.clone();
+        shape[0] = rows;
+        let data = Vec::with_capacity(rows * tensor.data.len() / b);
+        out.tensors.insert(name.clone(), crate::io::tensors::Tensor { shape, data });
+    }
+    Ok(())
 }
 
 /// Which answer digits changed: for each question and answer token, whether `after` differs

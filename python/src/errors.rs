@@ -1,0 +1,93 @@
+//! Library errors as Python exceptions: every message is the library's own, raised as a subclass
+//! of `arithlens.ArithlensError` that is also the built-in Python expects (`ValueError` for a
+//! bad question or value, `FileNotFoundError` for a missing file, `OSError` for one that cannot
+//! be read or written). The classes live in `arithlens/_errors.py`.
+
+use pyo3::prelude::*;
+
+/// Which Python exception a failure raises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// `arithlens.InvalidValueError` (a `ValueError`): a bad question, option or value.
+    Value,
+    /// `arithlens.ModelNotFoundError` (a `FileNotFoundError`): no model or run folder there.
+    NotFound,
+    /// `arithlens.FileError` (an `OSError`): a file that cannot be read or written.
+    Os,
+    /// `arithlens.ArithlensError`: anything else (e.g. a diverged training run).
+    Other,
+}
+
+impl Kind {
+    /// The exception class's name in `arithlens._errors`.
+    fn class(self) -> &'static str {
+        match self {
+            Kind::Value => "InvalidValueError",
+            Kind::NotFound => "ModelNotFoundError",
+            Kind::Os => "FileError",
+            Kind::Other => "ArithlensError",
+        }
+    }
+}
+
+/// A library error with the Python exception it raises.
+#[derive(Debug)]
+pub struct Failure {
+    /// The exception class.
+    pub kind: Kind,
+    /// The library's message.
+    pub message: String,
+}
+
+impl Failure {
+    /// A failure of a known kind.
+    pub fn new(kind: Kind, message: impl Into<String>) -> Failure {
+        Failure { kind, message: message.into() }
+    }
+
+    /// A bad value or question (`ValueError`).
+    pub fn value(message: impl Into<String>) -> Failure {
+        Failure::new(Kind::Value, message)
+    }
+
+    /// A library message whose kind the call does not know: file trouble by its wording,
+    /// otherwise a bad value. (The library's errors are strings today; typed errors will make
+    /// this exact.)
+    pub fn classify(message: String) -> Failure {
+        let m = message.to_ascii_lowercase();
+        let kind = if m.starts_with("no model at") {
+            Kind::NotFound
+        } else if ["cannot read", "cannot write", "cannot create", "permission denied", "no such file", "writing ", "reading "]
+            .iter()
+            .any(|w| m.contains(w))
+        {
+            Kind::Os
+        } else if m.contains("the loss became") {
+            Kind::Other
+        } else {
+            Kind::Value
+        };
+        Failure { kind, message }
+    }
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure::classify(message)
+    }
+}
+
+impl From<Failure> for PyErr {
+    fn from(f: Failure) -> PyErr {
+        Python::attach(|py| match py.import("arithlens._errors").and_then(|m| m.getattr(f.kind.class())) {
+            Ok(class) => match class.call1((f.message.clone(),)) {
+                Ok(exc) => PyErr::from_value(exc),
+                Err(e) => e,
+            },
+            Err(e) => e,
+        })
+    }
+}
+
+/// A result whose error raises a Python exception.
+pub type Result<T> = std::result::Result<T, Failure>;
