@@ -219,7 +219,7 @@ pub fn evaluate(
 }
 
 /// Refuses evaluation counts that could not be held in memory, before the model is loaded.
-fn check_eval_options(opts: &EvalOptions) -> Result<(), Error> {
+pub fn check_eval_options(opts: &EvalOptions) -> Result<(), Error> {
     use crate::limits::{MAX_HELD_QUESTIONS, MAX_TOP};
     if opts.per_class > MAX_HELD_QUESTIONS {
         return Err(Error::Options(format!(

@@ -50,16 +50,26 @@ impl Failure {
         Failure::new(Kind::Value, message)
     }
 
-    /// A library message whose kind the call does not know: file trouble by its wording,
-    /// otherwise a bad value. (The library's errors are strings today; typed errors will make
-    /// this exact.)
+    /// A library message whose kind its type does not say (the layers whose errors are still
+    /// strings): file trouble by its wording, otherwise a bad value. The command line's flag
+    /// names in it become the keyword arguments' ([`keywords`]).
     pub fn classify(message: String) -> Failure {
+        let message = keywords(&message);
         let m = message.to_ascii_lowercase();
         let kind = if m.starts_with("no model at") {
             Kind::NotFound
-        } else if ["cannot read", "cannot write", "cannot create", "permission denied", "no such file", "writing ", "reading "]
-            .iter()
-            .any(|w| m.contains(w))
+        } else if [
+            "cannot read",
+            "cannot write",
+            "cannot create",
+            "permission denied",
+            "no such file",
+            "writing ",
+            "reading ",
+            "already exists",
+        ]
+        .iter()
+        .any(|w| m.contains(w))
         {
             Kind::Os
         } else if m.contains("the loss became") {
@@ -68,6 +78,57 @@ impl Failure {
             Kind::Value
         };
         Failure { kind, message }
+    }
+}
+
+/// The library's messages name the command line's flags; from Python they are keyword
+/// arguments (`--force` is `force=True`, `--resume` is `resume=True`, ...).
+pub fn keywords(message: &str) -> String {
+    const FLAGS: [(&str, &str); 6] = [
+        ("--force", "force=True"),
+        ("--resume", "resume=True"),
+        ("(--out)", "(out)"),
+        ("--out", "out="),
+        ("--per-class", "per_class"),
+        ("--top", "top_k"),
+    ];
+    FLAGS.iter().fold(message.to_string(), |m, (flag, keyword)| m.replace(flag, keyword))
+}
+
+impl From<arithlens::pipeline::Error> for Failure {
+    fn from(e: arithlens::pipeline::Error) -> Failure {
+        use arithlens::pipeline::Error as E;
+        match e {
+            E::Model(m) => m.into(),
+            E::Limit(l) => Failure::value(keywords(&l.to_string())),
+            E::Io(io) => Failure::new(Kind::Os, keywords(&io.to_string())),
+            E::Stopped(s) => Failure::new(Kind::Other, keywords(&s.to_string())),
+            other => Failure::classify(other.to_string()),
+        }
+    }
+}
+
+impl From<arithlens::task_model::ModelError> for Failure {
+    fn from(e: arithlens::task_model::ModelError) -> Failure {
+        use arithlens::task_model::ModelError as M;
+        let kind = match &e {
+            M::NotFound { .. } => Kind::NotFound,
+            M::Io(_) => Kind::Os,
+            _ => Kind::Other,
+        };
+        Failure::new(kind, e.to_string())
+    }
+}
+
+impl From<arithlens::eval::EvalError> for Failure {
+    fn from(e: arithlens::eval::EvalError) -> Failure {
+        arithlens::pipeline::Error::from(e).into()
+    }
+}
+
+impl From<arithlens::progress::Stopped> for Failure {
+    fn from(e: arithlens::progress::Stopped) -> Failure {
+        arithlens::pipeline::Error::from(e).into()
     }
 }
 

@@ -107,7 +107,7 @@ impl NativeModel {
     #[staticmethod]
     #[pyo3(signature = (path, allow_non_finite=false))]
     fn load(py: Python<'_>, path: PathBuf, allow_non_finite: bool) -> PyResult<NativeModel> {
-        let model = py.detach(|| TaskModel::load_with(&path, LoadOptions { allow_non_finite })).map_err(Failure::classify)?;
+        let model = py.detach(|| TaskModel::load_with(&path, LoadOptions { allow_non_finite })).map_err(Failure::from)?;
         Ok(NativeModel { model, path: Some(path) })
     }
 
@@ -294,10 +294,9 @@ impl NativeModel {
             progress_file: self.run_folder().map(|dir| arithlens::run_folder::RunFolder::new(dir).eval_partial()),
             ..d
         };
-        crate::pipeline::check_eval(&opts)?;
+        arithlens::pipeline::check_eval_options(&opts).map_err(Failure::from)?;
         progress::run(py, threads, progress, |p: &Progress| {
-            let opts = arithlens::eval::EvalOptions { stop: Some(p.stop_flag()), ..opts };
-            let report = arithlens::eval::evaluate(&self.model, &opts, &mut |stage, done, total| p.report(stage, done, total))?;
+            let report = arithlens::eval::evaluate(&self.model, &opts, p.stop(), &mut |e| p.event(e))?;
             serde_json::to_string(&report).map_err(|e| Failure::new(Kind::Other, e.to_string()))
         })
     }
@@ -328,7 +327,7 @@ impl NativeModel {
         opts.validate().map_err(Failure::value)?;
         let log = self.run_folder().map(|d| crate::pipeline::training_log(d)).transpose()?.flatten();
         progress::run(py, threads, progress, |p: &Progress| {
-            let analysis = crate::pipeline::analyze(&self.model, log.as_ref(), &opts, p);
+            let analysis = arithlens::analysis::analyze_with_progress(&self.model, log.as_ref(), &opts, p.stop(), &mut |e| p.event(e))?;
             serde_json::to_string(&analysis).map_err(|e| Failure::new(Kind::Other, e.to_string()))
         })
     }

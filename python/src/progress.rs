@@ -5,26 +5,24 @@
 //! asked) while the calling thread, with the GIL released, wakes every [`POLL`]: it runs
 //! Python's signal handlers (so Ctrl-C raises `KeyboardInterrupt` there) and hands the work's
 //! latest progress to the Python callback. A `KeyboardInterrupt` (from Ctrl-C or raised by the
-//! callback) sets the work's stop flag: training saves its checkpoint and stops, an evaluation
-//! saves its progress, and work with no stop flag of its own stops at its next progress report
-//! (an unwind that no panic hook sees). The call then raises `KeyboardInterrupt` with the
-//! library's message, once the work has stopped cleanly.
+//! callback) requests the library's [`Stop`]: training saves its checkpoint and stops, an
+//! evaluation saves its progress, an analysis stops before its next stage. The call then raises
+//! `KeyboardInterrupt` with the library's message, once the work has stopped cleanly.
 
 use crate::errors::{Failure, Result};
+use arithlens::progress::{Event, Stop};
 use pyo3::exceptions::PyKeyboardInterrupt;
 use pyo3::prelude::*;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
 /// How often the waiting thread looks for Ctrl-C and forwards progress.
 const POLL: Duration = Duration::from_millis(50);
 
-/// The work's side: progress reports and the stop flag.
+/// The work's side: progress reports and the stop handle.
 pub struct Progress {
-    /// Set when Python asked the work to stop. Leaked per call: the library's stop flags are
-    /// `&'static` today (one byte per long call).
-    stop: &'static AtomicBool,
+    /// Requested when Python asked the work to stop.
+    stop: Stop,
     /// The latest report not yet handed to Python: stage, done, total, info.
     latest: Mutex<Option<Report>>,
 }
@@ -32,32 +30,23 @@ pub struct Progress {
 /// One progress report: stage, work done, work in the stage, and a short note (e.g. the loss).
 type Report = (String, u64, u64, String);
 
-/// The payload of the unwind that stops work without a stop flag of its own.
-struct Interrupted;
-
 impl Progress {
-    /// Records progress (the waiting thread forwards the latest to Python).
-    pub fn report(&self, stage: &str, done: u64, total: u64) {
-        self.report_info(stage, done, total, "");
+    /// Records the library's progress event (the waiting thread forwards the latest to Python).
+    pub fn event(&self, event: Event) {
+        let report = match event {
+            Event::Note(_) => return,
+            Event::Train { step, steps, loss, .. } => {
+                ("train".to_string(), step, steps, format!("loss {}", loss.map_or("-".to_string(), |l| format!("{l:.3e}"))))
+            }
+            Event::Eval { set, done, total } => (set, done, total, String::new()),
+            Event::Analysis { stage, done, total, .. } => (format!("analyze {stage}"), done as u64, total as u64, String::new()),
+        };
+        *self.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(report);
     }
 
-    /// [`Progress::report`] with a note shown beside the bar.
-    pub fn report_info(&self, stage: &str, done: u64, total: u64, info: &str) {
-        *self.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some((stage.to_string(), done, total, info.to_string()));
-    }
-
-    /// The flag the library's `stop_when` / `EvalOptions::stop` take.
-    pub fn stop_flag(&self) -> &'static AtomicBool {
-        self.stop
-    }
-
-    /// [`Progress::report`], then, for work that has no stop flag of its own, stops it here
-    /// when a stop was asked for.
-    pub fn report_or_unwind(&self, stage: &str, done: u64, total: u64) {
-        self.report(stage, done, total);
-        if self.stop.load(Ordering::SeqCst) {
-            std::panic::resume_unwind(Box::new(Interrupted));
-        }
+    /// The stop handle the library's long calls take.
+    pub fn stop(&self) -> &Stop {
+        &self.stop
     }
 
     fn take(&self) -> Option<Report> {
@@ -80,7 +69,7 @@ pub fn run<T: Send>(
         }
         None => None,
     };
-    let progress = Progress { stop: Box::leak(Box::new(AtomicBool::new(false))), latest: Mutex::new(None) };
+    let progress = Progress { stop: Stop::new(), latest: Mutex::new(None) };
     let callback = callback.map(|c| c.clone().unbind());
     let mut py_error: Option<PyErr> = None;
     let outcome = py.detach(|| {
@@ -122,7 +111,7 @@ fn forward(progress: &Progress, callback: Option<&Py<PyAny>>, py_error: &mut Opt
             result = cb.call1(py, (stage, done, total, info)).map(drop);
         }
         if let Err(e) = result {
-            progress.stop.store(true, Ordering::SeqCst);
+            progress.stop.request();
             py_error.get_or_insert(e);
         }
     });
@@ -131,26 +120,18 @@ fn forward(progress: &Progress, callback: Option<&Py<PyAny>>, py_error: &mut Opt
 /// The call's result: the exception Python raised while it ran (a `KeyboardInterrupt` carrying
 /// the library's message on how the work stopped), else the work's value or error.
 fn finish<T>(py: Python<'_>, outcome: std::thread::Result<Result<T>>, py_error: Option<PyErr>) -> PyResult<T> {
-    let outcome = match outcome {
-        Ok(r) => Ok(r),
-        Err(payload) if payload.is::<Interrupted>() => Err(None),
-        Err(payload) => Err(Some(panic_message(&*payload))),
-    };
+    let outcome = outcome.map_err(|payload| panic_message(&*payload));
     match (py_error, outcome) {
         (Some(e), outcome) if e.is_instance_of::<PyKeyboardInterrupt>(py) => {
             let how = match outcome {
-                Ok(Err(f)) => f.message.replace("continue with --resume", "continue with resume=True"),
-                Err(None) => "interrupted: stopped at its next progress report; nothing was written".into(),
-                Ok(Ok(_)) | Err(Some(_)) => "interrupted after the work had finished".into(),
+                Ok(Err(f)) => f.message,
+                Ok(Ok(_)) | Err(_) => "interrupted after the work had finished".into(),
             };
             Err(PyKeyboardInterrupt::new_err(how))
         }
         (Some(e), _) => Err(e),
         (None, Ok(r)) => r.map_err(PyErr::from),
-        (None, Err(None)) => Err(PyKeyboardInterrupt::new_err("interrupted")),
-        (None, Err(Some(msg))) => {
-            Err(Failure::new(crate::errors::Kind::Other, format!("internal error (a bug in arithlens): {msg}")).into())
-        }
+        (None, Err(msg)) => Err(Failure::new(crate::errors::Kind::Other, format!("internal error (a bug in arithlens): {msg}")).into()),
     }
 }
 
