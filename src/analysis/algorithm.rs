@@ -6,6 +6,7 @@
 use super::naming::{answer_column, answer_names, predicting_position, Node};
 use super::nodes::NodeAblation;
 use super::subtasks::{Kind, NodeTags};
+use crate::eval::failure_families::FailureFamilies;
 use crate::task_model::TaskModel;
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +38,33 @@ pub struct DigitAlgorithm {
     pub lookahead_depth: Option<usize>,
     /// The line of text.
     pub text: String,
+    /// The failure families whose first wrong token is this digit, as "<description> (N% of
+    /// failures)" (empty in an analysis.json of an older arithlens).
+    #[serde(default)]
+    pub fails_when: Vec<String>,
+}
+
+impl DigitAlgorithm {
+    /// The line the summary and the report show: `text`, then "; fails when ..." with the
+    /// digit's failure families.
+    pub fn line(&self) -> String {
+        if self.fails_when.is_empty() {
+            return self.text.clone();
+        }
+        format!("{}; fails when {}", self.text, self.fails_when.join(", or "))
+    }
+}
+
+/// Gives each digit the families (of any operation) whose first wrong token is that digit; the
+/// sign, which has no column, is digit `n_digits + 1` as the families count it.
+pub fn attach_failures(algo: &mut [DigitAlgorithm], families: &[FailureFamilies], n_digits: usize) {
+    for d in algo {
+        let k = d.column.unwrap_or(n_digits + 1);
+        d.fails_when = (families.iter().flat_map(|f| &f.families))
+            .filter(|f| f.digits.contains(&k))
+            .map(|f| format!("{} ({:.0}% of {} failures)", f.description.trim_end_matches('.'), 100.0 * f.share_of_failures, f.op.word()))
+            .collect();
+    }
 }
 
 /// Assembles the algorithm from node ablations, intervention tags and each head node's most
@@ -88,7 +116,16 @@ pub fn assemble(
             if let Some(m) = &combined_by {
                 text += &format!(", combined by {m}");
             }
-            DigitAlgorithm { digit: name.clone(), column: col, position: pos, parts, combined_by, lookahead_depth, text }
+            DigitAlgorithm {
+                digit: name.clone(),
+                column: col,
+                position: pos,
+                parts,
+                combined_by,
+                lookahead_depth,
+                text,
+                fails_when: Vec::new(),
+            }
         })
         .collect()
 }
