@@ -193,6 +193,36 @@ mod tests {
     }
 
     #[test]
+    fn each_digit_gets_the_families_whose_first_wrong_token_it_is() {
+        let families: crate::eval::failure_families::FailureFamilies = serde_json::from_value(serde_json::json!({
+            "families": [
+                {"name": "a", "description": "A2-A3 loses the carry.", "rule": "", "op": "add", "count": 3,
+                 "share_of_failures": 0.75, "precision": null, "precision_questions": 0, "classes": {}, "examples": [], "digits": [2, 3]},
+                {"name": "s", "description": "The sign is wrong.", "rule": "", "op": "sub", "count": 1,
+                 "share_of_failures": 0.25, "precision": null, "precision_questions": 0, "classes": {}, "examples": [], "digits": [4]}
+            ],
+            "failures": 4, "uncovered": 0, "uncovered_kinds": {}
+        }))
+        .unwrap();
+        let digit = |column: Option<usize>| DigitAlgorithm {
+            digit: column.map_or("sign".into(), |k| format!("A{k}")),
+            column,
+            position: 0,
+            parts: vec![],
+            combined_by: None,
+            lookahead_depth: None,
+            text: "X = BA".into(),
+            fails_when: vec![],
+        };
+        let mut algo = vec![digit(None), digit(Some(3)), digit(Some(2)), digit(Some(1))];
+        attach_failures(&mut algo, &[families], 3);
+        assert_eq!(algo[0].line(), "X = BA; fails when The sign is wrong (25% of subtraction failures)");
+        assert_eq!(algo[1].line(), "X = BA; fails when A2-A3 loses the carry (75% of addition failures)");
+        assert_eq!(algo[2].fails_when, algo[1].fails_when);
+        assert_eq!(algo[3].line(), "X = BA", "no family at A1");
+    }
+
+    #[test]
     fn a_group_is_listed_once_even_when_its_members_read_different_columns() {
         let g = "P15L1H0+P15L1H2";
         let parts = vec![part(g, &["NB_3"], Some(3)), part("P15L1H1", &["UB_4"], Some(2)), part(g, &["NB_3"], Some(1))];
