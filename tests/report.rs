@@ -571,7 +571,10 @@ fn failure_families_and_logit_attribution_are_shown_in_report_and_summary() {
     assert_eq!(bars(figure("fig-logit_attribution")), 8);
     assert_eq!(bars(figure("fig-failure_families_add")), 2, "share and precision of the one family");
     let acc = text_of(section(&doc, "accuracy"));
-    assert!(acc.contains("F1: A1 loses the carry that comes in when the column below sums to exactly 10. Rule: carry lost & digit = 1"), "{acc}");
+    assert!(
+        acc.contains("F1: A1 loses the carry that comes in when the column below sums to exactly 10. Rule: carry lost & digit = 1"),
+        "{acc}"
+    );
     assert!(acc.contains("F1 example: 15+05= answered 010, not 020"), "{acc}");
     assert!(acc.contains("4 wrong addition answers fall in no family (other digit error 4)"), "{acc}");
     let algo = text_of(section(&doc, "algorithm"));

@@ -339,7 +339,11 @@ fn failure_families(model: &TaskModel, opts: &AnalyzeOptions) -> Vec<crate::eval
     use crate::eval::failure_families::{model_families, FamilyOptions};
     let qs = analysis_questions(model, FAMILY_QUESTIONS * model.ops.len(), opts.seed.wrapping_add(29));
     let family_opts = FamilyOptions { seed: opts.seed, ..FamilyOptions::default() };
-    model.ops.iter().map(|&op| model_families(model, &qs.iter().copied().filter(|q| q.op == op).collect::<Vec<_>>(), &family_opts)).collect()
+    model
+        .ops
+        .iter()
+        .map(|&op| model_families(model, &qs.iter().copied().filter(|q| q.op == op).collect::<Vec<_>>(), &family_opts))
+        .collect()
 }
 
 /// The whole-question sub-tasks worth testing on every useful head: the operator in a mixed

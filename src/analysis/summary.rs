@@ -35,7 +35,8 @@ fn attribution_section(a: &Analysis) -> String {
     if a.logit_attribution.is_empty() {
         return String::new();
     }
-    let mut s = "\n[logit attribution] per answer token, the largest direct contributions to the right token's centred logit:\n".to_string();
+    let mut s =
+        "\n[logit attribution] per answer token, the largest direct contributions to the right token's centred logit:\n".to_string();
     for d in &a.logit_attribution {
         let top: Vec<String> = d.components.iter().take(3).map(|(name, v)| format!("{name} {v:+.2}")).collect();
         s += &format!("  {} (at position {}): {} (centred logit {:.2})\n", d.digit, d.position, top.join(", "), d.centred_logit);
@@ -45,7 +46,8 @@ fn attribution_section(a: &Analysis) -> String {
 
 /// The families of the wrong answers on the family set, per operation.
 fn families_section(a: &Analysis) -> String {
-    let lines: Vec<String> = (a.model.ops.iter().zip(&a.failure_families)).flat_map(|(op, f)| f.lines(&format!("{}: ", op.word()))).collect();
+    let lines: Vec<String> =
+        (a.model.ops.iter().zip(&a.failure_families)).flat_map(|(op, f)| f.lines(&format!("{}: ", op.word()))).collect();
     if lines.is_empty() {
         return String::new();
     }

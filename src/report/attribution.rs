@@ -30,7 +30,13 @@ pub fn blocks(a: &Analysis) -> Vec<Block> {
         .map(|c| (c.clone(), dla.iter().map(|d| d.components.iter().find(|x| &x.0 == c).map_or(f64::NAN, |x| x.1)).collect()))
         .collect();
     let width = 560.0 + 40.0 * (digits.len() * groups.len()) as f64;
-    let spec = ChartSpec::new("Direct logit attribution", "answer token", "mean contribution to the right token's centred logit", width.min(1400.0), 380.0);
+    let spec = ChartSpec::new(
+        "Direct logit attribution",
+        "answer token",
+        "mean contribution to the right token's centred logit",
+        width.min(1400.0),
+        380.0,
+    );
     let caption = format!(
         "Per answer token, over the {} questions of the ablation set: each component's mean direct contribution to the right token's logit \
          less the mean logit, at the position that predicts it (the final LayerNorm linearised at each input, as TransformerLens's \

@@ -23,7 +23,10 @@ pub fn blocks(op: Op, f: &FailureFamilies) -> Vec<Block> {
     let names: Vec<String> = (1..=f.families.len()).map(|i| format!("F{i}")).collect();
     let groups = vec![
         ("share of the wrong answers".to_string(), f.families.iter().map(|x| 100.0 * x.share_of_failures).collect()),
-        ("precision (questions matching the rule answered wrong)".to_string(), f.families.iter().map(|x| 100.0 * x.precision.unwrap_or(f64::NAN)).collect()),
+        (
+            "precision (questions matching the rule answered wrong)".to_string(),
+            f.families.iter().map(|x| 100.0 * x.precision.unwrap_or(f64::NAN)).collect(),
+        ),
     ];
     let width = 520.0 + 60.0 * names.len() as f64;
     let svg = bar_chart(&ChartSpec::new(&format!("Failure families ({word})"), "family", "%", width, 360.0).percent(), &names, &groups);
@@ -34,7 +37,8 @@ pub fn blocks(op: Op, f: &FailureFamilies) -> Vec<Block> {
         f.failures,
         100.0 * f.coverage()
     );
-    let mut lines: Vec<String> = f.families.iter().zip(&names).map(|(x, name)| format!("{name}: {} Rule: {}.", x.description, x.rule)).collect();
+    let mut lines: Vec<String> =
+        f.families.iter().zip(&names).map(|(x, name)| format!("{name}: {} Rule: {}.", x.description, x.rule)).collect();
     lines.extend(f.families.iter().zip(&names).filter_map(|(x, name)| {
         let e = x.examples.first()?;
         Some(format!("{name} example: {} answered {}, not {}", e[0], e[1], e[2]))
