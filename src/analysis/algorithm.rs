@@ -38,7 +38,7 @@ pub struct DigitAlgorithm {
     pub lookahead_depth: Option<usize>,
     /// The line of text.
     pub text: String,
-    /// The failure families whose first wrong token is this digit, as "<description> (N% of
+    /// The failure families whose first wrong token is this digit, as "DESCRIPTION (N% of
     /// failures)" (empty in an analysis.json of an older arithlens).
     #[serde(default)]
     pub fails_when: Vec<String>,
