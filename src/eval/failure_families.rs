@@ -110,8 +110,9 @@ pub struct FailureFamily {
     pub classes: BTreeMap<String, usize>,
     /// Up to five covered questions: [question, model answer, true answer].
     pub examples: Vec<[String; 3]>,
-    /// The answer digits k (A_k; n + 1 for the sign) where the rule puts the first wrong token:
-    /// what the algorithm text joins each digit's families by.
+    /// The answer digits k (A_k; n + 1 for the sign) at which the family's wrong answers have
+    /// their first wrong token (a rule that does not test the digit may name more, where a run
+    /// has no room): what the algorithm text joins each digit's families by.
     #[serde(default)]
     pub digits: Vec<usize>,
 }
@@ -382,7 +383,7 @@ impl Rule {
             precision_questions: 0,
             classes,
             examples,
-            digits: self.digit_range().collect(),
+            digits: rows.iter().map(|&r| sites.rows[r][0] as usize).collect::<std::collections::BTreeSet<_>>().into_iter().collect(),
         }
     }
 }
@@ -417,7 +418,7 @@ impl Rule {
         }
     }
 
-    /// The answer digits the rule applies to (n + 1 for the sign), as [`Rule::digits_words`] names them.
+    /// The answer digits the rule allows (n + 1 for the sign), as [`Rule::digits_words`] names them.
     fn digit_range(&self) -> std::ops::RangeInclusive<usize> {
         let (lo, hi) = self.range(Feature::Digit);
         let top = self.n + self.signed as usize;
