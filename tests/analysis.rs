@@ -348,3 +348,22 @@ fn stratified_symbolic_sets_cover_rare_classes() {
     let sets = stratified_set(5, Op::Add, 5, 1).unwrap();
     assert!(sets.iter().any(|(c, qs)| *c == Class::S(4) && qs.len() == 5));
 }
+
+#[test]
+fn the_analysis_records_failure_families_and_each_answer_tokens_logit_attribution() {
+    let a = tiny_analysis();
+    assert_eq!(a.failure_families.len(), 1, "one per operation");
+    let f = &a.failure_families[0];
+    assert_eq!((f.failures, f.families.len()), (0, 0), "the perfect tiny model makes no mistake on the family set: {f:?}");
+    assert!(a.algorithm.iter().all(|d| d.fails_when.is_empty() && d.line() == d.text));
+    let digits: Vec<(&str, usize)> = a.logit_attribution.iter().map(|d| (d.digit.as_str(), d.position)).collect();
+    assert_eq!(digits, [("A2", 5), ("A1", 6), ("A0", 7)]);
+    for d in &a.logit_attribution {
+        // The model answers right, so the right token's logit stands above the mean one.
+        assert!(d.centred_logit > 1.0 && d.max_residual < 1e-3 * d.centred_logit, "{d:?}");
+        assert!(d.components.windows(2).all(|w| w[0].1.abs() >= w[1].1.abs()), "largest first: {d:?}");
+    }
+    let text = summary(a);
+    assert!(text.contains("[logit attribution]") && text.contains("  A0 (at position 7): "), "{text}");
+    assert!(!text.contains("[failure families]"), "nothing to group: {text}");
+}

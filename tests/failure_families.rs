@@ -43,3 +43,32 @@ fn every_wrong_answer_is_in_one_family_or_counted_as_uncovered() {
         }
     }
 }
+
+#[test]
+fn an_evaluation_groups_its_own_wrong_answers_into_families() {
+    use arithlens::eval::{evaluate, EvalOptions};
+    let m = half_trained(600, 3);
+    let opts = EvalOptions { questions: 20_000, per_class: 50, ..Default::default() };
+    let r = evaluate(&m, &opts, &arithlens::progress::Stop::new(), &mut arithlens::progress::ignore).unwrap();
+    let add = &r.ops[0];
+    let f = add.failure_families.as_ref().expect("eval.json records the families");
+    assert!(add.failures > 20, "the model should still make mistakes: {}", add.failures);
+    assert_eq!(f.failures as u64, add.failures, "every wrong answer of the random set is examined");
+    let covered: usize = f.families.iter().map(|x| x.count).sum();
+    assert_eq!(covered + f.uncovered, f.failures);
+    assert!(!f.families.is_empty(), "{f:#?}");
+    for fam in &f.families {
+        assert!(!fam.digits.is_empty() && fam.digits.iter().all(|&k| k <= 3), "{fam:#?}");
+        for [question, model, truth] in &fam.examples {
+            // The first wrong digit (A3 is the first character) is one the family names.
+            let first = model.chars().zip(truth.chars()).position(|(a, b)| a != b).unwrap();
+            assert!(fam.digits.contains(&(3 - first)), "{question} {model} {truth}: {fam:#?}");
+        }
+    }
+    let lines = f.lines("addition: ");
+    assert!(lines[0].starts_with(&format!("addition: {} failure famil", f.families.len())), "{lines:?}");
+    assert_eq!(lines.len(), 1 + f.families.len() + usize::from(f.coverage() < 0.9), "{lines:?}");
+    for line in &lines {
+        assert!(r.summary.contains(line), "the terminal summary states {line}");
+    }
+}

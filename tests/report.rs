@@ -293,6 +293,7 @@ fn synthetic_analysis_body(model: ModelInfo) -> Analysis {
         combined_by: Some(format!("P{position}L0M")),
         lookahead_depth: Some(depth),
         text: text.into(),
+        fails_when: vec![],
     };
     Analysis {
         schema: Analysis::SCHEMA,
@@ -345,6 +346,8 @@ fn synthetic_analysis_body(model: ModelInfo) -> Analysis {
         stages: vec![],
         seconds: 1.0,
         provenance: None,
+        failure_families: vec![],
+        logit_attribution: vec![],
     }
 }
 
@@ -507,5 +510,117 @@ fn a_run_folder_written_before_schema_versions_reports_as_before() {
     assert_eq!((count(&counts, "training"), count(&counts, "accuracy")), (2, 2), "both shown");
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
     assert!(!html.contains("holds no usable") && !html.contains("does not belong"), "nothing withheld");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// One addition family at A1 covering 6 of 10 wrong answers (so 4 are left uncovered), as JSON.
+fn synthetic_families() -> arithlens::eval::failure_families::FailureFamilies {
+    serde_json::from_value(serde_json::json!({
+        "families": [{
+            "name": "carry lost at A1",
+            "description": "A1 loses the carry that comes in when the column below sums to exactly 10.",
+            "rule": "carry lost & digit = 1 & below = 10",
+            "op": "add",
+            "count": 6,
+            "share_of_failures": 0.6,
+            "precision": 0.8,
+            "precision_questions": 2000,
+            "classes": {"S1": 6},
+            "examples": [["15+05=", "010", "020"]],
+            "digits": [1]
+        }],
+        "failures": 10,
+        "uncovered": 4,
+        "uncovered_kinds": {"other digit error": 4}
+    }))
+    .unwrap()
+}
+
+fn attribution(digit: &str, position: usize, components: &[(&str, f64)]) -> arithlens::analysis::logit_attribution::DigitAttribution {
+    arithlens::analysis::logit_attribution::DigitAttribution {
+        digit: digit.into(),
+        position,
+        components: components.iter().map(|(n, v)| (n.to_string(), *v)).collect(),
+        centred_logit: components.iter().map(|c| c.1).sum(),
+        max_residual: 1e-6,
+    }
+}
+
+#[test]
+fn failure_families_and_logit_attribution_are_shown_in_report_and_summary() {
+    let dir = copy_run("families");
+    let mut eval = arithlens::eval::EvalReport::load(&dir.join("eval.json")).unwrap();
+    eval.ops[0].failure_families = Some(synthetic_families());
+    eval.save(&dir.join("eval.json")).unwrap();
+    let mut a = synthetic_analysis();
+    a.failure_families = vec![synthetic_families()];
+    arithlens::analysis::algorithm::attach_failures(&mut a.algorithm, &a.failure_families, 2);
+    a.logit_attribution = vec![
+        attribution("A1", 6, &[("L0H0", 2.5), ("L0M", 1.0), ("embed", -0.2), ("L0H1", 0.1)]),
+        attribution("A0", 7, &[("L0H1", 3.0), ("L0M", -1.5), ("pos_embed", 0.5), ("L0H0", 0.05)]),
+    ];
+    a.save(&dir.join("analysis.json")).unwrap();
+    write_report(&dir).unwrap();
+    let counts = check_page(&dir);
+    assert_eq!(count(&counts, "nodes"), 2, "the node map and the attribution");
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    let doc = parse(&html);
+    let figure = |id: &str| doc.descendants().find(|n| n.attribute("id") == Some(id)).unwrap_or_else(|| panic!("no {id}"));
+    // Shown: the top 3 of each token (L0H0, L0H1, L0M, embed, pos_embed), a bar per token each
+    // where the token lists that component (A1 lists no pos_embed, A0 no embed).
+    let bars = |n: Node| n.descendants().filter(|n| class_of(n) == "bar").count();
+    assert_eq!(bars(figure("fig-logit_attribution")), 8);
+    assert_eq!(bars(figure("fig-failure_families_add")), 2, "share and precision of the one family");
+    let acc = text_of(section(&doc, "accuracy"));
+    assert!(
+        acc.contains("F1: A1 loses the carry that comes in when the column below sums to exactly 10. Rule: carry lost & digit = 1"),
+        "{acc}"
+    );
+    assert!(acc.contains("F1 example: 15+05= answered 010, not 020"), "{acc}");
+    assert!(acc.contains("4 wrong addition answers fall in no family (other digit error 4)"), "{acc}");
+    let algo = text_of(section(&doc, "algorithm"));
+    assert!(
+        algo.contains("A1 = BA_1 + MC_0 @P6L0H0, combined by P6L0M; fails when A1 loses the carry that comes in when the column below sums to exactly 10 (60% of addition failures)"),
+        "{algo}"
+    );
+    assert!(!algo.contains("A0 = BA_0 @P7L0H1; fails"), "A0 has no family: {algo}");
+    let summary = arithlens::analysis::summary(&a);
+    for line in [
+        "A1 (at position 6): L0H0 +2.50, L0M +1.00, embed -0.20 (centred logit 3.40)",
+        "addition: 1 failure family cover 60% of the 10 wrong answers examined",
+        "addition:   A1 loses the carry that comes in when the column below sums to exactly 10 (6 wrong answers, 60%; 80% of 2000 questions drawn to match are wrong); e.g. 15+05= answered 010, not 020",
+        "addition:   not covered: 4 wrong answers (other digit error 4)",
+        "; fails when A1 loses",
+    ] {
+        assert!(summary.contains(line), "{line} not in {summary}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn artifacts_without_families_or_attribution_still_load_and_report() {
+    let dir = copy_run("before_families");
+    // eval.json and analysis.json as arithlens wrote them before the new keys.
+    let mut eval: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("eval.json")).unwrap()).unwrap();
+    for op in eval["ops"].as_array_mut().unwrap() {
+        assert!(op.as_object_mut().unwrap().remove("failure_families").is_some(), "eval.json records the families");
+    }
+    std::fs::write(dir.join("eval.json"), serde_json::to_vec(&eval).unwrap()).unwrap();
+    let mut a = serde_json::to_value(synthetic_analysis()).unwrap();
+    for key in ["failure_families", "logit_attribution"] {
+        a.as_object_mut().unwrap().remove(key).unwrap();
+    }
+    for d in a["algorithm"].as_array_mut().unwrap() {
+        d.as_object_mut().unwrap().remove("fails_when").unwrap();
+    }
+    std::fs::write(dir.join("analysis.json"), serde_json::to_vec(&a).unwrap()).unwrap();
+    assert_eq!(arithlens::eval::EvalReport::load(&dir.join("eval.json")).unwrap().ops[0].failure_families, None);
+    let loaded = Analysis::load(&dir.join("analysis.json")).unwrap();
+    assert_eq!(loaded, synthetic_analysis(), "the new keys default to empty");
+    write_report(&dir).unwrap();
+    let counts = check_page(&dir);
+    assert_eq!((count(&counts, "accuracy"), count(&counts, "nodes")), (2, 1), "the figures of before");
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(!html.contains("holds no usable") && !html.contains("fails when"), "nothing withheld, no family invented");
     std::fs::remove_dir_all(dir).unwrap();
 }

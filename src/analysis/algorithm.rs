@@ -6,6 +6,7 @@
 use super::naming::{answer_column, answer_names, predicting_position, Node};
 use super::nodes::NodeAblation;
 use super::subtasks::{Kind, NodeTags};
+use crate::eval::failure_families::FailureFamilies;
 use crate::task_model::TaskModel;
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +38,33 @@ pub struct DigitAlgorithm {
     pub lookahead_depth: Option<usize>,
     /// The line of text.
     pub text: String,
+    /// The failure families whose first wrong token is this digit, as "DESCRIPTION (N% of
+    /// failures)" (empty in an analysis.json of an older arithlens).
+    #[serde(default)]
+    pub fails_when: Vec<String>,
+}
+
+impl DigitAlgorithm {
+    /// The line the summary and the report show: `text`, then "; fails when ..." with the
+    /// digit's failure families.
+    pub fn line(&self) -> String {
+        if self.fails_when.is_empty() {
+            return self.text.clone();
+        }
+        format!("{}; fails when {}", self.text, self.fails_when.join(", or "))
+    }
+}
+
+/// Gives each digit the families (of any operation) whose first wrong token is that digit; the
+/// sign, which has no column, is digit `n_digits + 1` as the families count it.
+pub fn attach_failures(algo: &mut [DigitAlgorithm], families: &[FailureFamilies], n_digits: usize) {
+    for d in algo {
+        let k = d.column.unwrap_or(n_digits + 1);
+        d.fails_when = (families.iter().flat_map(|f| &f.families))
+            .filter(|f| f.digits.contains(&k))
+            .map(|f| format!("{} ({:.0}% of {} failures)", f.description.trim_end_matches('.'), 100.0 * f.share_of_failures, f.op.word()))
+            .collect();
+    }
 }
 
 /// Assembles the algorithm from node ablations, intervention tags and each head node's most
@@ -88,7 +116,16 @@ pub fn assemble(
             if let Some(m) = &combined_by {
                 text += &format!(", combined by {m}");
             }
-            DigitAlgorithm { digit: name.clone(), column: col, position: pos, parts, combined_by, lookahead_depth, text }
+            DigitAlgorithm {
+                digit: name.clone(),
+                column: col,
+                position: pos,
+                parts,
+                combined_by,
+                lookahead_depth,
+                text,
+                fails_when: Vec::new(),
+            }
         })
         .collect()
 }
@@ -153,6 +190,36 @@ mod tests {
             .collect();
         let tags = tests.iter().map(|t| t.subtask.clone()).collect();
         NodeTags { name: node.into(), node: n, group: vec![n], impact: vec![], tests, tags }
+    }
+
+    #[test]
+    fn each_digit_gets_the_families_whose_first_wrong_token_it_is() {
+        let families: crate::eval::failure_families::FailureFamilies = serde_json::from_value(serde_json::json!({
+            "families": [
+                {"name": "a", "description": "A2-A3 loses the carry.", "rule": "", "op": "add", "count": 3,
+                 "share_of_failures": 0.75, "precision": null, "precision_questions": 0, "classes": {}, "examples": [], "digits": [2, 3]},
+                {"name": "s", "description": "The sign is wrong.", "rule": "", "op": "sub", "count": 1,
+                 "share_of_failures": 0.25, "precision": null, "precision_questions": 0, "classes": {}, "examples": [], "digits": [4]}
+            ],
+            "failures": 4, "uncovered": 0, "uncovered_kinds": {}
+        }))
+        .unwrap();
+        let digit = |column: Option<usize>| DigitAlgorithm {
+            digit: column.map_or("sign".into(), |k| format!("A{k}")),
+            column,
+            position: 0,
+            parts: vec![],
+            combined_by: None,
+            lookahead_depth: None,
+            text: "X = BA".into(),
+            fails_when: vec![],
+        };
+        let mut algo = vec![digit(None), digit(Some(3)), digit(Some(2)), digit(Some(1))];
+        attach_failures(&mut algo, &[families], 3);
+        assert_eq!(algo[0].line(), "X = BA; fails when The sign is wrong (25% of subtraction failures)");
+        assert_eq!(algo[1].line(), "X = BA; fails when A2-A3 loses the carry (75% of addition failures)");
+        assert_eq!(algo[2].fails_when, algo[1].fails_when);
+        assert_eq!(algo[3].line(), "X = BA", "no family at A1");
     }
 
     #[test]

@@ -41,7 +41,19 @@
 //! - `insertion` ([`insertion::Insertion`] or null): for a model trained from an inserted one,
 //!   {from, every, source_note, heads[{head, layer, index, drift, fail_by_op[[op, rate]],
 //!   roles_by_op[[op, kinds]], source_roles, verdict}]};
-//! - `stages[]` ([`stages::StageTime`]): {stage, seconds} per stage, in the order run.
+//! - `stages[]` ([`stages::StageTime`]): {stage, seconds} per stage, in the order run;
+//! - `failure_families[]` ([`crate::eval::failure_families::FailureFamilies`]), one per
+//!   operation: {families[{name, description, rule, op, count, share_of_failures, precision,
+//!   precision_questions, classes, examples, digits}], failures, uncovered, uncovered_kinds}, of
+//!   the model's wrong answers on [`FAMILY_QUESTIONS`] questions drawn like the ablation set
+//!   (half uniform, half per class, so rare cascades fail often enough to group); measured here
+//!   rather than copied from eval.json, so an analysis is whole without an evaluation;
+//! - `logit_attribution[]` ([`logit_attribution::DigitAttribution`]) per answer token: {digit,
+//!   position, components[[name, mean DLA]], centred_logit, max_residual} over the ablation set.
+//!
+//! `failure_families`, `logit_attribution` and `algorithm[].fails_when` were added within
+//! schema version 1: they are new keys that default to empty, so an older analysis.json still
+//! loads (and reports without them), and no existing field changed its meaning.
 
 pub mod algorithm;
 pub mod attention;
@@ -267,6 +279,14 @@ pub struct Analysis {
     /// analysis.json of an older arithlens.
     #[serde(default)]
     pub provenance: Option<crate::provenance::Provenance>,
+    /// Per operation, the families of the model's wrong answers on the family set (empty in an
+    /// analysis.json of an older arithlens).
+    #[serde(default)]
+    pub failure_families: Vec<crate::eval::failure_families::FailureFamilies>,
+    /// Direct logit attribution per answer token over the ablation set (empty in an
+    /// analysis.json of an older arithlens).
+    #[serde(default)]
+    pub logit_attribution: Vec<logit_attribution::DigitAttribution>,
 }
 
 impl Analysis {
@@ -310,6 +330,22 @@ pub fn analysis_questions(model: &TaskModel, count: usize, seed: u64) -> Vec<Que
         out.extend(strat.into_iter().flat_map(|(_, v)| v).take(per_op / 2));
     }
     out
+}
+
+/// Questions per operation whose wrong answers the analysis groups into failure families (drawn
+/// like the ablation set: half uniform, half spread over the complexity classes).
+pub const FAMILY_QUESTIONS: usize = 20_000;
+
+/// Per operation, the families of `model`'s wrong answers on [`FAMILY_QUESTIONS`] questions.
+fn failure_families(model: &TaskModel, opts: &AnalyzeOptions) -> Vec<crate::eval::failure_families::FailureFamilies> {
+    use crate::eval::failure_families::{model_families, FamilyOptions};
+    let qs = analysis_questions(model, FAMILY_QUESTIONS * model.ops.len(), opts.seed.wrapping_add(29));
+    let family_opts = FamilyOptions { seed: opts.seed, ..FamilyOptions::default() };
+    model
+        .ops
+        .iter()
+        .map(|&op| model_families(model, &qs.iter().copied().filter(|q| q.op == op).collect::<Vec<_>>(), &family_opts))
+        .collect()
 }
 
 /// The whole-question sub-tasks worth testing on every useful head: the operator in a mixed
@@ -357,6 +393,7 @@ pub fn analyze_with_progress(
     let clean = teacher_forced_transformer(model, &qs, b);
     let correct = qs.iter().enumerate().filter(|(i, q)| clean.correct(*i, &q.answer_tokens(model.format))).count();
     let accuracy = correct as f64 / qs.len().max(1) as f64;
+    let families = failure_families(model, opts);
 
     watch.begin(stages::Stage::Positions)?;
     let positions = positions::useful_positions(model, &qs, &clean, opts.threshold, b, &mut watch.tick());
@@ -364,6 +401,7 @@ pub fn analyze_with_progress(
     let cands = nodes::candidate_nodes(model, &positions.useful);
     let node_abl = nodes::ablate_nodes(model, &qs, &clean, &cands, opts.threshold, b, &mut watch.tick());
     let useful_heads: Vec<Node> = node_abl.iter().filter(|a| a.useful && a.node.head.is_some()).map(|a| a.node).collect();
+    let dla = logit_attribution::direct_logit_attribution(model, &qs);
 
     watch.begin(stages::Stage::Attention)?;
     let sample = analysis_questions(model, opts.sample, opts.seed.wrapping_add(17));
@@ -387,7 +425,8 @@ pub fn analyze_with_progress(
     let pca = subtasks::pca_nodes(model, &sample, &useful_heads, &candidates, 3, b);
 
     let columns: Vec<(Node, Option<usize>)> = attn.iter().map(|a| (a.node, a.column)).collect();
-    let algo = algorithm::assemble(model, &node_abl, &tags, &columns);
+    let mut algo = algorithm::assemble(model, &node_abl, &tags, &columns);
+    algorithm::attach_failures(&mut algo, &families, model.n_digits);
 
     watch.begin(stages::Stage::Symbolic)?;
     let (symbolic, ceiling) = check_formulas(model, opts, &algo, &mut watch)?;
@@ -416,6 +455,8 @@ pub fn analyze_with_progress(
         stages: watch.finish(),
         seconds: t0.elapsed().as_secs_f64(),
         provenance: model.provenance(opts),
+        failure_families: families,
+        logit_attribution: dla,
     })
 }
 

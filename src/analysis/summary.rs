@@ -1,6 +1,6 @@
 //! The analysis as text: the short readable account `arithlens analyze` prints, one function per
-//! section (`[model]`, `[positions]`, `[nodes]`, `[attention]`, `[roles]`, `[algorithm]`,
-//! `[symbolic]`, `[insertion]`, `[training]`). Its headline sentences ([`findings`]) are also
+//! section (`[model]`, `[positions]`, `[nodes]`, `[attention]`, `[roles]`, `[logit attribution]`,
+//! `[algorithm]`, `[failure families]`, `[symbolic]`, `[insertion]`, `[training]`). Its headline sentences ([`findings`]) are also
 //! what the report lists, so they are written once.
 
 use super::{insertion, nodes, positions, stages, symbolic, Analysis, Findings};
@@ -13,10 +13,12 @@ pub fn summary(a: &Analysis) -> String {
     s += &nodes_section(a);
     s += &attention_section(&a.findings);
     s += &roles_section(a);
+    s += &attribution_section(a);
     s += "\n[algorithm]\n";
     for d in &a.algorithm {
-        s += &format!("  {}\n", d.text);
+        s += &format!("  {}\n", d.line());
     }
+    s += &families_section(a);
     s += &symbolic_section(a);
     if let Some(ins) = &a.insertion {
         s += &insertion_summary(ins);
@@ -26,6 +28,30 @@ pub fn summary(a: &Analysis) -> String {
     }
     s += &format!("\nanalysis took {:.1} s ({})\n", a.seconds, stages::breakdown(&a.stages));
     s
+}
+
+/// Per answer token, the components that write most into its logit (direct logit attribution).
+fn attribution_section(a: &Analysis) -> String {
+    if a.logit_attribution.is_empty() {
+        return String::new();
+    }
+    let mut s =
+        "\n[logit attribution] per answer token, the largest direct contributions to the right token's centred logit:\n".to_string();
+    for d in &a.logit_attribution {
+        let top: Vec<String> = d.components.iter().take(3).map(|(name, v)| format!("{name} {v:+.2}")).collect();
+        s += &format!("  {} (at position {}): {} (centred logit {:.2})\n", d.digit, d.position, top.join(", "), d.centred_logit);
+    }
+    s
+}
+
+/// The families of the wrong answers on the family set, per operation.
+fn families_section(a: &Analysis) -> String {
+    let lines: Vec<String> =
+        (a.model.ops.iter().zip(&a.failure_families)).flat_map(|(op, f)| f.lines(&format!("{}: ", op.word()))).collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    format!("\n[failure families] of the wrong answers on the family set:\n{}", indented(&lines))
 }
 
 /// Numbers as a comma-separated list ("5, 6, 7"), for positions and the like.

@@ -1,6 +1,7 @@
 //! Accuracy over question sets: random samples (the million-question test), every question
 //! (exhaustive proof for small n), class-stratified samples and the curated examples.
 
+use super::failure_families::{answered_families, Answered, FailureFamilies, FamilyOptions};
 use super::predict::{Predictions, Predictor};
 use super::stats::{nines, ClassRow, ClassTallies, HardQuestion, TopLoss};
 use crate::progress::{Event, Stop, Stopped};
@@ -99,6 +100,9 @@ struct PartialEval {
     finished: Vec<OpReport>,
     /// The operation in progress: its random questions done and their tallies.
     current: Option<(Op, u64, ClassTallies, TopLoss)>,
+    /// The operation in progress: the wrong answers kept so far (question, answer tokens).
+    #[serde(default)]
+    wrong: Vec<(Question, Vec<u32>)>,
 }
 
 impl PartialEval {
@@ -174,6 +178,11 @@ pub struct OpReport {
     pub curated: Vec<CuratedResult>,
     /// Highest-loss questions over the random and stratified sets.
     pub top_loss: Vec<HardQuestion>,
+    /// The families of the random (or exhaustive) set's wrong answers (the first
+    /// [`MAX_KEPT_FAILURES`] of them), told apart from the right answers among its first
+    /// [`FAMILY_CONTRAST`] questions; `None` in an eval.json of an older arithlens.
+    #[serde(default)]
+    pub failure_families: Option<FailureFamilies>,
 }
 
 impl OpReport {
@@ -250,6 +259,14 @@ impl crate::provenance::Derived for EvalReport {
     }
 }
 
+/// Wrong answers an evaluation keeps per operation for its failure families (a model that
+/// fails this often shows its families in these already).
+pub const MAX_KEPT_FAILURES: usize = 20_000;
+
+/// Random questions whose right answers the failure families are told apart from (the decision
+/// tree weighs right and wrong answers half each, so a sample of the right ones suffices).
+pub const FAMILY_CONTRAST: usize = 20_000;
+
 /// Runs `questions` through the model in batches, folding results into `tallies` and `top`;
 /// `done(questions)` is told how many questions are done.
 pub fn evaluate_set(
@@ -260,6 +277,15 @@ pub fn evaluate_set(
     top: &mut TopLoss,
     done_so_far: &mut dyn FnMut(u64),
 ) {
+    run_set(model, questions, batch, (tallies, top, None), done_so_far);
+}
+
+/// Where [`run_set`] folds its results: the class tallies, the highest-loss questions, and
+/// (optionally) the wrong answers, up to [`MAX_KEPT_FAILURES`].
+type Sinks<'a> = (&'a mut ClassTallies, &'a mut TopLoss, Option<&'a mut Vec<(Question, Vec<u32>)>>);
+
+fn run_set(model: &TaskModel, questions: impl Iterator<Item = Question>, batch: usize, sinks: Sinks, done_so_far: &mut dyn FnMut(u64)) {
+    let (tallies, top, mut wrong) = sinks;
     let mut pred = Predictor::new(model, batch);
     let mut chunk = Vec::with_capacity(batch);
     let mut out = Predictions::default();
@@ -272,6 +298,9 @@ pub fn evaluate_set(
         out.nll.clear();
         pred.run(&chunk, &mut out);
         fold(model, &chunk, &out, tallies, top);
+        if let Some(w) = wrong.as_deref_mut() {
+            keep_wrong(model, &chunk, &out, w);
+        }
         done += chunk.len() as u64;
         done_so_far(done);
     }
@@ -288,6 +317,27 @@ fn fold(model: &TaskModel, qs: &[Question], out: &Predictions, tallies: &mut Cla
         tallies.add(q.class(), ok.iter().all(|&v| v), loss, &ok);
         top.offer(loss, q, pred);
     }
+}
+
+/// Adds the wrong answers among `qs` to `wrong`, up to [`MAX_KEPT_FAILURES`].
+fn keep_wrong(model: &TaskModel, qs: &[Question], out: &Predictions, wrong: &mut Vec<(Question, Vec<u32>)>) {
+    let n = out.n_answer;
+    for (i, q) in qs.iter().enumerate() {
+        if wrong.len() < MAX_KEPT_FAILURES && !out.correct(i, &q.answer_tokens(model.format)) {
+            wrong.push((*q, out.argmax[i * n..(i + 1) * n].to_vec()));
+        }
+    }
+}
+
+/// The families of the kept wrong answers, told apart from the right answers among the first
+/// [`FAMILY_CONTRAST`] random questions (those the random set starts with).
+fn families(model: &TaskModel, op: Op, opts: &EvalOptions, wrong: Vec<(Question, Vec<u32>)>) -> Result<FailureFamilies, String> {
+    let contrast = random_questions(model.n_digits, op, FAMILY_CONTRAST, opts.seed).map_err(|e| e.to_string())?;
+    let p = super::predict::teacher_forced(model, &contrast, opts.batch);
+    let right = contrast.iter().enumerate().filter(|(i, q)| p.correct(*i, &q.answer_tokens(model.format)));
+    let mut answers: Vec<Answered> = wrong.into_iter().map(|(question, tokens)| Answered { question, tokens }).collect();
+    answers.extend(right.map(|(_, q)| Answered { question: *q, tokens: q.answer_tokens(model.format) }));
+    Ok(answered_families(model, &answers, &FamilyOptions::default()))
 }
 
 /// Evaluates `model` per `opts` on each operation it knows, reporting [`Event::Eval`]s.
@@ -372,25 +422,29 @@ fn evaluate_op(
     let err = |e: crate::task::TaskError| e.to_string();
     let label = format!("{} {}", if opts.exhaustive { "all" } else { "random" }, if op == Op::Add { "addition" } else { "subtraction" });
     let total = if opts.exhaustive { 10u64.pow(2 * n as u32) } else { opts.questions };
-    let (mut done, mut random, mut top) = match state.current.take() {
-        Some((o, done, tallies, top)) if o == op => (done, tallies, top),
-        _ => (0, ClassTallies::default(), TopLoss::new(opts.top_k)),
+    let (mut done, mut random, mut top, mut wrong) = match state.current.take() {
+        Some((o, done, tallies, top)) if o == op => (done, tallies, top, std::mem::take(&mut state.wrong)),
+        _ => (0, ClassTallies::default(), TopLoss::new(opts.top_k), Vec::new()),
     };
     if opts.exhaustive {
+        let qs = all_questions(n, op).map_err(err)?;
         let mut tell = |d| progress(Event::Eval { set: label.clone(), done: d, total });
-        evaluate_set(model, all_questions(n, op).map_err(err)?, opts.batch, &mut random, &mut top, &mut tell);
+        run_set(model, qs, opts.batch, (&mut random, &mut top, Some(&mut wrong)), &mut tell);
     } else {
         // Generated in slices so a million questions never sit in memory at once; each slice's
         // questions depend only on the seed and where it starts.
         while done < total {
             let count = SLICE.min(total - done);
             let qs = random_questions(n, op, count as usize, opts.seed ^ done.wrapping_mul(0x9E37_79B9_7F4A_7C15)).map_err(err)?;
+            let sinks = (&mut random, &mut top, Some(&mut wrong));
             let mut tell = |d| progress(Event::Eval { set: label.clone(), done: done + d, total });
-            evaluate_set(model, qs.into_iter(), opts.batch, &mut random, &mut top, &mut tell);
+            run_set(model, qs.into_iter(), opts.batch, sinks, &mut tell);
             done += count;
             state.current = Some((op, done, random.clone(), top.clone()));
+            state.wrong = wrong.clone();
             save(state)?;
             state.current = None;
+            state.wrong.clear();
             if done < total && stop.requested() {
                 let kept = opts.progress_file.as_ref().map_or("nowhere (no progress file)".to_string(), |p| p.display().to_string());
                 return Err(Stopped(format!(
@@ -400,6 +454,7 @@ fn evaluate_op(
             }
         }
     }
+    let failure_families = Some(families(model, op, opts, wrong)?);
     let mut strat = ClassTallies::default();
     let sets = stratified_set(n, op, opts.per_class, opts.seed.wrapping_add(1)).map_err(err)?;
     let strat_total = sets.iter().map(|(_, v)| v.len() as u64).sum();
@@ -425,6 +480,7 @@ fn evaluate_op(
         stratified: strat.rows(),
         curated: curated_results(model, op)?,
         top_loss: top.describe(model.format, &names),
+        failure_families,
     })
 }
 
@@ -496,5 +552,6 @@ pub fn summarise(r: &OpReport) -> Vec<String> {
     if let Some(h) = r.top_loss.first() {
         v.push(format!("{op}: hardest question {}{} (class {}), answered {}", h.question, h.truth, h.class, h.predicted));
     }
+    v.extend(r.failure_families.iter().flat_map(|f| f.lines(&format!("{op}: "))));
     v
 }

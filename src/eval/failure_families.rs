@@ -110,10 +110,15 @@ pub struct FailureFamily {
     pub classes: BTreeMap<String, usize>,
     /// Up to five covered questions: [question, model answer, true answer].
     pub examples: Vec<[String; 3]>,
+    /// The answer digits k (A_k; n + 1 for the sign) at which the family's wrong answers have
+    /// their first wrong token (a rule that does not test the digit may name more, where a run
+    /// has no room): what the algorithm text joins each digit's families by.
+    #[serde(default)]
+    pub digits: Vec<usize>,
 }
 
 /// The families of one operation's wrong answers, and what they leave out.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct FailureFamilies {
     /// Families, largest first.
     pub families: Vec<FailureFamily>,
@@ -126,6 +131,15 @@ pub struct FailureFamilies {
     /// Each family's rule, in the order of `families`.
     #[serde(skip)]
     rules: Vec<Rule>,
+}
+
+/// Equal when everything eval.json and analysis.json record is equal (the rules kept in memory
+/// are not written, so families read back from a file equal the ones found).
+impl PartialEq for FailureFamilies {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.families, self.failures, self.uncovered, &self.uncovered_kinds)
+            == (&other.families, other.failures, other.uncovered, &other.uncovered_kinds)
+    }
 }
 
 /// A question with the model's answer tokens (the answer part only, as the format lays it out).
@@ -369,6 +383,7 @@ impl Rule {
             precision_questions: 0,
             classes,
             examples,
+            digits: rows.iter().map(|&r| sites.rows[r][0] as usize).collect::<std::collections::BTreeSet<_>>().into_iter().collect(),
         }
     }
 }
@@ -394,6 +409,17 @@ impl Rule {
     /// The answer digits the rule applies to, e.g. "A2-A4": its digit range, narrowed by what its
     /// own-column condition implies (only the top digit, and the sign, have no column).
     fn digits_words(&self) -> String {
+        let (lo, hi) = (*self.digit_range().start(), *self.digit_range().end());
+        let name = |k: usize| if k > self.n { "the sign".to_string() } else { format!("A{k}") };
+        if lo == hi {
+            name(lo)
+        } else {
+            format!("{}-{}", name(lo), name(hi))
+        }
+    }
+
+    /// The answer digits the rule allows (n + 1 for the sign), as [`Rule::digits_words`] names them.
+    fn digit_range(&self) -> std::ops::RangeInclusive<usize> {
         let (lo, hi) = self.range(Feature::Digit);
         let top = self.n + self.signed as usize;
         let (mut lo, mut hi) = (lo.max(0) as usize, (hi.max(0) as usize).min(top));
@@ -402,12 +428,7 @@ impl Rule {
             (l, _) if l > NONE => hi = hi.min(self.n - 1),
             _ => {}
         }
-        let name = |k: usize| if k > self.n { "the sign".to_string() } else { format!("A{k}") };
-        if lo == hi {
-            name(lo)
-        } else {
-            format!("{}-{}", name(lo), name(hi))
-        }
+        lo..=hi
     }
 
     fn name(&self) -> String {
@@ -579,12 +600,23 @@ impl Rule {
 /// on questions drawn to match each rule; the examples show the greedy answers.
 pub fn model_families(model: &crate::task_model::TaskModel, questions: &[Question], opts: &FamilyOptions) -> FailureFamilies {
     let n = model.n_answer();
+    let p = super::predict::teacher_forced(model, questions, 1024);
+    let answers: Vec<Answered> =
+        questions.iter().zip(p.argmax.chunks_exact(n)).map(|(q, t)| Answered { question: *q, tokens: t.to_vec() }).collect();
+    answered_families(model, &answers, opts)
+}
+
+/// The families among answers `model` already gave (its teacher-forced answer tokens, right and
+/// wrong, of one operation): what [`model_families`] does once the answers are in hand, e.g. the
+/// wrong answers an evaluation kept with a sample of its right ones. Precision is measured by
+/// asking `model` questions drawn to match each rule; the examples show the greedy answers.
+pub fn answered_families(model: &crate::task_model::TaskModel, answers: &[Answered], opts: &FamilyOptions) -> FailureFamilies {
+    let n = model.n_answer();
     let mut ask = |qs: &[Question]| -> Vec<Vec<u32>> {
         let p = super::predict::teacher_forced(model, qs, 1024);
         p.argmax.chunks_exact(n).map(<[u32]>::to_vec).collect()
     };
-    let answers: Vec<Answered> = questions.iter().zip(ask(questions)).map(|(q, tokens)| Answered { question: *q, tokens }).collect();
-    let mut families = find_families(&answers, model.format, opts, &mut ask);
+    let mut families = find_families(answers, model.format, opts, &mut ask);
     for f in &mut families.families {
         let qs: Vec<Question> = f.examples.iter().filter_map(|e| model.parse_question(&e[0]).ok()).collect();
         for (e, (tokens, _)) in f.examples.iter_mut().zip(super::predict::greedy(model, &qs)) {
@@ -592,6 +624,53 @@ pub fn model_families(model: &crate::task_model::TaskModel, questions: &[Questio
         }
     }
     families
+}
+
+/// Families covering less than this share of the failures get a line saying what is left.
+pub const COVERAGE_GOAL: f64 = 0.9;
+
+impl FailureFamilies {
+    /// Share of the failures some family covers (1 when there are none).
+    pub fn coverage(&self) -> f64 {
+        if self.failures == 0 {
+            1.0
+        } else {
+            1.0 - self.uncovered as f64 / self.failures as f64
+        }
+    }
+
+    /// The families in a few lines of text, each starting with `prefix` (e.g. "addition: "):
+    /// how many failures they cover, then per family its description, count, share, precision
+    /// and one example; and, when they cover less than [`COVERAGE_GOAL`], what is left.
+    pub fn lines(&self, prefix: &str) -> Vec<String> {
+        if self.failures == 0 {
+            return Vec::new();
+        }
+        let mut v = vec![format!(
+            "{prefix}{} failure famil{} cover {:.0}% of the {} wrong answers examined",
+            self.families.len(),
+            if self.families.len() == 1 { "y" } else { "ies" },
+            100.0 * self.coverage(),
+            self.failures
+        )];
+        for f in &self.families {
+            let precision = f.precision.map_or("precision not measured (no question could be drawn to match)".to_string(), |p| {
+                format!("{:.0}% of {} questions drawn to match are wrong", 100.0 * p, f.precision_questions)
+            });
+            let example = f.examples.first().map_or(String::new(), |e| format!("; e.g. {} answered {}, not {}", e[0], e[1], e[2]));
+            v.push(format!(
+                "{prefix}  {} ({} wrong answers, {:.0}%; {precision}){example}",
+                f.description.trim_end_matches('.'),
+                f.count,
+                100.0 * f.share_of_failures
+            ));
+        }
+        if self.coverage() < COVERAGE_GOAL {
+            let kinds: Vec<String> = self.uncovered_kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            v.push(format!("{prefix}  not covered: {} wrong answers ({})", self.uncovered, kinds.join(", ")));
+        }
+        v
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,11 @@
 //! read, so a file from a newer arithlens is refused with a message that says so instead of a
 //! puzzling missing-field error. A file written before the field existed (no `schema`) reads as
 //! version 1.
+//!
+//! A version changes only when an existing field changes its meaning or goes. A new key that
+//! defaults when absent (`#[serde(default)]`) keeps the version, since older files still read
+//! and mean what they meant: so eval.json's `ops[].failure_families` and analysis.json's
+//! `failure_families`, `logit_attribution` and `algorithm[].fails_when` joined version 1.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};

@@ -95,6 +95,7 @@ pub fn section(eval: Option<&EvalReport>) -> Section {
     for r in &eval.ops {
         s.blocks.extend(class_figures(r));
         s.push(Block::Table(hard_table(r)));
+        s.blocks.extend(r.failure_families.iter().flat_map(|f| super::families::blocks(r.op, f)));
     }
     s
 }

@@ -17,7 +17,7 @@ pub fn blocks(a: &Analysis) -> Vec<Block> {
 
 /// The algorithm per answer digit as text.
 fn algorithm(a: &Analysis) -> Vec<Block> {
-    let lines: Vec<&str> = a.algorithm.iter().map(|d| d.text.as_str()).filter(|t| !t.is_empty()).collect();
+    let lines: Vec<String> = a.algorithm.iter().map(|d| d.line()).filter(|t| !t.is_empty()).collect();
     if lines.is_empty() {
         return Vec::new();
     }

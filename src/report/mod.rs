@@ -14,6 +14,8 @@
 pub mod accuracy;
 pub mod algorithm;
 pub mod attention;
+pub mod attribution;
+pub mod families;
 pub mod html;
 pub mod node_map;
 pub mod page;
@@ -218,7 +220,7 @@ pub fn build_page(d: &RunData) -> Page {
         withheld(accuracy::section(d.eval.as_ref()), files::EVAL),
         analysis_section("positions", "Where computation happens", a, positions::blocks),
         attention_section(d),
-        analysis_section("nodes", "The node map", a, node_map::blocks),
+        analysis_section("nodes", "The node map", a, |a| [node_map::blocks(a), attribution::blocks(a)].concat()),
         pca_section(d),
         analysis_section("algorithm", "The algorithm and the symbolic model", a, algorithm::blocks),
     ];
