@@ -23,8 +23,9 @@ const POLL: Duration = Duration::from_millis(50);
 pub struct Progress {
     /// Requested when Python asked the work to stop.
     stop: Stop,
-    /// The latest report not yet handed to Python: stage, done, total, info.
-    latest: Mutex<Option<Report>>,
+    /// The reports not yet handed to Python, the latest of each stage in order (so a stage's
+    /// last report is shown even when the next stage begins before the waiting thread wakes).
+    pending: Mutex<Vec<Report>>,
 }
 
 /// One progress report: stage, work done, work in the stage, and a short note (e.g. the loss).
@@ -41,7 +42,11 @@ impl Progress {
             Event::Eval { set, done, total } => (set, done, total, String::new()),
             Event::Analysis { stage, done, total, .. } => (format!("analyze {stage}"), done as u64, total as u64, String::new()),
         };
-        *self.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(report);
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        match pending.last_mut() {
+            Some(last) if last.0 == report.0 => *last = report,
+            _ => pending.push(report),
+        }
     }
 
     /// The stop handle the library's long calls take.
@@ -49,8 +54,8 @@ impl Progress {
         &self.stop
     }
 
-    fn take(&self) -> Option<Report> {
-        self.latest.lock().unwrap_or_else(|e| e.into_inner()).take()
+    fn take(&self) -> Vec<Report> {
+        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
@@ -69,7 +74,7 @@ pub fn run<T: Send>(
         }
         None => None,
     };
-    let progress = Progress { stop: Stop::new(), latest: Mutex::new(None) };
+    let progress = Progress { stop: Stop::new(), pending: Mutex::new(Vec::new()) };
     let callback = callback.map(|c| c.clone().unbind());
     let mut py_error: Option<PyErr> = None;
     let outcome = py.detach(|| {
@@ -101,14 +106,16 @@ pub fn run<T: Send>(
     finish(py, outcome, py_error)
 }
 
-/// On the waiting thread: runs Python's signal handlers and hands the latest progress to the
+/// On the waiting thread: runs Python's signal handlers and hands the pending progress to the
 /// callback; the first exception either raises (a `KeyboardInterrupt` or the callback's own)
 /// is kept and asks the work to stop.
 fn forward(progress: &Progress, callback: Option<&Py<PyAny>>, py_error: &mut Option<PyErr>) {
     Python::attach(|py| {
         let mut result = py.check_signals();
-        if let (Ok(()), Some(cb), Some((stage, done, total, info))) = (&result, callback, progress.take()) {
-            result = cb.call1(py, (stage, done, total, info)).map(drop);
+        for (stage, done, total, info) in progress.take() {
+            if let (Ok(()), Some(cb)) = (&result, callback) {
+                result = cb.call1(py, (stage, done, total, info)).map(drop);
+            }
         }
         if let Err(e) = result {
             progress.stop.request();
