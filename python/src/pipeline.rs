@@ -6,6 +6,7 @@ use crate::errors::{Failure, Result};
 use crate::progress::{self, Progress};
 use arithlens::model::file::LoadOptions;
 use arithlens::pipeline::{self as lib, TrainOptions};
+use arithlens::progress::{Event, Stop};
 use arithlens::run_folder::RunFolder;
 use pyo3::prelude::*;
 use std::path::PathBuf;
@@ -18,6 +19,25 @@ fn options(preset: &str, overrides: Vec<String>, out: Option<PathBuf>, resume: b
     // Temporary files that killed processes left there go first.
     RunFolder::new(&dir).remove_leftovers();
     Ok((opts, dir))
+}
+
+/// A library pipeline call (`pipeline::train` or `pipeline::run`).
+type Call = fn(&TrainOptions, &Stop, &mut dyn FnMut(Event)) -> std::result::Result<(), lib::Error>;
+
+/// Runs `call` for the run folder of `preset` with `overrides` (see [`options`]) under the
+/// binding's progress display and stop; returns the run folder.
+fn drive(
+    py: Python<'_>,
+    call: Call,
+    preset: &str,
+    overrides: Vec<String>,
+    (out, resume, force): (Option<PathBuf>, bool, bool),
+    threads: Option<usize>,
+    progress: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PathBuf> {
+    let (opts, dir) = options(preset, overrides, out, resume, force)?;
+    progress::run(py, threads, progress, |p: &Progress| Ok(call(&opts, p.stop(), &mut |e| p.event(e))?))?;
+    Ok(dir)
 }
 
 /// `arithlens.train`: trains and returns the run folder.
@@ -34,9 +54,7 @@ pub fn train(
     threads: Option<usize>,
     progress: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<PathBuf> {
-    let (opts, dir) = options(preset, overrides, out, resume, force)?;
-    progress::run(py, threads, progress, |p: &Progress| Ok(lib::train(&opts, p.stop(), &mut |e| p.event(e)).map(drop)?))?;
-    Ok(dir)
+    drive(py, |o, s, p| lib::train(o, s, p).map(drop), preset, overrides, (out, resume, force), threads, progress)
 }
 
 /// `arithlens.run`: trains (unless already trained), evaluates, analyses and writes the report,
@@ -54,9 +72,7 @@ pub fn run(
     threads: Option<usize>,
     progress: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<PathBuf> {
-    let (opts, dir) = options(preset, overrides, out, resume, force)?;
-    progress::run(py, threads, progress, |p: &Progress| Ok(lib::run(&opts, p.stop(), &mut |e| p.event(e)).map(drop)?))?;
-    Ok(dir)
+    drive(py, |o, s, p| lib::run(o, s, p).map(drop), preset, overrides, (out, resume, force), threads, progress)
 }
 
 /// `arithlens.report`: writes RUN_DIR/report.html and its figures; returns the page's path.
