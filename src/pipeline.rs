@@ -10,6 +10,7 @@
 
 use crate::analysis::{Analysis, AnalyzeOptions};
 use crate::eval::{EvalError, EvalOptions, EvalReport};
+use crate::io::schema::ReadError;
 use crate::io::IoError;
 use crate::limits::LimitError;
 use crate::model::file::LoadOptions;
@@ -42,12 +43,16 @@ pub enum Error {
     /// allowed).
     #[error("{0}")]
     Options(String),
-    /// Training failed (the message names the step or file).
-    #[error("{0}")]
-    Train(String),
-    /// Evaluation failed.
-    #[error("{0}")]
-    Eval(String),
+    /// A run's training.json, eval.json or analysis.json cannot be read, does not parse or is of
+    /// another schema version.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// Training failed (the error names the step, file or value).
+    #[error(transparent)]
+    Train(TrainError),
+    /// Evaluation failed (the error names the option or file).
+    #[error(transparent)]
+    Eval(EvalError),
     /// The analysis could not read the run's training.json or write analysis.json.
     #[error("{0}")]
     Analysis(String),
@@ -60,7 +65,9 @@ impl From<TrainError> for Error {
     fn from(e: TrainError) -> Error {
         match e {
             TrainError::Stopped(s) => Error::Stopped(s),
-            TrainError::Failed(m) => Error::Train(m),
+            TrainError::Io(e) => Error::Io(e),
+            TrainError::Log(e) => Error::Read(e),
+            other => Error::Train(other),
         }
     }
 }
@@ -69,7 +76,8 @@ impl From<EvalError> for Error {
     fn from(e: EvalError) -> Error {
         match e {
             EvalError::Stopped(s) => Error::Stopped(s),
-            EvalError::Failed(m) => Error::Eval(m),
+            EvalError::Io(e) => Error::Io(e),
+            other => Error::Eval(other),
         }
     }
 }
@@ -140,10 +148,10 @@ pub fn train(opts: &TrainOptions, stop: &Stop, progress: &mut dyn FnMut(Event)) 
     crate::io::outputs::check_dir(&dir, "the run folder (--out)")?;
     let run = RunFolder::new(&dir);
     let mut t = if opts.resume {
-        Trainer::resume(&dir, Some(cfg.clone())).map_err(Error::Train)?
+        Trainer::resume(&dir, Some(cfg.clone()))?
     } else {
-        run.refuse_to_replace(opts.force).map_err(Error::Options)?;
-        let t = Trainer::new(cfg.clone()).map_err(Error::Train)?;
+        run.refuse_to_replace(opts.force)?;
+        let t = Trainer::new(cfg.clone())?;
         if let Some(ins) = &cfg.insert {
             progress(Event::Note(format!("initialised from {}", ins.from.display())));
         }
@@ -213,7 +221,7 @@ pub fn evaluate(
     }
     let report = crate::eval::evaluate(&m, &opts, stop, progress)?;
     if let Some(run) = &run {
-        run.save_eval(&report).map_err(Error::Eval)?;
+        run.save_eval(&report)?;
     }
     Ok(report)
 }
@@ -258,10 +266,10 @@ pub fn analyze(
     let out = folder.analysis();
     crate::io::outputs::check_file(&out, "the analysis's output")?;
     let model = load_model(path, load, progress)?;
-    let log = if path.is_dir() { folder.training_log().map_err(Error::Analysis)? } else { None };
+    let log = if path.is_dir() { folder.training_log()? } else { None };
     let t0 = std::time::Instant::now();
     let analysis = crate::analysis::analyze_with_progress(&model, log.as_ref(), opts, stop, progress)?;
-    folder.save_analysis(&analysis).map_err(Error::Analysis)?;
+    folder.save_analysis(&analysis)?;
     Ok(Analyzed { analysis, path: out, seconds: t0.elapsed().as_secs_f64() })
 }
 

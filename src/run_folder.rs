@@ -12,6 +12,8 @@
 //!   report.html, figures/   the report (report)
 //! ```
 
+use crate::io::schema::{ReadError, Versioned};
+use crate::io::IoError;
 use crate::provenance::{Derived, Stale};
 use std::path::{Path, PathBuf};
 
@@ -116,14 +118,10 @@ impl RunFolder {
 
     /// Refuses (unless `force`) a fresh run in a folder holding a model, checkpoint or
     /// training.json, whoever put them there: a model may have taken hours to train.
-    pub fn refuse_to_replace(&self, force: bool) -> Result<(), String> {
+    pub fn refuse_to_replace(&self, force: bool) -> Result<(), IoError> {
         let held = [files::MODEL, files::CHECKPOINT, files::TRAINING].into_iter().map(|f| self.file(f)).find(|p| p.exists());
         match held {
-            Some(path) if !force => Err(format!(
-                "{} already exists: pass --force to train a new model in its place (the old model stays until the new one is complete), \
-                 --resume to continue its checkpoint, or --out for another folder",
-                path.display()
-            )),
+            Some(path) if !force => Err(IoError::RunExists { path }),
             _ => Ok(()),
         }
     }
@@ -159,18 +157,18 @@ impl RunFolder {
     }
 
     /// Writes eval.json (atomically).
-    pub fn save_eval(&self, report: &crate::eval::EvalReport) -> Result<(), String> {
+    pub fn save_eval(&self, report: &crate::eval::EvalReport) -> Result<(), IoError> {
         report.save(&self.eval())
     }
 
     /// Writes analysis.json (atomically).
-    pub fn save_analysis(&self, analysis: &crate::analysis::Analysis) -> Result<(), String> {
+    pub fn save_analysis(&self, analysis: &crate::analysis::Analysis) -> Result<(), IoError> {
         analysis.save(&self.analysis())
     }
 
     /// training.json, or `None` when the folder has none; an error naming the file when it is
     /// there but cannot be read, does not parse, or is of another schema version.
-    pub fn training_log(&self) -> Result<Option<crate::train::log::TrainingLog>, String> {
+    pub fn training_log(&self) -> Result<Option<crate::train::log::TrainingLog>, ReadError> {
         let path = self.training();
         if !path.exists() {
             return Ok(None);

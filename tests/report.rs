@@ -14,6 +14,7 @@ use arithlens::analysis::subtasks::{NodePca, NodeTags, PatchTest, PcaSeparation,
 use arithlens::analysis::symbolic::{Ceiling, ClassAgreement, ClassCeiling, FormulaCheck};
 use arithlens::analysis::{Analysis, AnalyzeOptions, Findings, ModelInfo};
 use arithlens::eval::{evaluate, EvalOptions};
+use arithlens::io::schema::Versioned;
 use arithlens::progress::{ignore, Stop};
 use arithlens::provenance::Provenance;
 use arithlens::report::write_report;
@@ -478,7 +479,7 @@ fn an_analysis_of_a_newer_schema_is_withheld_with_both_versions_named() {
     std::fs::write(dir.join("analysis.json"), serde_json::to_vec(&a).unwrap()).unwrap();
     let err = Analysis::load(&dir.join("analysis.json")).unwrap_err();
     assert!(
-        err.contains("analysis.json: it has schema version 2, but this arithlens reads analysis.json of schema version 1 only"),
+        err.to_string().contains("analysis.json: it has schema version 2, but this arithlens reads analysis.json of schema version 1 only"),
         "{err}"
     );
     write_report(&dir).unwrap();

@@ -3,13 +3,14 @@
 //! the bytes of every file, and a diverging run stops cleanly and says what is on disk.
 
 use arithlens::eval::predict::teacher_forced;
+use arithlens::io::schema::ReadError;
 use arithlens::progress::{ignore, Event, Stop};
 use arithlens::run_folder::files;
 use arithlens::task::generate::all_questions;
 use arithlens::task::Op;
 use arithlens::task_model::TaskModel;
-use arithlens::train::{TrainConfig, Trainer};
-use std::path::PathBuf;
+use arithlens::train::{TrainConfig, TrainError, Trainer};
+use std::path::{Path, PathBuf};
 
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("arithlens-test-{}-{name}", std::process::id()));
@@ -73,10 +74,42 @@ fn resumed_run_ends_bit_identical_to_an_uninterrupted_one() {
     assert_same_files(&a, &b);
     let other = tiny(&["steps=120", "lr=0.5"]);
     let err = Trainer::resume(&b, Some(other)).err().unwrap();
-    assert!(err.contains("config differs"), "{err}");
+    assert!(matches!(err, TrainError::ConfigChanged { .. }), "{err:?}");
+    assert!(err.to_string().contains("config differs"), "{err}");
     for d in [a, b] {
         std::fs::remove_dir_all(d).unwrap();
     }
+}
+
+#[test]
+fn resume_refuses_a_training_json_of_a_newer_schema_and_writes_nothing() {
+    let cfg = tiny(&["steps=20", "checkpoint_every=10", "log_every=10"]);
+    let dir = tmp("newer-schema");
+    Trainer::new(cfg).unwrap().train_until(&dir, 10, &Stop::new(), &mut ignore).unwrap();
+    let log = dir.join(files::TRAINING);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let newer = text.replacen("\"schema\": 1,", "\"schema\": 99,", 1);
+    assert_ne!(newer, text, "training.json records its schema");
+    std::fs::write(&log, &newer).unwrap();
+    let before: Vec<(String, Vec<u8>)> = files_of(&dir);
+    let err = Trainer::resume(&dir, None).err().unwrap();
+    assert!(matches!(err, TrainError::Log(ReadError::Unsupported { found: 99, supported: 1, .. })), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.starts_with(&format!("{}: it has schema version 99", log.display())), "{msg}");
+    assert!(msg.contains("training.json of schema version 1 only"), "{msg}");
+    assert_eq!(files_of(&dir), before, "nothing in the run folder is written or removed");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Every file in `dir` (sorted by name) with its bytes.
+fn files_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut all: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+        .collect();
+    all.sort();
+    all
 }
 
 #[test]
@@ -99,7 +132,7 @@ fn a_stop_request_checkpoints_the_step_and_resume_continues_bit_identically() {
         }
     };
     let err = t.train(&b, &stop, &mut progress).unwrap_err();
-    assert!(matches!(err, arithlens::train::TrainError::Stopped(_)), "a stop is told apart from a failure: {err:?}");
+    assert!(matches!(err, TrainError::Stopped(_)), "a stop is told apart from a failure: {err:?}");
     let err = err.to_string();
     assert_eq!(steps, (1..=53).collect::<Vec<u64>>(), "one event per step, up to the stop");
     assert!(err.contains("stopped after step 53 of 120") && err.contains("--resume"), "{err}");
@@ -194,6 +227,8 @@ fn an_inserted_model_starts_from_the_trained_one_and_can_re_impose_it() {
     assert_ne!(t.params.get("blocks.1.mlp.W_in"), from.get("blocks.1.mlp.W_in"), "MLPs train freely");
     cfg.task.n_digits = 3;
     let err = Trainer::new(cfg.with_overrides(&[]).unwrap()).err().unwrap();
+    assert!(matches!(&err, TrainError::Insert { from, .. } if *from == dir), "{err:?}");
+    let err = err.to_string();
     assert!(err.contains("2-digit") && err.contains("3-digit"), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -103,8 +103,36 @@ impl From<arithlens::pipeline::Error> for Failure {
             E::Limit(l) => Failure::value(keywords(&l.to_string())),
             E::Io(io) => Failure::new(Kind::Os, keywords(&io.to_string())),
             E::Stopped(s) => Failure::new(Kind::Other, keywords(&s.to_string())),
+            E::Read(r) => r.into(),
+            E::Train(t) => train_failure(t),
+            E::Eval(e) => Failure::value(keywords(&e.to_string())),
             other => Failure::classify(other.to_string()),
         }
+    }
+}
+
+/// A run artifact that cannot be read is file trouble (`OSError`); one that reads but is not
+/// what arithlens writes, or is of another schema version, is a bad value.
+fn read_kind(e: &arithlens::io::schema::ReadError) -> Kind {
+    use arithlens::io::schema::ReadError as R;
+    match e {
+        R::Missing(_) | R::Unreadable { .. } => Kind::Os,
+        R::Unsupported { .. } | R::Invalid { .. } => Kind::Value,
+    }
+}
+
+/// A failed training run: a diverged loss is neither a bad value nor a file (`ArithlensError`);
+/// a config, batch or checkpoint that does not fit is a bad value; the rest by their wording.
+fn train_failure(e: arithlens::train::TrainError) -> Failure {
+    use arithlens::train::TrainError as T;
+    match e {
+        T::Diverged { .. } | T::Stopped(_) => Failure::new(Kind::Other, keywords(&e.to_string())),
+        T::Config(_) | T::BatchSize { .. } | T::ConfigChanged { .. } | T::Incompatible(_) | T::Checkpoint { .. } => {
+            Failure::value(keywords(&e.to_string()))
+        }
+        T::Io(_) => Failure::new(Kind::Os, keywords(&e.to_string())),
+        T::Log(r) => r.into(),
+        T::Insert { .. } | T::Weights(_) => Failure::classify(e.to_string()),
     }
 }
 
@@ -123,6 +151,12 @@ impl From<arithlens::task_model::ModelError> for Failure {
 impl From<arithlens::eval::EvalError> for Failure {
     fn from(e: arithlens::eval::EvalError) -> Failure {
         arithlens::pipeline::Error::from(e).into()
+    }
+}
+
+impl From<arithlens::io::schema::ReadError> for Failure {
+    fn from(e: arithlens::io::schema::ReadError) -> Failure {
+        Failure::new(read_kind(&e), keywords(&e.to_string()))
     }
 }
 

@@ -10,6 +10,7 @@ use super::nodes::{ablate_nodes, candidate_nodes, NodeAblation};
 use super::subtasks::{head_roles, NodeTags};
 use super::{analysis_questions, Analysis};
 use crate::eval::predict::teacher_forced_transformer;
+use crate::io::schema::Versioned;
 use crate::model::Params;
 use crate::task::Op;
 use crate::task_model::TaskModel;

@@ -292,17 +292,6 @@ pub struct Analysis {
 impl Analysis {
     /// The schema version of analysis.json this arithlens writes and reads.
     pub const SCHEMA: u32 = 1;
-
-    /// Reads analysis.json at `path`; a file of another schema version, or one that does not
-    /// parse, is refused with a message naming the path.
-    pub fn load(path: &std::path::Path) -> Result<Analysis, String> {
-        crate::io::schema::load(path)
-    }
-
-    /// Writes it to `path` atomically.
-    pub fn save(&self, path: &std::path::Path) -> Result<(), String> {
-        crate::io::schema::save(self, path)
-    }
 }
 
 impl crate::io::schema::Versioned for Analysis {

@@ -4,6 +4,7 @@
 use super::failure_families::{answered_families, Answered, FailureFamilies, FamilyOptions};
 use super::predict::{Predictions, Predictor};
 use super::stats::{nines, ClassRow, ClassTallies, HardQuestion, TopLoss};
+use crate::io::schema::Versioned;
 use crate::progress::{Event, Stop, Stopped};
 use crate::task::curated::curated;
 use crate::task::generate::{all_questions, random_questions};
@@ -63,21 +64,40 @@ impl Default for EvalOptions {
     }
 }
 
-/// Why an evaluation ended without a report.
+/// Why an evaluation ended without a report: one variant per cause, with the value at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
     /// Its [`Stop`] was set: the progress is kept (the message says where, and how to continue).
     #[error(transparent)]
     Stopped(#[from] Stopped),
-    /// The options, the questions or the progress file failed (the message says which).
-    #[error("{0}")]
-    Failed(String),
+    /// `--exhaustive` was asked of a model too wide for it.
+    #[error(
+        "--exhaustive covers n <= {EXHAUSTIVE_MAX_DIGITS} (10^6 questions at n = 3); this model answers {n_digits}-digit questions, {:.0e} of them, \
+         which would take about {:.0} hours at 10,000 questions/s: use --questions N for a random sample",
+        exhaustive_count(*n_digits),
+        exhaustive_count(*n_digits) / 1e4 / 3600.0
+    )]
+    TooWideForExhaustive {
+        /// The model's operand width.
+        n_digits: usize,
+    },
+    /// A random sample of no questions was asked.
+    #[error("--questions must be at least 1 (the follow-up paper uses 1,000,000)")]
+    NoQuestions,
+    /// A batch of no questions was asked.
+    #[error("the batch size must be at least 1")]
+    NoBatch,
+    /// The questions could not be generated (the width or operation is not valid).
+    #[error(transparent)]
+    Task(#[from] crate::task::TaskError),
+    /// The progress file could not be written.
+    #[error(transparent)]
+    Io(#[from] crate::io::IoError),
 }
 
-impl From<String> for EvalError {
-    fn from(message: String) -> EvalError {
-        EvalError::Failed(message)
-    }
+/// The number of questions of every pair of `n_digits`-digit operands.
+fn exhaustive_count(n_digits: usize) -> f64 {
+    10f64.powi(2 * n_digits as i32)
 }
 
 impl From<EvalError> for String {
@@ -122,8 +142,8 @@ impl PartialEval {
         (p.key == key).then_some(p)
     }
 
-    fn save(&self, path: &Path) -> Result<(), String> {
-        crate::io::atomic::write_json(path, self).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    fn save(&self, path: &Path) -> Result<(), crate::io::IoError> {
+        crate::io::atomic::write_json(path, self).map_err(|source| crate::io::IoError::Write { path: path.to_path_buf(), source })
     }
 }
 
@@ -235,20 +255,9 @@ fn schema_v1() -> u32 {
 impl EvalReport {
     /// The schema version of eval.json this arithlens writes and reads.
     pub const SCHEMA: u32 = 1;
-
-    /// Reads eval.json at `path`; a file of another schema version, or one that does not parse,
-    /// is refused with a message naming the path.
-    pub fn load(path: &Path) -> Result<EvalReport, String> {
-        crate::io::schema::load(path)
-    }
-
-    /// Writes it to `path` atomically.
-    pub fn save(&self, path: &Path) -> Result<(), String> {
-        crate::io::schema::save(self, path)
-    }
 }
 
-impl crate::io::schema::Versioned for EvalReport {
+impl Versioned for EvalReport {
     const FILE: &'static str = crate::run_folder::files::EVAL;
     const SCHEMA: u32 = EvalReport::SCHEMA;
 }
@@ -331,8 +340,8 @@ fn keep_wrong(model: &TaskModel, qs: &[Question], out: &Predictions, wrong: &mut
 
 /// The families of the kept wrong answers, told apart from the right answers among the first
 /// [`FAMILY_CONTRAST`] random questions (those the random set starts with).
-fn families(model: &TaskModel, op: Op, opts: &EvalOptions, wrong: Vec<(Question, Vec<u32>)>) -> Result<FailureFamilies, String> {
-    let contrast = random_questions(model.n_digits, op, FAMILY_CONTRAST, opts.seed).map_err(|e| e.to_string())?;
+fn families(model: &TaskModel, op: Op, opts: &EvalOptions, wrong: Vec<(Question, Vec<u32>)>) -> Result<FailureFamilies, EvalError> {
+    let contrast = random_questions(model.n_digits, op, FAMILY_CONTRAST, opts.seed)?;
     let p = super::predict::teacher_forced(model, &contrast, opts.batch);
     let right = contrast.iter().enumerate().filter(|(i, q)| p.correct(*i, &q.answer_tokens(model.format)));
     let mut answers: Vec<Answered> = wrong.into_iter().map(|(question, tokens)| Answered { question, tokens }).collect();
@@ -391,21 +400,15 @@ pub fn evaluate(model: &TaskModel, opts: &EvalOptions, stop: &Stop, progress: &m
     })
 }
 
-fn check_options(model: &TaskModel, opts: &EvalOptions) -> Result<(), String> {
+fn check_options(model: &TaskModel, opts: &EvalOptions) -> Result<(), EvalError> {
     if opts.exhaustive && model.n_digits > EXHAUSTIVE_MAX_DIGITS {
-        let count = 10f64.powi(2 * model.n_digits as i32);
-        return Err(format!(
-            "--exhaustive covers n <= {EXHAUSTIVE_MAX_DIGITS} (10^6 questions at n = 3); this model answers {}-digit questions, {count:.0e} of them, \
-             which would take about {:.0} hours at 10,000 questions/s: use --questions N for a random sample",
-            model.n_digits,
-            count / 1e4 / 3600.0
-        ));
+        return Err(EvalError::TooWideForExhaustive { n_digits: model.n_digits });
     }
     if !opts.exhaustive && opts.questions == 0 {
-        return Err("--questions must be at least 1 (the follow-up paper uses 1,000,000)".into());
+        return Err(EvalError::NoQuestions);
     }
     if opts.batch == 0 {
-        return Err("the batch size must be at least 1".into());
+        return Err(EvalError::NoBatch);
     }
     Ok(())
 }
@@ -415,11 +418,10 @@ fn evaluate_op(
     op: Op,
     (opts, stop): (&EvalOptions, &Stop),
     state: &mut PartialEval,
-    save: &mut dyn FnMut(&mut PartialEval) -> Result<(), String>,
+    save: &mut dyn FnMut(&mut PartialEval) -> Result<(), crate::io::IoError>,
     progress: &mut dyn FnMut(Event),
 ) -> Result<OpReport, EvalError> {
     let n = model.n_digits;
-    let err = |e: crate::task::TaskError| e.to_string();
     let label = format!("{} {}", if opts.exhaustive { "all" } else { "random" }, if op == Op::Add { "addition" } else { "subtraction" });
     let total = if opts.exhaustive { 10u64.pow(2 * n as u32) } else { opts.questions };
     let (mut done, mut random, mut top, mut wrong) = match state.current.take() {
@@ -427,7 +429,7 @@ fn evaluate_op(
         _ => (0, ClassTallies::default(), TopLoss::new(opts.top_k), Vec::new()),
     };
     if opts.exhaustive {
-        let qs = all_questions(n, op).map_err(err)?;
+        let qs = all_questions(n, op)?;
         let mut tell = |d| progress(Event::Eval { set: label.clone(), done: d, total });
         run_set(model, qs, opts.batch, (&mut random, &mut top, Some(&mut wrong)), &mut tell);
     } else {
@@ -435,7 +437,7 @@ fn evaluate_op(
         // questions depend only on the seed and where it starts.
         while done < total {
             let count = SLICE.min(total - done);
-            let qs = random_questions(n, op, count as usize, opts.seed ^ done.wrapping_mul(0x9E37_79B9_7F4A_7C15)).map_err(err)?;
+            let qs = random_questions(n, op, count as usize, opts.seed ^ done.wrapping_mul(0x9E37_79B9_7F4A_7C15))?;
             let sinks = (&mut random, &mut top, Some(&mut wrong));
             let mut tell = |d| progress(Event::Eval { set: label.clone(), done: done + d, total });
             run_set(model, qs.into_iter(), opts.batch, sinks, &mut tell);
@@ -456,7 +458,7 @@ fn evaluate_op(
     }
     let failure_families = Some(families(model, op, opts, wrong)?);
     let mut strat = ClassTallies::default();
-    let sets = stratified_set(n, op, opts.per_class, opts.seed.wrapping_add(1)).map_err(err)?;
+    let sets = stratified_set(n, op, opts.per_class, opts.seed.wrapping_add(1))?;
     let strat_total = sets.iter().map(|(_, v)| v.len() as u64).sum();
     let mut done = 0;
     for (_, qs) in sets {
@@ -484,8 +486,8 @@ fn evaluate_op(
     })
 }
 
-fn curated_results(model: &TaskModel, op: Op) -> Result<Vec<CuratedResult>, String> {
-    let sets = curated(model.n_digits, op).map_err(|e| e.to_string())?;
+fn curated_results(model: &TaskModel, op: Op) -> Result<Vec<CuratedResult>, crate::task::TaskError> {
+    let sets = curated(model.n_digits, op)?;
     let qs: Vec<Question> = sets.iter().flat_map(|(_, v)| v.iter().copied()).collect();
     let p = super::predict::teacher_forced(model, &qs, 256);
     let text = |toks: &[u32]| model.format.tokens_text(toks);

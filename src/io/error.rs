@@ -66,6 +66,17 @@ pub enum IoError {
         /// The file.
         path: PathBuf,
     },
+    /// A fresh run was asked in a folder holding a run's model, checkpoint or training.json
+    /// (`path`), without `--force`.
+    #[error(
+        "{} already exists: pass --force to train a new model in its place (the old model stays until the new one is complete), \
+         --resume to continue its checkpoint, or --out for another folder",
+        path.display()
+    )]
+    RunExists {
+        /// The file found.
+        path: PathBuf,
+    },
     /// An existing file that is never replaced, even with `--force` (the reason names it).
     #[error("{0}")]
     NotReplaceable(String),

@@ -9,6 +9,7 @@
 //! and mean what they meant: so eval.json's `ops[].failure_families` and analysis.json's
 //! `failure_families`, `logit_attribution` and `algorithm[].fails_when` joined version 1.
 
+use crate::io::IoError;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -20,6 +21,18 @@ pub trait Versioned: Serialize + DeserializeOwned {
     const FILE: &'static str;
     /// The schema version this arithlens writes, and the only one it reads.
     const SCHEMA: u32;
+
+    /// Reads the file at `path`, checking its version before anything else: a file of another
+    /// version, or one that does not parse, is refused naming the path (and both versions).
+    fn load(path: &Path) -> Result<Self, ReadError> {
+        read(path)
+    }
+
+    /// Writes it to `path` as pretty JSON, atomically (its `schema` is part of its
+    /// serialisation).
+    fn save(&self, path: &Path) -> Result<(), IoError> {
+        crate::io::atomic::write_json(path, self).map_err(|source| IoError::Write { path: path.to_path_buf(), source })
+    }
 }
 
 /// The version of a file that records none: it was written before versions were recorded.
@@ -99,6 +112,12 @@ impl fmt::Display for ReadError {
 
 impl std::error::Error for ReadError {}
 
+impl From<ReadError> for String {
+    fn from(e: ReadError) -> String {
+        e.to_string()
+    }
+}
+
 /// The schema version `bytes` record (1 when they record none).
 pub fn version_of(bytes: &[u8]) -> Result<u32, serde_json::Error> {
     serde_json::from_slice::<Head>(bytes).map(|h| h.schema)
@@ -122,16 +141,6 @@ pub fn read<T: Versioned>(path: &Path) -> Result<T, ReadError> {
         Ok(b) => b,
     };
     parse(path, &bytes)
-}
-
-/// [`read`] with the error in words (naming the path).
-pub fn load<T: Versioned>(path: &Path) -> Result<T, String> {
-    read(path).map_err(|e| e.to_string())
-}
-
-/// Writes `value` to `path` as pretty JSON, atomically (its `schema` is part of its serialisation).
-pub fn save<T: Versioned>(value: &T, path: &Path) -> Result<(), String> {
-    crate::io::atomic::write_json(path, value).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 #[cfg(test)]
@@ -178,9 +187,9 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("arithlens-schema-{}", std::process::id()));
         let path = dir.join("thing.json");
         assert!(matches!(read::<Thing>(&path), Err(ReadError::Missing(_))));
-        assert!(load::<Thing>(&path).unwrap_err().contains("thing.json: there is no such file"));
-        save(&Thing { schema: 1, x: 9 }, &path).unwrap();
-        assert_eq!(load::<Thing>(&path).unwrap(), Thing { schema: 1, x: 9 });
+        assert!(Thing::load(&path).unwrap_err().to_string().contains("thing.json: there is no such file"));
+        Thing { schema: 1, x: 9 }.save(&path).unwrap();
+        assert_eq!(Thing::load(&path).unwrap(), Thing { schema: 1, x: 9 });
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

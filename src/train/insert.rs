@@ -18,8 +18,37 @@ pub struct InsertConfig {
     pub mlps: bool,
 }
 
+/// Why a model cannot be inserted into another: the first mismatch, by name.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum InsertError {
+    /// A dimension differs between the two models.
+    #[error("cannot insert: {name} is {inserted} in the inserted model but {new} in the new one (they must be equal)")]
+    Dimension {
+        /// The config field.
+        name: &'static str,
+        /// Its value in the inserted model.
+        inserted: usize,
+        /// Its value in the new model.
+        new: usize,
+    },
+    /// The inserted model has more layers or heads than the new one.
+    #[error(
+        "cannot insert a {}-layer {}-head model into a {}-layer {}-head one: the new model needs at least as many layers and heads",
+        inserted.0, inserted.1, new.0, new.1
+    )]
+    TooLarge {
+        /// Layers and heads of the inserted model.
+        inserted: (usize, usize),
+        /// Layers and heads of the new model.
+        new: (usize, usize),
+    },
+    /// The models differ in kind of normalisation, attention-only or activation.
+    #[error("cannot insert: the models differ in normalization_type, attn_only or act_fn")]
+    Kind,
+}
+
 /// Checks that `from` fits inside `to`, naming the first mismatch.
-pub fn check_compatible(from: &Params, to: &Params) -> Result<(), String> {
+pub fn check_compatible(from: &Params, to: &Params) -> Result<(), InsertError> {
     let (f, t) = (&from.config, &to.config);
     let same = [
         ("d_model", f.d_model, t.d_model),
@@ -29,19 +58,16 @@ pub fn check_compatible(from: &Params, to: &Params) -> Result<(), String> {
         ("d_vocab_out", f.d_vocab_out, t.d_vocab_out),
         ("n_ctx", f.n_ctx, t.n_ctx),
     ];
-    for (name, a, b) in same {
-        if a != b {
-            return Err(format!("cannot insert: {name} is {a} in the inserted model but {b} in the new one (they must be equal)"));
+    for (name, inserted, new) in same {
+        if inserted != new {
+            return Err(InsertError::Dimension { name, inserted, new });
         }
     }
     if f.n_layers > t.n_layers || f.n_heads > t.n_heads {
-        return Err(format!(
-            "cannot insert a {}-layer {}-head model into a {}-layer {}-head one: the new model needs at least as many layers and heads",
-            f.n_layers, f.n_heads, t.n_layers, t.n_heads
-        ));
+        return Err(InsertError::TooLarge { inserted: (f.n_layers, f.n_heads), new: (t.n_layers, t.n_heads) });
     }
     if f.has_ln() != t.has_ln() || f.attn_only != t.attn_only || f.act_fn != t.act_fn {
-        return Err("cannot insert: the models differ in normalization_type, attn_only or act_fn".into());
+        return Err(InsertError::Kind);
     }
     Ok(())
 }
@@ -78,7 +104,7 @@ pub fn reimpose(from: &Params, to: &mut Params, mlps: bool) {
 
 /// Initialises `to` from `from`: embeddings, unembedding, final LN, and per inserted layer its
 /// LayerNorms, MLP, attention output bias and the first `from.n_heads` heads.
-pub fn insert(from: &Params, to: &mut Params) -> Result<(), String> {
+pub fn insert(from: &Params, to: &mut Params) -> Result<(), InsertError> {
     check_compatible(from, to)?;
     let (fl, tl) = (from.layout.clone(), to.layout.clone());
     for (a, b) in [(&fl.w_e, &tl.w_e), (&fl.w_pos, &tl.w_pos), (&fl.w_u, &tl.w_u), (&fl.b_u, &tl.b_u)] {
@@ -137,8 +163,8 @@ mod tests {
     fn incompatible_pairs_are_refused_with_the_mismatch_named() {
         let from = params("tiny_mix", &["n_layers=2"]);
         let mut wide = params("tiny_mix", &["n_layers=3", "d_model=96"]);
-        assert!(insert(&from, &mut wide).unwrap_err().contains("d_model is 64 in the inserted model but 96"));
+        assert!(insert(&from, &mut wide).unwrap_err().to_string().contains("d_model is 64 in the inserted model but 96"));
         let mut shallow = params("tiny_mix", &["n_layers=1"]);
-        assert!(insert(&from, &mut shallow).unwrap_err().contains("at least as many layers and heads"));
+        assert!(insert(&from, &mut shallow).unwrap_err().to_string().contains("at least as many layers and heads"));
     }
 }

@@ -1,9 +1,9 @@
 //! The training record (training.json): loss curves overall, per answer digit, and per
 //! sub-task, the curves the paper uses to show each digit being learned semi-independently.
 
+use crate::io::schema::Versioned;
 use crate::task::{Format, Question};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
 
 /// What an answer digit needs from the columns below it, in one question: nothing (base add /
 /// base difference), a carry (borrow) made by the column just below, or a carry (borrow) that
@@ -84,20 +84,9 @@ pub struct TrainingLog {
 impl TrainingLog {
     /// The schema version of training.json this arithlens writes and reads.
     pub const SCHEMA: u32 = 1;
-
-    /// Reads training.json at `path`; a file of another schema version, or one that does not
-    /// parse, is refused with a message naming the path.
-    pub fn load(path: &Path) -> Result<TrainingLog, String> {
-        crate::io::schema::load(path)
-    }
-
-    /// Writes it to `path` atomically.
-    pub fn save(&self, path: &Path) -> Result<(), String> {
-        crate::io::schema::save(self, path)
-    }
 }
 
-impl crate::io::schema::Versioned for TrainingLog {
+impl Versioned for TrainingLog {
     const FILE: &'static str = crate::run_folder::files::TRAINING;
     const SCHEMA: u32 = TrainingLog::SCHEMA;
 }
@@ -223,7 +212,8 @@ mod tests {
         std::fs::write(&path, text.replacen(r#""schema":1,"#, r#""schema":3,"#, 1)).unwrap();
         let err = TrainingLog::load(&path).unwrap_err();
         assert!(
-            err.contains("training.json: it has schema version 3, but this arithlens reads training.json of schema version 1 only"),
+            err.to_string()
+                .contains("training.json: it has schema version 3, but this arithlens reads training.json of schema version 1 only"),
             "{err}"
         );
         std::fs::remove_dir_all(dir).unwrap();

@@ -2,6 +2,7 @@
 //! training loop with checkpoints; its timing apart from the record.
 
 pub mod config;
+pub mod error;
 pub mod insert;
 pub mod log;
 pub mod optim;
@@ -9,4 +10,5 @@ pub mod timing;
 pub mod trainer;
 
 pub use config::{TaskConfig, TrainConfig};
-pub use trainer::{TrainError, Trainer};
+pub use error::TrainError;
+pub use trainer::Trainer;

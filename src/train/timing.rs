@@ -71,9 +71,9 @@ impl Timing {
     }
 
     /// Writes the file into `dir` atomically.
-    pub fn save(&self, dir: &Path) -> Result<(), String> {
+    pub fn save(&self, dir: &Path) -> Result<(), crate::io::IoError> {
         let path = dir.join(FILE);
-        crate::io::atomic::write_json(&path, self).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        crate::io::atomic::write_json(&path, self).map_err(|source| crate::io::IoError::Write { path, source })
     }
 }
 

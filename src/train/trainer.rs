@@ -3,43 +3,22 @@
 //! the same bytes, resumed or not; wall-clock time goes to timing.json), and a progress bar.
 
 use super::config::TrainConfig;
+use super::error::TrainError;
 use super::log::{Accumulator, Record, TrainingLog};
 use super::optim::AdamW;
 use super::timing::{TimePoint, Timing};
+use crate::io::schema::Versioned;
 use crate::io::tensors::{self, TensorFile};
+use crate::io::IoError;
 use crate::model::file::{save_weights, ModelFile};
 use crate::model::{backward, forward, loss, NoHooks, Params, Span, Targets, Workspace};
 use crate::progress::{Event, Stop, Stopped};
-use crate::run_folder::files;
+use crate::run_folder::RunFolder;
 use crate::task::generate::{Enrichment, OpMix, QuestionGenerator};
 use crate::task::Question;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-
-/// Why training ended early.
-#[derive(Debug, thiserror::Error)]
-pub enum TrainError {
-    /// Its [`Stop`] was set: the checkpoint of the last step is saved (the message says where,
-    /// and how to continue).
-    #[error(transparent)]
-    Stopped(#[from] Stopped),
-    /// A step or a file failed (the message names the step or file and what to do).
-    #[error("{0}")]
-    Failed(String),
-}
-
-impl From<String> for TrainError {
-    fn from(message: String) -> TrainError {
-        TrainError::Failed(message)
-    }
-}
-
-impl From<TrainError> for String {
-    fn from(e: TrainError) -> String {
-        e.to_string()
-    }
-}
 
 /// A training run in progress: weights, optimiser, buffers and the log.
 pub struct Trainer {
@@ -139,18 +118,18 @@ pub fn batch_for_step(cfg: &TrainConfig, step: u64) -> Vec<Question> {
 
 impl Trainer {
     /// A fresh run with TransformerLens-initialised weights.
-    pub fn new(cfg: TrainConfig) -> Result<Trainer, String> {
-        cfg.validate()?;
+    pub fn new(cfg: TrainConfig) -> Result<Trainer, TrainError> {
+        cfg.validate().map_err(TrainError::Config)?;
         let mut params = Params::init(&cfg.model);
         let from = cfg.insert.as_ref().map(|_| load_inserted(&cfg)).transpose()?;
         if let Some(from) = &from {
             super::insert::insert(from, &mut params)?;
         }
         let opt = AdamW::new(cfg.optim.clone(), params.data.len());
-        Self::with_state(cfg, params, opt, Earlier::default(), from)
+        Ok(Self::with_state(cfg, params, opt, Earlier::default(), from))
     }
 
-    fn with_state(cfg: TrainConfig, params: Params, opt: AdamW, earlier: Earlier, inserted: Option<Params>) -> Result<Trainer, String> {
+    fn with_state(cfg: TrainConfig, params: Params, opt: AdamW, earlier: Earlier, inserted: Option<Params>) -> Trainer {
         // Kept only when the run re-imposes it.
         let inserted = inserted.filter(|_| cfg.insert.as_ref().is_some_and(|i| i.every > 0));
         let (n, fmt) = (cfg.task.n_digits, cfg.task.format);
@@ -166,7 +145,7 @@ impl Trainer {
             threads: rayon::current_num_threads(),
             model_sha256: None,
         };
-        Ok(Trainer {
+        Trainer {
             inserted,
             nll: vec![0.0; cfg.batch_size * targets.n],
             acc: earlier.acc.filter(|a| a.fits(targets.n)).unwrap_or_else(|| Accumulator::new(targets.n)),
@@ -180,7 +159,7 @@ impl Trainer {
             params,
             opt,
             log,
-        })
+        }
     }
 
     /// Distinct (token, position) pairs in the last step's batch (see `Workspace::layer0_pairs`).
@@ -201,16 +180,16 @@ impl Trainer {
     /// One optimiser step on a fresh batch; returns the batch's loss, or an error if the loss
     /// is not finite (the weights are then left as they were before the step), which numbers
     /// the step from 1 as every other message does.
-    pub fn step(&mut self) -> Result<f64, String> {
+    pub fn step(&mut self) -> Result<f64, TrainError> {
         let questions = batch_for_step(&self.cfg, self.opt.step);
         self.step_on(&questions)
     }
 
     /// One optimiser step on the given batch instead of the run's own (`batch_size` questions of
     /// its task): lets tests replay batches recorded elsewhere, e.g. by TransformerLens.
-    pub fn step_on(&mut self, questions: &[Question]) -> Result<f64, String> {
+    pub fn step_on(&mut self, questions: &[Question]) -> Result<f64, TrainError> {
         if questions.len() != self.cfg.batch_size {
-            return Err(format!("a step takes batch_size = {} questions, not {}", self.cfg.batch_size, questions.len()));
+            return Err(TrainError::BatchSize { expected: self.cfg.batch_size, given: questions.len() });
         }
         let step = self.opt.step;
         let fmt = self.cfg.task.format;
@@ -219,7 +198,7 @@ impl Trainer {
         let batch = questions.len() as f64;
         let l: f64 = self.shards.iter().map(|s| s.loss * s.rows.len() as f64 / batch).sum();
         if !l.is_finite() {
-            return Err(format!("the loss became {l} at step {} of {}", step + 1, self.cfg.steps));
+            return Err(TrainError::Diverged { loss: l, step: step + 1, steps: self.cfg.steps, kept: None });
         }
         let n = self.targets.n;
         for s in &self.shards {
@@ -248,17 +227,23 @@ impl Trainer {
     /// averages).
     pub fn train(&mut self, dir: &Path, stop: &Stop, progress: &mut dyn FnMut(Event)) -> Result<(), TrainError> {
         self.train_until(dir, self.cfg.steps, stop, progress)?;
-        Ok(self.save_model(dir)?)
+        self.save_model(&RunFolder::new(dir))
     }
 
     /// Trains until `until` steps are done (as if interrupted there), with records and
     /// checkpoints; see [`Trainer::train`].
     pub fn train_until(&mut self, dir: &Path, until: u64, stop: &Stop, progress: &mut dyn FnMut(Event)) -> Result<(), TrainError> {
+        let run = RunFolder::new(dir);
         let start = Instant::now();
         let first = self.opt.step;
         while self.opt.step < until.min(self.cfg.steps) {
             if let Err(e) = self.step() {
-                return Err(TrainError::Failed(format!("{e}: training stopped; {}; try a lower lr", self.kept(dir))));
+                return Err(match e {
+                    TrainError::Diverged { loss, step, steps, .. } => {
+                        TrainError::Diverged { loss, step, steps, kept: Some(self.kept(&run)) }
+                    }
+                    other => other,
+                });
             }
             let step = self.opt.step;
             let elapsed = self.elapsed_before + start.elapsed().as_secs_f64();
@@ -270,12 +255,12 @@ impl Trainer {
             }
             let checkpoint = step.is_multiple_of(self.cfg.checkpoint_every) || step == self.cfg.steps;
             if checkpoint {
-                self.save_checkpoint(dir, elapsed)?;
+                self.save_checkpoint(&run, elapsed)?;
             }
             progress(Event::Train { step, steps: self.cfg.steps, loss: self.last_loss(), steps_per_s: self.steps_per_s });
             if step < self.cfg.steps && stop.requested() {
                 if !checkpoint {
-                    self.save_checkpoint(dir, elapsed)?;
+                    self.save_checkpoint(&run, elapsed)?;
                 }
                 return Err(TrainError::Stopped(Stopped(format!(
                     "stopped after step {step} of {}: checkpoint saved in {}; continue with --resume",
@@ -289,11 +274,11 @@ impl Trainer {
 
     /// What of this run is on disk in `dir` after a failed step: the checkpoint it wrote (or
     /// resumed from), or nothing.
-    fn kept(&self, dir: &Path) -> String {
+    fn kept(&self, run: &RunFolder) -> String {
+        let path = run.checkpoint();
         match self.saved_step {
-            Some(s) => format!("the checkpoint of step {s} is kept in {}", dir.join(files::CHECKPOINT).display()),
+            Some(s) => format!("the checkpoint of step {s} is kept in {}", path.display()),
             None => {
-                let path = dir.join(files::CHECKPOINT);
                 let earlier = if path.exists() { format!("; {} is an earlier run's", path.display()) } else { String::new() };
                 format!(
                     "nothing of this run was saved (its first checkpoint was due at step {}){earlier}",
@@ -340,15 +325,14 @@ impl Trainer {
     /// Writes DIR/model.safetensors and a training.json that records its hash: the model goes
     /// to a temporary file first, training.json names its hash, then the model is renamed into
     /// place. A model already there stays whole and usable until the new one is complete.
-    fn save_model(&mut self, dir: &Path) -> Result<(), String> {
-        let path = dir.join(files::MODEL);
-        let tmp = dir.join(format!(".{}.{}.tmp", files::MODEL, std::process::id()));
-        save_weights(&self.params, &self.metadata(), &[], &tmp)?;
+    fn save_model(&mut self, run: &RunFolder) -> Result<(), TrainError> {
+        let path = run.model();
+        let tmp = run.file(&format!(".{}.{}.tmp", crate::run_folder::files::MODEL, std::process::id()));
+        save_weights(&self.params, &self.metadata(), &[], &tmp).map_err(TrainError::Weights)?;
         let result = (|| {
             self.log.model_sha256 = Some(crate::provenance::sha256_file(&tmp)?);
-            let log = dir.join(files::TRAINING);
-            crate::io::atomic::write_json(&log, &self.log).map_err(|e| format!("cannot write {}: {e}", log.display()))?;
-            std::fs::rename(&tmp, &path).map_err(|e| format!("cannot write {}: {e}", path.display()))
+            self.log.save(&run.training())?;
+            std::fs::rename(&tmp, &path).map_err(|source| IoError::Write { path: path.clone(), source }.into())
         })();
         if result.is_err() {
             let _ = std::fs::remove_file(&tmp);
@@ -359,14 +343,16 @@ impl Trainer {
     /// Writes training.json, the checkpoint (weights, optimiser state, and the sums of the loss
     /// record in progress) and timing.json. Wall-clock time goes only into timing.json, so the
     /// first two are the same bytes for the same step, resumed or not.
-    fn save_checkpoint(&mut self, dir: &Path, elapsed: f64) -> Result<(), String> {
+    fn save_checkpoint(&mut self, run: &RunFolder, elapsed: f64) -> Result<(), TrainError> {
         let mut meta = self.metadata();
-        meta.insert(LOG_SUMS.into(), serde_json::to_string(&self.acc).map_err(|e| format!("cannot record the loss sums: {e}"))?);
+        let sums = serde_json::to_string(&self.acc)
+            .map_err(|e| TrainError::Checkpoint { path: run.checkpoint(), problem: format!("cannot record the loss sums: {e}") })?;
+        meta.insert(LOG_SUMS.into(), sums);
         let mut optim = self.params.refs("optim.m.", &self.opt.m);
         optim.extend(self.params.refs("optim.v.", &self.opt.v));
         // training.json first: a checkpoint never points past the records on disk.
-        crate::io::atomic::write_json(&dir.join(files::TRAINING), &self.log).map_err(|e| format!("cannot write training.json: {e}"))?;
-        save_weights(&self.params, &meta, &optim, &dir.join(files::CHECKPOINT))?;
+        self.log.save(&run.training())?;
+        save_weights(&self.params, &meta, &optim, &run.checkpoint()).map_err(TrainError::Weights)?;
         self.saved_step = Some(self.opt.step);
         let timing = Timing {
             step: self.opt.step,
@@ -375,64 +361,71 @@ impl Trainer {
             threads: rayon::current_num_threads(),
             records: self.times.clone(),
         };
-        timing.save(dir)
+        Ok(timing.save(run.dir())?)
     }
 
     /// Continues the run whose checkpoint is in `dir`; `cfg` must match the checkpoint's config
-    /// except for the number of steps.
-    pub fn resume(dir: &Path, cfg: Option<TrainConfig>) -> Result<Trainer, String> {
-        let path = dir.join(files::CHECKPOINT);
-        let mut f: TensorFile = tensors::load(&path).map_err(|e| format!("cannot resume: {e}"))?;
-        let saved: TrainConfig = serde_json::from_str(f.metadata.get("train_config").ok_or("checkpoint has no train_config")?)
-            .map_err(|e| format!("{}: bad train_config: {e}", path.display()))?;
-        saved.validate().map_err(|e| format!("{}: bad train_config: {e}", path.display()))?;
+    /// except for the number of steps. training.json is read schema-checked: one of another
+    /// version is refused, and nothing is written.
+    pub fn resume(dir: &Path, cfg: Option<TrainConfig>) -> Result<Trainer, TrainError> {
+        let run = RunFolder::new(dir);
+        let path = run.checkpoint();
+        let bad = |problem: String| TrainError::Checkpoint { path: path.clone(), problem };
+        let mut f: TensorFile = tensors::load(&path).map_err(|e| TrainError::Weights(format!("cannot resume: {e}")))?;
+        let saved = f.metadata.get("train_config").ok_or_else(|| bad("the checkpoint has no train_config".into()))?;
+        let saved: TrainConfig = serde_json::from_str(saved).map_err(|e| bad(format!("bad train_config: {e}")))?;
+        saved.validate().map_err(|e| bad(format!("bad train_config: {e}")))?;
         let cfg = match cfg {
             Some(c) if TrainConfig { steps: saved.steps, schedule: saved.schedule.clone(), ..c.clone() } != saved => {
-                return Err(format!("cannot resume {}: its config differs from the one requested (only steps may change)", dir.display()));
+                return Err(TrainError::ConfigChanged { dir: dir.to_path_buf() });
             }
             Some(c) => c,
             None => saved,
         };
-        let step: u64 = f.metadata.get("steps_done").and_then(|s| s.parse().ok()).ok_or("checkpoint has no steps_done")?;
+        let step: u64 =
+            f.metadata.get("steps_done").and_then(|s| s.parse().ok()).ok_or_else(|| bad("the checkpoint has no steps_done".into()))?;
+        let log = TrainingLog::load(&run.training())?;
         // Checkpoints from before timing.json held the seconds themselves.
         let timing = Timing::load(dir).unwrap_or_default();
         let elapsed: f64 = f.metadata.get("elapsed_s").and_then(|s| s.parse().ok()).unwrap_or_else(|| timing.elapsed_at(step));
         let times = timing.records.into_iter().filter(|t| t.step <= step).collect();
         // Checkpoints from before the sums were kept start the record in progress afresh.
         let acc = match f.metadata.get(LOG_SUMS) {
-            Some(json) => Some(serde_json::from_str(json).map_err(|e| format!("{}: bad {LOG_SUMS}: {e}", path.display()))?),
+            Some(json) => Some(serde_json::from_str(json).map_err(|e| bad(format!("bad {LOG_SUMS}: {e}")))?),
             None => None,
         };
         let mut opt = AdamW::new(cfg.optim.clone(), 0);
-        let layout = crate::model::params::ParamLayout::new(&cfg.model);
-        for (prefix, buf) in [("optim.m.", &mut opt.m), ("optim.v.", &mut opt.v)] {
-            *buf = vec![0.0; layout.total];
-            for e in &layout.entries {
-                let t = f.tensors.remove(&format!("{prefix}{}", e.name)).ok_or_else(|| format!("checkpoint lacks {prefix}{}", e.name))?;
-                if t.data.len() != e.range.len() {
-                    let (n, want) = (t.data.len(), e.range.len());
-                    return Err(format!("{}: {prefix}{} holds {n} values but the config needs {want}", path.display(), e.name));
-                }
-                buf[e.range.clone()].copy_from_slice(&t.data);
-            }
-        }
+        read_moments(&mut f, &cfg, &mut opt).map_err(bad)?;
         opt.step = step;
-        let model = ModelFile::from_tensor_file(f, &path.display().to_string())?;
+        let model = ModelFile::from_tensor_file(f, &path.display().to_string()).map_err(TrainError::Weights)?;
         if model.params.config != cfg.model {
-            return Err(format!("{}: the weights' config differs from the run's train_config: the checkpoint is damaged", path.display()));
+            return Err(bad("the weights' config differs from the run's train_config: the checkpoint is damaged".into()));
         }
-        let log: TrainingLog = std::fs::read(dir.join(files::TRAINING))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or("cannot read training.json of the run")?;
         let records = log.records.into_iter().filter(|r| r.step <= step).collect();
         let inserted = match &cfg.insert {
             Some(ins) if ins.every > 0 => Some(load_inserted(&cfg)?),
             _ => None,
         };
         let earlier = Earlier { records, acc, elapsed_s: elapsed, times, saved_step: Some(step) };
-        Self::with_state(cfg, model.params, opt, earlier, inserted)
+        Ok(Self::with_state(cfg, model.params, opt, earlier, inserted))
     }
+}
+
+/// AdamW's two moments from a checkpoint's `optim.m.*` and `optim.v.*` tensors (taken out of
+/// `f`); an error names the tensor missing or of the wrong size.
+fn read_moments(f: &mut TensorFile, cfg: &TrainConfig, opt: &mut AdamW) -> Result<(), String> {
+    let layout = crate::model::params::ParamLayout::new(&cfg.model);
+    for (prefix, buf) in [("optim.m.", &mut opt.m), ("optim.v.", &mut opt.v)] {
+        *buf = vec![0.0; layout.total];
+        for e in &layout.entries {
+            let t = f.tensors.remove(&format!("{prefix}{}", e.name)).ok_or_else(|| format!("the checkpoint lacks {prefix}{}", e.name))?;
+            if t.data.len() != e.range.len() {
+                return Err(format!("{prefix}{} holds {} values but the config needs {}", e.name, t.data.len(), e.range.len()));
+            }
+            buf[e.range.clone()].copy_from_slice(&t.data);
+        }
+    }
+    Ok(())
 }
 
 /// The batch gradient into `first.grad`: the shards' mean gradients weighted by their share of
@@ -451,19 +444,18 @@ fn combine_gradients(first: &mut Shard, rest: &[Shard], batch: f64) {
 }
 
 /// The model a run inserts, checked to answer the same task format and width.
-fn load_inserted(cfg: &TrainConfig) -> Result<Params, String> {
+fn load_inserted(cfg: &TrainConfig) -> Result<Params, TrainError> {
     let ins = cfg.insert.as_ref().expect("called for insertion runs");
-    let m = crate::task_model::TaskModel::load(&ins.from)
-        .map_err(|e| format!("cannot insert {}: {e} (train it first, or set insert.from=PATH)", ins.from.display()))?;
+    let insert = |problem| TrainError::Insert { from: ins.from.clone(), problem };
+    let m = crate::task_model::TaskModel::load(&ins.from).map_err(|e| insert(format!("{e} (train it first, or set insert.from=PATH)")))?;
     if m.format != cfg.task.format || m.n_digits != cfg.task.n_digits {
-        return Err(format!(
-            "cannot insert {}: it answers {}-digit {} questions, the run trains on {}-digit {} questions",
-            ins.from.display(),
+        return Err(insert(format!(
+            "it answers {}-digit {} questions, the run trains on {}-digit {} questions",
             m.n_digits,
             m.format.name(),
             cfg.task.n_digits,
             cfg.task.format.name()
-        ));
+        )));
     }
     Ok(m.params)
 }
