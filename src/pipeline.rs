@@ -18,7 +18,7 @@ use crate::progress::{Event, Stop, Stopped};
 use crate::provenance::Stale;
 use crate::run_folder::RunFolder;
 use crate::task_model::{ModelError, TaskModel};
-use crate::train::{TrainConfig, TrainError, Trainer};
+use crate::train::{ConfigError, TrainConfig, TrainError, Trainer};
 use std::path::{Path, PathBuf};
 
 /// Why a pipeline step failed: the path or value at fault and what would be right. Each
@@ -39,7 +39,10 @@ pub enum Error {
     /// A size or count beyond what arithlens accepts.
     #[error(transparent)]
     Limit(#[from] LimitError),
-    /// The preset, an override or an option is not valid (the message names it and what is
+    /// The preset or an override is not valid (the error names it and what is allowed).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// An option is not valid (the message names it and what is
     /// allowed).
     #[error("{0}")]
     Options(String),
@@ -67,6 +70,7 @@ impl From<TrainError> for Error {
             TrainError::Stopped(s) => Error::Stopped(s),
             TrainError::Io(e) => Error::Io(e),
             TrainError::Log(e) => Error::Read(e),
+            TrainError::Config(e) => Error::Config(e),
             other => Error::Train(other),
         }
     }
@@ -112,7 +116,7 @@ impl TrainOptions {
         let mut o = self.overrides.clone();
         o.extend(self.steps.map(|s| format!("steps={s}")));
         o.extend(self.seed.map(|s| format!("seed={s}")));
-        TrainConfig::preset(&self.preset).and_then(|c| c.with_overrides(&o)).map_err(Error::Options)
+        Ok(TrainConfig::preset(&self.preset)?.with_overrides(&o)?)
     }
 
     /// The run folder of `cfg`: `out`, else `runs/NAME`.

@@ -15,9 +15,9 @@ pub enum ModelError {
         /// The model file looked for.
         path: PathBuf,
     },
-    /// The file is not a model arithlens can read (the reason names the file).
-    #[error("{0}")]
-    File(String),
+    /// The file is not a model arithlens can read (the error names the file).
+    #[error(transparent)]
+    File(#[from] crate::model::ModelFileError),
     /// The file could not be read to hash it.
     #[error(transparent)]
     Io(#[from] crate::io::IoError),
@@ -116,7 +116,7 @@ impl TaskModel {
         if !file.exists() {
             return Err(ModelError::NotFound { path: file });
         }
-        let mut model = Self::from_file(ModelFile::load_with(&file, opts).map_err(ModelError::File)?, &file.display().to_string())?;
+        let mut model = Self::from_file(ModelFile::load_with(&file, opts)?, &file.display().to_string())?;
         model.sha256 = Some(crate::provenance::sha256_file(&file)?);
         Ok(model)
     }

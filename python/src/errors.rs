@@ -104,6 +104,7 @@ impl From<arithlens::pipeline::Error> for Failure {
             E::Io(io) => Failure::new(Kind::Os, keywords(&io.to_string())),
             E::Stopped(s) => Failure::new(Kind::Other, keywords(&s.to_string())),
             E::Read(r) => r.into(),
+            E::Config(c) => Failure::value(keywords(&c.to_string())),
             E::Train(t) => train_failure(t),
             E::Eval(e) => Failure::value(keywords(&e.to_string())),
             other => Failure::classify(other.to_string()),
@@ -132,7 +133,7 @@ fn train_failure(e: arithlens::train::TrainError) -> Failure {
         }
         T::Io(_) => Failure::new(Kind::Os, keywords(&e.to_string())),
         T::Log(r) => r.into(),
-        T::Insert { .. } | T::Weights(_) => Failure::classify(e.to_string()),
+        T::Resume(_) | T::Insert { .. } | T::Weights(_) => Failure::classify(e.to_string()),
     }
 }
 
@@ -157,6 +158,12 @@ impl From<arithlens::eval::EvalError> for Failure {
 impl From<arithlens::io::schema::ReadError> for Failure {
     fn from(e: arithlens::io::schema::ReadError) -> Failure {
         Failure::new(read_kind(&e), keywords(&e.to_string()))
+    }
+}
+
+impl From<arithlens::analysis::intervene::CacheError> for Failure {
+    fn from(e: arithlens::analysis::intervene::CacheError) -> Failure {
+        Failure::value(e.to_string())
     }
 }
 

@@ -425,7 +425,7 @@ pub fn cache_tokens(
     t: usize,
     names: Option<&[&str]>,
     batch: usize,
-) -> Result<(crate::io::tensors::Tensor, Cache), String> {
+) -> Result<(crate::io::tensors::Tensor, Cache), CacheError> {
     let c = &model.params.config;
     check_token_rows(tokens, t, c.n_ctx, c.d_vocab)?;
     for name in names.unwrap_or_default() {
@@ -457,28 +457,73 @@ pub fn cache_tokens(
 
 /// Checks token rows for [`cache_tokens`]: a length from 1 to `n_ctx`, whole rows, ids in the
 /// vocabulary.
-fn check_token_rows(tokens: &[u32], t: usize, n_ctx: usize, d_vocab: usize) -> Result<(), String> {
+fn check_token_rows(tokens: &[u32], t: usize, n_ctx: usize, d_vocab: usize) -> Result<(), CacheError> {
     if t == 0 || t > n_ctx {
-        return Err(format!("token rows of length {t}: the model takes 1 to {n_ctx} positions (its n_ctx)"));
+        return Err(CacheError::RowLength { t, n_ctx });
     }
     if !tokens.len().is_multiple_of(t) {
-        return Err(format!("{} tokens do not make rows of {t}", tokens.len()));
+        return Err(CacheError::Ragged { tokens: tokens.len(), t });
     }
     match tokens.iter().position(|&tok| tok as usize >= d_vocab) {
-        Some(i) => Err(format!(
-            "token {} at row {}, position {} is outside the vocabulary: ids run from 0 to {}",
-            tokens[i],
-            i / t,
-            i % t,
-            d_vocab - 1
-        )),
+        Some(i) => Err(CacheError::Vocabulary { token: tokens[i], row: i / t, position: i % t, d_vocab }),
         None => Ok(()),
+    }
+}
+
+/// Why [`cache_tokens`] refused its input: the value at fault and what the model takes.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CacheError {
+    /// Rows of a length the model cannot take.
+    #[error("token rows of length {t}: the model takes 1 to {n_ctx} positions (its n_ctx)")]
+    RowLength {
+        /// The row length given.
+        t: usize,
+        /// The model's context length.
+        n_ctx: usize,
+    },
+    /// A token count that is not a whole number of rows.
+    #[error("{tokens} tokens do not make rows of {t}")]
+    Ragged {
+        /// The tokens given.
+        tokens: usize,
+        /// The row length.
+        t: usize,
+    },
+    /// A token id outside the vocabulary.
+    #[error("token {token} at row {row}, position {position} is outside the vocabulary: ids run from 0 to {}", d_vocab - 1)]
+    Vocabulary {
+        /// The id.
+        token: u32,
+        /// Its row.
+        row: usize,
+        /// Its position in the row.
+        position: usize,
+        /// The model's vocabulary size.
+        d_vocab: usize,
+    },
+    /// A hook name the model does not have.
+    #[error(transparent)]
+    Hook(#[from] crate::model::UnknownHook),
+    /// Outputs beyond the memory limit.
+    #[error(transparent)]
+    Limit(#[from] crate::limits::LimitError),
+}
+
+impl From<CacheError> for String {
+    fn from(e: CacheError) -> String {
+        e.to_string()
     }
 }
 
 /// Sizes the outputs of [`cache_tokens`] for `rows` rows from the first batch's tensors (of `b`
 /// rows each), refusing more than [`crate::limits::MAX_MEMORY_BYTES`] in all.
-fn reserve_outputs(out: &mut Cache, logits: &mut crate::io::tensors::Tensor, first: &Cache, rows: usize, b: usize) -> Result<(), String> {
+fn reserve_outputs(
+    out: &mut Cache,
+    logits: &mut crate::io::tensors::Tensor,
+    first: &Cache,
+    rows: usize,
+    b: usize,
+) -> Result<(), CacheError> {
     let per_row: usize = first.tensors.values().map(|t| t.data.len() / b).sum::<usize>() + logits.shape[1..].iter().product::<usize>();
     let bytes = crate::limits::product(&[per_row as u64, rows as u64, 4]);
     crate::limits::check_memory(&format!("a cache of {rows} row(s)"), bytes, "the logits and the cached activations")?;

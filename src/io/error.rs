@@ -87,3 +87,63 @@ impl From<IoError> for String {
         e.to_string()
     }
 }
+
+/// Why a tensor file (safetensors or `.npz`) could not be read or written: the file (`what`
+/// names it: its path, or what the bytes came from) and what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum TensorFileError {
+    /// The file could not be read or written.
+    #[error(transparent)]
+    Io(#[from] IoError),
+    /// The bytes are not a safetensors file.
+    #[error("{what} is not a valid safetensors file ({reason}); was it truncated or written by another tool?")]
+    NotSafetensors {
+        /// The file.
+        what: String,
+        /// The parser's complaint.
+        reason: String,
+    },
+    /// The safetensors header cannot be read.
+    #[error("{what}: {reason}")]
+    Header {
+        /// The file.
+        what: String,
+        /// The parser's complaint.
+        reason: String,
+    },
+    /// A tensor has a dtype arithlens does not read.
+    #[error("{what}: tensor '{tensor}' has dtype {dtype}; arithlens reads F32, F64, BF16 and integer tensors")]
+    Dtype {
+        /// The file.
+        what: String,
+        /// The tensor.
+        tensor: String,
+        /// Its dtype.
+        dtype: String,
+    },
+    /// A tensor's shape does not match its data (when writing).
+    #[error("tensor {tensor}: {reason}")]
+    Tensor {
+        /// The tensor.
+        tensor: String,
+        /// What does not match.
+        reason: String,
+    },
+    /// An `.npz`'s metadata entry has the name of a tensor or of another entry.
+    #[error(
+        "cannot write {}: metadata entry '{key}' has the name of a tensor or of another entry, and an .npz holds one array per name",
+        path.display()
+    )]
+    NameClash {
+        /// The `.npz`.
+        path: PathBuf,
+        /// The entry.
+        key: String,
+    },
+}
+
+impl From<TensorFileError> for String {
+    fn from(e: TensorFileError) -> String {
+        e.to_string()
+    }
+}

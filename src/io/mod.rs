@@ -9,4 +9,4 @@ pub mod outputs;
 pub mod schema;
 pub mod tensors;
 
-pub use error::IoError;
+pub use error::{IoError, TensorFileError};

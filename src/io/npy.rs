@@ -2,6 +2,7 @@
 //! Python opens with `numpy.load(path)["blocks.0.attn.hook_pattern"]`, no torch needed.
 
 use super::tensors::TensorFile;
+use super::{IoError, TensorFileError};
 use std::io::Write;
 use std::path::Path;
 
@@ -48,21 +49,18 @@ fn npy_string_array(values: &[String]) -> Vec<u8> {
 
 /// Writes every tensor of `file` as `NAME.npy` (float32, or int64 for its integer tensors) and
 /// every metadata entry as a 0-d string array `KEY.npy` into an `.npz` at `path`, atomically.
-pub fn save_npz(path: &Path, file: &TensorFile) -> Result<(), String> {
+pub fn save_npz(path: &Path, file: &TensorFile) -> Result<(), TensorFileError> {
     save_npz_with_strings(path, file, &[])
 }
 
 /// [`save_npz`] plus string arrays (`NAME.npy`, shape `[n]`, e.g. one question per entry).
-pub fn save_npz_with_strings(path: &Path, file: &TensorFile, strings: &[(&str, &[String])]) -> Result<(), String> {
+pub fn save_npz_with_strings(path: &Path, file: &TensorFile, strings: &[(&str, &[String])]) -> Result<(), TensorFileError> {
     use zip::write::SimpleFileOptions;
     const { assert!(cfg!(target_endian = "little"), ".npy data is written as '<f4'") };
     let mut names: Vec<&str> = file.metadata.keys().map(String::as_str).collect();
     names.extend(strings.iter().map(|s| s.0));
     if let Some(key) = names.iter().enumerate().find(|(i, k)| file.tensors.contains_key(**k) || names[..*i].contains(k)).map(|x| x.1) {
-        return Err(format!(
-            "cannot write {}: metadata entry '{key}' has the name of a tensor or of another entry, and an .npz holds one array per name",
-            path.display()
-        ));
+        return Err(TensorFileError::NameClash { path: path.to_path_buf(), key: key.to_string() });
     }
     let write = |tmp: &Path| -> zip::result::ZipResult<()> {
         let mut z = zip::ZipWriter::new(std::io::BufWriter::new(std::fs::File::create(tmp)?));
@@ -94,7 +92,7 @@ pub fn save_npz_with_strings(path: &Path, file: &TensorFile, strings: &[(&str, &
         Ok(())
     };
     super::atomic::write_with(path, |tmp| write(tmp).map_err(std::io::Error::other))
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+        .map_err(|source| IoError::Write { path: path.to_path_buf(), source }.into())
 }
 
 #[cfg(test)]
@@ -112,7 +110,7 @@ mod tests {
         f.metadata.insert("tokens".into(), "1+2=".into());
         let path = dir.join("c.npz");
         let err = save_npz(&path, &f).unwrap_err();
-        assert!(err.contains("metadata entry 'tokens' has the name of a tensor"), "{err}");
+        assert!(err.to_string().contains("metadata entry 'tokens' has the name of a tensor"), "{err}");
         assert!(std::fs::read_dir(&dir).unwrap().next().is_none(), "nothing may be left on disk");
         std::fs::remove_dir_all(&dir).unwrap();
     }

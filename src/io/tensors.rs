@@ -1,6 +1,7 @@
 //! Named tensors (f32, or int64 for the integer ones) in safetensors files (the format Python
 //! users open with `safetensors.torch.load_file`), with string metadata.
 
+use super::{IoError, TensorFileError};
 use safetensors::tensor::{Dtype, SafeTensors, TensorInfo, TensorView, View};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -30,13 +31,13 @@ pub struct TensorFile {
 /// A tensor borrowed for writing: name, shape and values (no copy is made).
 pub type TensorRef<'a> = (String, Vec<usize>, &'a [f32]);
 
-fn views<'a>(tensors: &[TensorRef<'a>]) -> Result<Vec<(String, TensorView<'a>)>, String> {
+fn views<'a>(tensors: &[TensorRef<'a>]) -> Result<Vec<(String, TensorView<'a>)>, TensorFileError> {
     const { assert!(cfg!(target_endian = "little"), "safetensors stores little-endian values") };
     tensors
         .iter()
         .map(|&(ref k, ref shape, data)| {
             let bytes: &'a [u8] = bytemuck::cast_slice(data);
-            TensorView::new(Dtype::F32, shape.clone(), bytes).map(|v| (k.clone(), v)).map_err(|e| format!("tensor {k}: {e}"))
+            TensorView::new(Dtype::F32, shape.clone(), bytes).map(|v| (k.clone(), v)).map_err(|e| bad_tensor(k, e))
         })
         .collect()
 }
@@ -52,11 +53,14 @@ pub fn integer_bytes(file: &TensorFile) -> BTreeMap<&str, (Vec<usize>, Vec<u8>)>
 }
 
 /// Every tensor of `file` as a view: f32 ones borrowed, integer ones over `ints`.
-fn file_views<'a>(file: &'a TensorFile, ints: &'a BTreeMap<&str, (Vec<usize>, Vec<u8>)>) -> Result<Vec<(String, TensorView<'a>)>, String> {
+fn file_views<'a>(
+    file: &'a TensorFile,
+    ints: &'a BTreeMap<&str, (Vec<usize>, Vec<u8>)>,
+) -> Result<Vec<(String, TensorView<'a>)>, TensorFileError> {
     let refs = borrow(file);
     let mut all = views(&refs)?;
     for (k, (shape, bytes)) in ints {
-        all.push((k.to_string(), TensorView::new(Dtype::I64, shape.clone(), bytes).map_err(|e| format!("tensor {k}: {e}"))?));
+        all.push((k.to_string(), TensorView::new(Dtype::I64, shape.clone(), bytes).map_err(|e| bad_tensor(k, e))?));
     }
     Ok(all)
 }
@@ -66,18 +70,16 @@ fn file_views<'a>(file: &'a TensorFile, ints: &'a BTreeMap<&str, (Vec<usize>, Ve
 /// them: by dtype, widest first, then by name), padded with spaces to a multiple of 8 bytes.
 /// Written here rather than by the safetensors crate, whose metadata is a `HashMap`: its key
 /// order changes from run to run, and the same model must give the same bytes.
-fn header<'a>(
-    mut views: Vec<(String, TensorView<'a>)>,
-    metadata: &BTreeMap<String, String>,
-) -> Result<(Vec<u8>, Vec<TensorView<'a>>), String> {
+fn header<'a>(mut views: Vec<(String, TensorView<'a>)>, metadata: &BTreeMap<String, String>) -> (Vec<u8>, Vec<TensorView<'a>>) {
     views.sort_by(|(a, x), (b, y)| y.dtype().cmp(&x.dtype()).then(a.cmp(b)));
-    let mut json = format!("{{\"__metadata__\":{}", serde_json::to_string(metadata).map_err(|e| e.to_string())?);
+    // A string map, strings and shapes always serialise.
+    let mut json = format!("{{\"__metadata__\":{}", serde_json::to_string(metadata).expect("a string map serialises"));
     let mut offset = 0;
     for (name, v) in &views {
         let end = offset + v.data_len();
         let info = TensorInfo { dtype: v.dtype(), shape: v.shape().to_vec(), data_offsets: (offset, end) };
         let (name, info) = (serde_json::to_string(name), serde_json::to_string(&info));
-        json += &format!(",{}:{}", name.map_err(|e| e.to_string())?, info.map_err(|e| e.to_string())?);
+        json += &format!(",{}:{}", name.expect("a string serialises"), info.expect("a tensor's info serialises"));
         offset = end;
     }
     json.push('}');
@@ -86,31 +88,35 @@ fn header<'a>(
     }
     let mut bytes = (json.len() as u64).to_le_bytes().to_vec();
     bytes.extend_from_slice(json.as_bytes());
-    Ok((bytes, views.into_iter().map(|(_, v)| v).collect()))
+    (bytes, views.into_iter().map(|(_, v)| v).collect())
+}
+
+fn bad_tensor(tensor: &str, e: safetensors::SafeTensorError) -> TensorFileError {
+    TensorFileError::Tensor { tensor: tensor.to_string(), reason: e.to_string() }
 }
 
 /// Serialises tensors and metadata to safetensors bytes (the same bytes for the same contents).
-pub fn to_bytes(file: &TensorFile) -> Result<Vec<u8>, String> {
+pub fn to_bytes(file: &TensorFile) -> Result<Vec<u8>, TensorFileError> {
     let ints = integer_bytes(file);
-    let (mut bytes, views) = header(file_views(file, &ints)?, &file.metadata)?;
+    let (mut bytes, views) = header(file_views(file, &ints)?, &file.metadata);
     views.iter().for_each(|v| bytes.extend_from_slice(v.data()));
     Ok(bytes)
 }
 
 /// Writes tensors atomically to `path`.
-pub fn save(path: &Path, file: &TensorFile) -> Result<(), String> {
+pub fn save(path: &Path, file: &TensorFile) -> Result<(), TensorFileError> {
     let ints = integer_bytes(file);
     write_views(path, file_views(file, &ints)?, &file.metadata)
 }
 
 /// Writes borrowed tensors atomically to `path`, streaming them to disk without copying (a
 /// checkpoint of the paper's model would otherwise need ~80 MB of transient copies).
-pub fn save_refs(path: &Path, tensors: &[TensorRef<'_>], metadata: &BTreeMap<String, String>) -> Result<(), String> {
+pub fn save_refs(path: &Path, tensors: &[TensorRef<'_>], metadata: &BTreeMap<String, String>) -> Result<(), TensorFileError> {
     write_views(path, views(tensors)?, metadata)
 }
 
-fn write_views(path: &Path, views: Vec<(String, TensorView<'_>)>, metadata: &BTreeMap<String, String>) -> Result<(), String> {
-    let (head, views) = header(views, metadata)?;
+fn write_views(path: &Path, views: Vec<(String, TensorView<'_>)>, metadata: &BTreeMap<String, String>) -> Result<(), TensorFileError> {
+    let (head, views) = header(views, metadata);
     super::atomic::write_with(path, |tmp| {
         let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(tmp)?);
         w.write_all(&head)?;
@@ -118,22 +124,25 @@ fn write_views(path: &Path, views: Vec<(String, TensorView<'_>)>, metadata: &BTr
         w.into_inner().map_err(|e| e.into_error())?;
         Ok(())
     })
-    .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    .map_err(|source| IoError::Write { path: path.to_path_buf(), source }.into())
 }
 
 /// Parses safetensors bytes; f64, bf16 and integer tensors are converted to f32.
-pub fn from_bytes(bytes: &[u8], what: &str) -> Result<TensorFile, String> {
-    let st = SafeTensors::deserialize(bytes)
-        .map_err(|e| format!("{what} is not a valid safetensors file ({e}); was it truncated or written by another tool?"))?;
-    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| format!("{what}: {e}"))?;
+pub fn from_bytes(bytes: &[u8], what: &str) -> Result<TensorFile, TensorFileError> {
+    let st =
+        SafeTensors::deserialize(bytes).map_err(|e| TensorFileError::NotSafetensors { what: what.to_string(), reason: e.to_string() })?;
+    let (_, meta) =
+        SafeTensors::read_metadata(bytes).map_err(|e| TensorFileError::Header { what: what.to_string(), reason: e.to_string() })?;
     let metadata = meta.metadata().clone().unwrap_or_default().into_iter().collect();
     let (mut tensors, mut integer) = (BTreeMap::new(), BTreeSet::new());
     for (name, view) in st.iter() {
         if matches!(view.dtype(), Dtype::I64 | Dtype::I32) {
             integer.insert(name.to_string());
         }
-        let data = to_f32(view.dtype(), view.data()).ok_or_else(|| {
-            format!("{what}: tensor '{name}' has dtype {:?}; arithlens reads F32, F64, BF16 and integer tensors", view.dtype())
+        let data = to_f32(view.dtype(), view.data()).ok_or_else(|| TensorFileError::Dtype {
+            what: what.to_string(),
+            tensor: name.to_string(),
+            dtype: format!("{:?}", view.dtype()),
         })?;
         tensors.insert(name.to_string(), Tensor { shape: view.shape().to_vec(), data });
     }
@@ -141,8 +150,8 @@ pub fn from_bytes(bytes: &[u8], what: &str) -> Result<TensorFile, String> {
 }
 
 /// Reads a safetensors file, with errors that name the file.
-pub fn load(path: &Path) -> Result<TensorFile, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+pub fn load(path: &Path) -> Result<TensorFile, TensorFileError> {
+    let bytes = std::fs::read(path).map_err(|source| IoError::Read { path: path.to_path_buf(), source })?;
     from_bytes(&bytes, &path.display().to_string())
 }
 
@@ -182,7 +191,7 @@ mod tests {
         let back = from_bytes(&ints, "x").unwrap();
         assert_eq!((back.tensors, back.integer), (f.tensors, f.integer));
         let err = from_bytes(&bytes[..bytes.len() - 3], "model.safetensors").unwrap_err();
-        assert!(err.contains("not a valid safetensors file"), "{err}");
+        assert!(err.to_string().contains("not a valid safetensors file"), "{err}");
     }
 
     fn sample(keys: usize) -> TensorFile {

@@ -1,6 +1,7 @@
 //! Model configuration, with the field names of TransformerLens's `HookedTransformerConfig` so a
 //! config written by either tool reads in the other.
 
+use super::error::ModelConfigError;
 use serde::{Deserialize, Serialize};
 
 /// The MLP's activation function (`act_fn`).
@@ -15,11 +16,11 @@ pub enum ActFn {
 
 impl ActFn {
     /// Parses the TransformerLens name (`relu`, `gelu`).
-    pub fn parse(s: &str) -> Result<ActFn, String> {
+    pub fn parse(s: &str) -> Result<ActFn, ModelConfigError> {
         match s {
             "relu" => Ok(ActFn::Relu),
             "gelu" => Ok(ActFn::Gelu),
-            other => Err(format!("unknown act_fn '{other}': expected 'relu' or 'gelu'")),
+            other => Err(ModelConfigError::ActFn { name: other.to_string() }),
         }
     }
 }
@@ -93,7 +94,7 @@ impl ModelConfig {
     }
 
     /// Checks that the sizes fit together; the message says which field is wrong and why.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ModelConfigError> {
         let positive = [
             ("n_layers", self.n_layers),
             ("n_heads", self.n_heads),
@@ -103,24 +104,24 @@ impl ModelConfig {
             ("d_vocab_out", self.d_vocab_out),
             ("n_ctx", self.n_ctx),
         ];
-        for (name, v) in positive {
+        for (field, v) in positive {
             if v == 0 {
-                return Err(format!("config field {name} is 0: it must be at least 1"));
+                return Err(ModelConfigError::Zero { field });
             }
         }
         self.check_limits()?;
         if self.has_mlp() && self.d_mlp == 0 {
-            return Err("config field d_mlp is 0 but attn_only is false: set d_mlp >= 1 or attn_only".into());
+            return Err(ModelConfigError::NoMlpWidth);
         }
         if !(self.eps > 0.0 && self.eps.is_finite()) {
-            return Err(format!("config field eps is {}: it must be a small positive number such as 1e-5", self.eps));
+            return Err(ModelConfigError::Eps { eps: self.eps.to_string() });
         }
         Ok(())
     }
 
     /// Checks every size against [`crate::limits`] and the memory of the weights, with checked
     /// arithmetic, so no size makes a later allocation overflow or abort.
-    fn check_limits(&self) -> Result<(), String> {
+    fn check_limits(&self) -> Result<(), ModelConfigError> {
         use crate::limits::*;
         let bounds = [
             ("n_layers", self.n_layers, MAX_LAYERS, "the papers use 1 to 3 layers"),
@@ -179,6 +180,6 @@ mod tests {
         assert!(c.validate().is_ok());
         let none: ModelConfig = serde_json::from_str(&json.replace("\"LN\"", "null").replace("true", "false")).unwrap();
         assert!(!none.has_ln());
-        assert!(none.validate().unwrap_err().contains("d_mlp"));
+        assert_eq!(none.validate().unwrap_err(), ModelConfigError::NoMlpWidth);
     }
 }

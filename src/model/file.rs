@@ -4,8 +4,10 @@
 //! the tensor shapes.
 
 use super::config::{ActFn, ModelConfig, Norm};
+use super::error::ModelFileError;
 use super::params::Params;
 use crate::io::tensors::{self, TensorFile};
+use crate::io::IoError;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -36,36 +38,34 @@ pub fn non_finite(params: &Params) -> Vec<(String, usize)> {
 impl ModelFile {
     /// Reads and checks a model file; errors say what is wrong with which tensor or field.
     /// Non-finite weights are refused (see [`ModelFile::load_with`]).
-    pub fn load(path: &Path) -> Result<ModelFile, String> {
+    pub fn load(path: &Path) -> Result<ModelFile, ModelFileError> {
         Self::load_with(path, LoadOptions::default())
     }
 
     /// [`ModelFile::load`] with options.
-    pub fn load_with(path: &Path, opts: LoadOptions) -> Result<ModelFile, String> {
-        let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    pub fn load_with(path: &Path, opts: LoadOptions) -> Result<ModelFile, ModelFileError> {
+        let bytes =
+            std::fs::read(path).map_err(|source| crate::io::TensorFileError::from(IoError::Read { path: path.to_path_buf(), source }))?;
         Self::from_bytes_with(&bytes, &path.display().to_string(), opts)
     }
 
     /// A model from the bytes of a model file; `what` names it in errors.
-    pub fn from_bytes_with(bytes: &[u8], what: &str, opts: LoadOptions) -> Result<ModelFile, String> {
+    pub fn from_bytes_with(bytes: &[u8], what: &str, opts: LoadOptions) -> Result<ModelFile, ModelFileError> {
         let m = Self::from_tensor_file(tensors::from_bytes(bytes, what)?, what)?;
         let bad = non_finite(&m.params);
         if let (Some((name, n)), false) = (bad.first(), opts.allow_non_finite) {
             let total: usize = bad.iter().map(|b| b.1).sum();
-            return Err(format!(
-                "{what}: tensor '{name}' holds {n} NaN or infinite value(s) ({total} in {} tensor(s) in all): the model diverged or the file is damaged; pass --allow-non-finite to load it anyway",
-                bad.len()
-            ));
+            return Err(ModelFileError::NonFinite { what: what.to_string(), tensor: name.clone(), count: *n, total, tensors: bad.len() });
         }
         Ok(m)
     }
 
     /// Builds a model from named tensors and metadata.
-    pub fn from_tensor_file(file: TensorFile, what: &str) -> Result<ModelFile, String> {
+    pub fn from_tensor_file(file: TensorFile, what: &str) -> Result<ModelFile, ModelFileError> {
         let config = match file.metadata.get("config") {
             Some(json) => serde_json::from_str::<ModelConfig>(json)
-                .map_err(|e| format!("{what}: the 'config' metadata is not a valid model config: {e}"))?,
-            None => infer_config(&file).map_err(|e| format!("{what}: no 'config' metadata, and {e}"))?,
+                .map_err(|e| ModelFileError::ConfigJson { what: what.to_string(), reason: e.to_string() })?,
+            None => infer_config(&file).map_err(|problem| ModelFileError::NoConfig { what: what.to_string(), problem })?,
         };
         let params = Params::from_tensor_file(&config, &file, what)?;
         let mut metadata = file.metadata;
@@ -74,7 +74,7 @@ impl ModelFile {
     }
 
     /// Writes the model atomically.
-    pub fn save(&self, path: &Path) -> Result<(), String> {
+    pub fn save(&self, path: &Path) -> Result<(), ModelFileError> {
         save_weights(&self.params, &self.metadata, &[], path)
     }
 }
@@ -86,12 +86,12 @@ pub fn save_weights(
     metadata: &BTreeMap<String, String>,
     extra: &[tensors::TensorRef<'_>],
     path: &Path,
-) -> Result<(), String> {
+) -> Result<(), ModelFileError> {
     let mut refs = params.refs("", &params.data);
     refs.extend(extra.iter().cloned());
     let mut meta = metadata.clone();
     meta.extend([params.config_metadata()]);
-    tensors::save_refs(path, &refs, &meta)
+    Ok(tensors::save_refs(path, &refs, &meta)?)
 }
 
 /// Reads a config off the shapes of a TransformerLens state dict (act_fn is assumed relu).

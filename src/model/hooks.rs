@@ -82,10 +82,9 @@ impl HookPoint {
     }
 
     /// Parses a TransformerLens hook name for a model with `n_layers` layers.
-    pub fn parse(name: &str, n_layers: usize) -> Result<HookPoint, String> {
-        Self::all(n_layers, true, true).into_iter().find(|p| p.name() == name).ok_or_else(|| {
-            format!("unknown hook point '{name}': expected a TransformerLens name such as 'blocks.0.attn.hook_z' (layers 0..{n_layers})")
-        })
+    pub fn parse(name: &str, n_layers: usize) -> Result<HookPoint, super::UnknownHook> {
+        let unknown = || super::UnknownHook { name: name.to_string(), n_layers };
+        Self::all(n_layers, true, true).into_iter().find(|p| p.name() == name).ok_or_else(unknown)
     }
 
     /// Every hook point of a model, in forward order.
@@ -220,6 +219,6 @@ mod tests {
             assert_eq!(HookPoint::parse(&p.name(), 2).unwrap(), p);
         }
         assert_eq!(HookPoint::Pattern(1).name(), "blocks.1.attn.hook_pattern");
-        assert!(HookPoint::parse("blocks.0.attn.hook_zz", 1).unwrap_err().contains("unknown hook point"));
+        assert!(HookPoint::parse("blocks.0.attn.hook_zz", 1).unwrap_err().to_string().contains("unknown hook point"));
     }
 }

@@ -8,6 +8,7 @@
 //! is tested equal to the reference (`tests/reference_model.rs`).
 
 pub mod config;
+pub mod error;
 pub mod file;
 pub mod hooks;
 pub mod linalg;
@@ -19,6 +20,7 @@ pub mod rows;
 pub mod transformer;
 
 pub use config::{ActFn, ModelConfig, Norm};
+pub use error::{ModelConfigError, ModelFileError, UnknownHook};
 pub use hooks::{Cache, HookPoint, HookTensor, Hooks, NoHooks};
 pub use params::Params;
 pub use rows::Span;

@@ -3,6 +3,7 @@
 //! image of the weights; the typed index below lets the forward pass find each tensor.
 
 use super::config::ModelConfig;
+use super::error::ModelFileError;
 use crate::io::tensors::{Tensor, TensorFile};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -418,28 +419,27 @@ impl Params {
 
     /// Builds parameters from named tensors, checking that every tensor the config needs is
     /// present with the right shape and that nothing unknown is left over.
-    pub fn from_tensor_file(config: &ModelConfig, file: &TensorFile, what: &str) -> Result<Params, String> {
-        config.validate().map_err(|e| format!("{what}: {e}"))?;
+    pub fn from_tensor_file(config: &ModelConfig, file: &TensorFile, what: &str) -> Result<Params, ModelFileError> {
+        let what_s = || what.to_string();
+        config.validate().map_err(|source| ModelFileError::Config { what: what_s(), source })?;
         // Every tensor is checked before the buffer is allocated, so a config that claims sizes
         // the file does not hold costs nothing.
         let layout = ParamLayout::new(config);
         for e in &layout.entries {
-            let t = file
-                .tensors
-                .get(&e.name)
-                .ok_or_else(|| format!("{what}: tensor '{}' is missing (the config needs it with shape {:?})", e.name, e.shape))?;
+            let missing = || ModelFileError::MissingTensor { what: what_s(), tensor: e.name.clone(), shape: e.shape.clone() };
+            let t = file.tensors.get(&e.name).ok_or_else(missing)?;
             if t.shape != e.shape || t.data.len() != e.range.len() {
-                return Err(format!("{what}: tensor '{}' has shape {:?} but the config needs {:?}", e.name, t.shape, e.shape));
+                let (shape, expected) = (t.shape.clone(), e.shape.clone());
+                return Err(ModelFileError::Shape { what: what_s(), tensor: e.name.clone(), shape, expected });
             }
         }
         let mut p = Params::zeros(config);
         for e in &p.layout.entries {
             p.data[e.range.clone()].copy_from_slice(&file.tensors[&e.name].data);
         }
-        let unknown: Vec<&String> = file.tensors.keys().filter(|k| p.layout.entry(k).is_none() && !is_ignored_extra(k)).collect();
+        let unknown: Vec<String> = file.tensors.keys().filter(|k| p.layout.entry(k).is_none() && !is_ignored_extra(k)).cloned().collect();
         if !unknown.is_empty() {
-            let names: Vec<String> = unknown.iter().map(|k| format!("'{k}'")).collect();
-            return Err(format!("{what}: tensors {} do not belong to a model with this config", names.join(", ")));
+            return Err(ModelFileError::Unknown { what: what_s(), tensors: unknown });
         }
         Ok(p)
     }
@@ -508,11 +508,11 @@ mod tests {
         let p = Params::init(&small());
         let mut f = p.to_tensor_file();
         f.tensors.get_mut("blocks.0.attn.W_Q").unwrap().shape = vec![3, 16, 48];
-        let err = Params::from_tensor_file(&small(), &f, "m").unwrap_err();
+        let err = Params::from_tensor_file(&small(), &f, "m").unwrap_err().to_string();
         assert!(err.contains("'blocks.0.attn.W_Q' has shape [3, 16, 48] but the config needs [3, 48, 16]"), "{err}");
         f.tensors.remove("unembed.b_U");
         f.tensors.get_mut("blocks.0.attn.W_Q").unwrap().shape = vec![3, 48, 16];
-        let err = Params::from_tensor_file(&small(), &f, "m").unwrap_err();
+        let err = Params::from_tensor_file(&small(), &f, "m").unwrap_err().to_string();
         assert!(err.contains("'unembed.b_U' is missing"), "{err}");
     }
 }

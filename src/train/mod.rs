@@ -10,5 +10,5 @@ pub mod timing;
 pub mod trainer;
 
 pub use config::{TaskConfig, TrainConfig};
-pub use error::TrainError;
+pub use error::{ConfigError, TrainError};
 pub use trainer::Trainer;

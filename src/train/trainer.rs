@@ -119,7 +119,7 @@ pub fn batch_for_step(cfg: &TrainConfig, step: u64) -> Vec<Question> {
 impl Trainer {
     /// A fresh run with TransformerLens-initialised weights.
     pub fn new(cfg: TrainConfig) -> Result<Trainer, TrainError> {
-        cfg.validate().map_err(TrainError::Config)?;
+        cfg.validate()?;
         let mut params = Params::init(&cfg.model);
         let from = cfg.insert.as_ref().map(|_| load_inserted(&cfg)).transpose()?;
         if let Some(from) = &from {
@@ -328,7 +328,7 @@ impl Trainer {
     fn save_model(&mut self, run: &RunFolder) -> Result<(), TrainError> {
         let path = run.model();
         let tmp = run.file(&format!(".{}.{}.tmp", crate::run_folder::files::MODEL, std::process::id()));
-        save_weights(&self.params, &self.metadata(), &[], &tmp).map_err(TrainError::Weights)?;
+        save_weights(&self.params, &self.metadata(), &[], &tmp)?;
         let result = (|| {
             self.log.model_sha256 = Some(crate::provenance::sha256_file(&tmp)?);
             self.log.save(&run.training())?;
@@ -352,7 +352,7 @@ impl Trainer {
         optim.extend(self.params.refs("optim.v.", &self.opt.v));
         // training.json first: a checkpoint never points past the records on disk.
         self.log.save(&run.training())?;
-        save_weights(&self.params, &meta, &optim, &run.checkpoint()).map_err(TrainError::Weights)?;
+        save_weights(&self.params, &meta, &optim, &run.checkpoint())?;
         self.saved_step = Some(self.opt.step);
         let timing = Timing {
             step: self.opt.step,
@@ -371,7 +371,7 @@ impl Trainer {
         let run = RunFolder::new(dir);
         let path = run.checkpoint();
         let bad = |problem: String| TrainError::Checkpoint { path: path.clone(), problem };
-        let mut f: TensorFile = tensors::load(&path).map_err(|e| TrainError::Weights(format!("cannot resume: {e}")))?;
+        let mut f: TensorFile = tensors::load(&path).map_err(TrainError::Resume)?;
         let saved = f.metadata.get("train_config").ok_or_else(|| bad("the checkpoint has no train_config".into()))?;
         let saved: TrainConfig = serde_json::from_str(saved).map_err(|e| bad(format!("bad train_config: {e}")))?;
         saved.validate().map_err(|e| bad(format!("bad train_config: {e}")))?;
@@ -397,7 +397,7 @@ impl Trainer {
         let mut opt = AdamW::new(cfg.optim.clone(), 0);
         read_moments(&mut f, &cfg, &mut opt).map_err(bad)?;
         opt.step = step;
-        let model = ModelFile::from_tensor_file(f, &path.display().to_string()).map_err(TrainError::Weights)?;
+        let model = ModelFile::from_tensor_file(f, &path.display().to_string())?;
         if model.params.config != cfg.model {
             return Err(bad("the weights' config differs from the run's train_config: the checkpoint is damaged".into()));
         }
