@@ -82,6 +82,25 @@ pub enum LimitError {
     },
 }
 
+/// An option (a command-line flag, or the keyword argument of the same name) whose value is
+/// out of its range: the flag, the value, and what is wrong with it and what would be right.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{flag} {value} {problem}")]
+pub struct OptionError {
+    /// The flag, e.g. `--questions`.
+    pub flag: &'static str,
+    /// The value given.
+    pub value: usize,
+    /// What is wrong with it and what would be right, e.g. "is too many: at most 10000".
+    pub problem: String,
+}
+
+impl From<OptionError> for String {
+    fn from(e: OptionError) -> String {
+        e.to_string()
+    }
+}
+
 impl From<LimitError> for String {
     fn from(e: LimitError) -> String {
         e.to_string()

@@ -12,10 +12,11 @@ use crate::analysis::{Analysis, AnalyzeOptions};
 use crate::eval::{EvalError, EvalOptions, EvalReport};
 use crate::io::schema::ReadError;
 use crate::io::IoError;
-use crate::limits::LimitError;
+use crate::limits::{LimitError, OptionError};
 use crate::model::file::LoadOptions;
 use crate::progress::{Event, Stop, Stopped};
 use crate::provenance::Stale;
+use crate::report::ReportError;
 use crate::run_folder::RunFolder;
 use crate::task_model::{ModelError, TaskModel};
 use crate::train::{ConfigError, TrainConfig, TrainError, Trainer};
@@ -42,10 +43,9 @@ pub enum Error {
     /// The preset or an override is not valid (the error names it and what is allowed).
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// An option is not valid (the message names it and what is
-    /// allowed).
-    #[error("{0}")]
-    Options(String),
+    /// An option's value is out of its range (the error names the flag and what is allowed).
+    #[error(transparent)]
+    Options(#[from] OptionError),
     /// A run's training.json, eval.json or analysis.json cannot be read, does not parse or is of
     /// another schema version.
     #[error(transparent)]
@@ -56,12 +56,9 @@ pub enum Error {
     /// Evaluation failed (the error names the option or file).
     #[error(transparent)]
     Eval(EvalError),
-    /// The analysis could not read the run's training.json or write analysis.json.
-    #[error("{0}")]
-    Analysis(String),
-    /// The report could not be written.
-    #[error("{0}")]
-    Report(String),
+    /// The report could not be written (the error names the folder).
+    #[error(transparent)]
+    Report(ReportError),
 }
 
 impl From<TrainError> for Error {
@@ -72,6 +69,16 @@ impl From<TrainError> for Error {
             TrainError::Log(e) => Error::Read(e),
             TrainError::Config(e) => Error::Config(e),
             other => Error::Train(other),
+        }
+    }
+}
+
+impl From<ReportError> for Error {
+    fn from(e: ReportError) -> Error {
+        match e {
+            ReportError::Model(e) => Error::Model(e),
+            ReportError::Io(e) => Error::Io(e),
+            other => Error::Report(other),
         }
     }
 }
@@ -234,13 +241,11 @@ pub fn evaluate(
 pub fn check_eval_options(opts: &EvalOptions) -> Result<(), Error> {
     use crate::limits::{MAX_HELD_QUESTIONS, MAX_TOP};
     if opts.per_class > MAX_HELD_QUESTIONS {
-        return Err(Error::Options(format!(
-            "--per-class {} is too many: at most {MAX_HELD_QUESTIONS} (all are held in memory; default 10000)",
-            opts.per_class
-        )));
+        let problem = format!("is too many: at most {MAX_HELD_QUESTIONS} (all are held in memory; default 10000)");
+        return Err(OptionError { flag: "--per-class", value: opts.per_class, problem }.into());
     }
     if opts.top_k > MAX_TOP {
-        return Err(Error::Options(format!("--top {} is too many: at most {MAX_TOP}", opts.top_k)));
+        return Err(OptionError { flag: "--top", value: opts.top_k, problem: format!("is too many: at most {MAX_TOP}") }.into());
     }
     Ok(())
 }
@@ -265,7 +270,7 @@ pub fn analyze(
     stop: &Stop,
     progress: &mut dyn FnMut(Event),
 ) -> Result<Analyzed, Error> {
-    opts.validate().map_err(Error::Options)?;
+    opts.validate()?;
     let folder = RunFolder::of_model_path(path);
     let out = folder.analysis();
     crate::io::outputs::check_file(&out, "the analysis's output")?;
@@ -288,7 +293,7 @@ pub fn report(dir: &Path, load: LoadOptions, progress: &mut dyn FnMut(Event)) ->
         crate::io::outputs::check_file(&run.report(), "the report")?;
         crate::io::outputs::check_dir(&run.figures(), "the report's figures folder")?;
     }
-    crate::report::write_report_with(dir, load).map_err(Error::Report)
+    Ok(crate::report::write_report_with(dir, load)?)
 }
 
 /// Stages of [`run`], in order.
@@ -382,7 +387,7 @@ impl Run {
     pub fn analyze(&mut self, stop: &Stop, progress: &mut dyn FnMut(Event)) -> Result<Option<Analyzed>, Error> {
         let sha = self.sha()?;
         let opts = self.analyze_options();
-        let options = serde_json::to_value(&opts).map_err(|e| Error::Options(e.to_string()))?;
+        let options = serde_json::to_value(&opts).expect("options serialise");
         let found = self.folder.current_analysis(&sha, &options).map(|_| ());
         if !self.needs_recompute(3, "analyze", &self.folder.analysis(), found, progress) {
             return Ok(None);
@@ -393,7 +398,7 @@ impl Run {
     /// Stage 4: writes the report; returns its path.
     pub fn report(&mut self, progress: &mut dyn FnMut(Event)) -> Result<PathBuf, Error> {
         progress(stage_note(4, "report"));
-        let path = crate::report::write_report(self.folder.dir()).map_err(Error::Report)?;
+        let path = crate::report::write_report(self.folder.dir())?;
         progress(Event::Note(format!("report: {}", path.display())));
         Ok(path)
     }

@@ -72,6 +72,7 @@ pub mod summary;
 pub mod symbolic;
 
 use crate::eval::predict::{teacher_forced, teacher_forced_transformer, Predictions};
+use crate::limits::OptionError;
 use crate::progress::{Stop, Stopped};
 use crate::task::{random_questions, stratified_set, Class, Op, Question};
 use crate::task_model::TaskModel;
@@ -111,32 +112,38 @@ pub struct AnalyzeOptions {
 impl AnalyzeOptions {
     /// Checks the options a user sets (`arithlens analyze --questions/--pairs`): an analysis over
     /// too few questions or pairs would measure nothing, so it is refused with the fix.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), OptionError> {
+        let refuse = |flag, value, problem| Err(OptionError { flag, value, problem });
         if self.questions < MIN_QUESTIONS {
-            return Err(format!(
-                "--questions {} is too few: failure rates of positions and nodes need at least {MIN_QUESTIONS} questions (default {})",
+            let default = Self::default().questions;
+            return refuse(
+                "--questions",
                 self.questions,
-                Self::default().questions
-            ));
+                format!("is too few: failure rates of positions and nodes need at least {MIN_QUESTIONS} questions (default {default})"),
+            );
         }
         if self.questions > crate::limits::MAX_ANALYZE_QUESTIONS {
-            return Err(format!(
-                "--questions {} is too many: at most {} (every node is ablated at every position on each question; the default is {})",
+            return refuse(
+                "--questions",
                 self.questions,
-                crate::limits::MAX_ANALYZE_QUESTIONS,
-                Self::default().questions
-            ));
+                format!(
+                    "is too many: at most {} (every node is ablated at every position on each question; the default is {})",
+                    crate::limits::MAX_ANALYZE_QUESTIONS,
+                    Self::default().questions
+                ),
+            );
         }
         for (flag, v) in [("--pairs", self.pairs), ("--siblings", self.siblings)] {
             if v > crate::limits::MAX_ANALYZE_PAIRS {
-                return Err(format!(
-                    "{flag} {v} is too many: at most {} (each is a forward pass per node)",
-                    crate::limits::MAX_ANALYZE_PAIRS
-                ));
+                return refuse(
+                    flag,
+                    v,
+                    format!("is too many: at most {} (each is a forward pass per node)", crate::limits::MAX_ANALYZE_PAIRS),
+                );
             }
         }
         if self.pairs == 0 {
-            return Err(format!("--pairs 0 would tag no node with a sub-task: use at least 1 (default {})", Self::default().pairs));
+            return refuse("--pairs", 0, format!("would tag no node with a sub-task: use at least 1 (default {})", Self::default().pairs));
         }
         Ok(())
     }
@@ -633,10 +640,10 @@ mod tests {
     #[test]
     fn options_that_would_measure_nothing_are_refused_with_the_fix() {
         assert!(AnalyzeOptions::default().validate().is_ok());
-        let err = AnalyzeOptions { questions: 0, ..Default::default() }.validate().unwrap_err();
+        let err = AnalyzeOptions { questions: 0, ..Default::default() }.validate().unwrap_err().to_string();
         assert!(err.contains("--questions 0") && err.contains(&format!("at least {MIN_QUESTIONS}")), "{err}");
         assert!(AnalyzeOptions { questions: MIN_QUESTIONS, ..Default::default() }.validate().is_ok());
-        let err = AnalyzeOptions { pairs: 0, ..Default::default() }.validate().unwrap_err();
+        let err = AnalyzeOptions { pairs: 0, ..Default::default() }.validate().unwrap_err().to_string();
         assert!(err.contains("--pairs 0"), "{err}");
     }
 }

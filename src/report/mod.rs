@@ -27,6 +27,7 @@ pub mod training;
 
 use crate::analysis::Analysis;
 use crate::eval::EvalReport;
+use crate::io::IoError;
 use crate::run_folder::files;
 use crate::task_model::TaskModel;
 use crate::train::log::TrainingLog;
@@ -80,18 +81,18 @@ fn checked<T: crate::provenance::Derived>(
     kind: &str,
     sha: Option<&str>,
     withheld: &mut Vec<(&'static str, String)>,
-) -> Result<Option<T>, String> {
+) -> Option<T> {
     let path = dir.join(file);
     let found = match sha {
         Some(sha) => crate::provenance::read_current::<T>(&path, sha, None),
         None => crate::provenance::read_parsed::<T>(&path),
     };
     match found {
-        Ok(v) => Ok(Some(v)),
-        Err(crate::provenance::Stale::Missing) => Ok(None),
+        Ok(v) => Some(v),
+        Err(crate::provenance::Stale::Missing) => None,
         Err(why) => {
             withheld.push((file, withheld_note(file, kind, &why)));
-            Ok(None)
+            None
         }
     }
 }
@@ -126,22 +127,22 @@ fn checked_log(dir: &Path, sha: Option<&str>, withheld: &mut Vec<(&'static str, 
 impl RunData {
     /// Loads what `dir` holds; missing files are `None`, and so are files that do not parse or
     /// do not belong to the model (their notes go to `withheld`); an unreadable model is an error.
-    pub fn load(dir: &Path) -> Result<RunData, String> {
+    pub fn load(dir: &Path) -> Result<RunData, ReportError> {
         Self::load_with(dir, Default::default())
     }
 
     /// [`RunData::load`] with the model loaded per `opts`.
-    pub fn load_with(dir: &Path, opts: crate::model::file::LoadOptions) -> Result<RunData, String> {
+    pub fn load_with(dir: &Path, opts: crate::model::file::LoadOptions) -> Result<RunData, ReportError> {
         if !dir.is_dir() {
-            return Err(format!("{} is not a run folder", dir.display()));
+            return Err(ReportError::NotARunFolder { dir: dir.to_path_buf() });
         }
         let model_file = crate::task_model::model_path(dir);
         let model = if model_file.exists() { Some(TaskModel::load_with(dir, opts)?) } else { None };
         let sha = model.as_ref().and_then(|m| m.sha256.clone());
         let mut withheld = Vec::new();
         let log = checked_log(dir, sha.as_deref(), &mut withheld);
-        let eval = checked::<EvalReport>(dir, files::EVAL, "evaluation", sha.as_deref(), &mut withheld)?;
-        let analysis = checked::<Analysis>(dir, files::ANALYSIS, "analysis", sha.as_deref(), &mut withheld)?;
+        let eval = checked::<EvalReport>(dir, files::EVAL, "evaluation", sha.as_deref(), &mut withheld);
+        let analysis = checked::<Analysis>(dir, files::ANALYSIS, "analysis", sha.as_deref(), &mut withheld);
         // timing.json goes with training.json: shown only beside a training log that belongs here.
         let timing = log.as_ref().and_then(|_| crate::train::timing::Timing::load(dir));
         Ok(RunData { dir: dir.to_path_buf(), log, timing, eval, model, analysis, model_sha256: sha, withheld })
@@ -243,25 +244,49 @@ fn provenance(d: &RunData, sha: &str) -> String {
     serde_json::to_string(&crate::provenance::Provenance::new(sha, &options)).unwrap_or_default()
 }
 
+/// Why a report could not be written: the folder or file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The path is not a folder.
+    #[error("{} is not a run folder", dir.display())]
+    NotARunFolder {
+        /// The path given.
+        dir: PathBuf,
+    },
+    /// The folder's model cannot be loaded.
+    #[error(transparent)]
+    Model(#[from] crate::task_model::ModelError),
+    /// The page or a figure could not be written.
+    #[error(transparent)]
+    Io(#[from] IoError),
+}
+
+impl From<ReportError> for String {
+    fn from(e: ReportError) -> String {
+        e.to_string()
+    }
+}
+
 /// Writes RUN_DIR/report.html and RUN_DIR/figures/*.svg (each atomically); returns the page's path.
-pub fn write_report(dir: &Path) -> Result<PathBuf, String> {
+pub fn write_report(dir: &Path) -> Result<PathBuf, ReportError> {
     write_report_with(dir, Default::default())
 }
 
 /// [`write_report`] with the model loaded per `opts`.
-pub fn write_report_with(dir: &Path, opts: crate::model::file::LoadOptions) -> Result<PathBuf, String> {
+pub fn write_report_with(dir: &Path, opts: crate::model::file::LoadOptions) -> Result<PathBuf, ReportError> {
     let data = RunData::load_with(dir, opts)?;
     let page = build_page(&data);
     let fig_dir = dir.join(files::FIGURES);
     let mut written = std::collections::HashSet::new();
     for f in page.sections.iter().flat_map(|s| s.figures()) {
         let path = fig_dir.join(format!("{}.svg", f.name));
-        crate::io::atomic::write_atomic(&path, f.svg.as_bytes()).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        crate::io::atomic::write_atomic(&path, f.svg.as_bytes()).map_err(|source| IoError::Write { path: path.clone(), source })?;
         written.insert(path);
     }
     remove_stale_figures(&fig_dir, &written);
     let path = dir.join(files::REPORT);
-    crate::io::atomic::write_atomic(&path, html::render(&page).as_bytes()).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    crate::io::atomic::write_atomic(&path, html::render(&page).as_bytes())
+        .map_err(|source| IoError::Write { path: path.clone(), source })?;
     Ok(path)
 }
 
