@@ -19,6 +19,16 @@
 //! - [`io`]: tensor files, atomic writes and output checks;
 //! - [`zoo`]: many models from one manifest, run locally or on Slurm, gathered into one table.
 //!
+//! The public API is what the command line, the Python package (`python/`), a model zoo and the
+//! integration tests call: [`pipeline`] (with [`progress`] and [`run_folder`]) for whole runs;
+//! [`task_model::TaskModel`], [`model`]'s weights, hooks and forward pass, [`eval`] and
+//! [`analysis::intervene`] for working with one model; the typed artifacts
+//! ([`train::log::TrainingLog`], [`eval::EvalReport`], [`analysis::Analysis`], read and written
+//! through [`io::schema::Versioned`]) and their parts; and one typed error per layer
+//! ([`pipeline::Error`] gathers them). The rest is crate-private: the model's kernels and fast
+//! paths, the task's building blocks (their types re-exported from [`task`]), and the report's
+//! figures (the report is [`report::write_report`]).
+//!
 //! The command line (`src/bin/arithlens/`: flags, progress bars, Ctrl-C, `bench`) is a thin binary
 //! over this library, which builds without it (`cargo build --lib --no-default-features`).
 

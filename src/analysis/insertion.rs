@@ -53,9 +53,20 @@ pub struct Insertion {
     pub heads: Vec<InsertedHead>,
 }
 
+/// Why the model a run was inserted from could not be read for comparison.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The model itself.
+    #[error(transparent)]
+    Model(#[from] crate::task_model::ModelError),
+    /// Its analysis.json, which is there but cannot be read.
+    #[error(transparent)]
+    Analysis(#[from] crate::io::schema::ReadError),
+}
+
 /// The source model and its analysis (analysis.json beside it, if there is one), as the
 /// training config names it.
-pub fn load_source(from: &Path) -> Result<(TaskModel, Option<Analysis>), String> {
+pub fn load_source(from: &Path) -> Result<(TaskModel, Option<Analysis>), SourceError> {
     let model = TaskModel::load(from)?;
     let dir = if from.is_dir() { from.to_path_buf() } else { from.parent().map(Path::to_path_buf).unwrap_or_default() };
     let path = crate::run_folder::RunFolder::new(dir).analysis();

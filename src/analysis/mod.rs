@@ -4,8 +4,8 @@
 //! RUN_DIR` writes the result to RUN_DIR/analysis.json and prints [`summary()`].
 //!
 //! # analysis.json (schema version 1)
-//! One [`Analysis`] object, read with [`Analysis::load`] (which refuses another schema version)
-//! and written with [`Analysis::save`]; the report and the terminal summary read this type:
+//! One [`Analysis`] object, read with [`Analysis::load`](crate::io::schema::Versioned::load) (which refuses another schema version)
+//! and written with [`Analysis::save`](crate::io::schema::Versioned::save); the report and the terminal summary read this type:
 //! - `schema` ([`Analysis::SCHEMA`]), `model` ([`ModelInfo`]), `options` ([`AnalyzeOptions`]), `seconds`;
 //! - `provenance` ([`crate::provenance::Provenance`]): {model_sha256 of the model file, options
 //!   (the [`AnalyzeOptions`] again)}; `run` and `report` use it to tell whose analysis it is;

@@ -3,7 +3,7 @@
 //! NumPy `.npz` format.
 
 pub mod atomic;
-pub mod error;
+pub(crate) mod error;
 pub mod npy;
 pub mod outputs;
 pub mod schema;

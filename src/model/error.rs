@@ -77,8 +77,8 @@ pub enum ModelFileError {
     Config {
         /// The file.
         what: String,
-        /// What is wrong with it.
-        source: ModelConfigError,
+        /// What is wrong with it (boxed, so every error stays small).
+        source: Box<ModelConfigError>,
     },
     /// A tensor the config needs is missing.
     #[error("{what}: tensor '{tensor}' is missing (the config needs it with shape {shape:?})")]
@@ -91,17 +91,8 @@ pub enum ModelFileError {
         shape: Vec<usize>,
     },
     /// A tensor has another shape than the config needs.
-    #[error("{what}: tensor '{tensor}' has shape {shape:?} but the config needs {expected:?}")]
-    Shape {
-        /// The file.
-        what: String,
-        /// The tensor.
-        tensor: String,
-        /// Its shape.
-        shape: Vec<usize>,
-        /// The shape the config needs.
-        expected: Vec<usize>,
-    },
+    #[error(transparent)]
+    Shape(Box<ShapeMismatch>),
     /// Tensors that no model of this config has.
     #[error("{what}: tensors {} do not belong to a model with this config", tensors.iter().map(|k| format!("'{k}'")).collect::<Vec<_>>().join(", "))]
     Unknown {
@@ -127,6 +118,21 @@ pub enum ModelFileError {
         /// How many tensors hold some.
         tensors: usize,
     },
+}
+
+/// A tensor of a model file whose shape is not the one the config needs (boxed in
+/// [`ModelFileError`], so every error stays small).
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: tensor '{tensor}' has shape {shape:?} but the config needs {expected:?}")]
+pub struct ShapeMismatch {
+    /// The file.
+    pub what: String,
+    /// The tensor.
+    pub tensor: String,
+    /// Its shape.
+    pub shape: Vec<usize>,
+    /// The shape the config needs.
+    pub expected: Vec<usize>,
 }
 
 impl From<ModelFileError> for String {

@@ -74,8 +74,6 @@ pub fn layernorm_backward(
 /// positions `q0..t` (all of them except in a last layer that computes only what the loss needs).
 #[derive(Clone, Copy, Debug)]
 pub struct AttnDims {
-    /// Batch size.
-    pub batch: usize,
     /// Heads.
     pub heads: usize,
     /// Width of a head.

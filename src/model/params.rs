@@ -421,7 +421,7 @@ impl Params {
     /// present with the right shape and that nothing unknown is left over.
     pub fn from_tensor_file(config: &ModelConfig, file: &TensorFile, what: &str) -> Result<Params, ModelFileError> {
         let what_s = || what.to_string();
-        config.validate().map_err(|source| ModelFileError::Config { what: what_s(), source })?;
+        config.validate().map_err(|e| ModelFileError::Config { what: what_s(), source: Box::new(e) })?;
         // Every tensor is checked before the buffer is allocated, so a config that claims sizes
         // the file does not hold costs nothing.
         let layout = ParamLayout::new(config);
@@ -430,7 +430,8 @@ impl Params {
             let t = file.tensors.get(&e.name).ok_or_else(missing)?;
             if t.shape != e.shape || t.data.len() != e.range.len() {
                 let (shape, expected) = (t.shape.clone(), e.shape.clone());
-                return Err(ModelFileError::Shape { what: what_s(), tensor: e.name.clone(), shape, expected });
+                let mismatch = super::error::ShapeMismatch { what: what_s(), tensor: e.name.clone(), shape, expected };
+                return Err(ModelFileError::Shape(Box::new(mismatch)));
             }
         }
         let mut p = Params::zeros(config);

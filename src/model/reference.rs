@@ -3,7 +3,7 @@
 //! one named buffer per activation, and every weight read by its TransformerLens name.
 //!
 //! This is the model's specification. The passes that training, evaluation and analysis run
-//! ([`super::transformer`]: logits for the answer rows only, a partial recompute from a cached
+//! (`model::transformer`, [`super::forward`]: logits for the answer rows only, a partial recompute from a cached
 //! prefix, layer 0 once per distinct (token, position) pair; `eval::one_layer`'s tables) are
 //! optimisations of it, each tested equal to it (`tests/reference_model.rs`), and it is tested
 //! against TransformerLens itself (`tests/transformer_lens_fixtures.rs`).
@@ -270,7 +270,7 @@ fn attention_forward<H: Hooks>(p: &Params, l: usize, x: &[f32], batch: usize, t:
     hook(hooks, HookPoint::Q(l), &mut q, &heads);
     hook(hooks, HookPoint::K(l), &mut k, &heads);
     hook(hooks, HookPoint::V(l), &mut v, &heads);
-    let dims = AttnDims { batch, heads: nh, d_head: dh, t, q0: 0 };
+    let dims = AttnDims { heads: nh, d_head: dh, t, q0: 0 };
     let mut pattern = vec![0.0; batch * nh * t * t];
     ops::attn_scores(dims, &q, &k, &mut pattern);
     hook(hooks, HookPoint::AttnScores(l), &mut pattern, &[batch, nh, t, t]);
@@ -322,7 +322,7 @@ fn attention_backward<H: Hooks>(
     matmul(&mut dz, MatRef::new(d_out, rows, d), MatRef::new(w_o, nh * dh, d).t(), false);
     let heads = [acts.batch, acts.t, nh, dh];
     hook(hooks, HookPoint::Z(l), &mut dz, &heads);
-    let dims = AttnDims { batch: acts.batch, heads: nh, d_head: dh, t: acts.t, q0: 0 };
+    let dims = AttnDims { heads: nh, d_head: dh, t: acts.t, q0: 0 };
     let (mut dq, mut dk, mut dv) = (vec![0.0; dz.len()], vec![0.0; dz.len()], vec![0.0; dz.len()]);
     let mut dscores = vec![0.0; a.pattern.len()];
     let saved = AttnSaved { q: &a.q, k: &a.k, v: &a.v, pattern: &a.pattern };

@@ -90,7 +90,7 @@ impl Rows {
 
     /// Attention's shapes over these rows.
     pub fn attn(&self, heads: usize, d_head: usize) -> AttnDims {
-        AttnDims { batch: self.batch, heads, d_head, t: self.t, q0: self.q0 }
+        AttnDims { heads, d_head, t: self.t, q0: self.q0 }
     }
 
     /// Copies rows `q0..t` of every sequence of `x` ([batch, t, d]) into `out` ([batch, t - q0, d]).

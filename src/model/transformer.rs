@@ -229,7 +229,7 @@ impl Workspace {
 
     /// Makes every block but the last compute queries, attention output and MLP only for rows
     /// `first..span.t` (keys and values still for every row), leaving the rows before `first` of
-    /// their outputs as they are: the partial recompute of [`super::rows`]. An intervention pass
+    /// their outputs as they are: the partial recompute of `model::rows`. An intervention pass
     /// loads the clean outputs (every later block's `hook_resid_pre`, [`Workspace::resid_pre_mut`])
     /// and sets `first` to its first intervened position. 0 (the default) computes every row;
     /// the backward pass needs 0.

@@ -11,19 +11,19 @@
 //! why, and what to run instead. The page records the model hash it was made for in a
 //! `<meta name="arithlens-provenance">` entry.
 
-pub mod accuracy;
-pub mod algorithm;
-pub mod attention;
-pub mod attribution;
-pub mod families;
-pub mod html;
-pub mod node_map;
+pub(crate) mod accuracy;
+pub(crate) mod algorithm;
+pub(crate) mod attention;
+pub(crate) mod attribution;
+pub(crate) mod families;
+pub(crate) mod html;
+pub(crate) mod node_map;
 pub mod page;
-pub mod pca_view;
-pub mod positions;
-pub mod run_info;
-pub mod svg;
-pub mod training;
+pub(crate) mod pca_view;
+pub(crate) mod positions;
+pub(crate) mod run_info;
+pub(crate) mod svg;
+pub(crate) mod training;
 
 use crate::analysis::Analysis;
 use crate::eval::EvalReport;

@@ -1,5 +1,5 @@
 //! The report's document model: sections made of figures, tables, notes and question pickers,
-//! independent of how they are rendered (see [`super::html`]).
+//! independent of how they are rendered (see `report::html`).
 
 /// One figure: an SVG plus what it shows and how it was measured.
 #[derive(Clone, Debug)]

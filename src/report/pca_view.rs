@@ -142,4 +142,30 @@ mod tests {
         assert_eq!(parse_head("P13L0H1"), Some((13, 0, 1)));
         assert_eq!(parse_head("P13L0M"), None);
     }
+
+    #[test]
+    fn pca_figures_use_the_questions_their_sub_task_is_defined_on() {
+        use crate::task_model::TaskModel;
+        use crate::train::{TrainConfig, Trainer};
+        // An untrained mixed model: the projection needs only a forward pass.
+        let m = TaskModel::from_file(Trainer::new(TrainConfig::preset("tiny_mix").unwrap()).unwrap().model_file(), "test").unwrap();
+        let node = format!("P{}L0H0", m.answer_start());
+        for (task, sign) in [("NB_1", "-"), ("MB_1", "+"), ("MC_0", "+")] {
+            let f = figure(&m, &node, task).unwrap_or_else(|| panic!("no figure for {task}"));
+            let opts = roxmltree::ParsingOptions { allow_dtd: true, ..Default::default() };
+            let doc = roxmltree::Document::parse_with_options(&f.svg, opts).unwrap();
+            // Every point's hover text is its question; a subtraction sub-task of negative answers
+            // shows only questions with negative answers, an addition one only additions.
+            let labels: Vec<String> =
+                doc.descendants().filter(|n| n.has_tag_name("title")).filter_map(|n| n.text()).map(String::from).collect();
+            let questions: Vec<&String> = labels.iter().filter(|t| t.contains('=')).collect();
+            assert!(questions.len() > 100, "{task}: {} points", questions.len());
+            let op = if task.starts_with("MC") { '+' } else { '-' };
+            assert!(questions.iter().all(|q| q.contains(op)), "{task}: {questions:?}");
+            let answers: Vec<char> = questions.iter().map(|q| q.split('=').nth(1).and_then(|a| a.chars().next()).unwrap_or(' ')).collect();
+            assert!(answers.iter().all(|&c| c.to_string() == sign), "{task}: {questions:?}");
+            assert!(f.caption.contains("random questions the sub-task applies to"), "{}", f.caption);
+        }
+        assert!(figure(&m, &node, "XX_1").is_none() && figure(&m, &node, "MC_9").is_none());
+    }
 }

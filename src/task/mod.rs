@@ -4,15 +4,15 @@
 //! Reproduces the data side of Quirke & Barez, "Understanding Addition in
 //! Transformers", and its follow-up on mixed addition/subtraction.
 
-pub mod classes;
-pub mod columns;
-pub mod curated;
-pub mod error;
-pub mod format;
+pub(crate) mod classes;
+pub(crate) mod columns;
+pub(crate) mod curated;
+pub(crate) mod error;
+pub(crate) mod format;
 pub mod generate;
-pub mod labels;
-pub mod question;
-pub mod stratified;
+pub(crate) mod labels;
+pub(crate) mod question;
+pub(crate) mod stratified;
 
 pub use classes::{classes_for, Class};
 pub use columns::Columns;

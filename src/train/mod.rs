@@ -2,7 +2,7 @@
 //! training loop with checkpoints; its timing apart from the record.
 
 pub mod config;
-pub mod error;
+pub(crate) mod error;
 pub mod insert;
 pub mod log;
 pub mod optim;
