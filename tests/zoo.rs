@@ -3,7 +3,8 @@
 //! everything, a failed job does not stop independent ones, a killed run resumes its training.
 
 use arithlens::zoo::graph::{dependencies, jobs};
-use arithlens::zoo::slurm::{dry_run, in_flight, parse_squeue, Submitted};
+use arithlens::zoo::slurm::{accounted_ends, dry_run, in_flight, parse_sacct, parse_squeue, Submitted};
+use arithlens::zoo::status::{stage_word, SlurmView};
 use arithlens::zoo::{Job, Stage, Zoo};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -146,6 +147,42 @@ fn models_queued_or_running_on_slurm_are_not_submitted_again() {
     assert!(train_inserted.1.contains("#SBATCH --dependency=afterok:40_1\n"), "{}", train_inserted.1);
 }
 
+#[test]
+fn status_says_how_slurm_ended_a_task_from_its_accounting() {
+    let dir = scratch("sacct");
+    let zoo = Zoo::parse(INSERTED, Path::new("zoo/test.toml"), Some(&dir)).unwrap();
+    let (a, b) = (zoo.models[0].name.clone(), zoo.models[1].name.clone());
+    let record = vec![
+        Submitted { job_id: 40, stage: Stage::Train, tasks: [(0, a.clone()), (1, b.clone())].into() },
+        Submitted { job_id: 41, stage: Stage::Eval, tasks: [(0, a.clone()), (1, b.clone())].into() },
+        Submitted { job_id: 50, stage: Stage::Train, tasks: [(1, b.clone())].into() }, // a resubmission
+    ];
+    let sacct = "40_0|FAILED|2:0\n40_1|CANCELLED by 0|0:15\n41_0|CANCELLED by 0|0:0\n41_[1]|PENDING|0:0\n50_1|TIMEOUT|0:1\n77|COMPLETED|0:0\n";
+    let accounted = parse_sacct(sacct);
+    assert_eq!(accounted.len(), 4, "whole arrays and plain jobs are not tasks: {accounted:?}");
+    let ends = accounted_ends(&record, &accounted);
+    assert_eq!(ends[&(b.clone(), Stage::Train)].job_id, 50, "the latest submission counts");
+    assert!(!ends.contains_key(&(b.clone(), Stage::Eval)), "a task accounting does not know yet");
+    let view = SlurmView { record: &record, queue: &[], accounted: &accounted };
+    let word = |model: usize, stage: Stage| stage_word(&zoo, Job { model, stage }, Some(view));
+    assert_eq!(word(0, Stage::Train), "failed (exit 2)");
+    assert_eq!(word(0, Stage::Eval), "cancelled", "removed by Slurm after its training failed");
+    assert_eq!(word(1, Stage::Train), "timeout");
+    assert_eq!(word(1, Stage::Eval), "-", "a stage the model does not run");
+    assert_eq!(word(2, Stage::Train), "todo", "never submitted");
+    let queue = parse_squeue("50|1|RUNNING|None\n");
+    let view = SlurmView { record: &record, queue: &queue, accounted: &accounted };
+    assert_eq!(stage_word(&zoo, Job { model: 1, stage: Stage::Train }, Some(view)), "running", "the queue comes first");
+    // Without Slurm's word, the job's log says how its last attempt ended.
+    let log = arithlens::zoo::job::log_path(&zoo, Job { model: 1, stage: Stage::Train });
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    std::fs::write(&log, "== zoo: arithlens train\n== zoo: exit status 1 after 4.0 s; cancelled\n").unwrap();
+    assert_eq!(stage_word(&zoo, Job { model: 1, stage: Stage::Train }, None), "cancelled");
+    std::fs::write(&log, "== zoo: arithlens train\n== zoo: exit status 3 after 4.0 s\n").unwrap();
+    assert_eq!(stage_word(&zoo, Job { model: 1, stage: Stage::Train }, None), "failed (exit 3)");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 fn arithlens(dir: &Path, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_arithlens")).current_dir(dir).args(args).output().unwrap()
 }
@@ -269,6 +306,37 @@ fn a_killed_zoo_run_resumes_its_training_from_the_checkpoint() {
         Job { model: 0, stage: Stage::Train },
     );
     assert!(state.is_done(), "{state:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_zoo_job_told_to_stop_passes_it_on_and_is_logged_as_cancelled() {
+    let dir = scratch("cancel");
+    let manifest =
+        "[zoo]\nname = \"c\"\nstages = [\"train\"]\n[[model]]\npreset = \"tiny\"\nset = [\"steps=100000\", \"checkpoint_every=100\"]\n";
+    std::fs::write(dir.join("c.toml"), manifest).unwrap();
+    let run = dir.join("runs/zoo-c/tiny");
+    // What a Slurm array task runs; scancel sends it SIGTERM.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_arithlens"))
+        .current_dir(&dir)
+        .args(["--threads", "1", "zoo", "job", "c.toml", "--stage", "train", "--model", "tiny"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    while !run.join("checkpoint.safetensors").exists() {
+        assert!(child.try_wait().unwrap().is_none(), "the job ended before its first checkpoint");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Only the zoo job is signalled: it must pass the request on to the training it runs.
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("cancelled"), "{err}");
+    assert!(!run.join("model.safetensors").exists(), "training finished before the signal; make it longer");
+    let log = std::fs::read_to_string(run.join("logs/train.log")).unwrap();
+    assert!(log.trim_end().ends_with("; cancelled"), "{log}");
+    let status = text(&arithlens(&dir, &["zoo", "status", "c.toml"]));
+    assert!(status.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["tiny", "cancelled", "-", "-", "-"]), "{status}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

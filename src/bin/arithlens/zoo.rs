@@ -24,7 +24,7 @@ pub enum ZooCommand {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Each model's stage states, from its run folder and, on Slurm, from squeue.
+    /// Each model's stage states, from its run folder and, on Slurm, from squeue and sacct.
     Status {
         /// The manifest.
         manifest: PathBuf,
@@ -100,7 +100,10 @@ pub fn run(cmd: ZooCommand, threads: Option<usize>) -> Result<(), String> {
             let zoo = Zoo::load(&manifest, root.root.as_deref())?;
             let record = slurm::read_record(&zoo)?;
             let queue = if record.is_empty() { Vec::new() } else { slurm::squeue().unwrap_or_default() };
-            print!("{}", status::status_text(&zoo, (!record.is_empty()).then_some((&record[..], &queue[..]))));
+            // A cluster without accounting: the jobs' logs say how they ended.
+            let accounted = slurm::sacct(&record).unwrap_or_default();
+            let view = status::SlurmView { record: &record, queue: &queue, accounted: &accounted };
+            print!("{}", status::status_text(&zoo, (!record.is_empty()).then_some(view)));
             Ok(())
         }
         ZooCommand::Table { manifest, root } => {
@@ -113,7 +116,10 @@ pub fn run(cmd: ZooCommand, threads: Option<usize>) -> Result<(), String> {
         ZooCommand::Job { manifest, root, model, stage } => {
             let zoo = Zoo::load(&manifest, root.root.as_deref())?;
             let job = Job { model: zoo.model_index(&model)?, stage: Stage::parse(&stage)? };
-            match arithlens::zoo::job::run_job(&zoo, job, &exe, threads.unwrap_or(1)) {
+            // Slurm's scancel and time limit send SIGTERM: pass it on to the stage and log the
+            // attempt as cancelled instead of dying without a word.
+            let guard = crate::interrupt::Guard::install();
+            match arithlens::zoo::job::run_job(&zoo, job, &exe, threads.unwrap_or(1), guard.stop()) {
                 arithlens::zoo::job::Outcome::Failed(why) => Err(format!("{stage} {model}: {why}")),
                 _ => Ok(()),
             }
