@@ -341,6 +341,53 @@ fn a_zoo_job_told_to_stop_passes_it_on_and_is_logged_as_cancelled() {
 }
 
 #[test]
+fn a_second_zoo_run_on_one_root_is_refused_and_a_stale_lock_is_taken_over() {
+    let dir = scratch("lock");
+    let long = "[zoo]\nname = \"l\"\nstages = [\"train\"]\n[[model]]\npreset = \"tiny\"\nset = [\"steps=100000\"]\n";
+    let quick = "[zoo]\nname = \"q\"\nstages = [\"train\"]\n[[model]]\npreset = \"tiny_sub\"\nset = [\"steps=20\"]\n";
+    std::fs::write(dir.join("long.toml"), long).unwrap();
+    std::fs::write(dir.join("quick.toml"), quick).unwrap();
+    let lock = dir.join("root/.zoo/lock");
+    let mut first = Command::new(env!("CARGO_BIN_EXE_arithlens"))
+        .current_dir(&dir)
+        .args(["--threads", "1", "zoo", "run", "long.toml", "--root", "root"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    while !dir.join("root/tiny/logs/train.log").exists() {
+        assert!(first.try_wait().unwrap().is_none(), "the first run ended before its training began");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let holder = arithlens::zoo::lock::read_holder(&lock).unwrap();
+    assert_eq!(holder.pid, first.id());
+    for engine in ["local", "slurm"] {
+        let o = arithlens(&dir, &["zoo", "run", "quick.toml", "--root", "root", "--engine", engine]);
+        let out = text(&o);
+        assert!(!o.status.success(), "{out}");
+        let (pid, host) = (format!("pid {}", first.id()), format!("host {}", arithlens::zoo::lock::host_name()));
+        assert!(out.contains(&lock.display().to_string()) && out.contains(&pid) && out.contains(&host), "{out}");
+    }
+    assert!(!dir.join("root/tiny_sub").exists(), "the refused run touched nothing");
+    first.kill().unwrap(); // SIGKILL: its lock stays behind
+    first.wait().unwrap();
+    assert!(lock.exists());
+    // Its training is told to stop (SIGTERM on its parent's death); let it finish writing.
+    for _ in 0..500 {
+        if std::fs::read_to_string(dir.join("root/tiny/logs/train.log")).unwrap_or_default().contains("stopped") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let o = arithlens(&dir, &["--threads", "1", "zoo", "run", "quick.toml", "--root", "root"]);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("taking over the stale lock") && out.contains(&format!("pid {}", holder.pid)), "{out}");
+    assert!(dir.join("root/tiny_sub/model.safetensors").exists(), "{out}");
+    assert!(!lock.exists(), "the lock is removed when the run ends");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn the_shipped_manifests_parse_and_hold_what_they_promise() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mini = Zoo::load(&repo.join("zoo/mini.toml"), Some(Path::new("/tmp/mini-root"))).unwrap();

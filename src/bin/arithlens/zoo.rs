@@ -1,5 +1,6 @@
 //! `arithlens zoo run|status|table|job`: the command line of the model zoo ([`arithlens::zoo`]).
 
+use arithlens::zoo::lock::RootLock;
 use arithlens::zoo::{local, slurm, status, table, Job, Stage, Zoo};
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -87,13 +88,19 @@ pub fn run(cmd: ZooCommand, threads: Option<usize>) -> Result<(), String> {
                     print_jobs(&zoo, threads_per_job(threads, jobs));
                     Ok(())
                 }
-                (Engine::Local, false) => run_local(&zoo, &exe, jobs, threads),
+                (Engine::Local, false) => {
+                    let _lock = RootLock::take(&zoo, "zoo run", say)?;
+                    run_local(&zoo, &exe, jobs, threads)
+                }
                 (Engine::Slurm, true) => {
                     print_scripts(&zoo, &exe);
                     Ok(())
                 }
-                (Engine::Slurm, false) => slurm::submit(&zoo, &exe, say)
-                    .map(|s| eprintln!("{} array(s) submitted; `arithlens zoo status {}` follows them", s.len(), manifest.display())),
+                (Engine::Slurm, false) => {
+                    let _lock = RootLock::take(&zoo, "zoo run", say)?;
+                    slurm::submit(&zoo, &exe, say)
+                        .map(|s| eprintln!("{} array(s) submitted; `arithlens zoo status {}` follows them", s.len(), manifest.display()))
+                }
             }
         }
         ZooCommand::Status { manifest, root } => {
