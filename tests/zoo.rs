@@ -157,7 +157,8 @@ fn status_says_how_slurm_ended_a_task_from_its_accounting() {
         Submitted { job_id: 41, stage: Stage::Eval, tasks: [(0, a.clone()), (1, b.clone())].into() },
         Submitted { job_id: 50, stage: Stage::Train, tasks: [(1, b.clone())].into() }, // a resubmission
     ];
-    let sacct = "40_0|FAILED|2:0\n40_1|CANCELLED by 0|0:15\n41_0|CANCELLED by 0|0:0\n41_[1]|PENDING|0:0\n50_1|TIMEOUT|0:1\n77|COMPLETED|0:0\n";
+    let sacct =
+        "40_0|FAILED|2:0\n40_1|CANCELLED by 0|0:15\n41_0|CANCELLED by 0|0:0\n41_[1]|PENDING|0:0\n50_1|TIMEOUT|0:1\n77|COMPLETED|0:0\n";
     let accounted = parse_sacct(sacct);
     assert_eq!(accounted.len(), 4, "whole arrays and plain jobs are not tasks: {accounted:?}");
     let ends = accounted_ends(&record, &accounted);
@@ -384,6 +385,24 @@ fn a_second_zoo_run_on_one_root_is_refused_and_a_stale_lock_is_taken_over() {
     assert!(out.contains("taking over the stale lock") && out.contains(&format!("pid {}", holder.pid)), "{out}");
     assert!(dir.join("root/tiny_sub/model.safetensors").exists(), "{out}");
     assert!(!lock.exists(), "the lock is removed when the run ends");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn estimate_measures_each_architecture_once_and_totals_the_zoo() {
+    let dir = scratch("estimate");
+    std::fs::write(dir.join("tiny.toml"), TINY).unwrap();
+    let o = arithlens(&dir, &["--threads", "2", "zoo", "estimate", "tiny.toml", "--jobs", "2", "--steps", "3", "--eval-questions", "200"]);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("measuring 2 architecture(s) at 1 thread(s) each (3 training steps, 200 evaluated questions"), "{out}");
+    assert!(out.lines().any(|l| l.trim_start().starts_with("tiny ") && l.contains("train ") && l.contains("analyze ")), "{out}");
+    assert!(out.lines().any(|l| l.trim_start().starts_with("tiny_l2_short ") && !l.contains("analyze")), "{out}");
+    assert!(
+        out.contains("on this machine, 2 job(s) at once on 2 core(s): ") && out.contains("on a cluster running 2 job(s) at once"),
+        "{out}"
+    );
+    assert!(!dir.join("runs").exists(), "an estimate trains nothing into run folders");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

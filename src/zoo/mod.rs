@@ -8,12 +8,14 @@
 //! - [`job`]: running one job with its log (both engines);
 //! - [`local`], [`slurm`]: the engines; [`lock`]: one `zoo run` per root at a time;
 //! - [`progress`]: the whole zoo's progress line;
-//! - [`status`], [`table`]: what `zoo status` and `zoo table` print and write.
+//! - [`status`], [`table`]: what `zoo status` and `zoo table` print and write;
+//! - [`estimate`]: what a zoo costs, from rates measured on this machine (`zoo estimate`).
 //!
 //! Every model's files live in `ROOT/NAME/` (a run folder, see [`crate::run_folder`]) with the
 //! jobs' logs in `ROOT/NAME/logs/STAGE.log`; the engines keep their own state (and the lock) in
 //! `ROOT/.zoo/`.
 
+pub mod estimate;
 pub mod fresh;
 pub mod graph;
 pub mod job;
