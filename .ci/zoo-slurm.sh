@@ -2,7 +2,8 @@
 # The zoo on a real (one-node) Slurm cluster and on the local engine, end to end:
 #   1. brings up the cluster (.ci/slurm.sh up; down again on exit);
 #   2. submits a three-model manifest with --engine slurm, cancels one model's training while it
-#      runs, waits, and checks that only that model is unfinished;
+#      runs, waits, and checks that only that model is unfinished and that `zoo status` shows its
+#      training as cancelled;
 #   3. resubmits: only the cancelled model is submitted (its training resumes from its
 #      checkpoint), a second resubmission while it is queued submits nothing, and no finished
 #      job ran twice;
@@ -78,7 +79,7 @@ wait_queue_empty
 $bin zoo status "$manifest" --root "$root" | tee "$work/status1.txt"
 grep -qE '^tiny +done +done +done +done$' "$work/status1.txt" || fail "tiny should be done"
 grep -qE '^tiny_mix +done +done +- +done$' "$work/status1.txt" || fail "tiny_mix should be done"
-grep -qE '^tiny_sub +(partial|todo|failed)' "$work/status1.txt" || fail "tiny_sub should be unfinished"
+grep -qE '^tiny_sub +cancelled ' "$work/status1.txt" || fail "tiny_sub's training should show as cancelled"
 
 # Resubmit: only tiny_sub; again at once: nothing (it is queued or running).
 $bin zoo run "$manifest" --engine slurm --root "$root" 2>&1 | tee "$work/submit2.txt"

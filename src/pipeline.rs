@@ -17,7 +17,7 @@ use crate::model::file::LoadOptions;
 use crate::progress::{Event, Stop, Stopped};
 use crate::provenance::Stale;
 use crate::report::ReportError;
-use crate::run_folder::RunFolder;
+use crate::run_folder::{RunFolder, Training};
 use crate::task_model::{ModelError, TaskModel};
 use crate::train::{ConfigError, TrainConfig, TrainError, Trainer};
 use std::path::{Path, PathBuf};
@@ -350,15 +350,15 @@ impl Run {
     /// `None` when skipped.
     pub fn train(&mut self, stop: &Stop, progress: &mut dyn FnMut(Event)) -> Result<Option<Trained>, Error> {
         self.model_sha256 = None;
-        let model = self.folder.model();
-        if model.exists() && !self.opts.force && !self.opts.resume {
+        let state = self.folder.training_state();
+        if state == Training::Finished && !self.opts.force && !self.opts.resume {
             let note =
                 format!("train: {} already holds a trained model; skipping training (--force retrains)", self.folder.dir().display());
             progress(stage_note(1, &note));
             return Ok(None);
         }
         let mut opts = TrainOptions { out: Some(self.folder.dir().to_path_buf()), ..self.opts.clone() };
-        opts.resume |= !opts.force && !model.exists() && self.folder.checkpoint().exists();
+        opts.resume |= !opts.force && state == Training::Interrupted;
         progress(stage_note(1, if opts.resume { "train (resuming from the last checkpoint)" } else { "train" }));
         train(&opts, stop, progress).map(Some)
     }

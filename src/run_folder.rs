@@ -39,6 +39,17 @@ pub mod files {
     pub const FIGURES: &str = "figures";
 }
 
+/// How far a run folder's training got: what `arithlens run` and the zoo decide training by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Training {
+    /// Neither a model nor a checkpoint: training starts afresh.
+    NotStarted,
+    /// A checkpoint but no model: training was interrupted and resumes from the checkpoint.
+    Interrupted,
+    /// model.safetensors is there: training finished.
+    Finished,
+}
+
 /// A run folder's paths.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunFolder {
@@ -135,6 +146,17 @@ impl RunFolder {
         removed
     }
 
+    /// How far the folder's training got (from which files exist).
+    pub fn training_state(&self) -> Training {
+        if self.model().exists() {
+            Training::Finished
+        } else if self.checkpoint().exists() {
+            Training::Interrupted
+        } else {
+            Training::NotStarted
+        }
+    }
+
     /// The hex SHA-256 of the folder's model file: the provenance its derived files must record.
     pub fn model_sha256(&self) -> Result<String, crate::io::IoError> {
         crate::provenance::sha256_file(&self.model())
@@ -150,6 +172,22 @@ impl RunFolder {
     /// `options` (the [`crate::analysis::AnalyzeOptions`] as JSON); else why not.
     pub fn current_analysis(&self, model_sha256: &str, options: &serde_json::Value) -> Result<crate::analysis::Analysis, Stale> {
         self.current(files::ANALYSIS, model_sha256, options)
+    }
+
+    /// Whether report.html was made from the model hashing to `model_sha256` showing the files
+    /// `expected` names with their options (the provenance `arithlens report` records in its
+    /// `<meta name="arithlens-provenance">` entry); else why not.
+    pub fn current_report(&self, model_sha256: &str, expected: &serde_json::Value) -> Result<(), Stale> {
+        let html = match std::fs::read_to_string(self.report()) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Stale::Missing),
+            Err(e) => return Err(Stale::Unusable(format!("cannot read it: {e}"))),
+            Ok(h) => h,
+        };
+        let found = meta_provenance(&html).ok_or_else(|| Stale::Unusable("no arithlens-provenance entry".into()))?;
+        match crate::provenance::mismatch(Some(&found), model_sha256, Some(expected)) {
+            Some(why) => Err(Stale::Foreign(why)),
+            None => Ok(()),
+        }
     }
 
     fn current<T: Derived>(&self, name: &str, model_sha256: &str, options: &serde_json::Value) -> Result<T, Stale> {
@@ -174,5 +212,44 @@ impl RunFolder {
             return Ok(None);
         }
         crate::train::log::TrainingLog::load(&path).map(Some)
+    }
+}
+
+/// The provenance in a page's `<meta name="arithlens-provenance" content="...">`.
+fn meta_provenance(html: &str) -> Option<crate::provenance::Provenance> {
+    let key = "<meta name=\"arithlens-provenance\" content=\"";
+    let start = html.find(key)? + key.len();
+    let end = start + html[start..].find('"')?;
+    let text =
+        html[start..end].replace("&quot;", "\"").replace("&lt;", "<").replace("&gt;", ">").replace("&#39;", "'").replace("&amp;", "&");
+    serde_json::from_str(&text).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn training_state_and_report_freshness_come_from_the_folder() {
+        let dir = std::env::temp_dir().join(format!("arithlens-runfolder-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let run = RunFolder::new(&dir);
+        assert_eq!(run.training_state(), Training::NotStarted);
+        std::fs::write(run.checkpoint(), b"x").unwrap();
+        assert_eq!(run.training_state(), Training::Interrupted);
+        std::fs::write(run.model(), b"x").unwrap();
+        assert_eq!(run.training_state(), Training::Finished);
+        let opts = serde_json::json!({"eval.json": {"questions": 5}});
+        assert!(matches!(run.current_report("ab", &opts), Err(Stale::Missing)));
+        std::fs::write(run.report(), "<html></html>").unwrap();
+        assert!(matches!(run.current_report("ab", &opts), Err(Stale::Unusable(_))));
+        let p = serde_json::to_string(&crate::provenance::Provenance::new("ab", &opts)).unwrap();
+        let page = format!("<meta name=\"arithlens-provenance\" content=\"{}\">", crate::report::svg::escape_xml(&p));
+        std::fs::write(run.report(), page).unwrap();
+        assert!(run.current_report("ab", &opts).is_ok());
+        assert!(matches!(run.current_report("cd", &opts), Err(Stale::Foreign(_))), "another model's page");
+        assert!(matches!(run.current_report("ab", &serde_json::json!({})), Err(Stale::Foreign(_))), "other options");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

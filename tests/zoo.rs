@@ -3,7 +3,8 @@
 //! everything, a failed job does not stop independent ones, a killed run resumes its training.
 
 use arithlens::zoo::graph::{dependencies, jobs};
-use arithlens::zoo::slurm::{dry_run, in_flight, parse_squeue, Submitted};
+use arithlens::zoo::slurm::{accounted_ends, dry_run, in_flight, parse_sacct, parse_squeue, Submitted};
+use arithlens::zoo::status::{stage_word, SlurmView};
 use arithlens::zoo::{Job, Stage, Zoo};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -146,6 +147,43 @@ fn models_queued_or_running_on_slurm_are_not_submitted_again() {
     assert!(train_inserted.1.contains("#SBATCH --dependency=afterok:40_1\n"), "{}", train_inserted.1);
 }
 
+#[test]
+fn status_says_how_slurm_ended_a_task_from_its_accounting() {
+    let dir = scratch("sacct");
+    let zoo = Zoo::parse(INSERTED, Path::new("zoo/test.toml"), Some(&dir)).unwrap();
+    let (a, b) = (zoo.models[0].name.clone(), zoo.models[1].name.clone());
+    let record = vec![
+        Submitted { job_id: 40, stage: Stage::Train, tasks: [(0, a.clone()), (1, b.clone())].into() },
+        Submitted { job_id: 41, stage: Stage::Eval, tasks: [(0, a.clone()), (1, b.clone())].into() },
+        Submitted { job_id: 50, stage: Stage::Train, tasks: [(1, b.clone())].into() }, // a resubmission
+    ];
+    let sacct =
+        "40_0|FAILED|2:0\n40_1|CANCELLED by 0|0:15\n41_0|CANCELLED by 0|0:0\n41_[1]|PENDING|0:0\n50_1|TIMEOUT|0:1\n77|COMPLETED|0:0\n";
+    let accounted = parse_sacct(sacct);
+    assert_eq!(accounted.len(), 4, "whole arrays and plain jobs are not tasks: {accounted:?}");
+    let ends = accounted_ends(&record, &accounted);
+    assert_eq!(ends[&(b.clone(), Stage::Train)].job_id, 50, "the latest submission counts");
+    assert!(!ends.contains_key(&(b.clone(), Stage::Eval)), "a task accounting does not know yet");
+    let view = SlurmView { record: &record, queue: &[], accounted: &accounted };
+    let word = |model: usize, stage: Stage| stage_word(&zoo, Job { model, stage }, Some(view));
+    assert_eq!(word(0, Stage::Train), "failed (exit 2)");
+    assert_eq!(word(0, Stage::Eval), "cancelled", "removed by Slurm after its training failed");
+    assert_eq!(word(1, Stage::Train), "timeout");
+    assert_eq!(word(1, Stage::Eval), "-", "a stage the model does not run");
+    assert_eq!(word(2, Stage::Train), "todo", "never submitted");
+    let queue = parse_squeue("50|1|RUNNING|None\n");
+    let view = SlurmView { record: &record, queue: &queue, accounted: &accounted };
+    assert_eq!(stage_word(&zoo, Job { model: 1, stage: Stage::Train }, Some(view)), "running", "the queue comes first");
+    // Without Slurm's word, the job's log says how its last attempt ended.
+    let log = arithlens::zoo::job::log_path(&zoo, Job { model: 1, stage: Stage::Train });
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    std::fs::write(&log, "== zoo: arithlens train\n== zoo: exit status 1 after 4.0 s; cancelled\n").unwrap();
+    assert_eq!(stage_word(&zoo, Job { model: 1, stage: Stage::Train }, None), "cancelled");
+    std::fs::write(&log, "== zoo: arithlens train\n== zoo: exit status 3 after 4.0 s\n").unwrap();
+    assert_eq!(stage_word(&zoo, Job { model: 1, stage: Stage::Train }, None), "failed (exit 3)");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 fn arithlens(dir: &Path, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_arithlens")).current_dir(dir).args(args).output().unwrap()
 }
@@ -269,6 +307,102 @@ fn a_killed_zoo_run_resumes_its_training_from_the_checkpoint() {
         Job { model: 0, stage: Stage::Train },
     );
     assert!(state.is_done(), "{state:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_zoo_job_told_to_stop_passes_it_on_and_is_logged_as_cancelled() {
+    let dir = scratch("cancel");
+    let manifest =
+        "[zoo]\nname = \"c\"\nstages = [\"train\"]\n[[model]]\npreset = \"tiny\"\nset = [\"steps=100000\", \"checkpoint_every=100\"]\n";
+    std::fs::write(dir.join("c.toml"), manifest).unwrap();
+    let run = dir.join("runs/zoo-c/tiny");
+    // What a Slurm array task runs; scancel sends it SIGTERM.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_arithlens"))
+        .current_dir(&dir)
+        .args(["--threads", "1", "zoo", "job", "c.toml", "--stage", "train", "--model", "tiny"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    while !run.join("checkpoint.safetensors").exists() {
+        assert!(child.try_wait().unwrap().is_none(), "the job ended before its first checkpoint");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Only the zoo job is signalled: it must pass the request on to the training it runs.
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("cancelled"), "{err}");
+    assert!(!run.join("model.safetensors").exists(), "training finished before the signal; make it longer");
+    let log = std::fs::read_to_string(run.join("logs/train.log")).unwrap();
+    assert!(log.trim_end().ends_with("; cancelled"), "{log}");
+    let status = text(&arithlens(&dir, &["zoo", "status", "c.toml"]));
+    assert!(status.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["tiny", "cancelled", "-", "-", "-"]), "{status}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_second_zoo_run_on_one_root_is_refused_and_a_stale_lock_is_taken_over() {
+    let dir = scratch("lock");
+    let long = "[zoo]\nname = \"l\"\nstages = [\"train\"]\n[[model]]\npreset = \"tiny\"\nset = [\"steps=100000\"]\n";
+    let quick = "[zoo]\nname = \"q\"\nstages = [\"train\"]\n[[model]]\npreset = \"tiny_sub\"\nset = [\"steps=20\"]\n";
+    std::fs::write(dir.join("long.toml"), long).unwrap();
+    std::fs::write(dir.join("quick.toml"), quick).unwrap();
+    let lock = dir.join("root/.zoo/lock");
+    let mut first = Command::new(env!("CARGO_BIN_EXE_arithlens"))
+        .current_dir(&dir)
+        .args(["--threads", "1", "zoo", "run", "long.toml", "--root", "root"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    while !dir.join("root/tiny/logs/train.log").exists() {
+        assert!(first.try_wait().unwrap().is_none(), "the first run ended before its training began");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let holder = arithlens::zoo::lock::read_holder(&lock).unwrap();
+    assert_eq!(holder.pid, first.id());
+    for engine in ["local", "slurm"] {
+        let o = arithlens(&dir, &["zoo", "run", "quick.toml", "--root", "root", "--engine", engine]);
+        let out = text(&o);
+        assert!(!o.status.success(), "{out}");
+        let (pid, host) = (format!("pid {}", first.id()), format!("host {}", arithlens::zoo::lock::host_name()));
+        assert!(out.contains(&lock.display().to_string()) && out.contains(&pid) && out.contains(&host), "{out}");
+    }
+    assert!(!dir.join("root/tiny_sub").exists(), "the refused run touched nothing");
+    first.kill().unwrap(); // SIGKILL: its lock stays behind
+    first.wait().unwrap();
+    assert!(lock.exists());
+    // Its training is told to stop (SIGTERM on its parent's death); let it finish writing.
+    for _ in 0..500 {
+        if std::fs::read_to_string(dir.join("root/tiny/logs/train.log")).unwrap_or_default().contains("stopped") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let o = arithlens(&dir, &["--threads", "1", "zoo", "run", "quick.toml", "--root", "root"]);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("taking over the stale lock") && out.contains(&format!("pid {}", holder.pid)), "{out}");
+    assert!(dir.join("root/tiny_sub/model.safetensors").exists(), "{out}");
+    assert!(!lock.exists(), "the lock is removed when the run ends");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn estimate_measures_each_architecture_once_and_totals_the_zoo() {
+    let dir = scratch("estimate");
+    std::fs::write(dir.join("tiny.toml"), TINY).unwrap();
+    let o = arithlens(&dir, &["--threads", "2", "zoo", "estimate", "tiny.toml", "--jobs", "2", "--steps", "3", "--eval-questions", "200"]);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("measuring 2 architecture(s) at 1 thread(s) each (3 training steps, 200 evaluated questions"), "{out}");
+    assert!(out.lines().any(|l| l.trim_start().starts_with("tiny ") && l.contains("train ") && l.contains("analyze ")), "{out}");
+    assert!(out.lines().any(|l| l.trim_start().starts_with("tiny_l2_short ") && !l.contains("analyze")), "{out}");
+    assert!(
+        out.contains("on this machine, 2 job(s) at once on 2 core(s): ") && out.contains("on a cluster running 2 job(s) at once"),
+        "{out}"
+    );
+    assert!(!dir.join("runs").exists(), "an estimate trains nothing into run folders");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -401,15 +401,25 @@ pub fn mean_activation(model: &TaskModel, reference: &[Question], point: HookPoi
     cache_activation(model, reference, point, pos0, npos, batch).mean()
 }
 
+/// Questions per forward pass of [`full_cache`]: bounds its workspace (the activations of one
+/// batch) whatever the question count, so only the outputs grow with it.
+pub const FULL_CACHE_BATCH: usize = 512;
+
 /// Caches a hook over a full pass (every position, every layer), as TransformerLens's
-/// `run_with_cache` with a name filter; for attention patterns and exports.
+/// `run_with_cache` with a name filter; for attention patterns and exports. Runs in batches of
+/// [`FULL_CACHE_BATCH`] questions.
 pub fn full_cache(model: &TaskModel, questions: &[Question], names: &[&str]) -> Cache {
+    full_cache_in_batches(model, questions, names, FULL_CACHE_BATCH)
+}
+
+/// [`full_cache`] with `batch` questions per forward pass (the values do not depend on it).
+pub fn full_cache_in_batches(model: &TaskModel, questions: &[Question], names: &[&str], batch: usize) -> Cache {
     let t = model.n_ctx();
     let mut tokens = vec![0u32; questions.len() * t];
     for (q, row) in questions.iter().zip(tokens.chunks_exact_mut(t)) {
         q.write_tokens(model.format, row);
     }
-    let batch = questions.len().max(1);
+    let batch = batch.clamp(1, questions.len().max(1));
     let names = (!names.is_empty()).then_some(names);
     cache_tokens(model, &tokens, t, names, batch).expect("questions of the model's task give valid tokens").1
 }

@@ -126,14 +126,40 @@ struct PartialEval {
 }
 
 impl PartialEval {
-    /// What a progress file must match: a hash of the weights and every option that changes
-    /// the report.
+    /// What a progress file must match: the model file's SHA-256 (the provenance eval.json
+    /// records; a hash of the weights for a model made in memory) and every option that
+    /// changes the report.
     fn key(model: &TaskModel, opts: &EvalOptions) -> String {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for v in &model.params.data {
-            h = (h ^ v.to_bits() as u64).wrapping_mul(0x0100_0000_01b3);
+        let id = match &model.sha256 {
+            Some(sha) => format!("sha256 {sha}"),
+            None => {
+                let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+                for v in &model.params.data {
+                    h = (h ^ v.to_bits() as u64).wrapping_mul(0x0100_0000_01b3);
+                }
+                format!("weights-fnv {h:016x}")
+            }
+        };
+        format!("{} {id} seed {} questions {} per_class {} top_k {}", model.name, opts.seed, opts.questions, opts.per_class, opts.top_k)
+    }
+
+    /// The saved progress for `key`, or a note saying why the file at `path` is not used (it
+    /// holds another model's or other options' progress, e.g. one keyed the older way, or does
+    /// not parse): that evaluation starts afresh and replaces it.
+    fn load_or_note(path: &Path, key: &str) -> (Option<PartialEval>, Option<String>) {
+        if !path.exists() {
+            return (None, None);
         }
-        format!("{} {h:016x} seed {} questions {} per_class {} top_k {}", model.name, opts.seed, opts.questions, opts.per_class, opts.top_k)
+        match PartialEval::load(path, key) {
+            Some(p) => (Some(p), None),
+            None => (
+                None,
+                Some(format!(
+                    "{} holds progress of another model or other options (or does not parse); not used: this evaluation starts afresh and replaces it",
+                    path.display()
+                )),
+            ),
+        }
     }
 
     /// The saved progress for `key`, if the file holds it.
@@ -358,7 +384,11 @@ pub fn evaluate(model: &TaskModel, opts: &EvalOptions, stop: &Stop, progress: &m
     let start = Instant::now();
     let key = PartialEval::key(model, opts);
     let saving = opts.progress_file.as_deref().filter(|_| !opts.exhaustive);
-    let mut state = saving.and_then(|p| PartialEval::load(p, &key)).unwrap_or(PartialEval { key, ..Default::default() });
+    let (found, note) = saving.map_or((None, None), |p| PartialEval::load_or_note(p, &key));
+    if let Some(note) = note {
+        progress(Event::Note(note));
+    }
+    let mut state = found.unwrap_or(PartialEval { key, ..Default::default() });
     let before = state.seconds;
     let mut save = |s: &mut PartialEval| {
         s.seconds = before + start.elapsed().as_secs_f64();

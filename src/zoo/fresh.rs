@@ -1,12 +1,13 @@
-//! Whether a job's output is current: the one place the zoo decides what to skip. A stage is
-//! done when its file belongs, by provenance, to the run folder's model and the zoo's options
-//! (the check `arithlens run` makes); a finished training is one whose training.json records
-//! the config the manifest asks for and the hash of the model beside it.
+//! Whether a job's output is current: the one place the zoo decides what to skip. It asks the run
+//! folder ([`RunFolder::training_state`], [`RunFolder::current_eval`],
+//! [`RunFolder::current_analysis`], [`RunFolder::current_report`]), the same checks
+//! `arithlens run` skips by, with the zoo's options; on top, a finished training must be one
+//! whose training.json records the config the manifest asks for and the hash of the model
+//! beside it.
 
 use super::graph::{analyze_options, eval_options, Job, Stage};
 use super::manifest::Zoo;
-use crate::provenance::{read_current, Stale};
-use crate::run_folder::RunFolder;
+use crate::run_folder::{RunFolder, Training};
 use std::path::Path;
 
 /// What a job's run folder holds for it.
@@ -47,24 +48,17 @@ pub fn job_state(zoo: &Zoo, job: Job) -> Fresh {
         Err(state) if job.stage == Stage::Train => return state,
         Err(_) => return Fresh::Todo("waits for train".into()),
     };
-    if job.stage == Stage::Train {
-        let _ = sha;
-        return Fresh::Done;
-    }
     let (path, found) = match job.stage {
+        Stage::Train => return Fresh::Done,
         Stage::Eval => {
-            let o = eval_options(zoo, job.model).provenance_options();
-            let got = read_current::<crate::eval::EvalReport>(&run.eval(), &sha, Some(&o)).map(|_| ());
-            if got.is_err() && run.eval_partial().exists() {
+            let found = run.current_eval(&sha, &eval_options(zoo, job.model).provenance_options()).map(|_| ());
+            if found.is_err() && run.eval_partial().exists() {
                 return Fresh::Partial("eval.partial.json holds an interrupted evaluation".into());
             }
-            (run.eval(), got)
+            (run.eval(), found)
         }
-        Stage::Analyze => {
-            let o = serde_json::to_value(analyze_options(zoo)).unwrap_or_default();
-            (run.analysis(), read_current::<crate::analysis::Analysis>(&run.analysis(), &sha, Some(&o)).map(|_| ()))
-        }
-        _ => (run.report(), report_current(zoo, job.model, &run, &sha)),
+        Stage::Analyze => (run.analysis(), run.current_analysis(&sha, &analyze_value(zoo)).map(|_| ())),
+        Stage::Report => (run.report(), run.current_report(&sha, &report_expected(zoo, job.model, &run))),
     };
     match found {
         Ok(()) => Fresh::Done,
@@ -75,14 +69,12 @@ pub fn job_state(zoo: &Zoo, job: Job) -> Fresh {
 /// The hash of the model in `run` when it is the finished training the zoo asks for, else the
 /// training job's state.
 fn trained_model(zoo: &Zoo, i: usize, run: &RunFolder) -> Result<String, Fresh> {
-    if !run.model().exists() {
-        return Err(if run.checkpoint().exists() {
-            Fresh::Partial("checkpoint.safetensors: training resumes from it".into())
-        } else {
-            Fresh::Todo("model.safetensors is missing".into())
-        });
+    match run.training_state() {
+        Training::NotStarted => return Err(Fresh::Todo("model.safetensors is missing".into())),
+        Training::Interrupted => return Err(Fresh::Partial("checkpoint.safetensors: training resumes from it".into())),
+        Training::Finished => {}
     }
-    let sha = crate::provenance::sha256_file(&run.model()).map_err(|e| Fresh::Todo(e.to_string()))?;
+    let sha = run.model_sha256().map_err(|e| Fresh::Todo(e.to_string()))?;
     let log: crate::train::log::TrainingLog = crate::provenance::read_parsed(&run.training()).map_err(|why| {
         Fresh::Conflict(format!(
             "{} holds a model but its training.json {}; move it away or use another --root",
@@ -109,35 +101,20 @@ fn trained_model(zoo: &Zoo, i: usize, run: &RunFolder) -> Result<String, Fresh> 
     Ok(sha)
 }
 
-/// Whether report.html was made from this model with the zoo's eval and analysis (the
-/// provenance `arithlens report` records in its `<meta name="arithlens-provenance">`).
-fn report_current(zoo: &Zoo, i: usize, run: &RunFolder, sha: &str) -> Result<(), Stale> {
-    let html = match std::fs::read_to_string(run.report()) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Stale::Missing),
-        Err(e) => return Err(Stale::Unusable(format!("cannot read it: {e}"))),
-        Ok(h) => h,
-    };
-    let found = meta_provenance(&html).ok_or_else(|| Stale::Unusable("no arithlens-provenance entry".into()))?;
-    let stages = &zoo.models[i].stages;
-    let expected = serde_json::json!({
-        "training.json": run.training().exists(),
-        "eval.json": stages.contains(&Stage::Eval).then(|| eval_options(zoo, i).provenance_options()),
-        "analysis.json": stages.contains(&Stage::Analyze).then(|| serde_json::to_value(analyze_options(zoo)).unwrap_or_default()),
-    });
-    match crate::provenance::mismatch(Some(&found), sha, Some(&expected)) {
-        Some(why) => Err(Stale::Foreign(why)),
-        None => Ok(()),
-    }
+/// The zoo's analysis options as recorded in analysis.json's provenance.
+fn analyze_value(zoo: &Zoo) -> serde_json::Value {
+    serde_json::to_value(analyze_options(zoo)).unwrap_or_default()
 }
 
-/// The provenance in a page's `<meta name="arithlens-provenance" content="...">`.
-fn meta_provenance(html: &str) -> Option<crate::provenance::Provenance> {
-    let key = "<meta name=\"arithlens-provenance\" content=\"";
-    let start = html.find(key)? + key.len();
-    let end = start + html[start..].find('"')?;
-    let text =
-        html[start..end].replace("&quot;", "\"").replace("&lt;", "<").replace("&gt;", ">").replace("&#39;", "'").replace("&amp;", "&");
-    serde_json::from_str(&text).ok()
+/// The provenance report.html must record for model `i`: the files it shows, with the zoo's
+/// eval and analysis options.
+fn report_expected(zoo: &Zoo, i: usize, run: &RunFolder) -> serde_json::Value {
+    let stages = &zoo.models[i].stages;
+    serde_json::json!({
+        "training.json": run.training().exists(),
+        "eval.json": stages.contains(&Stage::Eval).then(|| eval_options(zoo, i).provenance_options()),
+        "analysis.json": stages.contains(&Stage::Analyze).then(|| analyze_value(zoo)),
+    })
 }
 
 fn file_name(p: &Path) -> String {

@@ -67,7 +67,7 @@ pub fn run_local(zoo: &Zoo, opts: &LocalOptions, say: &mut dyn FnMut(&str)) -> S
             slots.insert(job, Slot::Running(Instant::now()));
             let (tx, exe) = (tx.clone(), opts.exe.clone());
             scope.spawn(move || {
-                let outcome = run_job(zoo, job, &exe, threads);
+                let outcome = run_job(zoo, job, &exe, threads, &crate::progress::Stop::new());
                 let _ = tx.send((job, outcome));
             });
         }

@@ -7,7 +7,9 @@
 //!
 //! Resubmitting skips every model with a task still queued or running (from `squeue`, matched
 //! through the record of submissions in `ROOT/.zoo/slurm.json`; accounting via `sacct` is not
-//! needed) and every stage whose output is current in its run folder.
+//! needed) and every stage whose output is current in its run folder. `zoo status` also asks
+//! `sacct`, where the cluster keeps accounting, how each ended task ended (cancelled, failed
+//! with its exit status, out of time or memory).
 
 use super::fresh::job_state;
 use super::graph::{Job, Stage};
@@ -39,6 +41,37 @@ pub struct QueuedTask {
     pub state: String,
     /// Slurm's reason for a pending task.
     pub reason: String,
+}
+
+/// One array task as Slurm's accounting (`sacct`) records it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AccountedTask {
+    /// The array's job id.
+    pub job_id: u64,
+    /// The task index.
+    pub task: u32,
+    /// Slurm's state (COMPLETED, CANCELLED by 0, FAILED, TIMEOUT, ...).
+    pub state: String,
+    /// The exit status (the part of sacct's `N:S` before the colon).
+    pub exit_code: i32,
+}
+
+impl AccountedTask {
+    /// The task's end in `zoo status`'s words, when it ended other than well: `cancelled`,
+    /// `failed (exit N)`, `timeout`, `failed (out of memory)`, `failed (node failure)`,
+    /// `preempted`; `None` for a task that completed or has not ended.
+    pub fn failure_word(&self) -> Option<String> {
+        let state = self.state.split_whitespace().next().unwrap_or("");
+        Some(match state {
+            "CANCELLED" => "cancelled".into(),
+            "FAILED" => format!("failed (exit {})", self.exit_code),
+            "TIMEOUT" | "DEADLINE" => "timeout".into(),
+            "OUT_OF_MEMORY" => "failed (out of memory)".into(),
+            "NODE_FAIL" | "BOOT_FAIL" => "failed (node failure)".into(),
+            "PREEMPTED" => "preempted".into(),
+            _ => return None,
+        })
+    }
 }
 
 /// A job array to submit.
@@ -85,6 +118,52 @@ pub fn in_flight(record: &[Submitted], queue: &[QueuedTask]) -> BTreeMap<(String
         }
     }
     out
+}
+
+/// How the latest submitted task of each (model, stage) ended, per accounting (`accounted`, from
+/// [`sacct`]); tasks accounting does not know are left out.
+pub fn accounted_ends(record: &[Submitted], accounted: &[AccountedTask]) -> BTreeMap<(String, Stage), AccountedTask> {
+    let mut out = BTreeMap::new();
+    for s in record {
+        for (task, model) in &s.tasks {
+            // Later submissions come later in the record: the last one found wins.
+            match accounted.iter().find(|a| a.job_id == s.job_id && a.task == *task) {
+                Some(a) => out.insert((model.clone(), s.stage), a.clone()),
+                None => out.remove(&(model.clone(), s.stage)),
+            };
+        }
+    }
+    out
+}
+
+/// The accounting of the recorded arrays' tasks (`sacct -X`); an error when `sacct` fails, as
+/// it does on a cluster that keeps no accounting.
+pub fn sacct(record: &[Submitted]) -> Result<Vec<AccountedTask>, String> {
+    if record.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = record.iter().map(|s| s.job_id.to_string()).collect();
+    let out = std::process::Command::new("sacct")
+        .args(["-n", "-P", "-X", "-o", "JobID,State,ExitCode", "-j", &ids.join(",")])
+        .output()
+        .map_err(|e| format!("cannot run sacct: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("sacct failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    Ok(parse_sacct(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Parses `sacct -n -P -X -o JobID,State,ExitCode` (lines such as `123_4|CANCELLED by 0|0:15`);
+/// lines of whole arrays (`123_[5-7]`) and plain jobs are skipped.
+pub fn parse_sacct(text: &str) -> Vec<AccountedTask> {
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.trim().split('|').collect();
+            let (job, task) = f.first()?.split_once('_')?;
+            let exit_code = f.get(2)?.split(':').next()?.parse().ok()?;
+            Some(AccountedTask { job_id: job.parse().ok()?, task: task.parse().ok()?, state: f.get(1)?.to_string(), exit_code })
+        })
+        .collect()
 }
 
 /// A pending task whose dependency failed: it will never run.

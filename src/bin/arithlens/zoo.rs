@@ -1,5 +1,6 @@
 //! `arithlens zoo run|status|table|job`: the command line of the model zoo ([`arithlens::zoo`]).
 
+use arithlens::zoo::lock::RootLock;
 use arithlens::zoo::{local, slurm, status, table, Job, Stage, Zoo};
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -24,7 +25,7 @@ pub enum ZooCommand {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Each model's stage states, from its run folder and, on Slurm, from squeue.
+    /// Each model's stage states, from its run folder and, on Slurm, from squeue and sacct.
     Status {
         /// The manifest.
         manifest: PathBuf,
@@ -39,6 +40,25 @@ pub enum ZooCommand {
         /// The folder of the run folders.
         #[command(flatten)]
         root: RootArg,
+    },
+    /// Estimate each job's time and the whole zoo's, on this machine and on a cluster, from
+    /// rates measured here: a short training of each distinct architecture and an evaluation
+    /// of fresh weights, at the thread count each job would get (--threads / --jobs).
+    Estimate {
+        /// The manifest.
+        manifest: PathBuf,
+        /// Jobs at once on this machine; the cores (or --threads) are divided among them.
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        /// Jobs at once on the cluster (default: one per model).
+        #[arg(long)]
+        cluster_jobs: Option<usize>,
+        /// Timed training steps per architecture.
+        #[arg(long, default_value_t = 20)]
+        steps: u64,
+        /// Timed evaluation questions per architecture.
+        #[arg(long, default_value_t = 2000)]
+        eval_questions: usize,
     },
     /// Run one job (what each Slurm array task runs): skipped when current.
     #[command(hide = true)]
@@ -87,20 +107,29 @@ pub fn run(cmd: ZooCommand, threads: Option<usize>) -> Result<(), String> {
                     print_jobs(&zoo, threads_per_job(threads, jobs));
                     Ok(())
                 }
-                (Engine::Local, false) => run_local(&zoo, &exe, jobs, threads),
+                (Engine::Local, false) => {
+                    let _lock = RootLock::take(&zoo, "zoo run", say)?;
+                    run_local(&zoo, &exe, jobs, threads)
+                }
                 (Engine::Slurm, true) => {
                     print_scripts(&zoo, &exe);
                     Ok(())
                 }
-                (Engine::Slurm, false) => slurm::submit(&zoo, &exe, say)
-                    .map(|s| eprintln!("{} array(s) submitted; `arithlens zoo status {}` follows them", s.len(), manifest.display())),
+                (Engine::Slurm, false) => {
+                    let _lock = RootLock::take(&zoo, "zoo run", say)?;
+                    slurm::submit(&zoo, &exe, say)
+                        .map(|s| eprintln!("{} array(s) submitted; `arithlens zoo status {}` follows them", s.len(), manifest.display()))
+                }
             }
         }
         ZooCommand::Status { manifest, root } => {
             let zoo = Zoo::load(&manifest, root.root.as_deref())?;
             let record = slurm::read_record(&zoo)?;
             let queue = if record.is_empty() { Vec::new() } else { slurm::squeue().unwrap_or_default() };
-            print!("{}", status::status_text(&zoo, (!record.is_empty()).then_some((&record[..], &queue[..]))));
+            // A cluster without accounting: the jobs' logs say how they ended.
+            let accounted = slurm::sacct(&record).unwrap_or_default();
+            let view = status::SlurmView { record: &record, queue: &queue, accounted: &accounted };
+            print!("{}", status::status_text(&zoo, (!record.is_empty()).then_some(view)));
             Ok(())
         }
         ZooCommand::Table { manifest, root } => {
@@ -110,10 +139,21 @@ pub fn run(cmd: ZooCommand, threads: Option<usize>) -> Result<(), String> {
             }
             Ok(())
         }
+        ZooCommand::Estimate { manifest, jobs, cluster_jobs, steps, eval_questions } => {
+            let zoo = Zoo::load(&manifest, None)?;
+            arithlens::limits::check_threads("--jobs", jobs.max(1))?;
+            arithlens::limits::check_range("--steps", steps, 10_000, "the default is 20")?;
+            arithlens::limits::check_range("--eval-questions", eval_questions as u64, 1_000_000, "the default is 2000")?;
+            let probe = Probe { steps: steps.max(1), eval_questions: eval_questions.max(1), threads: threads_per_job(threads, jobs) };
+            estimate(&zoo, &probe, jobs.max(1), cluster_jobs.unwrap_or(zoo.models.len()).max(1))
+        }
         ZooCommand::Job { manifest, root, model, stage } => {
             let zoo = Zoo::load(&manifest, root.root.as_deref())?;
             let job = Job { model: zoo.model_index(&model)?, stage: Stage::parse(&stage)? };
-            match arithlens::zoo::job::run_job(&zoo, job, &exe, threads.unwrap_or(1)) {
+            // Slurm's scancel and time limit send SIGTERM: pass it on to the stage and log the
+            // attempt as cancelled instead of dying without a word.
+            let guard = crate::interrupt::Guard::install();
+            match arithlens::zoo::job::run_job(&zoo, job, &exe, threads.unwrap_or(1), guard.stop()) {
                 arithlens::zoo::job::Outcome::Failed(why) => Err(format!("{stage} {model}: {why}")),
                 _ => Ok(()),
             }
@@ -170,4 +210,74 @@ fn print_scripts(zoo: &Zoo, exe: &Path) {
     for (array, text) in scripts {
         println!("# ---- {} (sbatch --parsable SCRIPT) ----\n{text}", slurm::job_name(zoo, array.stage));
     }
+}
+
+/// How `zoo estimate` measures.
+struct Probe {
+    steps: u64,
+    eval_questions: usize,
+    threads: usize,
+}
+
+/// Measures each architecture of `zoo`, prints each job's estimate and the totals on this
+/// machine (`jobs` at once) and on a cluster (`cluster_jobs` at once).
+fn estimate(zoo: &Zoo, probe: &Probe, jobs: usize, cluster_jobs: usize) -> Result<(), String> {
+    use arithlens::zoo::estimate::{arch_key, architectures, job_times, wall_clock};
+    use arithlens::zoo::progress::duration;
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(probe.threads).build().map_err(|e| e.to_string())?;
+    let load = std::fs::read_to_string("/proc/loadavg").ok().and_then(|l| l.split_whitespace().next().map(str::to_string));
+    println!(
+        "zoo {}: measuring {} architecture(s) at {} thread(s) each ({} training steps, {} evaluated questions; load average {})",
+        zoo.name,
+        architectures(zoo).len(),
+        probe.threads,
+        probe.steps,
+        probe.eval_questions,
+        load.as_deref().unwrap_or("unknown")
+    );
+    let mut rates = std::collections::BTreeMap::new();
+    for i in architectures(zoo) {
+        let r = pool.install(|| measure(zoo, i, probe))?;
+        println!(
+            "  {}: {:.2} steps/s, {:.0} questions/s, analysis about {}",
+            zoo.models[i].name,
+            r.train_steps_per_s,
+            r.eval_questions_per_s,
+            duration(r.analyze_s)
+        );
+        rates.insert(arch_key(zoo, i), r);
+    }
+    let times = job_times(zoo, &rates)?;
+    for (i, m) in zoo.models.iter().enumerate() {
+        let row: Vec<String> =
+            times.iter().filter(|(j, _)| j.model == i).map(|(j, s)| format!("{} {}", j.stage.name(), duration(*s))).collect();
+        println!("  {:32} {}", m.name, row.join(", "));
+    }
+    let cores = probe.threads * jobs;
+    let total: f64 = times.iter().map(|(_, s)| s).sum();
+    println!("all jobs one after another at {} thread(s): {} ({:.1} days)", probe.threads, duration(total), total / 86400.0);
+    let local = wall_clock(zoo, &times, jobs);
+    println!("on this machine, {jobs} job(s) at once on {cores} core(s): {} ({:.1} days)", duration(local), local / 86400.0);
+    let cluster = wall_clock(zoo, &times, cluster_jobs);
+    println!(
+        "on a cluster running {cluster_jobs} job(s) at once, each as fast as one job here: {} ({:.1} hours)",
+        duration(cluster),
+        cluster / 3600.0
+    );
+    Ok(())
+}
+
+/// The rates of model `i`'s architecture on fresh weights, in the current thread pool.
+fn measure(zoo: &Zoo, i: usize, probe: &Probe) -> Result<arithlens::zoo::estimate::ArchRates, String> {
+    let mut cfg = zoo.models[i].config.clone();
+    cfg.insert = None; // the source's weights do not change the speed
+    let (steps_per_s, _) = crate::bench::training_speed(&cfg, probe.steps)?;
+    let t = arithlens::train::Trainer::new(cfg)?;
+    let model = arithlens::task_model::TaskModel::from_file(t.model_file(), "fresh model")?;
+    let (qps, _) = crate::bench::eval_speed(&model, probe.eval_questions)?;
+    let positions: Vec<usize> = (0..model.n_ctx() - 1).collect();
+    let nodes = arithlens::analysis::nodes::candidate_nodes(&model, &positions).len();
+    let questions = arithlens::zoo::graph::analyze_options(zoo).questions;
+    let analyze_s = arithlens::zoo::estimate::ArchRates::analysis_seconds(nodes, questions, qps);
+    Ok(arithlens::zoo::estimate::ArchRates { train_steps_per_s: steps_per_s, eval_questions_per_s: qps, analyze_s, report_s: 0.0 })
 }
