@@ -294,6 +294,8 @@ fn synthetic_analysis_body(model: ModelInfo) -> Analysis {
         lookahead_depth: Some(depth),
         text: text.into(),
         fails_when: vec![],
+        via: vec![],
+        circuit_columns: vec![],
     };
     Analysis {
         schema: Analysis::SCHEMA,
@@ -348,6 +350,7 @@ fn synthetic_analysis_body(model: ModelInfo) -> Analysis {
         provenance: None,
         failure_families: vec![],
         logit_attribution: vec![],
+        circuit: None,
     }
 }
 

@@ -15,6 +15,7 @@ pub mod accuracy;
 pub mod algorithm;
 pub mod attention;
 pub mod attribution;
+pub mod circuit;
 pub mod families;
 pub mod html;
 pub mod node_map;
@@ -220,7 +221,7 @@ pub fn build_page(d: &RunData) -> Page {
         withheld(accuracy::section(d.eval.as_ref()), files::EVAL),
         analysis_section("positions", "Where computation happens", a, positions::blocks),
         attention_section(d),
-        analysis_section("nodes", "The node map", a, |a| [node_map::blocks(a), attribution::blocks(a)].concat()),
+        analysis_section("nodes", "The node map", a, |a| [node_map::blocks(a), attribution::blocks(a), circuit::blocks(a)].concat()),
         pca_section(d),
         analysis_section("algorithm", "The algorithm and the symbolic model", a, algorithm::blocks),
     ];
