@@ -61,12 +61,12 @@ pub struct DigitAlgorithm {
 const VIA_SHOWN: usize = 3;
 
 impl DigitAlgorithm {
-    /// The line the summary and the report show: `text`, then "; via ..." with the edges that
-    /// carry its sub-tasks, then "; fails when ..." with the digit's failure families.
+    /// The line the summary and the report show: `text`, then "; paths: ..." with the edges
+    /// that carry its sub-tasks, then "; fails when ..." with the digit's failure families.
     pub fn line(&self) -> String {
         let mut s = self.text.clone();
         if !self.via.is_empty() {
-            s += &format!("; via {}", self.via.join(", "));
+            s += &format!("; paths: {}", self.via.join(", "));
         }
         if !self.fails_when.is_empty() {
             s += &format!("; fails when {}", self.fails_when.join(", or "));
@@ -283,6 +283,83 @@ mod tests {
         assert_eq!(algo[1].line(), "X = BA; fails when A2-A3 loses the carry (75% of addition failures)");
         assert_eq!(algo[2].fails_when, algo[1].fails_when);
         assert_eq!(algo[3].line(), "X = BA", "no family at A1");
+    }
+
+    /// A circuit edge `name` ("P6L0M -> P6L1M.in") carrying column `col` with a drop of `drop` nats.
+    fn circuit_edge(name: &str, col: usize, drop: f64) -> crate::analysis::paths::CircuitEdge {
+        use crate::analysis::paths::{Corruption, DigitEffect, Edge, Input};
+        let (s, r) = name.split_once(" -> ").unwrap();
+        let (r, input) = r.split_once('.').unwrap();
+        let input = match input {
+            "q" => Input::Query,
+            "k" => Input::Key,
+            "v" => Input::Value,
+            _ => Input::Mlp,
+        };
+        let edge = Edge { sender: Node::parse(s).unwrap(), receiver: Node::parse(r).unwrap(), input };
+        let effect = DigitEffect {
+            digit: String::new(),
+            logprob_drop: drop,
+            logprob_se: 0.1,
+            logit_drop: drop,
+            prob_drop: 0.0,
+            margin_drop: 0.0,
+            accuracy_drop: 0.0,
+            total_logprob_drop: drop,
+            classes: vec![],
+        };
+        crate::analysis::paths::CircuitEdge {
+            name: name.into(),
+            edge,
+            corruption: Corruption::Column { col },
+            receiver_share: 1.0,
+            effect,
+            eap_drop: drop,
+        }
+    }
+
+    #[test]
+    fn each_digit_gets_the_edges_into_it_and_its_reach_follows_them() {
+        use crate::analysis::paths::{Circuit, CircuitOptions, DigitCircuit};
+        let digit = |name: &str, position| DigitCircuit { digit: name.into(), position, nodes: vec![], edges: vec![] };
+        let mut a2 = digit("A2", 5);
+        a2.edges = vec![
+            circuit_edge("P5L0H0 -> P5L1M.in", 1, 2.0),
+            circuit_edge("P3L0M -> P5L1H2.v", 0, 1.0),
+            circuit_edge("P5L0M -> P5L1M.in", 1, 0.5),
+            circuit_edge("P5L0H1 -> P5L1M.in", 1, 0.2),
+        ];
+        let circuit = Circuit {
+            options: CircuitOptions::default(),
+            questions: 10,
+            candidates: 9,
+            checks: vec![],
+            digits: vec![a2, digit("A1", 6)],
+            note: None,
+        };
+        let alg = |name: &str, column, depth| DigitAlgorithm {
+            digit: name.into(),
+            column: Some(column),
+            position: 0,
+            parts: vec![part("P5L0H0+P5L0H2", &["MC_1"], Some(1))],
+            combined_by: None,
+            lookahead_depth: depth,
+            text: format!("{name} = X"),
+            fails_when: vec![],
+            via: vec![],
+            circuit_columns: vec![],
+        };
+        let mut algo = vec![alg("A2", 2, Some(1)), alg("A1", 1, Some(1)), alg("A0", 0, None)];
+        attach_circuit(&mut algo, &circuit);
+        assert_eq!(
+            algo[0].line(),
+            "A2 = X; paths: MC_1 via P5L0H0 -> P5L1M.in (column 1, 2.00 nats), P3L0M -> P5L1H2.v (column 0, 1.00 nats), \
+             P5L0M -> P5L1M.in (column 1, 0.50 nats), 1 more"
+        );
+        assert_eq!(algo[0].circuit_columns, [0, 1]);
+        assert_eq!((algo[0].lookahead_depth, algo[0].reach()), (Some(1), Some(2)), "the edge from column 0 reaches 2 down");
+        assert_eq!((algo[1].line(), algo[1].reach()), ("A1 = X".to_string(), Some(1)), "no edge: the nodes' depth");
+        assert_eq!(algo[2].reach(), None);
     }
 
     #[test]

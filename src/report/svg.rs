@@ -1413,6 +1413,44 @@ mod tests {
     }
 
     #[test]
+    fn circuit_graph_draws_boxes_and_arrows_sized_by_weight_and_coloured_by_kind() {
+        let node = |col, row, label: &str| GraphNode { col, row, label: label.into(), tooltip: String::new() };
+        let nodes = [node(0, 0, "P5L0H0"), node(1, 0, "P6L0M"), node(1, 1, "P6L1M")];
+        let edge = |from, to, weight, kind: &str, label: &str| GraphEdge {
+            from,
+            to,
+            weight,
+            colour_key: kind.into(),
+            label: label.into(),
+            tooltip: format!("{from}->{to} {label}"),
+        };
+        let edges = [
+            edge(0, 2, 1.0, "value", "c0"),
+            edge(1, 2, 2.0, "MLP input", "c0"),
+            edge(1, 2, f64::NAN, "MLP input", "c1"),
+            edge(0, 9, 5.0, "value", "bad"),
+            edge(1, 1, 5.0, "value", "self"),
+        ];
+        let svg = circuit_graph(&spec("circuit", false), &strings(&["P5", "P6"]), &strings(&["L0", "L1"]), &nodes, &edges);
+        let doc = parse(&svg);
+        assert_eq!(find(&doc, "rect", "node").len(), 3);
+        let arrows = find(&doc, "path", "edge");
+        assert_eq!(arrows.len(), 3, "an edge to a missing node or to itself is skipped");
+        assert_eq!(find(&doc, "polygon", "head").len(), 3);
+        assert_eq!(tip(&arrows[1]), "1->2 c0");
+        let width = |a: &roxmltree::Node| a.attribute("stroke-width").unwrap().parse::<f64>().unwrap();
+        assert_eq!((width(&arrows[0]), width(&arrows[1]), width(&arrows[2])), (4.5, 7.5, 1.5), "width by weight; NaN thinnest");
+        assert_eq!(arrows[1].attribute("stroke"), arrows[2].attribute("stroke"), "one colour per kind");
+        assert_ne!(arrows[0].attribute("stroke"), arrows[1].attribute("stroke"));
+        assert_ne!(arrows[1].attribute("d"), arrows[2].attribute("d"), "arrows between the same boxes bow apart");
+        let legend: Vec<String> = find(&doc, "text", "legend").iter().map(|t| t.text().unwrap().to_string()).collect();
+        assert_eq!(legend, strings(&["value", "MLP input"]));
+        let labels: Vec<String> = find(&doc, "text", "edge-label").iter().map(|t| t.text().unwrap().to_string()).collect();
+        assert_eq!(labels, strings(&["c0", "c0", "c1"]));
+        assert_eq!(find(&parse(&circuit_graph(&spec("e", false), &cols1(), &cols1(), &[], &[])), "text", "nodata").len(), 1);
+    }
+
+    #[test]
     fn labels_are_escaped() {
         let s = ChartSpec { title: "a<b & c>d".into(), x_label: "x<&>".into(), y_label: "\"y\"".into(), ..Default::default() };
         let svg = bar_chart(&s, &strings(&["<cat>"]), &[("g&h".into(), vec![1.0])]);
