@@ -355,7 +355,7 @@ fn the_analysis_records_failure_families_and_each_answer_tokens_logit_attributio
     assert_eq!(a.failure_families.len(), 1, "one per operation");
     let f = &a.failure_families[0];
     assert_eq!((f.failures, f.families.len()), (0, 0), "the perfect tiny model makes no mistake on the family set: {f:?}");
-    assert!(a.algorithm.iter().all(|d| d.fails_when.is_empty() && d.line() == d.text));
+    assert!(a.algorithm.iter().all(|d| d.fails_when.is_empty() && !d.line().contains("; fails when")));
     let digits: Vec<(&str, usize)> = a.logit_attribution.iter().map(|d| (d.digit.as_str(), d.position)).collect();
     assert_eq!(digits, [("A2", 5), ("A1", 6), ("A0", 7)]);
     for d in &a.logit_attribution {
