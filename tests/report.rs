@@ -682,7 +682,14 @@ fn the_circuit_is_drawn_per_digit_with_its_edges_and_tabled() {
         candidates: 3,
         checks: vec![check(0), check(1)],
         digits: vec![
-            digit("A1", vec![circuit_edge(m, l1, Input::Mlp, 0, 1.42), circuit_edge(h, m, Input::Mlp, 1, 0.7), circuit_edge(h, l1, Input::Mlp, 1, 0.2)]),
+            digit(
+                "A1",
+                vec![
+                    circuit_edge(m, l1, Input::Mlp, 0, 1.42),
+                    circuit_edge(h, m, Input::Mlp, 1, 0.7),
+                    circuit_edge(h, l1, Input::Mlp, 1, 0.2),
+                ],
+            ),
             digit("A0", vec![]),
         ],
         note: None,

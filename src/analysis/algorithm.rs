@@ -8,8 +8,8 @@
 
 use super::naming::{answer_column, answer_names, predicting_position, Node};
 use super::nodes::NodeAblation;
-use super::subtasks::{Kind, NodeTags};
 use super::paths::Circuit;
+use super::subtasks::{Kind, NodeTags};
 use crate::eval::failure_families::FailureFamilies;
 use crate::task_model::TaskModel;
 use serde::{Deserialize, Serialize};

@@ -102,7 +102,12 @@ fn digit_figure(c: &Circuit, d: &DigitCircuit) -> Figure {
          with one operand column resampled (the label: c0 = column 0), lowers the log probability of {}'s right token significantly \
          (at least {} nats, {:.0}% of the whole corruption's drop and {} standard errors); its width is that drop, its colour the \
          receiver's input. Hover an arrow for its numbers by complexity class.",
-        d.digit, c.questions, d.digit, c.options.min_drop, 100.0 * c.options.min_share, c.options.min_z
+        d.digit,
+        c.questions,
+        d.digit,
+        c.options.min_drop,
+        100.0 * c.options.min_share,
+        c.options.min_z
     );
     Figure::new(&format!("circuit_{}", d.digit), circuit_graph(&spec, &col_names, &row_names, &boxes, &arrows), caption)
 }

@@ -429,7 +429,7 @@ fn arrow(d: &mut Doc, (a, b): ((f64, f64), (f64, f64)), (bw, bh): (f64, f64), be
     let exit = |u: f64, v: f64| (bw / 2.0 / u.abs().max(1e-6)).min(bh / 2.0 / v.abs().max(1e-6));
     let t = exit(ux, uy);
     let (p0, p1) = ((a.0 + ux * t, a.1 + uy * t), (b.0 - ux * t, b.1 - uy * t));
-    let side = if bend % 2 == 0 { 1.0 } else { -1.0 };
+    let side = if bend.is_multiple_of(2) { 1.0 } else { -1.0 };
     let bow = (18.0 + 16.0 * bend as f64) * side;
     let c = ((p0.0 + p1.0) / 2.0 - uy * bow, (p0.1 + p1.1) / 2.0 + ux * bow);
     // The head points along the curve's last tangent (control point to end).

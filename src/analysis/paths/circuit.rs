@@ -141,7 +141,15 @@ impl Circuit {
             .checks
             .iter()
             .filter(|c| c.tested > 1)
-            .map(|c| format!("{} Spearman {:.2}, top-{} shared {}", c.corruption.name(), c.agreement.spearman, c.agreement.top_k, c.agreement.shared_top_k))
+            .map(|c| {
+                format!(
+                    "{} Spearman {:.2}, top-{} shared {}",
+                    c.corruption.name(),
+                    c.agreement.spearman,
+                    c.agreement.top_k,
+                    c.agreement.shared_top_k
+                )
+            })
             .collect();
         if !agree.is_empty() {
             out.push(format!("edge attribution vs path patching: {}", agree.join("; ")));
