@@ -88,7 +88,7 @@ impl DigitAlgorithm {
 }
 
 /// Gives each digit the circuit's edges into it ([`DigitAlgorithm::via`], the largest
-/// [`VIA_SHOWN`]) and the columns they carry ([`DigitAlgorithm::circuit_columns`]).
+/// three) and the columns they carry ([`DigitAlgorithm::circuit_columns`]).
 pub fn attach_circuit(algo: &mut [DigitAlgorithm], circuit: &Circuit) {
     for d in algo {
         let Some(c) = circuit.digits.iter().find(|c| c.digit == d.digit) else { continue };

@@ -203,7 +203,7 @@ impl Default for AnalyzeOptions {
             siblings: default_siblings(),
             loss_threshold: 0.1,
             batch: 500,
-            circuit_questions: 200,
+            circuit_questions: 100,
             circuit_edges: 24,
             eap_steps: default_eap_steps(),
         }
