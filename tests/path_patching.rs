@@ -514,7 +514,10 @@ fn edge_attribution_agrees_with_path_patching_on_the_top_edges_of_the_trained_mo
 #[test]
 fn the_analysis_stage_records_the_circuit_with_the_carry_edge_of_tiny_l2() {
     let m = trained_l2();
-    let a = arithlens::analysis::analyze(m, None, &arithlens::analysis::AnalyzeOptions::default());
+    // 200 questions per column (the default is 100): the carry edge acts on S1 questions only, a
+    // third of the set, and needs that many to clear 3 standard errors.
+    let opts = arithlens::analysis::AnalyzeOptions { circuit_questions: 200, ..Default::default() };
+    let a = arithlens::analysis::analyze(m, None, &opts);
     let c = a.circuit.as_ref().expect("the circuit stage ran");
     assert_eq!(c.note, None, "two layers: nothing to explain");
     assert!(c.checks.iter().all(|k| k.tested == 24.min(c.candidates)), "capped by EAP ranking: {}", describe(c));
