@@ -508,3 +508,57 @@ fn edge_attribution_agrees_with_path_patching_on_the_top_edges_of_the_trained_mo
     assert_eq!(col0.tested, c.candidates);
     assert!(col0.agreement.shared_top_k >= 5 && col0.agreement.spearman > 0.2, "{}", describe(c));
 }
+
+// ---- The circuit stage of a whole analysis ----
+
+#[test]
+fn the_analysis_stage_records_the_circuit_with_the_carry_edge_of_tiny_l2() {
+    let m = trained_l2();
+    // 200 questions per column (the default is 100): the carry edge acts on S1 questions only, a
+    // third of the set, and needs that many to clear 3 standard errors.
+    let opts = arithlens::analysis::AnalyzeOptions { circuit_questions: 200, ..Default::default() };
+    let a = arithlens::analysis::analyze(m, None, &opts);
+    let c = a.circuit.as_ref().expect("the circuit stage ran");
+    assert_eq!(c.note, None, "two layers: nothing to explain");
+    assert!(c.checks.iter().all(|k| k.tested == 24.min(c.candidates)), "capped by EAP ranking: {}", describe(c));
+    // Column 0's carry reaches A1 through the layer-0 MLP at A1's position into the layer-1 MLP
+    // there, and only on questions whose carry comes from column 0 (S1), not on S0 or S2.
+    let a1 = c.digits.iter().find(|d| d.digit == "A1").unwrap();
+    let carry = a1
+        .edges
+        .iter()
+        .find(|e| e.name == "P6L0M -> P6L1M.in" && e.corruption == Corruption::Column { col: 0 })
+        .unwrap_or_else(|| panic!("no carry edge:\n{}", describe(c)));
+    let on = |class: &str| carry.effect.classes.iter().find(|k| k.class == class).map_or(0.0, |k| k.logprob_drop);
+    assert!(on("S1") > 0.5 && on("S0").abs() < 0.1 && on("S2").abs() < 0.1, "{}", describe(c));
+    // The algorithm names the edges and follows their reach; the summary shows the circuit.
+    let alg = a.algorithm.iter().find(|d| d.digit == "A1").unwrap();
+    assert!(alg.circuit_columns.contains(&0) && alg.reach() == Some(1), "{alg:?}");
+    assert!(alg.line().contains("; paths: ") && alg.line().contains(" (column 1, "), "{}", alg.line());
+    let text = arithlens::analysis::summary(&a);
+    assert!(text.contains("[circuit] path patching between the useful nodes") && text.contains("  A1: P6L0H"), "{text}");
+    // It survives analysis.json.
+    let path = std::env::temp_dir().join(format!("arithlens-circuit-{}.json", std::process::id()));
+    a.save(&path).unwrap();
+    let back = arithlens::analysis::Analysis::load(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let names = |c: &Circuit| c.digits.iter().flat_map(|d| d.edges.iter().map(|e| e.name.clone())).collect::<Vec<_>>();
+    assert_eq!(names(back.circuit.as_ref().unwrap()), names(c));
+}
+
+#[test]
+fn a_circuit_without_edges_says_why_and_none_is_measured_when_skipped() {
+    let m = trained_l2();
+    let qs = random_questions(2, Op::Add, 20, 3).unwrap();
+    let lone = [Node::parse("P6L1M").unwrap()];
+    let c = arithlens::analysis::paths::circuit_among(m, &qs, &lone, &CircuitOptions::default(), &mut |_, _| {});
+    assert_eq!((c.candidates, c.digits.len()), (0, 0));
+    assert_eq!(c.note.as_deref(), Some("no edges among the 1 useful nodes"));
+    assert_eq!(c.lines(), ["note: no edges among the 1 useful nodes"]);
+    let opts = arithlens::analysis::AnalyzeOptions { questions: 100, pairs: 5, siblings: 0, circuit_questions: 0, ..Default::default() };
+    let a = arithlens::analysis::analyze(m, None, &opts);
+    assert_eq!(a.circuit, None);
+    assert!(!arithlens::analysis::summary(&a).contains("[circuit]"));
+    let bad = arithlens::analysis::AnalyzeOptions { eap_steps: 0, ..Default::default() };
+    assert!(bad.validate().unwrap_err().contains("--eap-steps 0 is out of range"));
+}

@@ -8,6 +8,9 @@ use arithlens::analysis::attention::{NodeAttention, Source, Staircase};
 use arithlens::analysis::dynamics::{DigitPhase, Dynamics};
 use arithlens::analysis::insertion::{InsertedHead, Insertion};
 use arithlens::analysis::nodes::NodeAblation;
+use arithlens::analysis::paths::{
+    Agreement, Circuit, CircuitEdge, CircuitOptions, ClassEffect, Corruption, CorruptionCheck, DigitCircuit, DigitEffect, Edge, Input,
+};
 use arithlens::analysis::pca::Separation;
 use arithlens::analysis::positions::{DigitPositions, PositionAblation, Positions};
 use arithlens::analysis::subtasks::{NodePca, NodeTags, PatchTest, PcaSeparation, SubTask};
@@ -295,6 +298,8 @@ fn synthetic_analysis_body(model: ModelInfo) -> Analysis {
         lookahead_depth: Some(depth),
         text: text.into(),
         fails_when: vec![],
+        via: vec![],
+        circuit_columns: vec![],
     };
     Analysis {
         schema: Analysis::SCHEMA,
@@ -349,6 +354,7 @@ fn synthetic_analysis_body(model: ModelInfo) -> Analysis {
         provenance: None,
         failure_families: vec![],
         logit_attribution: vec![],
+        circuit: None,
     }
 }
 
@@ -583,20 +589,113 @@ fn artifacts_without_families_or_attribution_still_load_and_report() {
     }
     std::fs::write(dir.join("eval.json"), serde_json::to_vec(&eval).unwrap()).unwrap();
     let mut a = serde_json::to_value(synthetic_analysis()).unwrap();
-    for key in ["failure_families", "logit_attribution"] {
+    for key in ["failure_families", "logit_attribution", "circuit"] {
         a.as_object_mut().unwrap().remove(key).unwrap();
     }
     for d in a["algorithm"].as_array_mut().unwrap() {
-        d.as_object_mut().unwrap().remove("fails_when").unwrap();
+        for key in ["fails_when", "via", "circuit_columns"] {
+            d.as_object_mut().unwrap().remove(key).unwrap();
+        }
+    }
+    for key in ["circuit_questions", "circuit_edges", "eap_steps"] {
+        a["options"].as_object_mut().unwrap().remove(key).unwrap();
     }
     std::fs::write(dir.join("analysis.json"), serde_json::to_vec(&a).unwrap()).unwrap();
     assert_eq!(arithlens::eval::EvalReport::load(&dir.join("eval.json")).unwrap().ops[0].failure_families, None);
     let loaded = Analysis::load(&dir.join("analysis.json")).unwrap();
-    assert_eq!(loaded, synthetic_analysis(), "the new keys default to empty");
+    let mut before = synthetic_analysis();
+    (before.options.circuit_questions, before.options.circuit_edges) = (0, 0);
+    assert_eq!(loaded, before, "the new keys default to empty, and no circuit stage");
     write_report(&dir).unwrap();
     let counts = check_page(&dir);
     assert_eq!((count(&counts, "accuracy"), count(&counts, "nodes")), (2, 1), "the figures of before");
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
     assert!(!html.contains("holds no usable") && !html.contains("fails when"), "nothing withheld, no family invented");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A circuit edge of the synthetic model: `sender -> receiver.input` carrying column `col`.
+fn circuit_edge(sender: Node3, receiver: Node3, input: Input, col: usize, drop: f64) -> CircuitEdge {
+    let edge = Edge { sender, receiver, input };
+    let class = |class: &str, d: f64| ClassEffect { class: class.into(), questions: 50, logprob_drop: d, accuracy_drop: d / 10.0 };
+    CircuitEdge {
+        name: edge.name(),
+        edge,
+        corruption: Corruption::Column { col },
+        receiver_share: 0.5,
+        effect: DigitEffect {
+            digit: "A1".into(),
+            logprob_drop: drop,
+            logprob_se: 0.05,
+            logit_drop: 2.0 * drop,
+            prob_drop: drop / 4.0,
+            margin_drop: drop,
+            accuracy_drop: 0.1,
+            total_logprob_drop: 2.0 * drop,
+            classes: vec![class("S0", 0.0), class("S1", 2.0 * drop)],
+        },
+        eap_drop: 1.5 * drop,
+    }
+}
+
+type Node3 = arithlens::analysis::naming::Node;
+
+#[test]
+fn the_circuit_is_drawn_per_digit_with_its_edges_and_tabled() {
+    let dir = copy_run("circuit");
+    let mut a = synthetic_analysis();
+    let (h, m) = (node(6, Some(0)), node(6, None));
+    let l1 = Node3 { pos: 6, layer: 1, head: None };
+    let digit = |name: &str, edges: Vec<CircuitEdge>| DigitCircuit { digit: name.into(), position: 6, nodes: vec![], edges };
+    let check = |col| CorruptionCheck {
+        corruption: Corruption::Column { col },
+        tested: 3,
+        agreement: Agreement { edges: 6, spearman: 0.75, top_k: 10, shared_top_k: 5 },
+    };
+    a.circuit = Some(Circuit {
+        options: CircuitOptions::default(),
+        questions: 100,
+        candidates: 3,
+        checks: vec![check(0), check(1)],
+        digits: vec![
+            digit(
+                "A1",
+                vec![
+                    circuit_edge(m, l1, Input::Mlp, 0, 1.42),
+                    circuit_edge(h, m, Input::Mlp, 1, 0.7),
+                    circuit_edge(h, l1, Input::Mlp, 1, 0.2),
+                ],
+            ),
+            digit("A0", vec![]),
+        ],
+        note: None,
+    });
+    arithlens::analysis::algorithm::attach_circuit(&mut a.algorithm, a.circuit.as_ref().unwrap());
+    a.save(&dir.join("analysis.json")).unwrap();
+    write_report(&dir).unwrap();
+    let counts = check_page(&dir);
+    assert_eq!(count(&counts, "nodes"), 2, "the node map and A1's circuit (A0 has no edge)");
+    let svg = std::fs::read_to_string(dir.join("figures/circuit_A1.svg")).unwrap();
+    let doc = parse(&svg);
+    let edges: Vec<Node> = doc.descendants().filter(|n| class_of(n) == "edge").collect();
+    assert_eq!(edges.len(), 3);
+    let title = |n: Node| n.children().find(|c| c.has_tag_name("title")).and_then(|t| t.text()).unwrap_or_default().to_string();
+    let tips: Vec<String> = edges.iter().map(|e| title(*e)).collect();
+    assert!(tips[0].starts_with("P6L0M -> P6L1M.in: column 0 lowers A1's log probability by 1.42 nats"), "{tips:?}");
+    assert!(tips[0].contains("edge attribution's estimate 2.13; by class: S0 0.00, S1 2.84"), "{tips:?}");
+    let boxes: Vec<String> = doc.descendants().filter(|n| class_of(n) == "node").map(title).collect();
+    assert_eq!(boxes, ["P6L0M", "P6L0H0", "P6L1M"], "in node order");
+    let labels: Vec<&str> = doc.descendants().filter(|n| class_of(n) == "edge-label").filter_map(|n| n.text()).collect();
+    assert_eq!(labels, ["c0", "c1", "c1"]);
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    let page = parse(&html);
+    let nodes = text_of(section(&page, "nodes"));
+    assert!(nodes.contains("No edge among the useful nodes carries a column's information into A0."), "{nodes}");
+    let cells: Vec<&str> = section(&page, "nodes").descendants().filter(|n| n.has_tag_name("td")).filter_map(|n| n.text()).collect();
+    let row = ["A1", "P6L0M -> P6L1M.in", "column 0", "1.420", "10.0%", "2.840", "2.130"];
+    assert!(cells.windows(7).any(|w| w == row), "the largest edge's row: {cells:?}");
+    assert!(cells.windows(4).any(|w| w == ["column 1", "3", "0.75", "5 of 6"]), "the agreement row: {cells:?}");
+    let algo = text_of(section(&page, "algorithm"));
+    assert!(algo.contains("; paths: P6L0M -> P6L1M.in (column 0, 1.42 nats)"), "{algo}");
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -304,7 +304,7 @@ impl NativeModel {
     /// Analyses the model (`arithlens analyze`, without writing analysis.json), returning the
     /// analysis as JSON. A run folder's training.json is read for the training dynamics.
     /// Options left out take `arithlens analyze`'s defaults.
-    #[pyo3(signature = (questions=None, seed=None, pairs=None, siblings=None, threads=None, progress=None))]
+    #[pyo3(signature = (questions=None, seed=None, pairs=None, siblings=None, threads=None, progress=None, circuit_questions=None, circuit_edges=None, eap_steps=None))]
     #[allow(clippy::too_many_arguments)]
     fn analyze(
         &self,
@@ -315,6 +315,9 @@ impl NativeModel {
         siblings: Option<usize>,
         threads: Option<usize>,
         progress: Option<&Bound<'_, PyAny>>,
+        circuit_questions: Option<usize>,
+        circuit_edges: Option<usize>,
+        eap_steps: Option<usize>,
     ) -> PyResult<String> {
         let d = arithlens::analysis::AnalyzeOptions::default();
         let opts = arithlens::analysis::AnalyzeOptions {
@@ -322,6 +325,9 @@ impl NativeModel {
             seed: seed.unwrap_or(d.seed),
             pairs: pairs.unwrap_or(d.pairs),
             siblings: siblings.unwrap_or(d.siblings),
+            circuit_questions: circuit_questions.unwrap_or(d.circuit_questions),
+            circuit_edges: circuit_edges.unwrap_or(d.circuit_edges),
+            eap_steps: eap_steps.unwrap_or(d.eap_steps),
             ..d
         };
         opts.validate().map_err(Failure::value)?;

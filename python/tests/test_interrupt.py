@@ -62,7 +62,7 @@ def test_interrupted_evaluation_keeps_its_progress(runs, tmp_path):
 
 def test_interrupted_analysis_stops_and_the_model_stays_usable(models):
     m = models["paper1_l1"]
-    with pytest.raises(KeyboardInterrupt, match=r"stopped before analysis stage \w+ \(\d/\d\): nothing was written"):
+    with pytest.raises(KeyboardInterrupt, match=r"stopped before analysis stage \w+ \(\d+/\d+\): nothing was written"):
         m.analyze(questions=300, pairs=20, siblings=0, progress=_stop_at(1))
     assert m.ask("12+34=").true_answer == 46
 

@@ -1,10 +1,14 @@
 //! The algorithm, assembled: per answer digit, which nodes supply which sub-tasks and where they
 //! are combined, as text ("A3 = BA_3 @P13L0H1 + MC_2 @P13L0H0 + (MS_2 and MC_1) @P13L0H2,
 //! combined by P13L0M") and as data, with the lookahead depth (how many columns below the digit
-//! its nodes read) that the derived symbolic formula uses.
+//! its nodes read) that the derived symbolic formula uses. With a circuit
+//! ([`super::paths::Circuit`]) each digit also gets the edges that carry its sub-tasks
+//! ([`attach_circuit`]) and the columns those edges reach, which extend the derived formula's
+//! depth ([`DigitAlgorithm::reach`]).
 
 use super::naming::{answer_column, answer_names, predicting_position, Node};
 use super::nodes::NodeAblation;
+use super::paths::Circuit;
 use super::subtasks::{Kind, NodeTags};
 use crate::eval::failure_families::FailureFamilies;
 use crate::task_model::TaskModel;
@@ -42,16 +46,71 @@ pub struct DigitAlgorithm {
     /// failures)" (empty in an analysis.json of an older arithlens).
     #[serde(default)]
     pub fails_when: Vec<String>,
+    /// The circuit's largest edges into this digit, as "MC_0 via P6L0H0 -> P6L1M.in (column 0,
+    /// 1.42 nats)" (the sender's sub-tasks first when it is one of the digit's tagged parts);
+    /// empty without a circuit or in an analysis.json of an older arithlens.
+    #[serde(default)]
+    pub via: Vec<String>,
+    /// Columns whose corruption has a significant edge into this digit (the circuit's reach),
+    /// ascending.
+    #[serde(default)]
+    pub circuit_columns: Vec<usize>,
 }
 
+/// Edges per digit that its line names (the rest are counted).
+const VIA_SHOWN: usize = 3;
+
 impl DigitAlgorithm {
-    /// The line the summary and the report show: `text`, then "; fails when ..." with the
-    /// digit's failure families.
+    /// The line the summary and the report show: `text`, then "; paths: ..." with the edges
+    /// that carry its sub-tasks, then "; fails when ..." with the digit's failure families.
     pub fn line(&self) -> String {
-        if self.fails_when.is_empty() {
-            return self.text.clone();
+        let mut s = self.text.clone();
+        if !self.via.is_empty() {
+            s += &format!("; paths: {}", self.via.join(", "));
         }
-        format!("{}; fails when {}", self.text, self.fails_when.join(", or "))
+        if !self.fails_when.is_empty() {
+            s += &format!("; fails when {}", self.fails_when.join(", or "));
+        }
+        s
+    }
+
+    /// How many columns below this digit its carry reaches: the nodes' depth
+    /// ([`DigitAlgorithm::lookahead_depth`]), or as far down as a column whose corruption has a
+    /// significant circuit edge into it, whichever is further; `None` when neither says.
+    pub fn reach(&self) -> Option<usize> {
+        let k = self.column?;
+        let edges = self.circuit_columns.iter().filter(|&&c| c < k).map(|&c| k - c).max();
+        match (self.lookahead_depth, edges) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// Gives each digit the circuit's edges into it ([`DigitAlgorithm::via`], the largest
+/// three) and the columns they carry ([`DigitAlgorithm::circuit_columns`]).
+pub fn attach_circuit(algo: &mut [DigitAlgorithm], circuit: &Circuit) {
+    for d in algo {
+        let Some(c) = circuit.digits.iter().find(|c| c.digit == d.digit) else { continue };
+        let mut cols: Vec<usize> = c.edges.iter().map(|e| e.corruption.column()).collect();
+        cols.sort_unstable();
+        cols.dedup();
+        d.circuit_columns = cols;
+        d.via = c.edges.iter().take(VIA_SHOWN).map(|e| via_term(&d.parts, e)).collect();
+        if c.edges.len() > VIA_SHOWN {
+            d.via.push(format!("{} more", c.edges.len() - VIA_SHOWN));
+        }
+    }
+}
+
+/// One edge as a digit's line names it: "MC_0 via EDGE" when its sender is a tagged part of the
+/// digit (alone or in a group), else the edge alone.
+fn via_term(parts: &[Part], e: &super::paths::CircuitEdge) -> String {
+    let sender = e.edge.sender.name();
+    let part = parts.iter().find(|p| !p.subtasks.is_empty() && p.node.split('+').any(|n| n == sender));
+    match part {
+        Some(p) => format!("{} via {}", p.subtasks.join(" and "), e.describe()),
+        None => e.describe(),
     }
 }
 
@@ -125,6 +184,8 @@ pub fn assemble(
                 lookahead_depth,
                 text,
                 fails_when: Vec::new(),
+                via: Vec::new(),
+                circuit_columns: Vec::new(),
             }
         })
         .collect()
@@ -213,6 +274,8 @@ mod tests {
             lookahead_depth: None,
             text: "X = BA".into(),
             fails_when: vec![],
+            via: vec![],
+            circuit_columns: vec![],
         };
         let mut algo = vec![digit(None), digit(Some(3)), digit(Some(2)), digit(Some(1))];
         attach_failures(&mut algo, &[families], 3);
@@ -220,6 +283,83 @@ mod tests {
         assert_eq!(algo[1].line(), "X = BA; fails when A2-A3 loses the carry (75% of addition failures)");
         assert_eq!(algo[2].fails_when, algo[1].fails_when);
         assert_eq!(algo[3].line(), "X = BA", "no family at A1");
+    }
+
+    /// A circuit edge `name` ("P6L0M -> P6L1M.in") carrying column `col` with a drop of `drop` nats.
+    fn circuit_edge(name: &str, col: usize, drop: f64) -> crate::analysis::paths::CircuitEdge {
+        use crate::analysis::paths::{Corruption, DigitEffect, Edge, Input};
+        let (s, r) = name.split_once(" -> ").unwrap();
+        let (r, input) = r.split_once('.').unwrap();
+        let input = match input {
+            "q" => Input::Query,
+            "k" => Input::Key,
+            "v" => Input::Value,
+            _ => Input::Mlp,
+        };
+        let edge = Edge { sender: Node::parse(s).unwrap(), receiver: Node::parse(r).unwrap(), input };
+        let effect = DigitEffect {
+            digit: String::new(),
+            logprob_drop: drop,
+            logprob_se: 0.1,
+            logit_drop: drop,
+            prob_drop: 0.0,
+            margin_drop: 0.0,
+            accuracy_drop: 0.0,
+            total_logprob_drop: drop,
+            classes: vec![],
+        };
+        crate::analysis::paths::CircuitEdge {
+            name: name.into(),
+            edge,
+            corruption: Corruption::Column { col },
+            receiver_share: 1.0,
+            effect,
+            eap_drop: drop,
+        }
+    }
+
+    #[test]
+    fn each_digit_gets_the_edges_into_it_and_its_reach_follows_them() {
+        use crate::analysis::paths::{Circuit, CircuitOptions, DigitCircuit};
+        let digit = |name: &str, position| DigitCircuit { digit: name.into(), position, nodes: vec![], edges: vec![] };
+        let mut a2 = digit("A2", 5);
+        a2.edges = vec![
+            circuit_edge("P5L0H0 -> P5L1M.in", 1, 2.0),
+            circuit_edge("P3L0M -> P5L1H2.v", 0, 1.0),
+            circuit_edge("P5L0M -> P5L1M.in", 1, 0.5),
+            circuit_edge("P5L0H1 -> P5L1M.in", 1, 0.2),
+        ];
+        let circuit = Circuit {
+            options: CircuitOptions::default(),
+            questions: 10,
+            candidates: 9,
+            checks: vec![],
+            digits: vec![a2, digit("A1", 6)],
+            note: None,
+        };
+        let alg = |name: &str, column, depth| DigitAlgorithm {
+            digit: name.into(),
+            column: Some(column),
+            position: 0,
+            parts: vec![part("P5L0H0+P5L0H2", &["MC_1"], Some(1))],
+            combined_by: None,
+            lookahead_depth: depth,
+            text: format!("{name} = X"),
+            fails_when: vec![],
+            via: vec![],
+            circuit_columns: vec![],
+        };
+        let mut algo = vec![alg("A2", 2, Some(1)), alg("A1", 1, Some(1)), alg("A0", 0, None)];
+        attach_circuit(&mut algo, &circuit);
+        assert_eq!(
+            algo[0].line(),
+            "A2 = X; paths: MC_1 via P5L0H0 -> P5L1M.in (column 1, 2.00 nats), P3L0M -> P5L1H2.v (column 0, 1.00 nats), \
+             P5L0M -> P5L1M.in (column 1, 0.50 nats), 1 more"
+        );
+        assert_eq!(algo[0].circuit_columns, [0, 1]);
+        assert_eq!((algo[0].lookahead_depth, algo[0].reach()), (Some(1), Some(2)), "the edge from column 0 reaches 2 down");
+        assert_eq!((algo[1].line(), algo[1].reach()), ("A1 = X".to_string(), Some(1)), "no edge: the nodes' depth");
+        assert_eq!(algo[2].reach(), None);
     }
 
     #[test]

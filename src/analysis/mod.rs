@@ -49,11 +49,19 @@
 //!   (half uniform, half per class, so rare cascades fail often enough to group); measured here
 //!   rather than copied from eval.json, so an analysis is whole without an evaluation;
 //! - `logit_attribution[]` ([`logit_attribution::DigitAttribution`]) per answer token: {digit,
-//!   position, components[[name, mean DLA]], centred_logit, max_residual} over the ablation set.
+//!   position, components[[name, mean DLA]], centred_logit, max_residual} over the ablation set;
+//! - `circuit` ([`paths::Circuit`] or null when `options.circuit_questions` is 0): path patching
+//!   between the useful nodes, each operand column corrupted in turn, on
+//!   `options.circuit_questions` questions drawn like the ablation set: {options, questions,
+//!   candidates, checks[{corruption, tested, agreement}], digits[{digit, position, nodes[],
+//!   edges[{name, edge, corruption, receiver_share, effect, eap_drop}]}], note}.
 //!
-//! `failure_families`, `logit_attribution` and `algorithm[].fails_when` were added within
-//! schema version 1: they are new keys that default to empty, so an older analysis.json still
-//! loads (and reports without them), and no existing field changed its meaning.
+//! `failure_families`, `logit_attribution`, `circuit`, `algorithm[].fails_when`,
+//! `algorithm[].via`, `algorithm[].circuit_columns` and the options `circuit_questions`,
+//! `circuit_edges` and `eap_steps` were added within schema version 1: they are new keys that
+//! default to empty (an absent circuit option reads as "no circuit stage"), so an older
+//! analysis.json still loads (and reports without them), and no existing field changed its
+//! meaning.
 
 pub mod algorithm;
 pub mod attention;
@@ -107,6 +115,18 @@ pub struct AnalyzeOptions {
     pub loss_threshold: f64,
     /// Forward-pass batch size.
     pub batch: usize,
+    /// Questions on which each operand column is corrupted to path-patch the edges between the
+    /// useful nodes (the circuit stage); 0 skips the stage (and is what an analysis.json of an
+    /// older arithlens, which had no such stage, reads as).
+    #[serde(default)]
+    pub circuit_questions: usize,
+    /// Edges path-patched per corrupted column: those edge attribution patching ranks highest;
+    /// 0 path-patches every candidate edge.
+    #[serde(default)]
+    pub circuit_edges: usize,
+    /// Gradient points of edge attribution patching (1: plain EAP; more: integrated gradients).
+    #[serde(default = "default_eap_steps")]
+    pub eap_steps: usize,
 }
 
 impl AnalyzeOptions {
@@ -145,9 +165,33 @@ impl AnalyzeOptions {
         if self.pairs == 0 {
             return refuse("--pairs", 0, format!("would tag no node with a sub-task: use at least 1 (default {})", Self::default().pairs));
         }
+        self.validate_circuit()
+    }
+
+    /// Checks the circuit stage's options (`--circuit-questions`, `--eap-steps`).
+    fn validate_circuit(&self) -> Result<(), String> {
+        if self.circuit_questions > crate::limits::MAX_ANALYZE_PAIRS {
+            return Err(format!(
+                "--circuit-questions {} is too many: at most {} (each is a forward pass per edge and column; the default is {})",
+                self.circuit_questions,
+                crate::limits::MAX_ANALYZE_PAIRS,
+                Self::default().circuit_questions
+            ));
+        }
+        if !(1..=MAX_EAP_STEPS).contains(&self.eap_steps) {
+            return Err(format!(
+                "--eap-steps {} is out of range: 1 (plain edge attribution patching) to {MAX_EAP_STEPS} (default {})",
+                self.eap_steps,
+                Self::default().eap_steps
+            ));
+        }
         Ok(())
     }
 }
+
+/// Most gradient points of edge attribution patching: each is a forward and a backward per answer
+/// digit and column, and past a few the ranking no longer changes.
+pub const MAX_EAP_STEPS: usize = 32;
 
 /// Fewest questions in the ablation set: below this a single failure is over the usefulness
 /// threshold's scale and the per-class halves are nearly empty.
@@ -166,12 +210,19 @@ impl Default for AnalyzeOptions {
             siblings: default_siblings(),
             loss_threshold: 0.1,
             batch: 500,
+            circuit_questions: 100,
+            circuit_edges: 24,
+            eap_steps: default_eap_steps(),
         }
     }
 }
 
 fn default_siblings() -> usize {
     16
+}
+
+fn default_eap_steps() -> usize {
+    2
 }
 
 /// What model was analysed.
@@ -294,6 +345,10 @@ pub struct Analysis {
     /// analysis.json of an older arithlens).
     #[serde(default)]
     pub logit_attribution: Vec<logit_attribution::DigitAttribution>,
+    /// The circuit between the useful nodes per answer digit (`None` when the stage was
+    /// skipped, or in an analysis.json of an older arithlens).
+    #[serde(default)]
+    pub circuit: Option<paths::Circuit>,
 }
 
 impl Analysis {
@@ -398,6 +453,8 @@ pub fn analyze_with_progress(
     let node_abl = nodes::ablate_nodes(model, &qs, &clean, &cands, opts.threshold, b, &mut watch.tick());
     let useful_heads: Vec<Node> = node_abl.iter().filter(|a| a.useful && a.node.head.is_some()).map(|a| a.node).collect();
     let dla = logit_attribution::direct_logit_attribution(model, &qs);
+    watch.begin(stages::Stage::Circuit)?;
+    let circuit = circuit_stage(model, opts, &node_abl, &mut watch.tick());
 
     watch.begin(stages::Stage::Attention)?;
     let sample = analysis_questions(model, opts.sample, opts.seed.wrapping_add(17));
@@ -423,6 +480,9 @@ pub fn analyze_with_progress(
     let columns: Vec<(Node, Option<usize>)> = attn.iter().map(|a| (a.node, a.column)).collect();
     let mut algo = algorithm::assemble(model, &node_abl, &tags, &columns);
     algorithm::attach_failures(&mut algo, &families, model.n_digits);
+    if let Some(c) = &circuit {
+        algorithm::attach_circuit(&mut algo, c);
+    }
 
     watch.begin(stages::Stage::Symbolic)?;
     let (symbolic, ceiling) = check_formulas(model, opts, &algo, &mut watch)?;
@@ -453,7 +513,31 @@ pub fn analyze_with_progress(
         provenance: model.provenance(opts),
         failure_families: families,
         logit_attribution: dla,
+        circuit,
     })
+}
+
+/// The circuit stage: path patching between the useful nodes of `node_abl` on
+/// `opts.circuit_questions` questions drawn like the ablation set (seed offset 41), or `None`
+/// when that is 0.
+fn circuit_stage(
+    model: &TaskModel,
+    opts: &AnalyzeOptions,
+    node_abl: &[nodes::NodeAblation],
+    tick: &mut dyn FnMut(usize, usize),
+) -> Option<paths::Circuit> {
+    if opts.circuit_questions == 0 {
+        return None;
+    }
+    let qs = analysis_questions(model, opts.circuit_questions, opts.seed.wrapping_add(41));
+    let useful: Vec<Node> = node_abl.iter().filter(|a| a.useful).map(|a| a.node).collect();
+    let copts = paths::CircuitOptions {
+        max_edges: (opts.circuit_edges > 0).then_some(opts.circuit_edges),
+        eap_steps: opts.eap_steps,
+        seed: opts.seed,
+        ..Default::default()
+    };
+    Some(paths::circuit_among(model, &qs, &useful, &copts, tick))
 }
 
 /// Candidate sub-tasks per useful head: for each operand column it attends to with weight at
@@ -551,11 +635,11 @@ fn check_formulas(
 }
 
 /// The formula derived from the nodes: each digit's carry looks as many columns down as its
-/// nodes read (all of them where the algorithm found no depth).
+/// nodes read, or as the circuit's edges into it reach if further
+/// ([`algorithm::DigitAlgorithm::reach`]; all of them where neither found a depth).
 fn derived_formula(model: &TaskModel, algo: &[algorithm::DigitAlgorithm]) -> symbolic::Formula<'static> {
     let n = model.n_digits;
-    let depths: Vec<usize> =
-        (0..=n).map(|k| algo.iter().find(|a| a.column == Some(k)).and_then(|a| a.lookahead_depth).unwrap_or(n)).collect();
+    let depths: Vec<usize> = (0..=n).map(|k| algo.iter().find(|a| a.column == Some(k)).and_then(|a| a.reach()).unwrap_or(n)).collect();
     let format = model.format;
     symbolic::Formula {
         name: "derived".into(),

@@ -18,6 +18,8 @@ pub enum Stage {
     Positions,
     /// Which nodes matter (ablation per node).
     Nodes,
+    /// How information flows between the useful nodes (path patching, the circuit).
+    Circuit,
     /// Where the useful heads attend.
     Attention,
     /// Sub-task tags by activation patching.
@@ -34,10 +36,11 @@ pub enum Stage {
 
 impl Stage {
     /// Every stage, in the order they run.
-    pub const ALL: [Stage; 9] = [
+    pub const ALL: [Stage; 10] = [
         Stage::Accuracy,
         Stage::Positions,
         Stage::Nodes,
+        Stage::Circuit,
         Stage::Attention,
         Stage::Tags,
         Stage::Pca,
@@ -52,6 +55,7 @@ impl Stage {
             Stage::Accuracy => "accuracy",
             Stage::Positions => "positions",
             Stage::Nodes => "nodes",
+            Stage::Circuit => "circuit",
             Stage::Attention => "attention",
             Stage::Tags => "tags",
             Stage::Pca => "pca",
@@ -61,7 +65,7 @@ impl Stage {
         }
     }
 
-    /// 1-based place in [`Stage::ALL`], for "[3/9]".
+    /// 1-based place in [`Stage::ALL`], for "[3/10]".
     pub fn number(self) -> usize {
         Stage::ALL.iter().position(|&s| s == self).expect("every stage is listed") + 1
     }
@@ -166,8 +170,8 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(120));
         w.begin(Stage::Symbolic).unwrap();
         let times = w.finish();
-        let e = |stage, number, done, total| Event::Analysis { stage, number, of: 9, done, total };
-        assert_eq!(seen, vec![e("positions", 2, 0, 0), e("positions", 2, 1, 2), e("symbolic", 7, 0, 0)]);
+        let e = |stage, number, done, total| Event::Analysis { stage, number, of: 10, done, total };
+        assert_eq!(seen, vec![e("positions", 2, 0, 0), e("positions", 2, 1, 2), e("symbolic", 8, 0, 0)]);
         assert_eq!(times.iter().map(|t| t.stage.name()).collect::<Vec<_>>(), ["positions", "symbolic"]);
         assert_eq!(serde_json::to_string(&times[1].stage).unwrap(), "\"symbolic\"", "analysis.json keeps the names");
         assert_eq!((Stage::Accuracy.number(), Stage::Insertion.number()), (1, Stage::ALL.len()));
@@ -183,7 +187,7 @@ mod tests {
         w.begin(Stage::Accuracy).unwrap();
         stop.request();
         let err = w.begin(Stage::Positions).unwrap_err();
-        assert!(err.0.contains("stopped before analysis stage positions (2/9)"), "{err}");
+        assert!(err.0.contains("stopped before analysis stage positions (2/10)"), "{err}");
         assert_eq!(w.finish().len(), 1, "the stage that ran is timed, the refused one is not");
         assert_eq!(seen.len(), 1, "the refused stage is not reported as begun");
     }

@@ -1,6 +1,6 @@
 //! The analysis as text: the short readable account `arithlens analyze` prints, one function per
 //! section (`[model]`, `[positions]`, `[nodes]`, `[attention]`, `[roles]`, `[logit attribution]`,
-//! `[algorithm]`, `[failure families]`, `[symbolic]`, `[insertion]`, `[training]`). Its headline sentences ([`findings`]) are also
+//! `[algorithm]`, `[circuit]`, `[failure families]`, `[symbolic]`, `[insertion]`, `[training]`). Its headline sentences ([`findings`]) are also
 //! what the report lists, so they are written once.
 
 use super::{insertion, nodes, positions, stages, symbolic, Analysis, Findings};
@@ -18,6 +18,7 @@ pub fn summary(a: &Analysis) -> String {
     for d in &a.algorithm {
         s += &format!("  {}\n", d.line());
     }
+    s += &circuit_section(a);
     s += &families_section(a);
     s += &symbolic_section(a);
     if let Some(ins) = &a.insertion {
@@ -42,6 +43,16 @@ fn attribution_section(a: &Analysis) -> String {
         s += &format!("  {} (at position {}): {} (centred logit {:.2})\n", d.digit, d.position, top.join(", "), d.centred_logit);
     }
     s
+}
+
+/// The circuit between the useful nodes, per answer digit; the derived formula's reach follows it.
+fn circuit_section(a: &Analysis) -> String {
+    let Some(c) = &a.circuit else { return String::new() };
+    format!(
+        "\n[circuit] path patching between the useful nodes, each operand column corrupted in turn (a column an edge carries \
+         into a digit is in that digit's reach in the derived formula):\n{}",
+        indented(&c.lines())
+    )
 }
 
 /// The families of the wrong answers on the family set, per operation.

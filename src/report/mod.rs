@@ -15,6 +15,7 @@ pub(crate) mod accuracy;
 pub(crate) mod algorithm;
 pub(crate) mod attention;
 pub(crate) mod attribution;
+pub(crate) mod circuit;
 pub(crate) mod families;
 pub(crate) mod html;
 pub(crate) mod node_map;
@@ -221,7 +222,7 @@ pub fn build_page(d: &RunData) -> Page {
         withheld(accuracy::section(d.eval.as_ref()), files::EVAL),
         analysis_section("positions", "Where computation happens", a, positions::blocks),
         attention_section(d),
-        analysis_section("nodes", "The node map", a, |a| [node_map::blocks(a), attribution::blocks(a)].concat()),
+        analysis_section("nodes", "The node map", a, |a| [node_map::blocks(a), attribution::blocks(a), circuit::blocks(a)].concat()),
         pca_section(d),
         analysis_section("algorithm", "The algorithm and the symbolic model", a, algorithm::blocks),
     ];

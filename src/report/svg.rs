@@ -1,5 +1,5 @@
 //! Standalone SVG figures for the HTML report: line charts, heat maps,
-//! grouped bar charts, scatter plots and node grids.
+//! grouped bar charts, scatter plots, node grids and circuit graphs.
 //!
 //! Every function returns one self-contained `<svg>` string: no external
 //! fonts, scripts, ids or URLs, so several figures can be inlined into one
@@ -134,6 +134,37 @@ pub struct GridCell {
     /// Role selecting the colour and legend entry; `""` draws a neutral box.
     pub colour_key: String,
     /// Hover text (defaults to the joined lines when empty).
+    pub tooltip: String,
+}
+
+/// One node (box) of a [`circuit_graph`], at a grid cell like a [`node_grid`] box.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct GraphNode {
+    /// Column index into `columns`.
+    pub col: usize,
+    /// Row index into `rows`.
+    pub row: usize,
+    /// Text drawn inside the box.
+    pub label: String,
+    /// Hover text (defaults to the label when empty).
+    pub tooltip: String,
+}
+
+/// One arrow of a [`circuit_graph`].
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct GraphEdge {
+    /// Index of the sending node.
+    pub from: usize,
+    /// Index of the receiving node.
+    pub to: usize,
+    /// Size of the effect: the arrow's width is proportional to it (non-finite or negative
+    /// values draw the thinnest arrow).
+    pub weight: f64,
+    /// Kind selecting the colour and legend entry (e.g. the receiver's input).
+    pub colour_key: String,
+    /// Short text at the arrow's middle (e.g. the corrupted column).
+    pub label: String,
+    /// Hover text (defaults to the label when empty).
     pub tooltip: String,
 }
 
@@ -336,6 +367,97 @@ pub fn node_grid(spec: &ChartSpec, columns: &[String], rows: &[String], cells: &
     let entries: Vec<(String, &str)> = names.into_iter().enumerate().map(|(i, n)| (n, palette(i))).collect();
     draw_legend(&mut d, f.right() + 12.0, f.y, &entries, Swatch::Tint);
     d.finish()
+}
+
+/// Draws nodes as boxes on a grid (columns x rows, as [`node_grid`]) and edges as curved
+/// arrows from box to box, their width proportional to `weight` and coloured by kind with a
+/// legend; arrows between the same boxes bow apart. Edges naming a missing node are skipped.
+pub fn circuit_graph(spec: &ChartSpec, columns: &[String], rows: &[String], nodes: &[GraphNode], edges: &[GraphEdge]) -> String {
+    let (nc, nr) = (columns.len(), rows.len());
+    if nc == 0 || nr == 0 || nodes.is_empty() {
+        return no_data(spec);
+    }
+    let edges: Vec<&GraphEdge> = edges.iter().filter(|e| e.from < nodes.len() && e.to < nodes.len() && e.from != e.to).collect();
+    let mut kinds: Vec<String> = Vec::new();
+    for e in &edges {
+        if !kinds.contains(&e.colour_key) {
+            kinds.push(e.colour_key.clone());
+        }
+    }
+    let mut d = Doc::new(spec);
+    let f = Frame::new(&d, 30.0 + max_w(rows, SMALL), 16.0 + legend_width(&kinds), 58.0, 34.0);
+    let (cw, rh) = (f.w / nc as f64, f.h / nr as f64);
+    let (bw, bh) = ((cw * 0.62).min(90.0), (rh * 0.42).min(30.0));
+    let centre = |g: &GraphNode| (f.x + (g.col.min(nc - 1) as f64 + 0.5) * cw, f.y + (g.row.min(nr - 1) as f64 + 0.5) * rh);
+    for (c, name) in columns.iter().enumerate() {
+        let fit = ((cw / (SMALL * 0.6)) as usize).max(2);
+        d.text(f.x + (c as f64 + 0.5) * cw, f.y - 8.0, SMALL, "middle", "", &clip(name, fit));
+    }
+    for (r, name) in rows.iter().enumerate() {
+        d.text(f.x - 6.0, f.y + (r as f64 + 0.5) * rh + 4.0, SMALL, "end", "", name);
+    }
+    for g in nodes {
+        let (x, y) = centre(g);
+        let b = Frame { x: x - bw / 2.0, y: y - bh / 2.0, w: bw, h: bh };
+        let tip = if g.tooltip.is_empty() { g.label.clone() } else { g.tooltip.clone() };
+        d.el("rect", &format!(r##"class="node" {} fill="#f2f2f2" stroke="#999999""##, b.rect_attrs()), Some(&tip));
+        d.text(x, y + 4.0, SMALL, "middle", r#"pointer-events="none""#, &clip(&g.label, ((bw / (SMALL * 0.6)) as usize).max(2)));
+    }
+    let max = edges.iter().map(|e| e.weight).filter(|w| w.is_finite()).fold(0.0f64, f64::max);
+    let mut drawn: Vec<(usize, usize)> = Vec::new();
+    for e in &edges {
+        let bend = drawn.iter().filter(|&&p| p == (e.from, e.to)).count();
+        drawn.push((e.from, e.to));
+        let colour = palette(kinds.iter().position(|k| *k == e.colour_key).unwrap_or(0));
+        let width = if max > 0.0 && e.weight.is_finite() { 1.5 + 6.0 * (e.weight.max(0.0) / max) } else { 1.5 };
+        arrow(&mut d, (centre(&nodes[e.from]), centre(&nodes[e.to])), (bw, bh), bend, (colour, width), e);
+    }
+    axis_titles(&mut d, &f, spec);
+    let entries: Vec<(String, &str)> = kinds.into_iter().enumerate().map(|(i, k)| (k, palette(i))).collect();
+    draw_legend(&mut d, f.right() + 12.0, f.y, &entries, Swatch::Line);
+    d.finish()
+}
+
+/// One curved arrow of a [`circuit_graph`] from box centre `a` to box centre `b` (boxes of size
+/// `bw x bh`), bowed sideways by `bend` steps, in `colour` and `width`, with a filled head, a
+/// label at its middle and a tooltip.
+fn arrow(d: &mut Doc, (a, b): ((f64, f64), (f64, f64)), (bw, bh): (f64, f64), bend: usize, (colour, width): (&str, f64), e: &GraphEdge) {
+    let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+    let len = (dx * dx + dy * dy).sqrt().max(1e-6);
+    let (ux, uy) = (dx / len, dy / len);
+    // Leave each box where the straight line crosses its border.
+    let exit = |u: f64, v: f64| (bw / 2.0 / u.abs().max(1e-6)).min(bh / 2.0 / v.abs().max(1e-6));
+    let t = exit(ux, uy);
+    let (p0, p1) = ((a.0 + ux * t, a.1 + uy * t), (b.0 - ux * t, b.1 - uy * t));
+    let side = if bend.is_multiple_of(2) { 1.0 } else { -1.0 };
+    let bow = (18.0 + 16.0 * bend as f64) * side;
+    let c = ((p0.0 + p1.0) / 2.0 - uy * bow, (p0.1 + p1.1) / 2.0 + ux * bow);
+    // The head points along the curve's last tangent (control point to end).
+    let (tx, ty) = (p1.0 - c.0, p1.1 - c.1);
+    let tl = (tx * tx + ty * ty).sqrt().max(1e-6);
+    let (hx, hy) = (tx / tl, ty / tl);
+    let head = 6.0 + width;
+    let base = (p1.0 - hx * head, p1.1 - hy * head);
+    let tip = if e.tooltip.is_empty() { e.label.clone() } else { e.tooltip.clone() };
+    let path = format!(
+        r#"class="edge" d="M{} {} Q{} {} {} {}" fill="none" stroke="{colour}" stroke-width="{}" stroke-opacity="0.85""#,
+        n(p0.0),
+        n(p0.1),
+        n(c.0),
+        n(c.1),
+        n(base.0),
+        n(base.1),
+        n(width)
+    );
+    d.el("path", &path, Some(&tip));
+    let (wx, wy) = (-hy * head * 0.5, hx * head * 0.5);
+    let points = format!("{},{} {},{} {},{}", n(p1.0), n(p1.1), n(base.0 + wx), n(base.1 + wy), n(base.0 - wx), n(base.1 - wy));
+    d.el("polygon", &format!(r#"class="head" points="{points}" fill="{colour}""#), None);
+    // The label sits on the curve's middle (a quadratic's point at t = 1/2).
+    let (mx, my) = ((p0.0 + 2.0 * c.0 + p1.0) / 4.0, (p0.1 + 2.0 * c.1 + p1.1) / 4.0);
+    if !e.label.is_empty() {
+        d.text(mx, my + 4.0, SMALL, "middle", &format!(r#"class="edge-label" {HALO}"#), &clip(&e.label, 12));
+    }
 }
 
 // ---------------------------------------------------------------- document
@@ -1288,6 +1410,44 @@ mod tests {
 
     fn cols1() -> Vec<String> {
         strings(&["only"])
+    }
+
+    #[test]
+    fn circuit_graph_draws_boxes_and_arrows_sized_by_weight_and_coloured_by_kind() {
+        let node = |col, row, label: &str| GraphNode { col, row, label: label.into(), tooltip: String::new() };
+        let nodes = [node(0, 0, "P5L0H0"), node(1, 0, "P6L0M"), node(1, 1, "P6L1M")];
+        let edge = |from, to, weight, kind: &str, label: &str| GraphEdge {
+            from,
+            to,
+            weight,
+            colour_key: kind.into(),
+            label: label.into(),
+            tooltip: format!("{from}->{to} {label}"),
+        };
+        let edges = [
+            edge(0, 2, 1.0, "value", "c0"),
+            edge(1, 2, 2.0, "MLP input", "c0"),
+            edge(1, 2, f64::NAN, "MLP input", "c1"),
+            edge(0, 9, 5.0, "value", "bad"),
+            edge(1, 1, 5.0, "value", "self"),
+        ];
+        let svg = circuit_graph(&spec("circuit", false), &strings(&["P5", "P6"]), &strings(&["L0", "L1"]), &nodes, &edges);
+        let doc = parse(&svg);
+        assert_eq!(find(&doc, "rect", "node").len(), 3);
+        let arrows = find(&doc, "path", "edge");
+        assert_eq!(arrows.len(), 3, "an edge to a missing node or to itself is skipped");
+        assert_eq!(find(&doc, "polygon", "head").len(), 3);
+        assert_eq!(tip(&arrows[1]), "1->2 c0");
+        let width = |a: &roxmltree::Node| a.attribute("stroke-width").unwrap().parse::<f64>().unwrap();
+        assert_eq!((width(&arrows[0]), width(&arrows[1]), width(&arrows[2])), (4.5, 7.5, 1.5), "width by weight; NaN thinnest");
+        assert_eq!(arrows[1].attribute("stroke"), arrows[2].attribute("stroke"), "one colour per kind");
+        assert_ne!(arrows[0].attribute("stroke"), arrows[1].attribute("stroke"));
+        assert_ne!(arrows[1].attribute("d"), arrows[2].attribute("d"), "arrows between the same boxes bow apart");
+        let legend: Vec<String> = find(&doc, "text", "legend").iter().map(|t| t.text().unwrap().to_string()).collect();
+        assert_eq!(legend, strings(&["value", "MLP input"]));
+        let labels: Vec<String> = find(&doc, "text", "edge-label").iter().map(|t| t.text().unwrap().to_string()).collect();
+        assert_eq!(labels, strings(&["c0", "c0", "c1"]));
+        assert_eq!(find(&parse(&circuit_graph(&spec("e", false), &cols1(), &cols1(), &[], &[])), "text", "nodata").len(), 1);
     }
 
     #[test]

@@ -63,6 +63,14 @@ pub struct CircuitEdge {
     pub eap_drop: f64,
 }
 
+impl CircuitEdge {
+    /// "P6L0M -> P6L1M.in (column 0, 1.42 nats)": the edge, what flows along it and the mean
+    /// log-probability drop of the digit's right token when it alone carries the corruption.
+    pub fn describe(&self) -> String {
+        format!("{} ({}, {:.2} nats)", self.name, self.corruption.name(), self.effect.logprob_drop)
+    }
+}
+
 /// One answer digit's circuit.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DigitCircuit {
@@ -101,6 +109,99 @@ pub struct Circuit {
     pub checks: Vec<CorruptionCheck>,
     /// Per answer digit.
     pub digits: Vec<DigitCircuit>,
+    /// Why the circuit is empty or limited (no useful nodes, no edges among them, one layer),
+    /// if it is.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+impl Circuit {
+    /// The circuit as a few lines of text (what the terminal summary prints): why it is empty or
+    /// limited, what was measured, each digit's largest edges, the columns each digit's edges
+    /// carry, and how far edge attribution patching agreed with path patching.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.note.iter().map(|n| format!("note: {n}")).collect();
+        if self.candidates == 0 {
+            return out;
+        }
+        let tested = self.checks.first().map_or(0, |c| c.tested);
+        out.push(format!(
+            "{} questions per corrupted column; {} candidate edges among the useful nodes, {tested} path-patched per column \
+             (ranked by edge attribution patching, {} gradient step(s))",
+            self.questions, self.candidates, self.options.eap_steps
+        ));
+        for d in &self.digits {
+            let top: Vec<String> = d.edges.iter().take(3).map(CircuitEdge::describe).collect();
+            let more = d.edges.len().saturating_sub(3);
+            let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+            let edges = if top.is_empty() { "no significant edge".to_string() } else { top.join(", ") + &more };
+            out.push(format!("{}: {edges}{}", d.digit, reach_note(d)));
+        }
+        let agree: Vec<String> = self
+            .checks
+            .iter()
+            .filter(|c| c.tested > 1)
+            .map(|c| {
+                format!(
+                    "{} Spearman {:.2}, top-{} shared {}",
+                    c.corruption.name(),
+                    c.agreement.spearman,
+                    c.agreement.top_k,
+                    c.agreement.shared_top_k
+                )
+            })
+            .collect();
+        if !agree.is_empty() {
+            out.push(format!("edge attribution vs path patching: {}", agree.join("; ")));
+        }
+        out
+    }
+}
+
+/// " (reaches columns 0, 1)": the columns whose corruption has a significant edge into `d`.
+fn reach_note(d: &DigitCircuit) -> String {
+    let mut cols: Vec<usize> = d.edges.iter().map(|e| e.corruption.column()).collect();
+    cols.sort_unstable();
+    cols.dedup();
+    if cols.is_empty() {
+        return String::new();
+    }
+    format!(" (reaches column{} {})", if cols.len() == 1 { "" } else { "s" }, crate::analysis::summary::list(&cols))
+}
+
+/// [`circuit`] among the useful `nodes` of an analysis, never failing: with no edge among the
+/// nodes, or an error, the circuit is empty and its `note` says why; a one-layer model's note
+/// says which edges it can have.
+pub fn circuit_among(
+    model: &TaskModel,
+    questions: &[Question],
+    nodes: &[Node],
+    opts: &CircuitOptions,
+    tick: &mut dyn FnMut(usize, usize),
+) -> Circuit {
+    let empty = |note: String| Circuit {
+        options: opts.clone(),
+        questions: questions.len(),
+        candidates: 0,
+        checks: Vec::new(),
+        digits: Vec::new(),
+        note: Some(note),
+    };
+    let one_layer = (model.params.config.n_layers == 1).then_some(
+        "one layer: the only edges between nodes run from a head into the MLP at its own position (a head at an earlier \
+         position reaches no later node, so a column's carry can only travel by attention at the answer position)",
+    );
+    if candidate_edges(model, nodes).is_empty() {
+        let why = one_layer.map_or(String::new(), |w| format!(" ({w})"));
+        return empty(format!("no edges among the {} useful nodes{why}", nodes.len()));
+    }
+    match circuit(model, questions, nodes, opts, tick) {
+        Ok(mut c) => {
+            c.note = one_layer.map(String::from);
+            c
+        }
+        Err(e) => empty(format!("the circuit could not be measured: {e}")),
+    }
 }
 
 /// The circuit among `nodes` on `questions`, corrupting each column in turn. `tick(done, total)`
@@ -146,7 +247,7 @@ pub fn circuit(
         }
     }
     digits.iter_mut().for_each(finish);
-    Ok(Circuit { options: opts.clone(), questions: questions.len(), candidates: edges.len(), checks, digits })
+    Ok(Circuit { options: opts.clone(), questions: questions.len(), candidates: edges.len(), checks, digits, note: None })
 }
 
 /// Indices of the `k` edges with the largest estimated drop on any digit (all, in order, when

@@ -30,6 +30,13 @@ impl Corruption {
         }
     }
 
+    /// The operand column it corrupts.
+    pub fn column(&self) -> usize {
+        match self {
+            Corruption::Column { col } => *col,
+        }
+    }
+
     /// The corrupted version of `q`. Errors when the column is outside the question.
     pub fn apply(&self, q: &Question, rng: &mut impl Rng) -> Result<Question, String> {
         match *self {

@@ -29,7 +29,7 @@ pub mod corrupt;
 pub mod eap;
 pub mod patch;
 
-pub use circuit::{circuit, Circuit, CircuitEdge, CircuitOptions, CorruptionCheck, DigitCircuit};
+pub use circuit::{circuit, circuit_among, Circuit, CircuitEdge, CircuitOptions, CorruptionCheck, DigitCircuit};
 pub use corrupt::{corrupt_pairs, Corruption, Pairs};
 pub use eap::{agreement, edge_attribution, Agreement, EdgeAttribution};
 pub use patch::{ClassEffect, DigitEffect, EdgeEffect, PathPatcher, Scores};

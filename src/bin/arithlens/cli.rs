@@ -118,6 +118,17 @@ pub struct AnalyzeArgs {
     /// far any formula over sub-tasks can agree with the model (0 skips it).
     #[arg(long, default_value_t = arithlens::analysis::AnalyzeOptions::default().siblings)]
     pub siblings: usize,
+    /// Questions per corrupted column for path patching between the useful nodes (the circuit);
+    /// 0 skips it.
+    #[arg(long, default_value_t = arithlens::analysis::AnalyzeOptions::default().circuit_questions)]
+    pub circuit_questions: usize,
+    /// Edges path-patched per corrupted column, those edge attribution patching ranks highest (0:
+    /// every candidate edge).
+    #[arg(long, default_value_t = arithlens::analysis::AnalyzeOptions::default().circuit_edges)]
+    pub circuit_edges: usize,
+    /// Gradient points of edge attribution patching (1: plain; more: integrated gradients).
+    #[arg(long, default_value_t = arithlens::analysis::AnalyzeOptions::default().eap_steps)]
+    pub eap_steps: usize,
 }
 
 /// Options of `eval`.
@@ -454,6 +465,9 @@ impl AnalyzeArgs {
             seed: self.seed,
             pairs: self.pairs,
             siblings: self.siblings,
+            circuit_questions: self.circuit_questions,
+            circuit_edges: self.circuit_edges,
+            eap_steps: self.eap_steps,
             ..Default::default()
         }
     }
