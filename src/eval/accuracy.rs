@@ -332,7 +332,13 @@ fn keep_wrong(model: &TaskModel, qs: &[Question], out: &Predictions, wrong: &mut
 /// The families of the kept wrong answers, told apart from the right answers among the first
 /// [`FAMILY_CONTRAST`] random questions (those the random set starts with); `seen` is the whole
 /// set's tally, by which each kept answer stands for its share of the set.
-fn families(model: &TaskModel, op: Op, opts: &EvalOptions, wrong: Vec<(Question, Vec<u32>)>, seen: &Tally) -> Result<FailureFamilies, String> {
+fn families(
+    model: &TaskModel,
+    op: Op,
+    opts: &EvalOptions,
+    wrong: Vec<(Question, Vec<u32>)>,
+    seen: &Tally,
+) -> Result<FailureFamilies, String> {
     let contrast = random_questions(model.n_digits, op, FAMILY_CONTRAST, opts.seed).map_err(|e| e.to_string())?;
     let p = super::predict::teacher_forced(model, &contrast, opts.batch);
     let right = contrast.iter().enumerate().filter(|(i, q)| p.correct(*i, &q.answer_tokens(model.format)));

@@ -18,16 +18,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The features of an answer site, in order (the tree's feature indices).
-const FEATURES: [Feature; 8] = [
-    Feature::Digit,
-    Feature::Own,
-    Feature::Below,
-    Feature::Run,
-    Feature::Foot,
-    Feature::UnderFoot,
-    Feature::CarryIn,
-    Feature::BelowLarger,
-];
+const FEATURES: [Feature; 8] =
+    [Feature::Digit, Feature::Own, Feature::Below, Feature::Run, Feature::Foot, Feature::UnderFoot, Feature::CarryIn, Feature::BelowLarger];
 
 /// One per-column feature of an answer site (answer digit k).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -193,8 +185,8 @@ impl Default for FamilyOptions {
             precision_questions: 2_000,
             seed: 90210,
             right_weight: 1.0,
-            sharpen_rise: 1.5,
-            sharpen_depth: 3,
+            sharpen_rise: 2.0,
+            sharpen_depth: 2,
         }
     }
 }
