@@ -171,7 +171,7 @@ pub struct FamilyOptions {
     /// in the data the share of matching answers that are wrong.
     pub right_weight: f64,
     /// A family is split further while one part's odds of a wrong answer in the data
-    /// (precision / (1 - precision)) rise at least this many times (see [`rule_tree::sharpen`]).
+    /// (precision / (1 - precision)) rise at least this many times (the sharpening of `eval::rule_tree`).
     pub sharpen_rise: f64,
     /// Most conditions sharpening adds to a family's rule.
     pub sharpen_depth: usize,
@@ -785,7 +785,7 @@ mod tests {
         let c = Columns::of(q);
         let sum = |j: usize| c.base[j] + if c.make[j] { 10 } else { 0 };
         let mut digits = c.digits(&c.carries());
-        let diffuse = (q.x * 7919 + q.y * 104_729) % 40 == 0;
+        let diffuse = (q.x * 7919 + q.y * 104_729).is_multiple_of(40);
         for k in (2..=q.n_digits).rev() {
             let larger = q.digit_x(k - 1).max(q.digit_y(k - 1));
             let sharp = sum(k - 1) == 9 && larger >= 8 && sum(k - 2) == 8;
