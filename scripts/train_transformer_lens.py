@@ -21,27 +21,17 @@ first. Not run by CI or the tests (it needs torch); e.g.
     nice /tmp/tlvenv/bin/python scripts/train_transformer_lens.py --out runs/tl_add5/model.safetensors
     arithlens eval runs/tl_add5
 """
-import argparse, json, math, os, time
+import argparse, json, math, os, sys, time
 
 import torch
 from safetensors.torch import save_file
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-PLUS, EQUALS = 10, 11
-
-
-def batch(n, size, gen, enrich):
-    """`size` questions as tokens [size, 3n+3]; with `enrich`, each digit pair of the second
-    operand is made to sum to 9 with probability 0.4 (the paper's enrichment: cascades are rare)."""
-    x = torch.randint(0, 10, (size, n), generator=gen)
-    y = torch.randint(0, 10, (size, n), generator=gen)
-    if enrich:
-        m = torch.rand((size, n), generator=gen) < 0.4
-        y = torch.where(m, 9 - x, y)
-    pw = 10 ** torch.arange(n - 1, -1, -1)
-    s = (x * pw).sum(1) + (y * pw).sum(1)
-    a = torch.stack([(s // 10**k) % 10 for k in range(n, -1, -1)], 1)
-    return torch.cat([x, torch.full((size, 1), PLUS), y, torch.full((size, 1), EQUALS), a], 1)
+# batch(n, size, gen, enrich): `size` questions as tokens [size, 3n+3]; with `enrich`, each digit
+# pair of the second operand made to sum to 9 with probability 0.4 (the paper's enrichment,
+# as cascades are rare). The fixtures' trajectory script defines it once for both.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures", "transformer_lens"))
+from make_trajectory import batch  # noqa: E402
 
 
 def answer_loss(model, tokens, n):

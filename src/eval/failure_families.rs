@@ -744,6 +744,16 @@ mod tests {
         Columns::tokens(&digits, q, Format::Paper1)
     }
 
+    /// The families of `count` random 5-digit additions answered by `answer`, which also answers
+    /// the questions drawn to measure precision.
+    fn mine(answer: fn(&Question) -> Vec<u32>, count: usize, seed: u64) -> (Vec<Question>, FailureFamilies) {
+        let qs = random_questions(5, Op::Add, count, seed).unwrap();
+        let answers: Vec<Answered> = qs.iter().map(|q| Answered { question: *q, tokens: answer(q) }).collect();
+        let mut model = |qs: &[Question]| qs.iter().map(answer).collect::<Vec<_>>();
+        let f = find_families(&answers, Format::Paper1, &FamilyOptions::default(), &mut model);
+        (qs, f)
+    }
+
     fn lost_planted(q: &Question, k: usize) -> bool {
         let sums: Vec<u8> = (0..q.n_digits).map(|j| q.digit_x(j) + q.digit_y(j)).collect();
         k >= 2 && sums[k - 1] == 9 && sums[k - 2] == 10
@@ -751,10 +761,7 @@ mod tests {
 
     #[test]
     fn finds_planted_carry_rules_with_full_coverage_and_precision() {
-        let qs = random_questions(5, Op::Add, 200_000, 7).unwrap();
-        let answers: Vec<Answered> = qs.iter().map(|q| Answered { question: *q, tokens: planted(q) }).collect();
-        let mut model = |qs: &[Question]| qs.iter().map(planted).collect::<Vec<_>>();
-        let f = find_families(&answers, Format::Paper1, &FamilyOptions::default(), &mut model);
+        let (qs, f) = mine(planted, 200_000, 7);
         let lost: Vec<&Rule> = f.rules.iter().filter(|r| r.kind == ErrorKind::Lost).collect();
         assert!(f.failures > 5_000, "{}", f.failures);
         assert_eq!(f.uncovered, 0, "{f:#?}");
@@ -799,10 +806,7 @@ mod tests {
 
     #[test]
     fn sharpening_finds_a_lopsided_pair_over_an_8_inside_a_diffuse_rule() {
-        let qs = random_questions(5, Op::Add, 300_000, 11).unwrap();
-        let answers: Vec<Answered> = qs.iter().map(|q| Answered { question: *q, tokens: planted_pairs(q) }).collect();
-        let mut model = |qs: &[Question]| qs.iter().map(planted_pairs).collect::<Vec<_>>();
-        let f = find_families(&answers, Format::Paper1, &FamilyOptions::default(), &mut model);
+        let (qs, f) = mine(planted_pairs, 300_000, 11);
         assert!(f.coverage() >= 0.9, "{f:#?}");
         let sharp: Vec<(&FailureFamily, &Rule)> = f.families.iter().zip(&f.rules).filter(|(x, _)| x.precision.unwrap() > 0.9).collect();
         assert!(!sharp.is_empty(), "{f:#?}");
