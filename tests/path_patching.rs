@@ -10,6 +10,7 @@ use arithlens::analysis::paths::{
     Scores,
 };
 use arithlens::eval::predict::teacher_forced;
+use arithlens::io::schema::Versioned;
 use arithlens::model::{forward, reference, ActFn, Cache, HookPoint, HookTensor, Hooks, ModelConfig, NoHooks, Params, Span, Workspace};
 use arithlens::task::{random_questions, Format, Op, Question};
 use arithlens::task_model::TaskModel;
@@ -560,5 +561,5 @@ fn a_circuit_without_edges_says_why_and_none_is_measured_when_skipped() {
     assert_eq!(a.circuit, None);
     assert!(!arithlens::analysis::summary(&a).contains("[circuit]"));
     let bad = arithlens::analysis::AnalyzeOptions { eap_steps: 0, ..Default::default() };
-    assert!(bad.validate().unwrap_err().contains("--eap-steps 0 is out of range"));
+    assert!(bad.validate().unwrap_err().to_string().contains("--eap-steps 0 is out of range"));
 }

@@ -169,21 +169,27 @@ impl AnalyzeOptions {
     }
 
     /// Checks the circuit stage's options (`--circuit-questions`, `--eap-steps`).
-    fn validate_circuit(&self) -> Result<(), String> {
+    fn validate_circuit(&self) -> Result<(), OptionError> {
         if self.circuit_questions > crate::limits::MAX_ANALYZE_PAIRS {
-            return Err(format!(
-                "--circuit-questions {} is too many: at most {} (each is a forward pass per edge and column; the default is {})",
-                self.circuit_questions,
-                crate::limits::MAX_ANALYZE_PAIRS,
-                Self::default().circuit_questions
-            ));
+            return Err(OptionError {
+                flag: "--circuit-questions",
+                value: self.circuit_questions,
+                problem: format!(
+                    "is too many: at most {} (each is a forward pass per edge and column; the default is {})",
+                    crate::limits::MAX_ANALYZE_PAIRS,
+                    Self::default().circuit_questions
+                ),
+            });
         }
         if !(1..=MAX_EAP_STEPS).contains(&self.eap_steps) {
-            return Err(format!(
-                "--eap-steps {} is out of range: 1 (plain edge attribution patching) to {MAX_EAP_STEPS} (default {})",
-                self.eap_steps,
-                Self::default().eap_steps
-            ));
+            return Err(OptionError {
+                flag: "--eap-steps",
+                value: self.eap_steps,
+                problem: format!(
+                    "is out of range: 1 (plain edge attribution patching) to {MAX_EAP_STEPS} (default {})",
+                    Self::default().eap_steps
+                ),
+            });
         }
         Ok(())
     }

@@ -3,7 +3,7 @@
 
 use super::failure_families::{answered_families, Answered, FailureFamilies, FamilyOptions};
 use super::predict::{Predictions, Predictor};
-use super::stats::{nines, ClassRow, ClassTallies, HardQuestion, TopLoss};
+use super::stats::{nines, ClassRow, ClassTallies, HardQuestion, Tally, TopLoss};
 use crate::io::schema::Versioned;
 use crate::progress::{Event, Stop, Stopped};
 use crate::task::curated::curated;
@@ -365,14 +365,25 @@ fn keep_wrong(model: &TaskModel, qs: &[Question], out: &Predictions, wrong: &mut
 }
 
 /// The families of the kept wrong answers, told apart from the right answers among the first
-/// [`FAMILY_CONTRAST`] random questions (those the random set starts with).
-fn families(model: &TaskModel, op: Op, opts: &EvalOptions, wrong: Vec<(Question, Vec<u32>)>) -> Result<FailureFamilies, EvalError> {
+/// [`FAMILY_CONTRAST`] random questions (those the random set starts with); `seen` is the whole
+/// set's tally, by which each kept answer stands for its share of the set.
+fn families(
+    model: &TaskModel,
+    op: Op,
+    opts: &EvalOptions,
+    wrong: Vec<(Question, Vec<u32>)>,
+    seen: &Tally,
+) -> Result<FailureFamilies, EvalError> {
     let contrast = random_questions(model.n_digits, op, FAMILY_CONTRAST, opts.seed)?;
     let p = super::predict::teacher_forced(model, &contrast, opts.batch);
     let right = contrast.iter().enumerate().filter(|(i, q)| p.correct(*i, &q.answer_tokens(model.format)));
     let mut answers: Vec<Answered> = wrong.into_iter().map(|(question, tokens)| Answered { question, tokens }).collect();
+    let kept = answers.len();
     answers.extend(right.map(|(_, q)| Answered { question: *q, tokens: q.answer_tokens(model.format) }));
-    Ok(answered_families(model, &answers, &FamilyOptions::default()))
+    let per_right = seen.correct as f64 / (answers.len() - kept).max(1) as f64;
+    let per_wrong = (seen.n - seen.correct) as f64 / kept.max(1) as f64;
+    let right_weight = if per_right > 0.0 && per_wrong > 0.0 { per_right / per_wrong } else { 1.0 };
+    Ok(answered_families(model, &answers, &FamilyOptions { right_weight, ..FamilyOptions::default() }))
 }
 
 /// Evaluates `model` per `opts` on each operation it knows, reporting [`Event::Eval`]s.
@@ -486,7 +497,7 @@ fn evaluate_op(
             }
         }
     }
-    let failure_families = Some(families(model, op, opts, wrong)?);
+    let failure_families = Some(families(model, op, opts, wrong, &random.total())?);
     let mut strat = ClassTallies::default();
     let sets = stratified_set(n, op, opts.per_class, opts.seed.wrapping_add(1))?;
     let strat_total = sets.iter().map(|(_, v)| v.len() as u64).sum();

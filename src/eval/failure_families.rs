@@ -11,15 +11,15 @@
 //! model's right digits; its positive leaves are the families. A family's precision is then
 //! measured on fresh questions drawn to match its rule, so rare rules are measured too.
 
-use super::rule_tree::{self, Data, Growth, Interval};
+use super::rule_tree::{self, Data, Growth, Interval, Sharpen};
 use crate::task::{Class, Columns, Format, Op, Question};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The features of an answer site, in order (the tree's feature indices).
-const FEATURES: [Feature; 7] =
-    [Feature::Digit, Feature::Own, Feature::Below, Feature::Run, Feature::Foot, Feature::UnderFoot, Feature::CarryIn];
+const FEATURES: [Feature; 8] =
+    [Feature::Digit, Feature::Own, Feature::Below, Feature::Run, Feature::Foot, Feature::UnderFoot, Feature::CarryIn, Feature::BelowLarger];
 
 /// One per-column feature of an answer site (answer digit k).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +38,9 @@ enum Feature {
     UnderFoot,
     /// The true carry (borrow) into column k: 0 or 1.
     CarryIn,
+    /// The larger of column k-1's two digits (9 in 9+0, 5 in 5+4): a pair's make-up, not only
+    /// its sum, can decide what a model reads off it.
+    BelowLarger,
 }
 
 /// A column that does not exist (below the units, or above the top).
@@ -162,11 +165,29 @@ pub struct FamilyOptions {
     pub precision_questions: usize,
     /// Seed of those questions.
     pub seed: u64,
+    /// How many answers of the evaluated population each right answer given stands for,
+    /// relative to each wrong one (1 when the answers are all of a set; more when they are all
+    /// of a set's wrong answers with a sample of its right ones): what makes a rule's precision
+    /// in the data the share of matching answers that are wrong.
+    pub right_weight: f64,
+    /// A family is split further while one part's odds of a wrong answer in the data
+    /// (precision / (1 - precision)) rise at least this many times (the sharpening of `eval::rule_tree`).
+    pub sharpen_rise: f64,
+    /// Most conditions sharpening adds to a family's rule.
+    pub sharpen_depth: usize,
 }
 
 impl Default for FamilyOptions {
     fn default() -> Self {
-        FamilyOptions { max_depth: 5, min_share: 0.02, precision_questions: 2_000, seed: 90210 }
+        FamilyOptions {
+            max_depth: 5,
+            min_share: 0.02,
+            precision_questions: 2_000,
+            seed: 90210,
+            right_weight: 1.0,
+            sharpen_rise: 2.0,
+            sharpen_depth: 2,
+        }
     }
 }
 
@@ -189,7 +210,8 @@ fn features(q: &Question, k: usize) -> Vec<i16> {
     let foot = top.checked_sub(run + 1);
     let under = foot.and_then(|f| f.checked_sub(1));
     let carry = c.carries()[top] as i16;
-    vec![k as i16, at(Some(k)), at(top.checked_sub(1)), run as i16, at(foot), at(under), carry]
+    let larger = top.checked_sub(1).map_or(NONE, |j| q.digit_x(j).max(q.digit_y(j)) as i16);
+    vec![k as i16, at(Some(k)), at(top.checked_sub(1)), run as i16, at(foot), at(under), carry, larger]
 }
 
 /// The first wrong token of an answer, in the order the model emits them: `(k, kind)`, or None
@@ -270,7 +292,7 @@ pub fn find_families(
         if positives < min_rows {
             continue;
         }
-        for leaf in grow_for(&sites, kind, positives, opts.max_depth, min_rows) {
+        for leaf in grow_for(&sites, kind, positives, opts, min_rows) {
             let rows: Vec<usize> = leaf.rows.iter().copied().filter(|&r| sites.kind[r] == Some(kind)).collect();
             rows.iter().for_each(|&r| covered[r] = true);
             let conditions = tighten(&leaf.conditions, &observed(&sites, rows.iter().copied()));
@@ -310,18 +332,23 @@ fn tighten(path: &[Interval], family: &[(i16, i16)]) -> Vec<Interval> {
 }
 
 /// The positive leaves of a tree separating `kind`'s sites from the right tokens, each class
-/// weighing half.
-fn grow_for(sites: &Sites, kind: ErrorKind, positives: usize, max_depth: usize, min_rows: usize) -> Vec<rule_tree::Leaf> {
+/// weighing half, each then sharpened by precision (right and wrong answers weighed as in the
+/// evaluated population, `opts.right_weight`).
+fn grow_for(sites: &Sites, kind: ErrorKind, positives: usize, opts: &FamilyOptions, min_rows: usize) -> Vec<rule_tree::Leaf> {
     let idx: Vec<usize> = (0..sites.rows.len()).filter(|&r| sites.kind[r].is_none() || sites.kind[r] == Some(kind)).collect();
     let rows: Vec<Vec<i16>> = idx.iter().map(|&r| sites.rows[r].clone()).collect();
     let positive: Vec<bool> = idx.iter().map(|&r| sites.kind[r] == Some(kind)).collect();
     let negatives = (idx.len() - positives).max(1);
     let weight: Vec<f64> = positive.iter().map(|&p| if p { 0.5 / positives as f64 } else { 0.5 / negatives as f64 }).collect();
-    let leaves =
-        rule_tree::grow(&Data { rows: &rows, positive: &positive, weight: &weight }, Growth { max_depth, min_positive_rows: min_rows });
+    let growth = Growth { max_depth: opts.max_depth, min_positive_rows: min_rows };
+    let leaves = rule_tree::grow(&Data { rows: &rows, positive: &positive, weight: &weight }, growth);
+    let population: Vec<f64> = positive.iter().map(|&p| if p { 1.0 } else { opts.right_weight }).collect();
+    let data = Data { rows: &rows, positive: &positive, weight: &population };
+    let sharpen = Sharpen { rise: opts.sharpen_rise, max_depth: opts.sharpen_depth, min_positive_rows: min_rows };
     leaves
         .into_iter()
         .filter(|l| l.is_positive())
+        .flat_map(|l| rule_tree::sharpen(&data, l, sharpen))
         .map(|mut l| {
             l.rows = l.rows.iter().map(|&i| idx[i]).collect();
             l
@@ -406,6 +433,24 @@ impl Rule {
         })
     }
 
+    /// The condition on the larger digit of the column below in words, e.g. "the column below
+    /// has a digit of at least 8 (9+0, 8+1, ...)"; None when the rule says nothing of it.
+    fn larger_words(&self) -> Option<String> {
+        let (lo, hi) = self.range(Feature::BelowLarger);
+        let (lo, hi) = (lo.max(0), hi.min(9));
+        if hi < 0 {
+            return None;
+        }
+        let what = "the larger digit of the column below is";
+        Some(match (lo, hi) {
+            (0, 9) => return None,
+            (l, h) if l == h => format!("{what} {l}"),
+            (l, 9) => format!("{what} at least {l}"),
+            (0, h) => format!("{what} at most {h}"),
+            (l, h) => format!("{what} {l} to {h}"),
+        })
+    }
+
     /// The answer digits the rule applies to, e.g. "A2-A4": its digit range, narrowed by what its
     /// own-column condition implies (only the top digit, and the sign, have no column).
     fn digits_words(&self) -> String {
@@ -478,7 +523,8 @@ impl Rule {
             (words(below, "the column below"), words(foot, "the first column below the sum-9 run"))
         };
         let under = words(self.range(Feature::UnderFoot), if run.1 <= 0 { "the column under that" } else { "the column under the foot" });
-        let mut parts: Vec<String> = [own, below, self.run_words(), foot, under].into_iter().flatten().collect();
+        let larger = self.larger_words();
+        let mut parts: Vec<String> = [own, below, larger, self.run_words(), foot, under].into_iter().flatten().collect();
         let carry = if self.op == Op::Add { "carry" } else { "borrow" };
         match self.range(Feature::CarryIn) {
             (lo, _) if lo >= 1 => parts.push(format!("a {carry} comes in")),
@@ -491,7 +537,7 @@ impl Rule {
 
     /// The conditions as text, e.g. "carry lost & digit = 3 & below = 9 & run >= 1".
     fn text(&self) -> String {
-        let names = ["digit", "own", "below", "run", "foot", "under_foot", "carry_in"];
+        let names = ["digit", "own", "below", "run", "foot", "under_foot", "carry_in", "below_larger"];
         let mut parts = vec![self.kind.short(self.op).to_string()];
         for c in &self.conditions {
             let (lo, hi) = (c.lo.max(NONE), c.hi);
@@ -564,26 +610,30 @@ impl Rule {
                 values[u] = Some(pick(rng, self.range(Feature::UnderFoot), domain)?);
             }
         }
-        let q = self.question(&values, rng)?;
+        let larger = top.checked_sub(1).map(|j| (j, self.range(Feature::BelowLarger)));
+        let q = self.question(&values, larger, rng)?;
         self.matches(&features(&q, k)).then_some(q)
     }
 
-    /// A question whose columns have the given values (random where None); for subtraction
-    /// the values are those of the larger operand minus the smaller, in either order.
-    fn question(&self, values: &[Option<i16>], rng: &mut impl Rng) -> Option<Question> {
+    /// Two digits, drawn uniformly among those whose sum (difference) is `value` (any when
+    /// None) and whose larger digit lies in `larger`.
+    fn pair(&self, value: Option<i16>, (lo, hi): (i16, i16), rng: &mut impl Rng) -> Option<(i16, i16)> {
+        let fits = |&(x, y): &(i16, i16)| {
+            let v = if self.op == Op::Add { x + y } else { x - y };
+            value.is_none_or(|w| w == v) && (lo..=hi).contains(&x.max(y))
+        };
+        let pairs: Vec<(i16, i16)> = (0..100).map(|i| (i / 10, i % 10)).filter(fits).collect();
+        (!pairs.is_empty()).then(|| pairs[rng.gen_range(0..pairs.len())])
+    }
+
+    /// A question whose columns have the given values (random where None), and whose column
+    /// `larger.0` has its larger digit in `larger.1`; for subtraction the values are those of the
+    /// larger operand minus the smaller, in either order.
+    fn question(&self, values: &[Option<i16>], larger: Option<(usize, (i16, i16))>, rng: &mut impl Rng) -> Option<Question> {
         let (mut a, mut b) = (0u128, 0u128);
-        for v in values.iter().rev() {
-            let (x, y) = match (self.op, v) {
-                (_, None) => (rng.gen_range(0..10), rng.gen_range(0..10)),
-                (Op::Add, Some(v)) => {
-                    let x = rng.gen_range((v - 9).max(0)..=(*v).min(9));
-                    (x, v - x)
-                }
-                (Op::Sub, Some(v)) => {
-                    let x = rng.gen_range((*v).max(0)..=(9 + v).min(9));
-                    (x, x - v)
-                }
-            };
+        for (j, v) in values.iter().enumerate().rev() {
+            let range = larger.filter(|l| l.0 == j).map_or((0, 9), |l| l.1);
+            let (x, y) = self.pair(*v, range, rng)?;
             a = a * 10 + x as u128;
             b = b * 10 + y as u128;
         }
@@ -694,6 +744,16 @@ mod tests {
         Columns::tokens(&digits, q, Format::Paper1)
     }
 
+    /// The families of `count` random 5-digit additions answered by `answer`, which also answers
+    /// the questions drawn to measure precision.
+    fn mine(answer: fn(&Question) -> Vec<u32>, count: usize, seed: u64) -> (Vec<Question>, FailureFamilies) {
+        let qs = random_questions(5, Op::Add, count, seed).unwrap();
+        let answers: Vec<Answered> = qs.iter().map(|q| Answered { question: *q, tokens: answer(q) }).collect();
+        let mut model = |qs: &[Question]| qs.iter().map(answer).collect::<Vec<_>>();
+        let f = find_families(&answers, Format::Paper1, &FamilyOptions::default(), &mut model);
+        (qs, f)
+    }
+
     fn lost_planted(q: &Question, k: usize) -> bool {
         let sums: Vec<u8> = (0..q.n_digits).map(|j| q.digit_x(j) + q.digit_y(j)).collect();
         k >= 2 && sums[k - 1] == 9 && sums[k - 2] == 10
@@ -701,10 +761,7 @@ mod tests {
 
     #[test]
     fn finds_planted_carry_rules_with_full_coverage_and_precision() {
-        let qs = random_questions(5, Op::Add, 200_000, 7).unwrap();
-        let answers: Vec<Answered> = qs.iter().map(|q| Answered { question: *q, tokens: planted(q) }).collect();
-        let mut model = |qs: &[Question]| qs.iter().map(planted).collect::<Vec<_>>();
-        let f = find_families(&answers, Format::Paper1, &FamilyOptions::default(), &mut model);
+        let (qs, f) = mine(planted, 200_000, 7);
         let lost: Vec<&Rule> = f.rules.iter().filter(|r| r.kind == ErrorKind::Lost).collect();
         assert!(f.failures > 5_000, "{}", f.failures);
         assert_eq!(f.uncovered, 0, "{f:#?}");
@@ -728,6 +785,54 @@ mod tests {
         assert!(text.contains("exactly 1 sum-9 column below it") && text.contains("sums to exactly 10"), "{text}");
     }
 
+    /// Exact answers, except that A_k (the highest such k >= 2) adds a carry when column k-1
+    /// is 9+0 or 8+1 (either way round) over a column summing to 8, always, and when column
+    /// k-1 is any other sum-9 pair over a column summing to at most 7, for one question in 40.
+    fn planted_pairs(q: &Question) -> Vec<u32> {
+        let c = Columns::of(q);
+        let sum = |j: usize| c.base[j] + if c.make[j] { 10 } else { 0 };
+        let mut digits = c.digits(&c.carries());
+        let diffuse = (q.x * 7919 + q.y * 104_729).is_multiple_of(40);
+        for k in (2..=q.n_digits).rev() {
+            let larger = q.digit_x(k - 1).max(q.digit_y(k - 1));
+            let sharp = sum(k - 1) == 9 && larger >= 8 && sum(k - 2) == 8;
+            if sharp || (diffuse && sum(k - 1) == 9 && larger < 8 && sum(k - 2) <= 7) {
+                digits[k] = (digits[k] + 1) % 10;
+                break;
+            }
+        }
+        Columns::tokens(&digits, q, Format::Paper1)
+    }
+
+    #[test]
+    fn sharpening_finds_a_lopsided_pair_over_an_8_inside_a_diffuse_rule() {
+        let (qs, f) = mine(planted_pairs, 300_000, 11);
+        assert!(f.coverage() >= 0.9, "{f:#?}");
+        let sharp: Vec<(&FailureFamily, &Rule)> = f.families.iter().zip(&f.rules).filter(|(x, _)| x.precision.unwrap() > 0.9).collect();
+        assert!(!sharp.is_empty(), "{f:#?}");
+        for (family, rule) in &sharp {
+            assert_eq!(rule.range(Feature::Foot), (8, 8), "{family:#?}");
+            assert!(rule.range(Feature::BelowLarger).0 >= 8 && rule.range(Feature::Run) == (1, 1), "{family:#?}");
+            assert!(family.description.contains("the larger digit of the column below is at least 8"), "{}", family.description);
+        }
+        let wanted = |q: &Question, k: usize| {
+            let sums: Vec<u8> = (0..5).map(|j| q.digit_x(j) + q.digit_y(j)).collect();
+            (2..=5).contains(&k) && sums[k - 1] == 9 && q.digit_x(k - 1).max(q.digit_y(k - 1)) >= 8 && sums[k - 2] == 8
+        };
+        // The sharp rules hold at the planted sites and nowhere else the model reaches.
+        for q in qs.iter().take(30_000) {
+            let first = first_wrong(&Answered { question: *q, tokens: planted_pairs(q) }, Format::Paper1);
+            for k in 0..=5 {
+                if first.is_none_or(|w| w.0 <= k) {
+                    let by_rule = sharp.iter().any(|(_, r)| r.matches(&features(q, k)));
+                    assert_eq!(by_rule, wanted(q, k), "{} at A{k}: {sharp:#?}", q.text());
+                }
+            }
+        }
+        // The diffuse failures are a family of their own, with a low precision.
+        assert!(f.families.iter().any(|x| x.precision.unwrap() < 0.2 && x.count >= 100), "{f:#?}");
+    }
+
     #[test]
     fn the_first_wrong_token_and_how_it_is_wrong() {
         let q = Question::parse("44445+55555=", 5).unwrap();
@@ -738,7 +843,8 @@ mod tests {
         let q = Question::parse("04796+63201=", 5).unwrap();
         let a = Answered { question: q, tokens: "068997".bytes().map(|b| (b - b'0') as u32).collect() };
         assert_eq!(first_wrong(&a, Format::Paper1), Some((3, ErrorKind::Added)));
-        assert_eq!(features(&q, 3), vec![3, 7, 9, 2, 7, NONE, 0], "A3: 4+3, over 7+2 and 9+0, over 6+1");
+        assert_eq!(features(&q, 3), vec![3, 7, 9, 2, 7, NONE, 0, 7], "A3: 4+3, over 7+2 and 9+0, over 6+1");
+        assert_eq!(features(&q, 2)[7], 9, "A2: the column below is 9+0");
     }
 
     #[test]
