@@ -114,14 +114,12 @@ fn wait_passing_stop(child: &mut std::process::Child, stop: &Stop) -> std::io::R
         if let Some(status) = child.try_wait()? {
             return Ok(status);
         }
-        if stop.requested() && !passed {
-            if since.get_or_insert_with(Instant::now).elapsed() >= PASS_STOP_AFTER {
-                passed = true;
-                #[cfg(unix)]
-                // SAFETY: kill() on our own child's pid, which has not been reaped (try_wait said so).
-                unsafe {
-                    libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-                }
+        if stop.requested() && !passed && since.get_or_insert_with(Instant::now).elapsed() >= PASS_STOP_AFTER {
+            passed = true;
+            #[cfg(unix)]
+            // SAFETY: kill() on our own child's pid, which has not been reaped (try_wait said so).
+            unsafe {
+                libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
             }
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
