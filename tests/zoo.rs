@@ -10,11 +10,28 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn scratch(name: &str) -> PathBuf {
+/// A scratch folder under the system's temporary folder, removed when dropped (a failing test
+/// included), so the tests leave no folders behind.
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(name: &str) -> Scratch {
     let d = std::env::temp_dir().join(format!("arithlens-zoo-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    Scratch(d)
 }
 
 fn parse(text: &str) -> Result<Zoo, String> {
@@ -150,7 +167,7 @@ fn models_queued_or_running_on_slurm_are_not_submitted_again() {
 #[test]
 fn status_says_how_slurm_ended_a_task_from_its_accounting() {
     let dir = scratch("sacct");
-    let zoo = Zoo::parse(INSERTED, Path::new("zoo/test.toml"), Some(&dir)).unwrap();
+    let zoo = Zoo::parse(INSERTED, Path::new("zoo/test.toml"), Some(&*dir)).unwrap();
     let (a, b) = (zoo.models[0].name.clone(), zoo.models[1].name.clone());
     let record = vec![
         Submitted { job_id: 40, stage: Stage::Train, tasks: [(0, a.clone()), (1, b.clone())].into() },
@@ -181,11 +198,20 @@ fn status_says_how_slurm_ended_a_task_from_its_accounting() {
     assert_eq!(stage_word(&zoo, Job { model: 1, stage: Stage::Train }, None), "cancelled");
     std::fs::write(&log, "== zoo: arithlens train\n== zoo: exit status 3 after 4.0 s\n").unwrap();
     assert_eq!(stage_word(&zoo, Job { model: 1, stage: Stage::Train }, None), "failed (exit 3)");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 fn arithlens(dir: &Path, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_arithlens")).current_dir(dir).args(args).output().unwrap()
+}
+
+/// Starts `arithlens ARGS` in `dir` and returns once `file` exists (the job is under way).
+fn start_until(dir: &Path, args: &[&str], file: &Path, stderr: std::process::Stdio) -> std::process::Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_arithlens")).current_dir(dir).args(args).stderr(stderr).spawn().unwrap();
+    while !file.exists() {
+        assert!(child.try_wait().unwrap().is_none(), "arithlens {args:?} ended before {} appeared", file.display());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child
 }
 
 fn text(o: &std::process::Output) -> String {
@@ -242,7 +268,6 @@ fn the_local_engine_runs_every_stage_once_then_skips_them_and_tables_the_results
     assert!(md.contains("[report](tiny/report.html)") && md.contains("paper 4") && md.contains("a test figure"), "{md}");
     let html = std::fs::read_to_string(root.join("zoo.html")).unwrap();
     assert!(html.contains("<a href=\"tiny/report.html\">") && html.contains("<svg"), "zoo.html lacks its link or figure");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -264,7 +289,6 @@ fn a_failed_job_is_reported_with_its_log_and_does_not_stop_independent_ones() {
     assert!(root.join("tiny/eval.json").exists(), "the independent model ran:\n{out}");
     let status = text(&arithlens(&dir, &["zoo", "status", "f.toml"]));
     assert!(status.contains("failed (exit 1)"), "{status}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -274,16 +298,8 @@ fn a_killed_zoo_run_resumes_its_training_from_the_checkpoint() {
         "[zoo]\nname = \"k\"\nstages = [\"train\"]\n[[model]]\npreset = \"tiny\"\nset = [\"steps=4000\", \"checkpoint_every=100\"]\n";
     std::fs::write(dir.join("k.toml"), manifest).unwrap();
     let run = dir.join("runs/zoo-k/tiny");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_arithlens"))
-        .current_dir(&dir)
-        .args(["zoo", "run", "k.toml", "--threads", "1"])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    while !run.join("checkpoint.safetensors").exists() {
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before its first checkpoint");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let args = ["zoo", "run", "k.toml", "--threads", "1"];
+    let mut child = start_until(&dir, &args, &run.join("checkpoint.safetensors"), std::process::Stdio::null());
     child.kill().unwrap(); // SIGKILL: the zoo process cannot clean up
     child.wait().unwrap();
     // Its training is told to stop (SIGTERM on its parent's death) and leaves no model behind.
@@ -307,7 +323,6 @@ fn a_killed_zoo_run_resumes_its_training_from_the_checkpoint() {
         Job { model: 0, stage: Stage::Train },
     );
     assert!(state.is_done(), "{state:?}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -318,16 +333,8 @@ fn a_zoo_job_told_to_stop_passes_it_on_and_is_logged_as_cancelled() {
     std::fs::write(dir.join("c.toml"), manifest).unwrap();
     let run = dir.join("runs/zoo-c/tiny");
     // What a Slurm array task runs; scancel sends it SIGTERM.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_arithlens"))
-        .current_dir(&dir)
-        .args(["--threads", "1", "zoo", "job", "c.toml", "--stage", "train", "--model", "tiny"])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    while !run.join("checkpoint.safetensors").exists() {
-        assert!(child.try_wait().unwrap().is_none(), "the job ended before its first checkpoint");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let args = ["--threads", "1", "zoo", "job", "c.toml", "--stage", "train", "--model", "tiny"];
+    let child = start_until(&dir, &args, &run.join("checkpoint.safetensors"), std::process::Stdio::piped());
     // Only the zoo job is signalled: it must pass the request on to the training it runs.
     assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
     let out = child.wait_with_output().unwrap();
@@ -338,7 +345,6 @@ fn a_zoo_job_told_to_stop_passes_it_on_and_is_logged_as_cancelled() {
     assert!(log.trim_end().ends_with("; cancelled"), "{log}");
     let status = text(&arithlens(&dir, &["zoo", "status", "c.toml"]));
     assert!(status.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["tiny", "cancelled", "-", "-", "-"]), "{status}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -349,16 +355,8 @@ fn a_second_zoo_run_on_one_root_is_refused_and_a_stale_lock_is_taken_over() {
     std::fs::write(dir.join("long.toml"), long).unwrap();
     std::fs::write(dir.join("quick.toml"), quick).unwrap();
     let lock = dir.join("root/.zoo/lock");
-    let mut first = Command::new(env!("CARGO_BIN_EXE_arithlens"))
-        .current_dir(&dir)
-        .args(["--threads", "1", "zoo", "run", "long.toml", "--root", "root"])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    while !dir.join("root/tiny/logs/train.log").exists() {
-        assert!(first.try_wait().unwrap().is_none(), "the first run ended before its training began");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let args = ["--threads", "1", "zoo", "run", "long.toml", "--root", "root"];
+    let mut first = start_until(&dir, &args, &dir.join("root/tiny/logs/train.log"), std::process::Stdio::null());
     let holder = arithlens::zoo::lock::read_holder(&lock).unwrap();
     assert_eq!(holder.pid, first.id());
     for engine in ["local", "slurm"] {
@@ -385,7 +383,6 @@ fn a_second_zoo_run_on_one_root_is_refused_and_a_stale_lock_is_taken_over() {
     assert!(out.contains("taking over the stale lock") && out.contains(&format!("pid {}", holder.pid)), "{out}");
     assert!(dir.join("root/tiny_sub/model.safetensors").exists(), "{out}");
     assert!(!lock.exists(), "the lock is removed when the run ends");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -403,7 +400,6 @@ fn estimate_measures_each_architecture_once_and_totals_the_zoo() {
         "{out}"
     );
     assert!(!dir.join("runs").exists(), "an estimate trains nothing into run folders");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
