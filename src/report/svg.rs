@@ -410,7 +410,7 @@ pub fn circuit_graph(spec: &ChartSpec, columns: &[String], rows: &[String], node
         drawn.push((e.from, e.to));
         let colour = palette(kinds.iter().position(|k| *k == e.colour_key).unwrap_or(0));
         let width = if max > 0.0 && e.weight.is_finite() { 1.5 + 6.0 * (e.weight.max(0.0) / max) } else { 1.5 };
-        arrow(&mut d, (centre(&nodes[e.from]), centre(&nodes[e.to])), (bw, bh), bend, (colour, width), e);
+        arrow(&mut d, (centre(&nodes[e.from]), centre(&nodes[e.to])), (bw, bh, rh), bend, (colour, width), e);
     }
     axis_titles(&mut d, &f, spec);
     let entries: Vec<(String, &str)> = kinds.into_iter().enumerate().map(|(i, k)| (k, palette(i))).collect();
@@ -419,9 +419,16 @@ pub fn circuit_graph(spec: &ChartSpec, columns: &[String], rows: &[String], node
 }
 
 /// One curved arrow of a [`circuit_graph`] from box centre `a` to box centre `b` (boxes of size
-/// `bw x bh`), bowed sideways by `bend` steps, in `colour` and `width`, with a filled head, a
-/// label at its middle and a tooltip.
-fn arrow(d: &mut Doc, (a, b): ((f64, f64), (f64, f64)), (bw, bh): (f64, f64), bend: usize, (colour, width): (&str, f64), e: &GraphEdge) {
+/// `bw x bh`, rows `rh` apart), bowed sideways by `bend` steps, in `colour` and `width`, with a
+/// filled head, a label at its middle and a tooltip.
+fn arrow(
+    d: &mut Doc,
+    (a, b): ((f64, f64), (f64, f64)),
+    (bw, bh, rh): (f64, f64, f64),
+    bend: usize,
+    (colour, width): (&str, f64),
+    e: &GraphEdge,
+) {
     let (dx, dy) = (b.0 - a.0, b.1 - a.1);
     let len = (dx * dx + dy * dy).sqrt().max(1e-6);
     let (ux, uy) = (dx / len, dy / len);
@@ -430,7 +437,9 @@ fn arrow(d: &mut Doc, (a, b): ((f64, f64), (f64, f64)), (bw, bh): (f64, f64), be
     let t = exit(ux, uy);
     let (p0, p1) = ((a.0 + ux * t, a.1 + uy * t), (b.0 - ux * t, b.1 - uy * t));
     let side = if bend.is_multiple_of(2) { 1.0 } else { -1.0 };
-    let bow = (18.0 + 16.0 * bend as f64) * side;
+    // An arrow down its own column past other boxes bows out beside them.
+    let past = if ux.abs() < 0.2 && len > 1.5 * rh { 1.2 * bw } else { 0.0 };
+    let bow = (18.0 + 16.0 * bend as f64 + past) * side;
     let c = ((p0.0 + p1.0) / 2.0 - uy * bow, (p0.1 + p1.1) / 2.0 + ux * bow);
     // The head points along the curve's last tangent (control point to end).
     let (tx, ty) = (p1.0 - c.0, p1.1 - c.1);
