@@ -143,5 +143,5 @@ fn progress_line(zoo: &Zoo, slots: &BTreeMap<Job, Slot>, rates: &Rates, t0: Inst
             }
         }
     }
-    line(&zoo.name, c, t0.elapsed().as_secs_f64(), rates.seconds_left(&left, parallel))
+    line(&zoo.name, c, t0.elapsed().as_secs_f64(), rates.seconds_left(&left, parallel), rates.overdue(&left))
 }

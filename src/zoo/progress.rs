@@ -51,6 +51,13 @@ impl Rates {
         }
         Some(total / parallel.max(1) as f64)
     }
+
+    /// How many of the running jobs in `left` have run longer than their measured rate
+    /// predicts: the time left cannot count them, so the progress line says how many there are
+    /// (a loaded machine or a slower stage than its first job).
+    pub fn overdue(&self, left: &[(Stage, f64, f64)]) -> usize {
+        left.iter().filter(|&&(stage, work, spent)| spent > 0.0 && self.rate(stage).is_some_and(|r| spent > r * work)).count()
+    }
 }
 
 /// `1h05m`, `4m10s`, `25s`.
@@ -79,9 +86,11 @@ pub struct Counts {
 }
 
 /// The progress line: `zoo mini: 5/16 done (3 current), 2 running, 9 queued, 0 failed; 1m20s so far, about 12m00s left`.
-pub fn line(name: &str, c: Counts, elapsed: f64, left: Option<f64>) -> String {
+/// `overdue` running jobs past their estimate make it "at least ... left, N jobs past their estimate".
+pub fn line(name: &str, c: Counts, elapsed: f64, left: Option<f64>, overdue: usize) -> String {
     let total = c.done + c.running + c.queued + c.failed;
     let eta = match left {
+        Some(s) if overdue > 0 => format!(", at least {} left, {overdue} running past its estimate", duration(s)),
         Some(s) if c.running + c.queued > 0 => format!(", about {} left", duration(s)),
         None if c.running + c.queued > 0 => ", time left known after the first job of each stage".into(),
         _ => String::new(),
@@ -114,8 +123,13 @@ mod tests {
         assert_eq!(duration(250.0), "4m10s");
         let c = Counts { done: 5, skipped: 3, running: 2, queued: 9, failed: 0 };
         assert_eq!(
-            line("mini", c, 80.0, Some(720.0)),
+            line("mini", c, 80.0, Some(720.0), 0),
             "zoo mini: 5/16 done (3 current), 2 running, 9 queued, 0 failed; 1m20s so far, about 12m00s left"
         );
+        // A running job past its rate's prediction is not counted as done soon: the line says so.
+        let running = [(Stage::Train, 100.0, 9.0), (Stage::Eval, 20.0, 0.0)];
+        assert_eq!(r.overdue(&running), 1, "100 units at 0.05 s each is 5 s, and 9 s have passed");
+        assert_eq!(r.overdue(&[(Stage::Train, 100.0, 4.0)]), 0);
+        assert!(line("mini", c, 80.0, Some(2.0), 1).ends_with("at least 2s left, 1 running past its estimate"));
     }
 }
