@@ -232,7 +232,7 @@ pub fn evaluate(
     }
     let report = crate::eval::evaluate(&m, &opts, stop, progress)?;
     if let Some(run) = &run {
-        run.save_eval(&report)?;
+        run.save(&report)?;
     }
     Ok(report)
 }
@@ -275,10 +275,10 @@ pub fn analyze(
     let out = folder.analysis();
     crate::io::outputs::check_file(&out, "the analysis's output")?;
     let model = load_model(path, load, progress)?;
-    let log = if path.is_dir() { folder.training_log()? } else { None };
+    let log = if path.is_dir() { folder.load_if_present::<crate::train::log::TrainingLog>()? } else { None };
     let t0 = std::time::Instant::now();
     let analysis = crate::analysis::analyze_with_progress(&model, log.as_ref(), opts, stop, progress)?;
-    folder.save_analysis(&analysis)?;
+    folder.save(&analysis)?;
     Ok(Analyzed { analysis, path: out, seconds: t0.elapsed().as_secs_f64() })
 }
 
@@ -375,7 +375,7 @@ impl Run {
     pub fn evaluate(&mut self, stop: &Stop, progress: &mut dyn FnMut(Event)) -> Result<Option<EvalReport>, Error> {
         let sha = self.sha()?;
         let opts = self.eval_options();
-        let found = self.folder.current_eval(&sha, &opts.provenance_options()).map(|_| ());
+        let found = self.folder.current::<EvalReport>(&sha, &opts.provenance_options()).map(|_| ());
         if !self.needs_recompute(2, "evaluate", &self.folder.eval(), found, progress) {
             return Ok(None);
         }
@@ -388,7 +388,7 @@ impl Run {
         let sha = self.sha()?;
         let opts = self.analyze_options();
         let options = serde_json::to_value(&opts).expect("options serialise");
-        let found = self.folder.current_analysis(&sha, &options).map(|_| ());
+        let found = self.folder.current::<Analysis>(&sha, &options).map(|_| ());
         if !self.needs_recompute(3, "analyze", &self.folder.analysis(), found, progress) {
             return Ok(None);
         }

@@ -162,16 +162,12 @@ impl RunFolder {
         crate::provenance::sha256_file(&self.model())
     }
 
-    /// eval.json, if it belongs to the model hashing to `model_sha256` evaluated with `options`
-    /// (see [`crate::eval::EvalOptions::provenance_options`]); else why not.
-    pub fn current_eval(&self, model_sha256: &str, options: &serde_json::Value) -> Result<crate::eval::EvalReport, Stale> {
-        self.current(files::EVAL, model_sha256, options)
-    }
-
-    /// analysis.json, if it belongs to the model hashing to `model_sha256` analysed with
-    /// `options` (the [`crate::analysis::AnalyzeOptions`] as JSON); else why not.
-    pub fn current_analysis(&self, model_sha256: &str, options: &serde_json::Value) -> Result<crate::analysis::Analysis, Stale> {
-        self.current(files::ANALYSIS, model_sha256, options)
+    /// The folder's artifact `T` (eval.json, analysis.json: [`Versioned::FILE`]), if it belongs
+    /// to the model hashing to `model_sha256` and was made with `options` (what the artifact's
+    /// provenance records: `EvalOptions::provenance_options`, the `AnalyzeOptions` as JSON);
+    /// else why not.
+    pub fn current<T: Derived>(&self, model_sha256: &str, options: &serde_json::Value) -> Result<T, Stale> {
+        crate::provenance::read_current(&self.file(T::FILE), model_sha256, Some(options))
     }
 
     /// Whether report.html was made from the model hashing to `model_sha256` showing the files
@@ -190,28 +186,21 @@ impl RunFolder {
         }
     }
 
-    fn current<T: Derived>(&self, name: &str, model_sha256: &str, options: &serde_json::Value) -> Result<T, Stale> {
-        crate::provenance::read_current(&self.file(name), model_sha256, Some(options))
+    /// Writes the artifact `T` (training.json, eval.json, analysis.json) at its place
+    /// ([`Versioned::FILE`]), atomically.
+    pub fn save<T: Versioned>(&self, artifact: &T) -> Result<(), IoError> {
+        artifact.save(&self.file(T::FILE))
     }
 
-    /// Writes eval.json (atomically).
-    pub fn save_eval(&self, report: &crate::eval::EvalReport) -> Result<(), IoError> {
-        report.save(&self.eval())
-    }
-
-    /// Writes analysis.json (atomically).
-    pub fn save_analysis(&self, analysis: &crate::analysis::Analysis) -> Result<(), IoError> {
-        analysis.save(&self.analysis())
-    }
-
-    /// training.json, or `None` when the folder has none; an error naming the file when it is
-    /// there but cannot be read, does not parse, or is of another schema version.
-    pub fn training_log(&self) -> Result<Option<crate::train::log::TrainingLog>, ReadError> {
-        let path = self.training();
+    /// The artifact `T` (e.g. training.json), or `None` when the folder has none; an error naming
+    /// the file when it is there but cannot be read, does not parse, or is of another schema
+    /// version.
+    pub fn load_if_present<T: Versioned>(&self) -> Result<Option<T>, ReadError> {
+        let path = self.file(T::FILE);
         if !path.exists() {
             return Ok(None);
         }
-        crate::train::log::TrainingLog::load(&path).map(Some)
+        T::load(&path).map(Some)
     }
 }
 

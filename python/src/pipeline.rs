@@ -88,5 +88,5 @@ pub fn report(py: Python<'_>, run_dir: PathBuf) -> PyResult<PathBuf> {
 
 /// A run folder's training.json, if it has one.
 pub fn training_log(dir: &std::path::Path) -> Result<Option<arithlens::train::log::TrainingLog>> {
-    Ok(RunFolder::new(dir).training_log()?)
+    Ok(RunFolder::new(dir).load_if_present()?)
 }

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 /// A JSON artifact with a schema version: the one definition of what its file holds.
 pub trait Versioned: Serialize + DeserializeOwned {
-    /// Its file name in a run folder (one of [`crate::run_folder::files`]), for messages.
+    /// Its file name in a run folder (one of the names in `run_folder::files`), for messages.
     const FILE: &'static str;
     /// The schema version this arithlens writes, and the only one it reads.
     const SCHEMA: u32;

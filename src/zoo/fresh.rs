@@ -1,6 +1,6 @@
 //! Whether a job's output is current: the one place the zoo decides what to skip. It asks the run
-//! folder ([`RunFolder::training_state`], [`RunFolder::current_eval`],
-//! [`RunFolder::current_analysis`], [`RunFolder::current_report`]), the same checks
+//! folder ([`RunFolder::training_state`], [`RunFolder::current`] of eval.json
+//! and analysis.json, [`RunFolder::current_report`]), the same checks
 //! `arithlens run` skips by, with the zoo's options; on top, a finished training must be one
 //! whose training.json records the config the manifest asks for and the hash of the model
 //! beside it.
@@ -51,13 +51,13 @@ pub fn job_state(zoo: &Zoo, job: Job) -> Fresh {
     let (path, found) = match job.stage {
         Stage::Train => return Fresh::Done,
         Stage::Eval => {
-            let found = run.current_eval(&sha, &eval_options(zoo, job.model).provenance_options()).map(|_| ());
+            let found = run.current::<crate::eval::EvalReport>(&sha, &eval_options(zoo, job.model).provenance_options()).map(|_| ());
             if found.is_err() && run.eval_partial().exists() {
                 return Fresh::Partial("eval.partial.json holds an interrupted evaluation".into());
             }
             (run.eval(), found)
         }
-        Stage::Analyze => (run.analysis(), run.current_analysis(&sha, &analyze_value(zoo)).map(|_| ())),
+        Stage::Analyze => (run.analysis(), run.current::<crate::analysis::Analysis>(&sha, &analyze_value(zoo)).map(|_| ())),
         Stage::Report => (run.report(), run.current_report(&sha, &report_expected(zoo, job.model, &run))),
     };
     match found {
