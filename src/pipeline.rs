@@ -59,6 +59,14 @@ pub enum Error {
     /// The report could not be written (the error names the folder).
     #[error(transparent)]
     Report(ReportError),
+    /// `--circuit-class` names no class of the model (the error lists its classes).
+    #[error("--circuit-class {class} {problem}")]
+    CircuitClass {
+        /// The class as given.
+        class: String,
+        /// What is wrong with it and which classes the model has.
+        problem: String,
+    },
 }
 
 impl From<TrainError> for Error {
@@ -275,6 +283,9 @@ pub fn analyze(
     let out = folder.analysis();
     crate::io::outputs::check_file(&out, "the analysis's output")?;
     let model = load_model(path, load, progress)?;
+    if let Err(problem) = opts.circuit_class_for(&model) {
+        return Err(Error::CircuitClass { class: opts.circuit_class.clone().unwrap_or_default(), problem });
+    }
     let log = if path.is_dir() { folder.load_if_present::<crate::train::log::TrainingLog>()? } else { None };
     let t0 = std::time::Instant::now();
     let analysis = crate::analysis::analyze_with_progress(&model, log.as_ref(), opts, stop, progress)?;

@@ -563,3 +563,29 @@ fn a_circuit_without_edges_says_why_and_none_is_measured_when_skipped() {
     let bad = arithlens::analysis::AnalyzeOptions { eap_steps: 0, ..Default::default() };
     assert!(bad.validate().unwrap_err().to_string().contains("--eap-steps 0 is out of range"));
 }
+
+#[test]
+fn a_circuit_class_draws_every_circuit_question_from_that_class_and_a_foreign_class_is_refused() {
+    let m = trained_l2();
+    let opts = arithlens::analysis::AnalyzeOptions { circuit_questions: 100, circuit_class: Some("s2".into()), ..Default::default() };
+    assert_eq!(opts.circuit_class_for(m).unwrap().map(|c| c.to_string()).as_deref(), Some("S2"));
+    let a = arithlens::analysis::analyze(m, None, &opts);
+    let c = a.circuit.as_ref().expect("the circuit stage ran");
+    assert_eq!(c.questions, 100);
+    // Every effect is measured on S2 questions alone (a carry from column 0 cascading through a
+    // sum-9 column 1 into A2), and column 0's carry has a path into the answer there.
+    let edges: Vec<_> = c.digits.iter().flat_map(|d| &d.edges).collect();
+    assert!(edges.iter().all(|e| e.effect.classes.iter().all(|k| k.class == "S2")), "{}", describe(c));
+    assert!(edges.iter().any(|e| e.corruption == Corruption::Column { col: 0 }), "{}", describe(c));
+    // The option is recorded (and absent when unset, so older analyses keep their provenance).
+    let json = serde_json::to_value(&a.options).unwrap();
+    assert_eq!(json["circuit_class"], "s2");
+    assert!(serde_json::to_value(arithlens::analysis::AnalyzeOptions::default()).unwrap().get("circuit_class").is_none());
+    // A class the model has no questions of is refused, naming the model's classes.
+    for (name, says) in [("S3", "is not a class of this 2-digit model"), ("M1", "its classes are S0, S1, S2"), ("Q1", "unknown class 'Q1'")]
+    {
+        let bad = arithlens::analysis::AnalyzeOptions { circuit_class: Some(name.into()), ..Default::default() };
+        let err = bad.circuit_class_for(m).unwrap_err();
+        assert!(err.contains(says) && err.contains("S0, S1, S2"), "{name}: {err}");
+    }
+}

@@ -310,13 +310,15 @@ class Model:
     def analyze(self, questions: Optional[int] = None, seed: Optional[int] = None, pairs: Optional[int] = None,
                 siblings: Optional[int] = None, threads: Optional[int] = None, progress: ProgressArg = True,
                 circuit_questions: Optional[int] = None, circuit_edges: Optional[int] = None,
-                eap_steps: Optional[int] = None) -> Dict[str, Any]:
+                eap_steps: Optional[int] = None, circuit_class: Optional[str] = None) -> Dict[str, Any]:
         """Finds the model's algorithm (ablations, attention staircases, sub-task tags, the circuit
         between the useful nodes by path patching, symbolic check): the analysis ``arithlens
         analyze`` writes to analysis.json, as a dict (nothing is written). Options left None take
-        the command line's defaults (``circuit_questions=0`` skips the circuit)."""
+        the command line's defaults (``circuit_questions=0`` skips the circuit; ``circuit_class="S3"``
+        draws every circuit question from that complexity class)."""
         text = _call(self._m.analyze, progress, questions=questions, seed=seed, pairs=pairs, siblings=siblings, threads=threads,
-                     circuit_questions=circuit_questions, circuit_edges=circuit_edges, eap_steps=eap_steps)
+                     circuit_questions=circuit_questions, circuit_edges=circuit_edges, eap_steps=eap_steps,
+                     circuit_class=circuit_class)
         return json.loads(text)
 
     def to_transformer_lens(self, device: str = "cpu") -> Any:

@@ -106,6 +106,7 @@ impl From<arithlens::pipeline::Error> for Failure {
             E::Read(r) => r.into(),
             E::Config(c) => Failure::value(keywords(&c.to_string())),
             E::Options(o) => Failure::value(keywords(&o.to_string())),
+            E::CircuitClass { .. } => Failure::value(keywords(&e.to_string())),
             E::Train(t) => train_failure(t),
             E::Eval(e) => Failure::value(keywords(&e.to_string())),
             other => Failure::classify(other.to_string()),

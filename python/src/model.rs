@@ -304,7 +304,7 @@ impl NativeModel {
     /// Analyses the model (`arithlens analyze`, without writing analysis.json), returning the
     /// analysis as JSON. A run folder's training.json is read for the training dynamics.
     /// Options left out take `arithlens analyze`'s defaults.
-    #[pyo3(signature = (questions=None, seed=None, pairs=None, siblings=None, threads=None, progress=None, circuit_questions=None, circuit_edges=None, eap_steps=None))]
+    #[pyo3(signature = (questions=None, seed=None, pairs=None, siblings=None, threads=None, progress=None, circuit_questions=None, circuit_edges=None, eap_steps=None, circuit_class=None))]
     #[allow(clippy::too_many_arguments)]
     fn analyze(
         &self,
@@ -318,6 +318,7 @@ impl NativeModel {
         circuit_questions: Option<usize>,
         circuit_edges: Option<usize>,
         eap_steps: Option<usize>,
+        circuit_class: Option<String>,
     ) -> PyResult<String> {
         let d = arithlens::analysis::AnalyzeOptions::default();
         let opts = arithlens::analysis::AnalyzeOptions {
@@ -328,9 +329,11 @@ impl NativeModel {
             circuit_questions: circuit_questions.unwrap_or(d.circuit_questions),
             circuit_edges: circuit_edges.unwrap_or(d.circuit_edges),
             eap_steps: eap_steps.unwrap_or(d.eap_steps),
+            circuit_class,
             ..d
         };
         opts.validate().map_err(Failure::value)?;
+        opts.circuit_class_for(&self.model).map_err(|problem| Failure::value(format!("circuit_class: {problem}")))?;
         let log = self.run_folder().map(|d| crate::pipeline::training_log(d)).transpose()?.flatten();
         progress::run(py, threads, progress, |p: &Progress| {
             let analysis = arithlens::analysis::analyze_with_progress(&self.model, log.as_ref(), &opts, p.stop(), &mut |e| p.event(e))?;

@@ -52,7 +52,8 @@
 //!   position, components[[name, mean DLA]], centred_logit, max_residual} over the ablation set;
 //! - `circuit` ([`paths::Circuit`] or null when `options.circuit_questions` is 0): path patching
 //!   between the useful nodes, each operand column corrupted in turn, on
-//!   `options.circuit_questions` questions drawn like the ablation set: {options, questions,
+//!   `options.circuit_questions` questions drawn like the ablation set (or all of
+//!   `options.circuit_class`, when given): {options, questions,
 //!   candidates, checks[{corruption, tested, agreement}], digits[{digit, position, nodes[],
 //!   edges[{name, edge, corruption, receiver_share, effect, eap_drop}]}], note}.
 //!
@@ -127,6 +128,12 @@ pub struct AnalyzeOptions {
     /// Gradient points of edge attribution patching (1: plain EAP; more: integrated gradients).
     #[serde(default = "default_eap_steps")]
     pub eap_steps: usize,
+    /// A complexity class ("S3", "M2", "N1") every circuit question is drawn from, instead of the
+    /// ablation set's mix: a path that acts on a rare class (a deep carry cascade) is a small
+    /// average over a mixed sample, under the significance bar, and plain on its own class.
+    /// Absent (the default) from analysis.json when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub circuit_class: Option<String>,
 }
 
 impl AnalyzeOptions {
@@ -169,6 +176,19 @@ impl AnalyzeOptions {
     }
 
     /// Checks the circuit stage's options (`--circuit-questions`, `--eap-steps`).
+    /// The circuit class (`--circuit-class`) as a class `model` has questions of: `None` when
+    /// unset; else what is wrong with the name and which classes the model has.
+    pub fn circuit_class_for(&self, model: &TaskModel) -> Result<Option<Class>, String> {
+        let Some(name) = &self.circuit_class else { return Ok(None) };
+        let classes: Vec<Class> = model.ops.iter().flat_map(|&op| crate::task::classes_for(op, model.n_digits)).collect();
+        let listed = classes.iter().map(Class::to_string).collect::<Vec<_>>().join(", ");
+        let class = Class::parse(name).map_err(|e| format!("{e}; this model's classes are {listed}"))?;
+        match classes.contains(&class) {
+            true => Ok(Some(class)),
+            false => Err(format!("is not a class of this {}-digit model: its classes are {listed}", model.n_digits)),
+        }
+    }
+
     fn validate_circuit(&self) -> Result<(), OptionError> {
         if self.circuit_questions > crate::limits::MAX_ANALYZE_PAIRS {
             return Err(OptionError {
@@ -219,6 +239,7 @@ impl Default for AnalyzeOptions {
             circuit_questions: 100,
             circuit_edges: 24,
             eap_steps: default_eap_steps(),
+            circuit_class: None,
         }
     }
 }
@@ -389,6 +410,13 @@ pub fn analysis_questions(model: &TaskModel, count: usize, seed: u64) -> Vec<Que
     out
 }
 
+/// `count` questions of complexity class `class`, drawn uniformly within it.
+fn class_questions(model: &TaskModel, class: Class, count: usize, seed: u64) -> Vec<Question> {
+    use rand_chacha::rand_core::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    (0..count).map_while(|_| crate::task::sample_class(&mut rng, model.n_digits, class).ok()).collect()
+}
+
 /// Questions per operation whose wrong answers the analysis groups into failure families (drawn
 /// like the ablation set: half uniform, half spread over the complexity classes).
 pub const FAMILY_QUESTIONS: usize = 20_000;
@@ -524,8 +552,8 @@ pub fn analyze_with_progress(
 }
 
 /// The circuit stage: path patching between the useful nodes of `node_abl` on
-/// `opts.circuit_questions` questions drawn like the ablation set (seed offset 41), or `None`
-/// when that is 0.
+/// `opts.circuit_questions` questions drawn like the ablation set (seed offset 41), or all of
+/// `opts.circuit_class` when set; `None` when the count is 0.
 fn circuit_stage(
     model: &TaskModel,
     opts: &AnalyzeOptions,
@@ -535,7 +563,11 @@ fn circuit_stage(
     if opts.circuit_questions == 0 {
         return None;
     }
-    let qs = analysis_questions(model, opts.circuit_questions, opts.seed.wrapping_add(41));
+    let seed = opts.seed.wrapping_add(41);
+    let qs = match opts.circuit_class_for(model) {
+        Ok(Some(class)) => class_questions(model, class, opts.circuit_questions, seed),
+        _ => analysis_questions(model, opts.circuit_questions, seed),
+    };
     let useful: Vec<Node> = node_abl.iter().filter(|a| a.useful).map(|a| a.node).collect();
     let copts = paths::CircuitOptions {
         max_edges: (opts.circuit_edges > 0).then_some(opts.circuit_edges),

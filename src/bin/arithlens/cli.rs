@@ -129,6 +129,10 @@ pub struct AnalyzeArgs {
     /// Gradient points of edge attribution patching (1: plain; more: integrated gradients).
     #[arg(long, default_value_t = arithlens::analysis::AnalyzeOptions::default().eap_steps)]
     pub eap_steps: usize,
+    /// Draw every circuit question from this complexity class (S3, M2, N1, ...) instead of the
+    /// ablation set's mix: the paths of a rare class, such as a deep carry cascade.
+    #[arg(long, value_name = "CLASS")]
+    pub circuit_class: Option<String>,
 }
 
 /// Options of `eval`.
@@ -468,6 +472,7 @@ impl AnalyzeArgs {
             circuit_questions: self.circuit_questions,
             circuit_edges: self.circuit_edges,
             eap_steps: self.eap_steps,
+            circuit_class: self.circuit_class.clone(),
             ..Default::default()
         }
     }
