@@ -132,6 +132,11 @@ def test_analyze_returns_the_analysis(models):
     assert 0 <= a["accuracy"] <= 1 and isinstance(a["nodes"], list) and "findings" in a
 
 
+def test_analyze_refuses_a_circuit_class_the_model_lacks(models):
+    with pytest.raises(ValueError, match=r"circuit_class: is not a class of this 2-digit model: its classes are S0, S1, S2"):
+        models["paper1_l1"].analyze(questions=200, pairs=20, siblings=0, progress=False, circuit_class="S4")
+
+
 def test_run_writes_every_file_and_report_rewrites(tmp_path):
     r = arithlens.run("tiny", out=tmp_path / "r", steps=200, progress=False)
     for f in ("model.safetensors", "training.json", "eval.json", "analysis.json", "report.html"):
