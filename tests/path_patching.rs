@@ -588,4 +588,12 @@ fn a_circuit_class_draws_every_circuit_question_from_that_class_and_a_foreign_cl
         let err = bad.circuit_class_for(m).unwrap_err();
         assert!(err.contains(says) && err.contains("S0, S1, S2"), "{name}: {err}");
     }
+    // A library caller that passes one anyway gets the usual mix, and the circuit says so.
+    let foreign = arithlens::analysis::AnalyzeOptions { circuit_questions: 20, circuit_class: Some("S3".into()), ..Default::default() };
+    let a = arithlens::analysis::analyze(m, None, &foreign);
+    let note = a.circuit.as_ref().and_then(|c| c.note.clone()).unwrap_or_default();
+    assert!(
+        note.contains("circuit class S3 is not a class of this 2-digit model") && note.contains("the ablation set's mix was used"),
+        "{note}"
+    );
 }

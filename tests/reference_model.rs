@@ -45,14 +45,31 @@ fn assert_close(what: &str, got: &[f32], want: &[f32], rtol: f32) {
 
 const PRESETS: [&str; 4] = ["tiny", "tiny_l2", "tiny_sub", "tiny_mix"];
 
+/// A trained preset's reference pass over 24 random questions, with every hook cached: what the
+/// hooked fast passes are held to.
+struct Hooked {
+    p: Params,
+    cfg: TrainConfig,
+    toks: Vec<u32>,
+    want: Cache,
+    acts: reference::Activations,
+    n_ctx: usize,
+    batch: usize,
+}
+
+fn hooked_reference(preset: &str) -> Hooked {
+    let (p, cfg) = trained(preset, 150);
+    let (n_ctx, batch) = (p.config.n_ctx, 24);
+    let toks = tokens(&cfg, batch);
+    let mut want = Cache::default();
+    let acts = reference::forward(&p, &toks, batch, n_ctx, &mut want);
+    Hooked { p, cfg, toks, want, acts, n_ctx, batch }
+}
+
 #[test]
 fn the_hooked_pass_over_every_position_equals_the_reference() {
     for preset in PRESETS {
-        let (p, cfg) = trained(preset, 150);
-        let (n_ctx, batch) = (p.config.n_ctx, 24);
-        let toks = tokens(&cfg, batch);
-        let mut want = Cache::default();
-        let acts = reference::forward(&p, &toks, batch, n_ctx, &mut want);
+        let Hooked { p, toks, want, acts, n_ctx, batch, .. } = hooked_reference(preset);
         let mut got = Cache::default();
         let mut ws = Workspace::new(&p.config, batch, Span::full(n_ctx));
         forward(&p, &toks, n_ctx, &mut ws, &mut got);
@@ -144,11 +161,7 @@ fn positions(data: &[f32], shape: &[usize], axis: usize, from: usize, to: usize)
 #[test]
 fn the_hooked_pass_over_the_answer_rows_equals_the_reference() {
     for preset in PRESETS {
-        let (p, cfg) = trained(preset, 150);
-        let (n_ctx, batch) = (p.config.n_ctx, 24);
-        let toks = tokens(&cfg, batch);
-        let mut want = Cache::default();
-        let acts = reference::forward(&p, &toks, batch, n_ctx, &mut want);
+        let Hooked { p, cfg, toks, want, acts, n_ctx, batch } = hooked_reference(preset);
         // Hooks and answer rows: layer 0 row by row, the last block's queries gathered.
         let fmt = cfg.task.format;
         let span = Span::predictions(fmt.answer_start(cfg.task.n_digits) - 1, fmt.n_answer(cfg.task.n_digits));

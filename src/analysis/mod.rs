@@ -564,9 +564,12 @@ fn circuit_stage(
         return None;
     }
     let seed = opts.seed.wrapping_add(41);
-    let qs = match opts.circuit_class_for(model) {
-        Ok(Some(class)) => class_questions(model, class, opts.circuit_questions, seed),
-        _ => analysis_questions(model, opts.circuit_questions, seed),
+    // `arithlens analyze` and Python refuse a foreign class before any work; a library caller
+    // that passes one gets the usual mix, and the circuit's note says so.
+    let (qs, refused) = match opts.circuit_class_for(model) {
+        Ok(Some(class)) => (class_questions(model, class, opts.circuit_questions, seed), None),
+        Ok(None) => (analysis_questions(model, opts.circuit_questions, seed), None),
+        Err(problem) => (analysis_questions(model, opts.circuit_questions, seed), Some(problem)),
     };
     let useful: Vec<Node> = node_abl.iter().filter(|a| a.useful).map(|a| a.node).collect();
     let copts = paths::CircuitOptions {
@@ -575,7 +578,13 @@ fn circuit_stage(
         seed: opts.seed,
         ..Default::default()
     };
-    Some(paths::circuit_among(model, &qs, &useful, &copts, tick))
+    let mut circuit = paths::circuit_among(model, &qs, &useful, &copts, tick);
+    if let Some(problem) = refused {
+        let class = opts.circuit_class.as_deref().unwrap_or_default();
+        let why = format!("circuit class {class} {problem}: the ablation set's mix was used");
+        circuit.note = Some(circuit.note.map_or(why.clone(), |n| format!("{n}; {why}")));
+    }
+    Some(circuit)
 }
 
 /// Candidate sub-tasks per useful head: for each operand column it attends to with weight at
